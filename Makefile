@@ -1,0 +1,46 @@
+# The README's two commands: `make run` starts the portal, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.13 || ls -d /root/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1 || echo python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format worker clean
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py collectstatic --no-input -v 0
+	$(BIN)/python manage.py seed_demo
+	@echo
+	@echo "  OBD Portal: http://$(HOST):$(PORT)/   (log in with the demo login above)"
+	@echo "  Worker started beside the web server; Ctrl-C stops both."
+	@echo
+	@trap 'kill 0' EXIT; \
+	$(BIN)/python manage.py db_worker --no-reload --interval 0.5 & \
+	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+
+worker: $(BIN)/.installed
+	$(BIN)/python manage.py db_worker --no-reload
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py check
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

@@ -1,0 +1,231 @@
+import uuid
+from datetime import date, datetime, time, timedelta
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from calls.models import INTERVAL_CHOICES, MASK, AudioAsset, Bridge, CallLog, IvrFlow
+from calls.phone import normalize_number
+
+
+class NumberField(forms.CharField):
+    """A phone number typed any usual way, cleaned to digits with country code."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 32)
+        kwargs.setdefault("help_text", "With country code, e.g. +91 88671 35123")
+        super().__init__(**kwargs)
+
+    def clean(self, value: str) -> str:
+        return normalize_number(super().clean(value))
+
+
+class PlaceCallForm(forms.Form):
+    """One call to one number. Field names are the provider's; flow variables arrive as
+    `variables[<Name>]` fields, built from the chosen flow's template."""
+
+    bridge = forms.ModelChoiceField(Bridge.objects.filter(is_active=True), empty_label=None)
+    to = NumberField(label="To")
+    flow = forms.ModelChoiceField(
+        IvrFlow.objects.filter(is_active=True),
+        required=False,
+        label="IVR flow",
+        empty_label="— none —",
+    )
+    audio = forms.ModelChoiceField(
+        AudioAsset.objects.filter(is_active=True), required=False, empty_label="— none —"
+    )
+    name = forms.CharField(
+        max_length=100,
+        required=False,
+        label="Campaign name",
+        help_text="Optional, e.g. obd_api_call",
+    )
+    interval = forms.TypedChoiceField(
+        choices=INTERVAL_CHOICES,
+        coerce=int,
+        initial=0,
+        label="Retry interval",
+        help_text="Minutes before the provider retries an unanswered call",
+    )
+    webhook_id = forms.CharField(
+        max_length=64,
+        required=False,
+        label="Webhook id",
+        help_text="Optional; the configured default is used when empty",
+    )
+    idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("idempotency_key", uuid.uuid4())
+        self.chosen_flow = self._chosen_flow()
+        for variable in self.chosen_flow.variables if self.chosen_flow else []:
+            sensitive = self.chosen_flow.is_sensitive(variable)
+            self.fields[f"variables[{variable}]"] = forms.CharField(
+                label=variable,
+                max_length=200,
+                # A sensitive value is never sent back to the browser, even on a form error.
+                widget=forms.PasswordInput(attrs={"autocomplete": "off"}) if sensitive else None,
+                help_text="Sensitive: masked everywhere after sending" if sensitive else "",
+            )
+
+    def _chosen_flow(self) -> IvrFlow | None:
+        raw = self.data.get("flow") if self.is_bound else self.initial.get("flow")
+        if isinstance(raw, IvrFlow):
+            return raw
+        if not raw or not str(raw).isdigit():
+            return None
+        return self.fields["flow"].queryset.filter(pk=raw).first()
+
+    def variable_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if name.startswith("variables[")]
+
+    def variable_values(self, source: dict | None = None) -> dict[str, str]:
+        source = self.cleaned_data if source is None else source
+        return {
+            name[len("variables[") : -1]: source.get(name, "")
+            for name in self.fields
+            if name.startswith("variables[")
+        }
+
+    def preview(self) -> str:
+        """The sentence the customer will hear, sensitive values masked."""
+        if not self.chosen_flow:
+            return ""
+        typed = self.variable_values(self.data if self.is_bound else self.initial)
+        return self.chosen_flow.render({k: v for k, v in typed.items() if v}, masked=True)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("flow") and data.get("audio"):
+            raise forms.ValidationError("Choose an IVR flow or an audio, not both.")
+        if not data.get("flow") and not data.get("audio") and not self.has_error("flow"):
+            raise forms.ValidationError("Choose an IVR flow or an audio to play.")
+        return data
+
+    def save(self, user) -> tuple[CallLog, bool]:
+        """Store the pending call before anything is sent. The same idempotency key (a double
+        click, a resubmitted form) returns the call already stored instead of a second one."""
+        data = self.cleaned_data
+        existing = CallLog.objects.filter(idempotency_key=data["idempotency_key"]).first()
+        if existing:
+            return existing, False
+        flow = data.get("flow")
+        values = self.variable_values()
+        call = CallLog(
+            bridge=data["bridge"],
+            to=data["to"],
+            flow=flow,
+            audio=data.get("audio"),
+            name=data["name"],
+            interval=data["interval"],
+            webhook_id=data["webhook_id"],
+            variables=flow.mask(values) if flow else {},
+            created_by=user,
+            idempotency_key=data["idempotency_key"],
+        )
+        call.request_payload = call.provider_payload(call.variables)
+        try:
+            with transaction.atomic():
+                call.save()
+        except IntegrityError:  # the same form posted twice at the same instant
+            return CallLog.objects.get(idempotency_key=data["idempotency_key"]), False
+        return call, True
+
+    @classmethod
+    def initial_from(cls, call: CallLog) -> dict:
+        """Pre-fill 'place again': everything but the sensitive values, and a new key."""
+        initial = {
+            "bridge": call.bridge_id,
+            "to": "+" + call.to,
+            "flow": call.flow,
+            "audio": call.audio_id,
+            "name": call.name,
+            "interval": call.interval,
+            "webhook_id": call.webhook_id,
+        }
+        initial |= {f"variables[{k}]": v for k, v in call.variables.items() if v != MASK}
+        return initial
+
+
+class RetryForm(forms.Form):
+    """Re-enter the sensitive values of a call that was never sent: we never stored them."""
+
+    def __init__(self, call: CallLog, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.call = call
+        for variable in call.sensitive_variables:
+            self.fields[f"variables[{variable}]"] = forms.CharField(
+                label=variable,
+                max_length=200,
+                widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+            )
+
+    def variables(self) -> dict[str, str]:
+        clear = {k: self.cleaned_data[f"variables[{k}]"] for k in self.call.sensitive_variables}
+        return {k: clear.get(k, v) for k, v in self.call.variables.items()}
+
+
+class CallFilterForm(forms.Form):
+    """The call log's filters; every field optional, bad values ignored rather than failing."""
+
+    q = forms.CharField(
+        required=False,
+        label="Search",
+        widget=forms.TextInput(attrs={"placeholder": "Number or provider id", "type": "search"}),
+    )
+    status = forms.ChoiceField(
+        required=False, choices=[("", "Any status"), *CallLog.Status.choices]
+    )
+    bridge = forms.ModelChoiceField(Bridge.objects.all(), required=False, empty_label="Any bridge")
+    flow = forms.ModelChoiceField(IvrFlow.objects.all(), required=False, empty_label="Any flow")
+    placed_by = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="Anyone", label="Placed by"
+    )
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["placed_by"].queryset = get_user_model().objects.filter(is_active=True)
+
+    def filter(self, calls):
+        if not self.is_valid():
+            return calls
+        data = self.cleaned_data
+        if q := data["q"].strip():
+            compact = q.replace(" ", "").replace("-", "").removeprefix("+")
+            if compact.isdigit():
+                try:
+                    calls = calls.filter(to=normalize_number(q))
+                except ValidationError:  # a partial number: match its last digits
+                    calls = calls.filter(to__endswith=compact)
+            else:
+                calls = calls.filter(provider_key=q.split(":")[0])
+        for name, lookup in (
+            ("status", "status"),
+            ("bridge", "bridge"),
+            ("flow", "flow"),
+            ("placed_by", "created_by"),
+        ):
+            if data[name]:
+                calls = calls.filter(**{lookup: data[name]})
+        # Whole days in the portal's time zone, as ranges so the created_at index is used.
+        if data["since"]:
+            calls = calls.filter(created_at__gte=_day_start(data["since"]))
+        if data["until"]:
+            calls = calls.filter(created_at__lt=_day_start(data["until"] + timedelta(days=1)))
+        return calls
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))

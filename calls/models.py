@@ -1,0 +1,504 @@
+"""The catalogue (bridges, flows, audio) and the record of every call we place and hear about."""
+
+import hashlib
+import re
+import uuid
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from calls.phone import pretty_number, validate_number
+from calls.webhooks import Delivery, MalformedDelivery, parse_delivery
+
+MASK = "******"
+SENSITIVE_HINTS = ("otp", "pin", "code", "password")
+# `{Name}` is a variable; `{{Name}}` is a literal brace pair and is not.
+VARIABLE_RE = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+INTERVAL_CHOICES = [
+    (0, "No retry"),
+    (5, "5 minutes"),
+    (15, "15 minutes"),
+    (30, "30 minutes"),
+    (45, "45 minutes"),
+    (60, "60 minutes"),
+]
+
+
+class Bridge(models.Model):
+    number = models.CharField(
+        max_length=20,
+        unique=True,
+        validators=[validate_number],
+        help_text="Caller number with country code, digits only, e.g. 918068287602.",
+    )
+    label = models.CharField(max_length=100, blank=True, help_text="e.g. Bengaluru support line")
+    is_active = models.BooleanField(default=True, help_text="Only active bridges can place calls.")
+
+    class Meta:
+        ordering = ["label", "number"]
+
+    def __str__(self) -> str:
+        pretty = pretty_number(self.number)
+        return f"{self.label} ({pretty})" if self.label else pretty
+
+
+class IvrFlow(models.Model):
+    flow_id = models.CharField(
+        "flow id",
+        max_length=64,
+        unique=True,
+        help_text="The journey id from the provider's panel (Engage > Studio), e.g. 23.",
+    )
+    name = models.CharField(max_length=100, help_text="e.g. Login OTP")
+    template = models.TextField(
+        blank=True,
+        help_text="The journey's text-to-speech, with its variables in braces, "
+        "e.g. Hello {Name}, your otp for login is {otp}",
+    )
+    sensitive_variables = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Comma-separated variables to mask besides those named like otp, pin, code or "
+        "password, e.g. account_number",
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "IVR flow"
+
+    def __str__(self) -> str:
+        return f"{self.name} (flow {self.flow_id})"
+
+    @property
+    def variables(self) -> list[str]:
+        """The template's variable names in order of first use, each once."""
+        return list(dict.fromkeys(VARIABLE_RE.findall(self.template)))
+
+    @property
+    def variable_specs(self) -> list[tuple[str, bool]]:
+        """Each variable with whether it is sensitive, for pages."""
+        return [(name, self.is_sensitive(name)) for name in self.variables]
+
+    def is_sensitive(self, variable: str) -> bool:
+        extra = {v.strip().lower() for v in self.sensitive_variables.split(",") if v.strip()}
+        name = variable.lower()
+        return name in extra or any(hint in name for hint in SENSITIVE_HINTS)
+
+    def mask(self, values: dict[str, str]) -> dict[str, str]:
+        return {k: MASK if self.is_sensitive(k) else v for k, v in values.items()}
+
+    def render(self, values: dict[str, str], *, masked: bool = True) -> str:
+        """The sentence the customer hears; sensitive values stay masked unless asked."""
+        shown = self.mask(values) if masked else values
+        return VARIABLE_RE.sub(lambda m: shown.get(m[1]) or f"{{{m[1]}}}", self.template)
+
+
+class AudioAsset(models.Model):
+    name = models.CharField(max_length=100, help_text="e.g. Payment reminder (Hindi)")
+    sound_id = models.CharField(
+        "sound id",
+        max_length=64,
+        blank=True,
+        help_text="Id of a sound uploaded under Reach > Sounds, "
+        "e.g. 39888925-718e-43bb-a8b1-d4a3c0de0001. Leave empty when giving a URL.",
+    )
+    url = models.URLField(
+        "audio URL",
+        max_length=500,
+        blank=True,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="A public http(s) audio file, e.g. https://cdn.example.com/reminder.mp3. "
+        "Leave empty when giving a sound id.",
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "audio asset"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(sound_id="") & ~Q(url="")) | (~Q(sound_id="") & Q(url="")),
+                name="audio_has_sound_id_xor_url",
+                violation_error_message="Give either a sound id or an audio URL, not both.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def audio(self) -> str:
+        """The value the provider's `audio` parameter takes."""
+        return self.sound_id or self.url
+
+    def clean(self) -> None:
+        if bool(self.sound_id) == bool(self.url):
+            message = (
+                "Give either a sound id or an audio URL, not both."
+                if self.sound_id
+                else "Give a sound id or an audio URL."
+            )
+            raise ValidationError({"sound_id": message, "url": message})
+
+
+class CallLog(models.Model):
+    """One submission of one call to one number, and what became of it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        QUEUED = "queued", "Queued"
+        REJECTED = "rejected", "Rejected"
+        ERROR = "error", "Not sent"
+        UNKNOWN = "unknown", "Unknown"
+        ANSWERED = "answered", "Answered"
+        NO_ANSWER = "no_answer", "No answer"
+        BUSY = "busy", "Busy"
+        CANCELED = "canceled", "Canceled"
+        FAILED = "failed", "Failed"
+
+    OUTCOMES = frozenset({"answered", "no_answer", "busy", "canceled", "failed"})
+    IN_FLIGHT = frozenset({"pending", "queued", "unknown"})
+
+    bridge = models.ForeignKey(Bridge, on_delete=models.PROTECT, related_name="calls")
+    to = models.CharField(max_length=20, db_index=True, help_text="e.g. 918867135123")
+    flow = models.ForeignKey(
+        IvrFlow, null=True, blank=True, on_delete=models.PROTECT, related_name="calls"
+    )
+    audio = models.ForeignKey(
+        AudioAsset, null=True, blank=True, on_delete=models.PROTECT, related_name="calls"
+    )
+    name = models.CharField("campaign name", max_length=100, blank=True)
+    interval = models.PositiveSmallIntegerField(default=0, choices=INTERVAL_CHOICES)
+    webhook_id = models.CharField(max_length=64, blank=True)
+    variables = models.JSONField(default=dict, blank=True, help_text="Sensitive values masked.")
+    request_payload = models.JSONField(
+        default=dict, blank=True, help_text="As sent, secrets masked."
+    )
+    response_body = models.TextField(blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    provider_id = models.CharField(max_length=128, blank=True, db_index=True)
+    # The id without the legacy `:n` suffix, so both id forms match with one indexed equality.
+    provider_key = models.CharField(max_length=128, blank=True, db_index=True, editable=False)
+    cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    provider_created_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    provider_status = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True, help_text="When the POST began.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds, as the provider says."
+    )
+    recording_url = models.URLField(max_length=1000, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    outcome_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="calls",
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    idempotency_key = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "call"
+        indexes = [
+            models.Index(fields=["status", "-id"], name="call_status_id"),
+            models.Index(fields=["to", "bridge", "-created_at"], name="call_to_bridge_recent"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(flow__isnull=True) ^ Q(audio__isnull=True),
+                name="call_has_flow_xor_audio",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Call #{self.pk} to {pretty_number(self.to)}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("calls:call-detail", args=[self.pk])
+
+    @property
+    def is_final(self) -> bool:
+        return self.status not in self.IN_FLIGHT
+
+    @property
+    def has_outcome(self) -> bool:
+        return self.status in self.OUTCOMES
+
+    @property
+    def to_display(self) -> str:
+        return pretty_number(self.to)
+
+    @property
+    def content(self) -> str:
+        return str(self.flow or self.audio)
+
+    @property
+    def sensitive_variables(self) -> list[str]:
+        return [k for k, v in self.variables.items() if v == MASK]
+
+    @property
+    def recording_is_valid(self) -> bool:
+        """Recording links in webhooks expire two hours after the call ends."""
+        ended = self.ended_at or self.outcome_at
+        return bool(self.recording_url and ended and timezone.now() - ended < timedelta(hours=2))
+
+    def provider_payload(self, variables: dict[str, str]) -> dict:
+        """The JSON body for outgoing/send, exactly as documented; `variables` are in clear."""
+        payload = {"bridge": self.bridge.number, "to": self.to}
+        if self.flow is not None:
+            payload["flow_id"] = str(self.flow.flow_id)
+        else:
+            payload["audio"] = self.audio.audio
+        if self.name:
+            payload["name"] = self.name
+        if self.interval:
+            payload["interval"] = self.interval
+        webhook_id = self.webhook_id or settings.MOBTEXTING_WEBHOOK_ID
+        if webhook_id:
+            payload["webhook_id"] = webhook_id
+        for name, value in variables.items():
+            payload[f"variables[{name}]"] = value
+        return payload
+
+    def claim(self) -> bool:
+        """Mark the row as being sent; only one process ever wins, so no call goes out twice."""
+        now = timezone.now()
+        won = CallLog.objects.filter(
+            pk=self.pk, status=self.Status.PENDING, submitted_at=None
+        ).update(submitted_at=now)
+        if won:
+            self.submitted_at = now
+        return bool(won)
+
+    def submit(self, gateway, variables: dict[str, str]) -> bool:
+        """Send this pending call once. Returns False when another process already sent it."""
+        if not self.claim():
+            return False
+        result = gateway.send(self.provider_payload(variables))
+        self.record_submission(result)
+        return True
+
+    def record_submission(self, result) -> None:
+        self.status = result.status
+        self.http_status = result.http_status
+        self.response_body = result.body
+        self.provider_id = result.provider_id
+        self.provider_key = result.provider_id.split(":")[0]
+        self.provider_status = result.provider_status
+        self.cost = result.cost
+        self.provider_created_at = result.created_at
+        self.error = result.error
+        self.save(
+            update_fields=[
+                "status",
+                "http_status",
+                "response_body",
+                "provider_id",
+                "provider_key",
+                "provider_status",
+                "cost",
+                "provider_created_at",
+                "error",
+            ]
+        )
+
+    def reopen_for_retry(self) -> bool:
+        """An `error` call was never sent, so it may be sent again; anything else may not."""
+        reopened = CallLog.objects.filter(pk=self.pk, status=self.Status.ERROR).update(
+            status=self.Status.PENDING, submitted_at=None, error=""
+        )
+        if reopened:
+            self.status, self.submitted_at, self.error = self.Status.PENDING, None, ""
+        return bool(reopened)
+
+    def apply_outcome(self, delivery, event: "CallEvent") -> None:
+        """Record one attempt's outcome. Safe for duplicate, concurrent and out-of-order deliveries:
+        the latest attempt by start time decides, and an answered call stays answered."""
+        if not delivery.outcome:
+            return
+        with transaction.atomic():
+            call = CallLog.objects.select_for_update().get(pk=self.pk)
+            call.attempts = (
+                call.events.exclude(started_at=None).values("started_at").distinct().count() or 1
+            )
+            fields = ["attempts"]
+            if call._is_decided_by(delivery):
+                call.status = delivery.outcome
+                call.provider_status = delivery.status
+                call.started_at = delivery.start_at
+                call.ended_at = delivery.end_at
+                call.duration = delivery.duration
+                call.recording_url = delivery.recording_url
+                call.outcome_at = event.received_at
+                fields += [
+                    "status",
+                    "provider_status",
+                    "started_at",
+                    "ended_at",
+                    "duration",
+                    "recording_url",
+                    "outcome_at",
+                ]
+            call.save(update_fields=fields)
+        for name in fields:
+            setattr(self, name, getattr(call, name))
+
+    def _is_decided_by(self, delivery) -> bool:
+        if not self.has_outcome:
+            return True
+        new_start, old_start = delivery.start_at, self.started_at
+        later = new_start is None or old_start is None or new_start >= old_start
+        if self.status == self.Status.ANSWERED:
+            return delivery.outcome == self.Status.ANSWERED and later
+        return delivery.outcome == self.Status.ANSWERED or later
+
+
+class CallEventQuerySet(models.QuerySet):
+    def unmatched(self):
+        return self.filter(call=None, parse_error="").exclude(outcome="")
+
+    def ingest(
+        self,
+        *,
+        source: str,
+        body: bytes,
+        content_type: str = "application/json",
+        query: str = "",
+        method: str = "POST",
+    ) -> "CallEvent":
+        """Store a delivery first, then match it to its call and apply its outcome.
+
+        The one path for webhooks, sandbox outcomes and status look-ups. An exact re-delivery
+        (same source, method, query and body) is counted on the stored event, not stored again.
+        """
+        key = hashlib.sha256(f"{source}\n{method}\n{query}\n".encode() + body).hexdigest()
+        event = self.model(
+            source=source,
+            method=method,
+            content_type=content_type[:200],
+            query=query,
+            body=body.decode("utf-8", errors="replace"),
+            dedupe_key=key,
+        )
+        delivery = event.read()
+        try:
+            with transaction.atomic():
+                event.save()
+        except IntegrityError:
+            self.filter(dedupe_key=key).update(deliveries=F("deliveries") + 1)
+            event = self.get(dedupe_key=key)
+            if event.is_matched:
+                return event
+        if delivery is not None:
+            event.match(delivery)
+        return event
+
+
+class CallEvent(models.Model):
+    """One delivery about a call: a webhook, a sandbox outcome or a status look-up. Stored raw."""
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        SANDBOX = "sandbox", "Sandbox"
+        RECONCILE = "reconcile", "Status look-up"
+
+    call = models.ForeignKey(
+        CallLog, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    source = models.CharField(max_length=16, choices=Source, default=Source.WEBHOOK)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    method = models.CharField(max_length=8, blank=True)
+    content_type = models.CharField(max_length=200, blank=True)
+    query = models.TextField(blank=True)
+    body = models.TextField(blank=True)
+    parsed = models.JSONField(default=dict, blank=True)
+    parse_error = models.TextField(blank=True)
+    provider_id = models.CharField(max_length=128, blank=True, db_index=True)
+    raw_status = models.CharField(max_length=32, blank=True)
+    outcome = models.CharField(max_length=16, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    dedupe_key = models.CharField(max_length=64, unique=True, editable=False)
+    deliveries = models.PositiveIntegerField(
+        default=1, help_text="How many times this exact delivery came."
+    )
+
+    objects = CallEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = "call event"
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} {self.raw_status or self.parse_error[:30] or '?'} #{self.pk}"
+
+    @property
+    def is_matched(self) -> bool:
+        return self.call_id is not None
+
+    def read(self) -> Delivery | None:
+        """Parse the stored delivery and note what it says (or why it cannot be read)."""
+        try:
+            delivery = parse_delivery(
+                content_type=self.content_type,
+                body=self.body.encode(),
+                query=self.query,
+                tz=ZoneInfo(settings.OBD_PROVIDER_TIMEZONE),
+            )
+        except MalformedDelivery as exc:
+            self.parse_error = str(exc)
+            return None
+        self.parsed = delivery.as_json()
+        self.provider_id = (delivery.ids or [""])[0][:128]
+        self.raw_status = delivery.status[:32]
+        self.outcome = delivery.outcome
+        self.started_at = delivery.start_at
+        return delivery
+
+    def match(self, delivery: Delivery | None = None) -> CallLog | None:
+        """Attach this event to its call and apply the outcome; None while no call matches."""
+        delivery = delivery or self.read()
+        call = find_call_for(delivery) if delivery else None
+        if call is None:
+            return None
+        CallEvent.objects.filter(pk=self.pk).update(call=call)
+        self.call = call
+        call.apply_outcome(delivery, self)
+        return call
+
+
+def find_call_for(delivery) -> CallLog | None:
+    """By provider id (either id form), else the latest call to the same number from the same
+    bridge that is still waiting for its outcome."""
+    keys = [i.split(":")[0] for i in delivery.ids]
+    if keys:
+        call = CallLog.objects.filter(provider_key__in=keys).order_by("-id").first()
+        if call:
+            return call
+    if delivery.to and delivery.bridge:
+        since = timezone.now() - timedelta(days=1)
+        return (
+            CallLog.objects.filter(
+                to=delivery.to,
+                bridge__number=delivery.bridge,
+                status__in=CallLog.IN_FLIGHT,
+                created_at__gte=since,
+            )
+            .order_by("-created_at")
+            .first()
+        )
+    return None

@@ -1,0 +1,163 @@
+"""Settings for OBD Portal, read from the environment (and an optional `.env`) by django-environ.
+
+The defaults give a zero-setup install: a SQLite file, the sandbox gateway, DEBUG off.
+A bad value (DEBUG=maybe, an unknown DATABASE_URL scheme) stops start-up with a clear message.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def _bool(name: str, default: bool) -> bool:
+    """django-environ reads any unknown word as False; a typo in a flag must stop start-up."""
+    raw = env.str(name, default=str(default)).strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off", ""}:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use true or false.")
+
+
+def _database(url: str) -> dict:
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in {"sqlite", "postgres", "postgresql", "pgsql"}:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must start with sqlite:/// or postgres:// (got scheme {scheme!r})."
+        )
+    try:
+        config = environ.Env.db_url_config(url)
+    except Exception as exc:  # django-environ raises several kinds; all mean the same to a person
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Several web and worker processes write at once: WAL lets readers go on, IMMEDIATE takes
+        # the write lock at BEGIN so two writers queue on the busy timeout instead of deadlocking.
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            **config.get("OPTIONS", {}),
+        }
+        # Tests use a file too, so a separate worker process can share the test database.
+        config["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+    else:
+        config.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+        config["CONN_HEALTH_CHECKS"] = True
+    return config
+
+
+DEBUG = _bool("DEBUG", False)
+SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-key-change-me-in-production")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+DATABASES = {
+    "default": _database(env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The provider. An empty token selects the sandbox gateway, which never leaves this machine.
+MOBTEXTING_API_URL = env.url(
+    "MOBTEXTING_API_URL", default="https://portal.mobtexting.com/api/v2/"
+).geturl()
+if not MOBTEXTING_API_URL.endswith("/"):
+    MOBTEXTING_API_URL += "/"
+MOBTEXTING_API_TOKEN = env.str("MOBTEXTING_API_TOKEN", default="")
+MOBTEXTING_WEBHOOK_ID = env.str("MOBTEXTING_WEBHOOK_ID", default="")
+MOBTEXTING_CONNECT_TIMEOUT = env.float("MOBTEXTING_CONNECT_TIMEOUT", default=5.0)
+MOBTEXTING_READ_TIMEOUT = env.float("MOBTEXTING_READ_TIMEOUT", default=15.0)
+
+OBD_WEBHOOK_SECRET = env.str("OBD_WEBHOOK_SECRET", default="")
+OBD_WEBHOOK_VERIFICATION_TOKEN = env.str("OBD_WEBHOOK_VERIFICATION_TOKEN", default="")
+OBD_WEBHOOK_MAX_BODY = env.int("OBD_WEBHOOK_MAX_BODY", default=64 * 1024)
+OBD_DEFAULT_REGION = env.str("OBD_DEFAULT_REGION", default="").upper() or None
+OBD_PROVIDER_TIMEZONE = env.str("OBD_PROVIDER_TIMEZONE", default="Asia/Kolkata")
+OBD_RECONCILE_AFTER_MINUTES = env.int("OBD_RECONCILE_AFTER_MINUTES", default=30)
+OBD_SANDBOX_DELAY_SECONDS = env.float("OBD_SANDBOX_DELAY_SECONDS", default=4.0)
+OBD_SANDBOX = not MOBTEXTING_API_TOKEN
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "django_tasks_db",
+    "calls",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "obdportal.urls"
+WSGI_APPLICATION = "obdportal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "calls.context_processors.portal",
+            ],
+        },
+    },
+]
+
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True  # serves static files without collectstatic in development
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

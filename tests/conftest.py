@@ -1,0 +1,140 @@
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
+
+from calls.models import AudioAsset, Bridge, IvrFlow
+
+
+@pytest.fixture(autouse=True)
+def _portal_settings(settings):
+    """Every test starts on the sandbox with a known webhook secret and no default region."""
+    settings.MOBTEXTING_API_TOKEN = ""
+    settings.OBD_SANDBOX = True
+    settings.OBD_WEBHOOK_SECRET = "hook-secret"
+    settings.OBD_WEBHOOK_VERIFICATION_TOKEN = "verify-me"
+    settings.OBD_DEFAULT_REGION = None
+    settings.MOBTEXTING_WEBHOOK_ID = ""
+
+
+@pytest.fixture
+def bridge(db) -> Bridge:
+    return Bridge.objects.create(number="918068287602", label="Bengaluru")
+
+
+@pytest.fixture
+def otp_flow(db) -> IvrFlow:
+    return IvrFlow.objects.create(
+        flow_id="24", name="Login OTP", template="Hello {Name}, your otp for login is {otp}"
+    )
+
+
+@pytest.fixture
+def sound(db) -> AudioAsset:
+    return AudioAsset.objects.create(
+        name="Reminder", sound_id="39888925-718e-43bb-a8b1-d4a3c0de0001"
+    )
+
+
+def _user(django_user_model, username: str, group: str | None = None, **extra):
+    user = django_user_model.objects.create_user(
+        username=username, password="pw-" + username, **extra
+    )
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def agent(db, django_user_model):
+    return _user(django_user_model, "agent", "Agents")
+
+
+@pytest.fixture
+def supervisor(db, django_user_model):
+    return _user(django_user_model, "supervisor", "Supervisors", is_staff=True)
+
+
+@pytest.fixture
+def admin_user(db, django_user_model):
+    return _user(django_user_model, "boss", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def outsider(db, django_user_model):
+    """Logged in, but in no group."""
+    return _user(django_user_model, "outsider")
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def agent_client(agent) -> Client:
+    return logged_in(agent)
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict
+    body: bytes
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+@dataclass
+class FakeProvider:
+    """A real HTTP server on loopback playing the provider. `reply` decides each answer."""
+
+    url: str
+    requests: list[Recorded] = field(default_factory=list)
+    reply: Callable[[Recorded], tuple[int, dict, bytes]] = lambda r: (200, {}, b"{}")
+
+    def answer(self, status: int, body: object, headers: dict | None = None) -> None:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.reply = lambda r: (status, headers or {"Content-Type": "application/json"}, raw)
+
+
+@pytest.fixture
+def fake_provider() -> Iterator[FakeProvider]:
+    provider = FakeProvider(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            recorded = Recorded(
+                self.command, self.path, dict(self.headers), self.rfile.read(length)
+            )
+            provider.requests.append(recorded)
+            status, headers, body = provider.reply(recorded)
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _handle
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    provider.url = f"http://127.0.0.1:{server.server_address[1]}/api/v2/"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield provider
+    server.shutdown()
+    server.server_close()
