@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format worker clean
+.PHONY: run test lint format worker clean check-deploy
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,3 +44,9 @@ format: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
+
+# Production settings must pass Django's deployment checks with no warning.
+check-deploy: $(BIN)/.installed
+	DJANGO_SETTINGS_MODULE=obdportal.production SECRET_KEY=ci-$$(head -c 48 /dev/urandom | base64 | tr -d '/+=') \
+	  OBD_WEBHOOK_SECRET=ci-secret ALLOWED_HOSTS=obd.example.com \
+	  $(BIN)/python manage.py check --deploy --fail-level WARNING

@@ -4,6 +4,7 @@ The defaults give a zero-setup install: a SQLite file, the sandbox gateway, DEBU
 A bad value (DEBUG=maybe, an unknown DATABASE_URL scheme) stops start-up with a clear message.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -44,8 +45,9 @@ def _database(url: str) -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             **config.get("OPTIONS", {}),
         }
-        # Tests use a file too, so a separate worker process can share the test database.
-        config["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+        # Tests use a file too, so a separate worker process can share the test database;
+        # one per test run, so two runs side by side never share one.
+        config["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}
     else:
         config.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
         config["CONN_HEALTH_CHECKS"] = True
@@ -81,6 +83,7 @@ OBD_PROVIDER_TIMEZONE = env.str("OBD_PROVIDER_TIMEZONE", default="Asia/Kolkata")
 OBD_RECONCILE_AFTER_MINUTES = env.int("OBD_RECONCILE_AFTER_MINUTES", default=30)
 OBD_SANDBOX_DELAY_SECONDS = env.float("OBD_SANDBOX_DELAY_SECONDS", default=4.0)
 OBD_SANDBOX = not MOBTEXTING_API_TOKEN
+OBD_PRODUCTION = False  # obdportal.production sets it
 
 INSTALLED_APPS = [
     "django.contrib.admin",
