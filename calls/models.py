@@ -395,7 +395,7 @@ class CallEventQuerySet(models.QuerySet):
             body=body.decode("utf-8", errors="replace"),
             dedupe_key=key,
         )
-        delivery = event.read()
+        delivery = event.read(body)  # the bytes as they came: a non-UTF-8 body is an error
         try:
             with transaction.atomic():
                 event.save()
@@ -450,12 +450,12 @@ class CallEvent(models.Model):
     def is_matched(self) -> bool:
         return self.call_id is not None
 
-    def read(self) -> Delivery | None:
-        """Parse the stored delivery and note what it says (or why it cannot be read)."""
+    def read(self, raw: bytes | None = None) -> Delivery | None:
+        """Parse the delivery and note what it says (or why it cannot be read)."""
         try:
             delivery = parse_delivery(
                 content_type=self.content_type,
-                body=self.body.encode(),
+                body=self.body.encode() if raw is None else raw,
                 query=self.query,
                 tz=ZoneInfo(settings.OBD_PROVIDER_TIMEZONE),
             )

@@ -171,7 +171,7 @@ def mobtexting_webhook(request: HttpRequest) -> HttpResponse:
         source=CallEvent.Source.WEBHOOK,
         method=request.method,
         body=request.body,
-        content_type=request.content_type or "",
+        content_type=request.META.get("CONTENT_TYPE", ""),
         query=request.META.get("QUERY_STRING", ""),
     )
     logger.info(
@@ -188,9 +188,10 @@ def _authorized(request: HttpRequest) -> bool:
     secret = settings.OBD_WEBHOOK_SECRET
     if not secret:
         return settings.OBD_SANDBOX  # an unprotected door is only acceptable offline
-    header = request.headers.get("Authorization", "")
-    given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-    return hmac.compare_digest(given.encode(), secret.encode())
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), secret.encode())
 
 
 def _challenge(request: HttpRequest) -> HttpResponse:
@@ -198,7 +199,7 @@ def _challenge(request: HttpRequest) -> HttpResponse:
         source=CallEvent.Source.WEBHOOK,
         method=request.method,
         body=request.body,
-        content_type=request.content_type or "",
+        content_type=request.META.get("CONTENT_TYPE", ""),
         query=request.META.get("QUERY_STRING", ""),
     )
     challenge = event.parsed.get("challenge", "")

@@ -25,7 +25,8 @@ OUTCOMES = {
     "CANCEL": "canceled",
     "CANCELED": "canceled",
 }
-TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f")
+# Statuses of a call not finished yet (the status API may show them): no outcome to record.
+NOT_FINAL = {"QUEUED", "PENDING", "RINGING", "INITIATED", "IN-PROGRESS", "PROGRESS"}
 
 
 class MalformedDelivery(ValueError):
@@ -52,7 +53,10 @@ class Delivery:
     @property
     def outcome(self) -> str:
         """Our status for the provider's: unknown values count as failed, never as an error."""
-        return OUTCOMES.get(self.status.upper(), "failed") if self.status else ""
+        status = self.status.upper()
+        if not status or status in NOT_FINAL:
+            return ""
+        return OUTCOMES.get(status, "failed")
 
     @property
     def ids(self) -> list[str]:
@@ -171,16 +175,16 @@ def _text(value: object) -> str:
 
 
 def _time(value: str, tz: ZoneInfo) -> datetime | None:
+    """The provider's naive `YYYY-MM-DD hh:mm:ss` is read in `tz`; an explicit offset wins."""
     if not value:
         return None
-    if value.endswith("Z") or "+" in value[10:]:
-        return datetime.fromisoformat(value)
-    for fmt in TIME_FORMATS:
-        try:
-            return datetime.strptime(value, fmt).replace(tzinfo=tz)
-        except ValueError:
-            continue
-    raise MalformedDelivery(f"unreadable time {value!r}: expected YYYY-MM-DD hh:mm:ss")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise MalformedDelivery(
+            f"unreadable time {value!r}: expected YYYY-MM-DD hh:mm:ss"
+        ) from None
+    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
 
 
 def _seconds(value: str) -> int | None:
@@ -190,7 +194,11 @@ def _seconds(value: str) -> int | None:
     try:
         if ":" in value:
             hours, minutes, seconds = (int(p) for p in value.split(":"))
-            return hours * 3600 + minutes * 60 + seconds
-        return int(float(value))
-    except ValueError:
+            seconds = hours * 3600 + minutes * 60 + seconds
+        else:
+            seconds = int(float(value))
+    except (ValueError, OverflowError):
         raise MalformedDelivery(f"unreadable duration {value!r}") from None
+    if seconds < 0:
+        raise MalformedDelivery(f"negative duration {value!r}")
+    return seconds

@@ -34,7 +34,10 @@ def test_an_agent_places_a_flow_call_and_watches_it_reach_its_outcome(supervisor
     screenshot(page, "place-call")
 
     posts = []
-    page.on("request", lambda r: posts.append(r) if r.method == "POST" and "/calls/new/" in r.url else None)
+    page.on(
+        "request",
+        lambda r: posts.append(r) if r.method == "POST" and "/calls/new/" in r.url else None,
+    )
     page.locator("button[type=submit]", has_text="Place call").dblclick()
     page.wait_for_url(re.compile(r"/calls/\d+/$"))
     assert len(posts) == 1
