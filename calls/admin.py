@@ -1,6 +1,19 @@
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.urls import path
 
-from calls.models import AudioAsset, Bridge, CallEvent, CallLog, IvrFlow
+from calls.models import (
+    AudioAsset,
+    Bridge,
+    CallEvent,
+    CallLog,
+    Campaign,
+    DoNotCall,
+    IvrFlow,
+    RejectedRow,
+)
 
 
 @admin.register(Bridge)
@@ -108,3 +121,81 @@ class CallEventAdmin(admin.ModelAdmin):
     def rematch(self, request, queryset) -> None:
         matched = sum(1 for event in queryset.filter(call=None) if event.match())
         self.message_user(request, f"{matched} event(s) matched to a call.", messages.SUCCESS)
+
+
+class DoNotCallImportForm(forms.Form):
+    csv_file = forms.FileField(
+        label="CSV file",
+        help_text="A number column (first column or one named number); optional reason column.",
+    )
+
+
+@admin.register(DoNotCall)
+class DoNotCallAdmin(admin.ModelAdmin):
+    list_display = ["number", "reason", "added_by", "created_at"]
+    search_fields = ["=number", "reason"]
+    list_filter = ["created_at"]
+    readonly_fields = ["added_by", "created_at"]
+    change_list_template = "admin/calls/donotcall/change_list.html"
+
+    def save_model(self, request, obj, form, change) -> None:
+        obj.added_by = obj.added_by or request.user
+        super().save_model(request, obj, form, change)
+
+    def get_urls(self):
+        return [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_csv),
+                name="calls_donotcall_import",
+            ),
+            *super().get_urls(),
+        ]
+
+    def import_csv(self, request):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = DoNotCallImportForm(request.POST or None, request.FILES or None)
+        if form.is_valid():
+            added, skipped = DoNotCall.import_csv(form.cleaned_data["csv_file"], request.user)
+            self.message_user(
+                request, f"{added} number(s) added, {skipped} row(s) skipped.", messages.SUCCESS
+            )
+            return redirect("admin:calls_donotcall_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "opts": self.model._meta,
+            "title": "Import do-not-call numbers",
+        }
+        return render(request, "admin/calls/donotcall/import.html", context)
+
+
+class RejectedRowInline(admin.TabularInline):
+    model = RejectedRow
+    fields = ["line", "values", "reason"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ["name", "status", "bridge", "flow", "audio", "pace", "created_by", "created_at"]
+    list_filter = ["status", "bridge", "flow"]
+    search_fields = ["name"]
+    readonly_fields = [
+        "status",
+        "columns",
+        "rows_rejected",
+        "next_send_at",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
+    inlines = [RejectedRowInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # campaigns start from a CSV on the portal page

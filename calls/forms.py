@@ -1,13 +1,24 @@
 import uuid
 from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from calls.models import INTERVAL_CHOICES, MASK, AudioAsset, Bridge, CallLog, IvrFlow
+from calls.models import (
+    INTERVAL_CHOICES,
+    MASK,
+    AudioAsset,
+    Bridge,
+    CallLog,
+    Campaign,
+    DoNotCall,
+    IvrFlow,
+)
 from calls.phone import normalize_number
 
 
@@ -106,7 +117,23 @@ class PlaceCallForm(forms.Form):
             raise forms.ValidationError("Choose an IVR flow or an audio, not both.")
         if not data.get("flow") and not data.get("audio") and not self.has_error("flow"):
             raise forms.ValidationError("Choose an IVR flow or an audio to play.")
+        if data.get("to"):
+            self._check_number_may_be_called(data["to"])
         return data
+
+    def _check_number_may_be_called(self, number: str) -> None:
+        if blocked := DoNotCall.objects.filter(number=number).first():
+            why = f" ({blocked.reason})" if blocked.reason else ""
+            self.add_error("to", f"This number is on the do-not-call list{why}.")
+            return
+        limit, minutes = settings.OBD_MAX_CALLS_PER_NUMBER, settings.OBD_MAX_CALLS_WINDOW_MINUTES
+        since = timezone.now() - timedelta(minutes=minutes)
+        if limit and CallLog.objects.filter(to=number, created_at__gte=since).count() >= limit:
+            self.add_error(
+                "to",
+                f"This number was already called {limit} time(s) in the last {minutes} minutes; "
+                "try again later.",
+            )
 
     def save(self, user) -> tuple[CallLog, bool]:
         """Store the pending call before anything is sent. The same idempotency key (a double
@@ -115,21 +142,18 @@ class PlaceCallForm(forms.Form):
         existing = CallLog.objects.filter(idempotency_key=data["idempotency_key"]).first()
         if existing:
             return existing, False
-        flow = data.get("flow")
-        values = self.variable_values()
-        call = CallLog(
+        call = CallLog.prepare(
+            flow=data.get("flow"),
+            variables=self.variable_values(),
             bridge=data["bridge"],
             to=data["to"],
-            flow=flow,
             audio=data.get("audio"),
             name=data["name"],
             interval=data["interval"],
             webhook_id=data["webhook_id"],
-            variables=flow.mask(values) if flow else {},
             created_by=user,
             idempotency_key=data["idempotency_key"],
         )
-        call.request_payload = call.provider_payload(call.variables)
         try:
             with transaction.atomic():
                 call.save()
@@ -184,6 +208,9 @@ class CallFilterForm(forms.Form):
     )
     bridge = forms.ModelChoiceField(Bridge.objects.all(), required=False, empty_label="Any bridge")
     flow = forms.ModelChoiceField(IvrFlow.objects.all(), required=False, empty_label="Any flow")
+    campaign = forms.ModelChoiceField(
+        Campaign.objects.all(), required=False, empty_label="Any campaign"
+    )
     placed_by = forms.ModelChoiceField(
         queryset=None, required=False, empty_label="Anyone", label="Placed by"
     )
@@ -216,6 +243,7 @@ class CallFilterForm(forms.Form):
             ("bridge", "bridge"),
             ("flow", "flow"),
             ("placed_by", "created_by"),
+            ("campaign", "campaign"),
         ):
             if data[name]:
                 calls = calls.filter(**{lookup: data[name]})
@@ -229,3 +257,61 @@ class CallFilterForm(forms.Form):
 
 def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
+
+
+class CampaignForm(forms.ModelForm):
+    """A new campaign and its first CSV. Rows are validated on upload, sent only on start."""
+
+    csv_file = forms.FileField(
+        label="Numbers (CSV)",
+        help_text="A column named number (or to, mobile, phone) and one column per flow variable, "
+        "named like the variable. UTF-8, comma or semicolon separated.",
+    )
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "name",
+            "bridge",
+            "flow",
+            "audio",
+            "interval",
+            "webhook_id",
+            "pace",
+            "window_start",
+            "window_end",
+            "window_timezone",
+        ]
+        widgets = {
+            "window_start": forms.TimeInput(attrs={"type": "time"}),
+            "window_end": forms.TimeInput(attrs={"type": "time"}),
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["bridge"].queryset = Bridge.objects.filter(is_active=True)
+        self.fields["flow"].queryset = IvrFlow.objects.filter(is_active=True)
+        self.fields["audio"].queryset = AudioAsset.objects.filter(is_active=True)
+        self.fields["pace"].initial = settings.OBD_CAMPAIGN_PACE
+        self.fields["window_timezone"].initial = settings.OBD_PROVIDER_TIMEZONE
+        self.fields["webhook_id"].help_text = "Optional; the configured default is used when empty"
+
+    def clean_window_timezone(self) -> str:
+        name = self.cleaned_data["window_timezone"]
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise forms.ValidationError(f"{name} is not a time zone, e.g. Asia/Kolkata.") from None
+        return name
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if bool(data.get("flow")) == bool(data.get("audio")):
+            raise forms.ValidationError("Choose an IVR flow or an audio, exactly one.")
+        if bool(data.get("window_start")) != bool(data.get("window_end")):
+            raise forms.ValidationError("Give both ends of the calling window, or neither.")
+        return data
+
+
+class CsvUploadForm(forms.Form):
+    csv_file = CampaignForm.base_fields["csv_file"]

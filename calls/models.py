@@ -1,9 +1,11 @@
 """The catalogue (bridges, flows, audio) and the record of every call we place and hear about."""
 
+import csv
 import hashlib
+import io
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -14,7 +16,8 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.phone import pretty_number, validate_number
+from calls.phone import normalize_number, pretty_number, validate_number
+from calls.sealing import seal, unseal
 from calls.webhooks import Delivery, MalformedDelivery, parse_delivery
 
 MASK = "******"
@@ -210,6 +213,11 @@ class CallLog(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     idempotency_key = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    campaign = models.ForeignKey(
+        "Campaign", null=True, blank=True, on_delete=models.CASCADE, related_name="calls"
+    )
+    # A campaign row's sensitive values, encrypted until sent and then wiped (see sealing.py).
+    sealed_variables = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["-id"]
@@ -217,6 +225,7 @@ class CallLog(models.Model):
         indexes = [
             models.Index(fields=["status", "-id"], name="call_status_id"),
             models.Index(fields=["to", "bridge", "-created_at"], name="call_to_bridge_recent"),
+            models.Index(fields=["campaign", "status", "id"], name="call_campaign_status"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -257,6 +266,25 @@ class CallLog(models.Model):
         ended = self.ended_at or self.outcome_at
         return bool(self.recording_url and ended and timezone.now() - ended < timedelta(hours=2))
 
+    @classmethod
+    def prepare(
+        cls,
+        *,
+        flow: IvrFlow | None,
+        variables: dict[str, str],
+        seal_secrets: bool = False,
+        **fields,
+    ) -> "CallLog":
+        """A new pending call with its variables masked and the masked body we will send.
+        A campaign row keeps its secrets sealed for the worker; a single call sends them now."""
+        call = cls(flow=flow, variables=flow.mask(variables) if flow else {}, **fields)
+        call.request_payload = call.provider_payload(call.variables)
+        if seal_secrets and flow:
+            call.sealed_variables = seal(
+                {k: v for k, v in variables.items() if flow.is_sensitive(k)}
+            )
+        return call
+
     def provider_payload(self, variables: dict[str, str]) -> dict:
         """The JSON body for outgoing/send, exactly as documented; `variables` are in clear."""
         payload = {"bridge": self.bridge.number, "to": self.to}
@@ -289,9 +317,17 @@ class CallLog(models.Model):
         """Send this pending call once. Returns False when another process already sent it."""
         if not self.claim():
             return False
-        result = gateway.send(self.provider_payload(variables))
-        self.record_submission(result)
+        self.record_submission(gateway.send(self.provider_payload(variables)))
         return True
+
+    def release(self) -> None:
+        """Give a claimed row back to the queue: only after the provider refused to take it."""
+        CallLog.objects.filter(pk=self.pk, status=self.Status.PENDING).update(submitted_at=None)
+        self.submitted_at = None
+
+    def clear_variables(self) -> dict[str, str]:
+        """The values to send: stored ones, with a campaign row's sealed secrets put back."""
+        return {**self.variables, **unseal(self.sealed_variables)}
 
     def record_submission(self, result) -> None:
         self.status = result.status
@@ -303,6 +339,7 @@ class CallLog(models.Model):
         self.cost = result.cost
         self.provider_created_at = result.created_at
         self.error = result.error
+        self.sealed_variables = ""  # sent (or refused): the secrets are no longer needed
         self.save(
             update_fields=[
                 "status",
@@ -314,6 +351,7 @@ class CallLog(models.Model):
                 "cost",
                 "provider_created_at",
                 "error",
+                "sealed_variables",
             ]
         )
 
@@ -366,6 +404,263 @@ class CallLog(models.Model):
         if self.status == self.Status.ANSWERED:
             return delivery.outcome == self.Status.ANSWERED and later
         return delivery.outcome == self.Status.ANSWERED or later
+
+
+class DoNotCall(models.Model):
+    """A number that must never be called: refused by the form, skipped by campaigns."""
+
+    number = models.CharField(
+        max_length=20, unique=True, validators=[validate_number], help_text="e.g. 918867135123"
+    )
+    reason = models.CharField(
+        max_length=200, blank=True, help_text="e.g. Customer asked on 2026-11-02"
+    )
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "do-not-call number"
+
+    def __str__(self) -> str:
+        return pretty_number(self.number)
+
+    @classmethod
+    def import_csv(cls, upload, user=None) -> tuple[int, int]:
+        """Add the numbers of a CSV (first column, or one named number; optional reason).
+        Returns (added, skipped); unreadable, invalid and already listed numbers are skipped."""
+        text = io.TextIOWrapper(upload, encoding="utf-8-sig", errors="replace", newline="")
+        rows = [row for row in csv.reader(text) if row and any(cell.strip() for cell in row)]
+        text.detach()
+        lowered = [cell.strip().lower() for cell in rows[0]] if rows else []
+        has_header = "number" in lowered
+        number_at = lowered.index("number") if has_header else 0
+        reason_at = lowered.index("reason") if "reason" in lowered else (None if has_header else 1)
+        entries = {}
+        for row in rows[has_header:]:
+            try:
+                number = normalize_number(row[number_at])
+            except (ValidationError, IndexError):
+                continue
+            reason = (
+                row[reason_at].strip() if reason_at is not None and reason_at < len(row) else ""
+            )
+            entries.setdefault(number, cls(number=number, reason=reason[:200], added_by=user))
+        before = cls.objects.count()
+        cls.objects.bulk_create(
+            entries.values(), ignore_conflicts=True
+        )  # already listed: kept as is
+        added = cls.objects.count() - before
+        return added, len(rows) - has_header - added
+
+
+class Campaign(models.Model):
+    """One flow or audio sent to many numbers from a CSV, at a set pace, in a calling window."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        FINISHED = "finished", "Finished"
+        CANCELED = "canceled", "Canceled"
+
+    name = models.CharField(max_length=100, help_text="e.g. November payment reminders")
+    bridge = models.ForeignKey(Bridge, on_delete=models.PROTECT, related_name="campaigns")
+    flow = models.ForeignKey(
+        IvrFlow, null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
+    )
+    audio = models.ForeignKey(
+        AudioAsset, null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
+    )
+    interval = models.PositiveSmallIntegerField(default=0, choices=INTERVAL_CHOICES)
+    webhook_id = models.CharField(max_length=64, blank=True)
+    pace = models.DecimalField(
+        max_digits=6, decimal_places=2, help_text="Calls per second for the whole campaign, e.g. 2"
+    )
+    window_start = models.TimeField(
+        null=True, blank=True, help_text="Calls wait before this time, e.g. 09:00"
+    )
+    window_end = models.TimeField(
+        null=True, blank=True, help_text="and after this time, e.g. 20:00"
+    )
+    window_timezone = models.CharField(max_length=64, default="Asia/Kolkata")
+    status = models.CharField(max_length=16, choices=Status, default=Status.DRAFT, db_index=True)
+    columns = models.JSONField(
+        default=dict, blank=True, help_text="CSV column → variable, from the upload"
+    )
+    rows_rejected = models.PositiveIntegerField(default=0)
+    # The token bucket every worker shares: the next instant a call may be sent.
+    next_send_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="campaigns",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(flow__isnull=True) ^ Q(audio__isnull=True),
+                name="campaign_has_flow_xor_audio",
+            ),
+            models.CheckConstraint(condition=Q(pace__gt=0), name="campaign_pace_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("calls:campaign-detail", args=[self.pk])
+
+    @property
+    def content(self) -> str:
+        return str(self.flow or self.audio)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.RUNNING, self.Status.PAUSED)
+
+    def progress(self, counts: dict[str, int] | None = None) -> dict:
+        """Counts per call status and the share of calls that reached a final state."""
+        if counts is None:
+            counts = dict(
+                self.calls.values_list("status").annotate(n=models.Count("id")).order_by()
+            )
+        total = sum(counts.values())
+        done = sum(n for status, n in counts.items() if status not in CallLog.IN_FLIGHT)
+        return {
+            "counts": counts,
+            "total": total,
+            "done": done,
+            "percent": round(100 * done / total) if total else 0,
+            "waiting": counts.get(CallLog.Status.PENDING, 0),
+        }
+
+    @staticmethod
+    def progress_of(campaigns: list["Campaign"]) -> dict[int, dict]:
+        """Progress of many campaigns in one query, for the list."""
+        counts: dict[int, dict[str, int]] = {c.pk: {} for c in campaigns}
+        rows = (
+            CallLog.objects.filter(campaign__in=campaigns)
+            .values_list("campaign", "status")
+            .annotate(n=models.Count("id"))
+            .order_by()
+        )
+        for campaign_id, status, n in rows:
+            counts[campaign_id][status] = n
+        return {c.pk: c.progress(counts[c.pk]) for c in campaigns}
+
+    def _move(self, allowed_from: set[str], to: str, **extra) -> bool:
+        """One state change under the row lock; False when the campaign is not in a state that allows it."""
+        with transaction.atomic():
+            locked = Campaign.objects.select_for_update().get(pk=self.pk)
+            if locked.status not in allowed_from:
+                return False
+            locked.status = to
+            for name, value in extra.items():
+                setattr(locked, name, value)
+            locked.save(update_fields=["status", *extra])
+        self.refresh_from_db()
+        return True
+
+    def start(self) -> bool:
+        return self._move({self.Status.DRAFT}, self.Status.RUNNING, started_at=timezone.now())
+
+    def pause(self) -> bool:
+        return self._move({self.Status.RUNNING}, self.Status.PAUSED)
+
+    def resume(self) -> bool:
+        return self._move({self.Status.PAUSED}, self.Status.RUNNING)
+
+    def cancel(self) -> bool:
+        """Stop for good; calls not yet sent are marked canceled and never sent."""
+        if not self._move(
+            {self.Status.DRAFT, self.Status.RUNNING, self.Status.PAUSED},
+            self.Status.CANCELED,
+            finished_at=timezone.now(),
+        ):
+            return False
+        self.calls.filter(status=CallLog.Status.PENDING, submitted_at=None).update(
+            status=CallLog.Status.CANCELED,
+            error="The campaign was canceled before this call was sent.",
+            sealed_variables="",
+        )
+        return True
+
+    def finish_if_done(self) -> bool:
+        if self.calls.filter(status=CallLog.Status.PENDING).exists():
+            return False
+        return self._move({self.Status.RUNNING}, self.Status.FINISHED, finished_at=timezone.now())
+
+    def in_window(self, moment) -> bool:
+        if not (self.window_start and self.window_end):
+            return True
+        local = moment.astimezone(ZoneInfo(self.window_timezone)).time()
+        if self.window_start <= self.window_end:
+            return self.window_start <= local < self.window_end
+        return local >= self.window_start or local < self.window_end  # a window across midnight
+
+    def window_opens_after(self, moment):
+        """The next instant the calling window opens after `moment`."""
+        zone = ZoneInfo(self.window_timezone)
+        local = moment.astimezone(zone)
+        opening = local.replace(
+            hour=self.window_start.hour, minute=self.window_start.minute, second=0, microsecond=0
+        )
+        return opening if opening > local else opening + timedelta(days=1)
+
+    def take_slot(self, now) -> "datetime | None":
+        """Reserve the next send instant in the shared token bucket, so the pace holds for the
+        campaign as a whole however many workers send. None when the campaign is not running."""
+        with transaction.atomic():
+            locked = Campaign.objects.select_for_update().get(pk=self.pk)
+            if locked.status != self.Status.RUNNING:
+                return None
+            slot = max(locked.next_send_at or now, now)
+            locked.next_send_at = slot + timedelta(seconds=1 / float(locked.pace))
+            locked.save(update_fields=["next_send_at"])
+        return slot
+
+    def slow_down(self, until) -> None:
+        """The provider asked us to wait (HTTP 429): nobody sends before `until`."""
+        Campaign.objects.filter(pk=self.pk, next_send_at__lt=until).update(next_send_at=until)
+
+    def claim_next_call(self) -> CallLog | None:
+        """Take the oldest waiting row for this worker alone; it is never sent twice."""
+        while True:
+            call = (
+                self.calls.filter(status=CallLog.Status.PENDING, submitted_at=None)
+                .select_related("bridge", "flow", "audio")
+                .order_by("id")
+                .first()
+            )
+            if call is None:
+                return None
+            if call.claim():
+                return call
+
+
+class RejectedRow(models.Model):
+    """A CSV row that did not become a call, with why; downloadable to fix and upload again."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="rejected_rows")
+    line = models.PositiveIntegerField()
+    values = models.JSONField(default=dict)
+    reason = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["campaign", "line"]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
 
 
 class CallEventQuerySet(models.QuerySet):

@@ -50,7 +50,7 @@ class Gateway(Protocol):
 
     def send(self, payload: dict) -> SendResult: ...
 
-    def call_status(self, provider_id: str) -> bytes: ...
+    def call_status(self, **query: str) -> bytes: ...
 
 
 def get_gateway() -> Gateway:
@@ -99,11 +99,12 @@ class MobtextingGateway:
             response.status_code, response.text, response.headers.get("Retry-After")
         )
 
-    def call_status(self, provider_id: str) -> bytes:
+    def call_status(self, **query: str) -> bytes:
+        """GET outgoing/callstatus by `id` (the provider's call id) or `mobile`: the raw JSON."""
         try:
             response = self.session.get(
                 self.base_url + "outgoing/callstatus",
-                params={"id": provider_id},
+                params=query,
                 headers=self._headers,
                 timeout=self.timeout,
             )
@@ -316,7 +317,7 @@ class SandboxGateway:
         body = {"status": "OK", "message": "Calls queued successfully", "data": [row]}
         return parse_send_response(200, json.dumps(body))
 
-    def call_status(self, provider_id: str) -> bytes:
+    def call_status(self, **query: str) -> bytes:
         raise GatewayError("the sandbox has no status look-up; its outcomes arrive by webhook")
 
     def _schedule_outcome(self, payload: dict, call_id: str, status: str) -> None:

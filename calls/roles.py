@@ -8,12 +8,17 @@ AGENT_PERMISSIONS = [
     "view_bridge",
     "view_ivrflow",
     "view_audioasset",
+    "view_campaign",
 ]
-SUPERVISOR_PERMISSIONS = AGENT_PERMISSIONS + [
-    f"{action}_{model}"
-    for model in ("bridge", "ivrflow", "audioasset")
-    for action in ("add", "change", "delete")
-]
+SUPERVISOR_PERMISSIONS = (
+    AGENT_PERMISSIONS
+    + [
+        f"{action}_{model}"
+        for model in ("bridge", "ivrflow", "audioasset", "donotcall", "campaign")
+        for action in ("add", "change", "delete")
+    ]
+    + ["view_donotcall"]
+)
 ROLES = {"Agents": AGENT_PERMISSIONS, "Supervisors": SUPERVISOR_PERMISSIONS}
 
 

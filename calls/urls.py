@@ -11,5 +11,15 @@ urlpatterns = [
     path("calls/new/", views.call_new, name="call-new"),
     path("calls/<int:pk>/", views.call_detail, name="call-detail"),
     path("calls/<int:pk>/retry/", views.call_retry, name="call-retry"),
+    path("campaigns/", views.campaign_list, name="campaign-list"),
+    path("campaigns/new/", views.campaign_new, name="campaign-new"),
+    path("campaigns/<int:pk>/", views.campaign_detail, name="campaign-detail"),
+    path("campaigns/<int:pk>/upload/", views.campaign_upload, name="campaign-upload"),
+    path("campaigns/<int:pk>/rejected.csv", views.campaign_rejected_csv, name="campaign-rejected"),
+    path(
+        "campaigns/<int:pk>/<str:action>/",
+        views.campaign_action,
+        name="campaign-action",
+    ),
     path("webhooks/mobtexting/", views.mobtexting_webhook, name="webhook"),
 ]

@@ -1,18 +1,23 @@
+import csv
 import hmac
+import itertools
 import logging
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from calls.forms import CallFilterForm, PlaceCallForm, RetryForm
-from calls.models import AudioAsset, Bridge, CallEvent, CallLog, IvrFlow
+from calls.forms import CallFilterForm, CampaignForm, CsvUploadForm, PlaceCallForm, RetryForm
+from calls.imports import UnreadableFile, import_rows
+from calls.models import AudioAsset, Bridge, CallEvent, CallLog, Campaign, IvrFlow
 from calls.provider import SANDBOX_EXAMPLE, SANDBOX_NUMBERS, get_gateway
+from calls.tasks import start_dispatchers
 
 logger = logging.getLogger(__name__)
 PAGE_SIZE = 50
@@ -206,3 +211,112 @@ def _challenge(request: HttpRequest) -> HttpResponse:
     if not challenge:
         return JsonResponse({"error": "no challenge in the verification request"}, status=400)
     return JsonResponse({"challenge": challenge})
+
+
+@permission_required("calls.view_campaign", raise_exception=True)
+def campaign_list(request: HttpRequest) -> HttpResponse:
+    campaigns = list(Campaign.objects.select_related("bridge", "flow", "audio", "created_by")[:100])
+    progress = Campaign.progress_of(campaigns)
+    rows = [(campaign, progress[campaign.pk]) for campaign in campaigns]
+    running = any(c.status == Campaign.Status.RUNNING for c in campaigns)
+    template = "calls/campaign_list.html#campaigns" if request.htmx else "calls/campaign_list.html"
+    return render(request, template, {"rows": rows, "running": running})
+
+
+@permission_required("calls.add_campaign", raise_exception=True)
+def campaign_new(request: HttpRequest) -> HttpResponse:
+    form = CampaignForm(request.POST or None, request.FILES or None)
+    if form.is_valid():
+        campaign = form.save(commit=False)
+        campaign.created_by = request.user
+        campaign.save()
+        if _import_into(request, campaign, form.cleaned_data["csv_file"]):
+            return redirect(campaign)
+        campaign.delete()  # nothing usable was uploaded: no empty draft left behind
+    return render(request, "calls/campaign_new.html", {"form": form})
+
+
+def _import_into(request: HttpRequest, campaign: Campaign, upload) -> bool:
+    try:
+        report = import_rows(campaign, upload, user=request.user)
+    except UnreadableFile as exc:
+        messages.error(request, str(exc))
+        return False
+    messages.success(
+        request, f"{report.accepted} row(s) ready to call, {report.rejected} rejected."
+    )
+    return True
+
+
+@permission_required("calls.view_campaign", raise_exception=True)
+def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.select_related("bridge", "flow", "audio"), pk=pk)
+    context = {
+        "campaign": campaign,
+        "progress": campaign.progress(),
+        "rejected": campaign.rejected_rows.all()[:20],
+        "upload_form": CsvUploadForm(),
+    }
+    template = (
+        "calls/campaign_detail.html#progress" if request.htmx else "calls/campaign_detail.html"
+    )
+    return render(request, template, context)
+
+
+@require_POST
+@permission_required("calls.change_campaign", raise_exception=True)
+def campaign_upload(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk, status=Campaign.Status.DRAFT)
+    form = CsvUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        _import_into(request, campaign, form.cleaned_data["csv_file"])
+    else:
+        messages.error(request, "Choose a CSV file to upload.")
+    return redirect(campaign)
+
+
+@require_POST
+@permission_required("calls.change_campaign", raise_exception=True)
+def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    done = {
+        "start": campaign.start,
+        "pause": campaign.pause,
+        "resume": campaign.resume,
+        "cancel": campaign.cancel,
+    }[action]()
+    if done and action in ("start", "resume"):
+        start_dispatchers(campaign)
+    if not done:
+        messages.error(
+            request, f"A {campaign.get_status_display().lower()} campaign cannot {action}."
+        )
+    return redirect(campaign)
+
+
+@permission_required("calls.view_campaign", raise_exception=True)
+def campaign_rejected_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    """The rejected rows as they came, plus why, to fix and upload again."""
+    campaign = get_object_or_404(Campaign, pk=pk)
+    header = [name for name in campaign.columns] + [
+        name
+        for name in (campaign.rejected_rows.values_list("values", flat=True).first() or {})
+        if name not in campaign.columns
+    ]
+    writer = csv.writer(Echo())
+    rows = (
+        writer.writerow([row.values.get(name, "") for name in header] + [row.reason])
+        for row in campaign.rejected_rows.iterator(chunk_size=2000)
+    )
+    response = StreamingHttpResponse(
+        itertools.chain([writer.writerow([*header, "reason"])], rows), content_type="text/csv"
+    )
+    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-rejected.csv"'
+    return response
+
+
+class Echo:
+    """A file-like sink for csv.writer that hands each row back instead of storing it."""
+
+    def write(self, value: str) -> str:
+        return value

@@ -221,6 +221,6 @@ def test_the_status_look_up_asks_by_id(fake_provider):
     fake_provider.answer(
         200, {"status": 200, "message": "OK", "data": [{"id": "abc", "status": "ANSWER"}]}
     )
-    body = MobtextingGateway(fake_provider.url, "tok").call_status("abc")
+    body = MobtextingGateway(fake_provider.url, "tok").call_status(id="abc")
     assert json.loads(body)["data"][0]["status"] == "ANSWER"
     assert fake_provider.requests[0].path == "/api/v2/outgoing/callstatus?id=abc"

@@ -1,0 +1,619 @@
+"""Call log at scale: how fast `/calls/` answers with 10k and with 1M calls, and in how many queries.
+
+What it does, for each table size (default 10,000 and 1,000,000 rows), in its own database:
+
+1. migrates the database and seeds it with a realistic mix of calls (statuses, bridges, flows and
+   audio, repeat customers, agents, provider ids, created_at spread over 90 days). Seeding uses
+   COPY on PostgreSQL and executemany on SQLite, and is idempotent: a database that already holds
+   the rows is not seeded again (an interrupted seed is completed).
+2. logs in a user of the Agents group (which has `view_calllog`) with Django's test Client and
+   times ~30 requests of each page in `PAGES` (full page and HTMX partial), after a warm-up.
+   The figure is the server time seen by the test Client (no network): median and p90.
+3. counts the SQL queries of each page (CaptureQueriesContext), to show the count does not grow
+   with the table, and prints the plan (EXPLAIN ANALYZE / EXPLAIN QUERY PLAN) of the slowest query
+   of any page whose median misses the target (or of every page with --explain).
+
+Each size runs in a child process (one Django setup per database). Run from the repository root:
+
+    .venv/bin/python bench/call_log.py                                  # PostgreSQL, 10k and 1M
+    .venv/bin/python bench/call_log.py --database-url sqlite:////tmp/bench_calls.sqlite3
+    .venv/bin/python bench/call_log.py --sizes 10000 --requests 10      # a quick look
+
+The database URL names the base database: sizes get a suffix (bench_calls_10k, bench_calls_1m;
+/tmp/bench_calls_1m.sqlite3). PostgreSQL databases are created when missing (the server must
+trust the user or the URL must carry a password).
+
+To add a page (e.g. the issue-6 dashboard), append a `Page` to `PAGES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:55432/bench_calls"
+TARGET_MS = 100.0
+SEED = 20240710
+
+
+# --- What is measured -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    """A named URL to time. `url` gets the sample values found in the seeded data."""
+
+    name: str
+    url: Callable[[dict], str]
+    htmx: bool = True  # also time it as the HTMX partial (header HX-Request: true)
+
+
+def _q(path: str, **params) -> str:
+    return f"{path}?{urlencode(params)}"
+
+
+PAGES: list[Page] = [
+    Page("first page", lambda s: "/calls/"),
+    Page("status+bridge", lambda s: _q("/calls/", status="busy", bridge=s["bridge"])),
+    Page("full number", lambda s: _q("/calls/", q="+" + s["number"])),
+    Page("provider id", lambda s: _q("/calls/", q=s["provider_id"])),
+    Page("older page", lambda s: _q("/calls/", before=s["old_id"])),
+    Page("placed by", lambda s: _q("/calls/", placed_by=s["rare_user"])),
+    Page("old date range", lambda s: _q("/calls/", since=s["old_since"], until=s["old_until"])),
+    Page("number ending", lambda s: _q("/calls/", q=s["number"][-4:])),
+    # Page("dashboard", lambda s: "/dashboard/"),  # issue 6: add it here when it exists
+]
+
+
+# --- Databases --------------------------------------------------------------------------------
+
+
+def size_label(rows: int) -> str:
+    if rows % 1_000_000 == 0:
+        return f"{rows // 1_000_000}m"
+    if rows % 1_000 == 0:
+        return f"{rows // 1_000}k"
+    return str(rows)
+
+
+def url_for_size(base_url: str, rows: int) -> str:
+    """bench_calls → bench_calls_1m; /tmp/bench_calls.sqlite3 → /tmp/bench_calls_1m.sqlite3."""
+    parts = urlsplit(base_url)
+    path = Path(parts.path)
+    suffix = "".join(path.suffixes)
+    stem = path.name[: -len(suffix)] if suffix else path.name
+    new_path = str(path.with_name(f"{stem}_{size_label(rows)}{suffix}"))
+    if parts.scheme.startswith("sqlite") and parts.path.startswith("//"):
+        new_path = "/" + new_path  # keep sqlite://// (absolute path)
+    return urlunsplit(parts._replace(path=new_path))
+
+
+def ensure_postgres_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres", scheme="postgresql"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+            print(f"  created database {name}", file=sys.stderr)
+
+
+# --- Seeding (child process, Django set up) ---------------------------------------------------
+
+BRIDGES = [
+    ("918068287602", "Bengaluru support line", 40),
+    ("914066554433", "Hyderabad collections", 25),
+    ("912261234567", "Mumbai sales", 15),
+    ("911141234567", "Delhi support", 10),
+    ("914428123456", "Chennai renewals", 7),
+    ("913340123456", "Kolkata pilot", 3),
+]
+FLOWS = [
+    ("24", "Login OTP", "Hello {Name}, your otp for login is {otp}", 35),
+    ("31", "Delivery reminder", "Hi {Name}, your order {order_id} arrives on {date}.", 25),
+    ("23", "Welcome call", "Welcome to Acme. Thank you for choosing us.", 10),
+    ("40", "Payment due", "Dear {Name}, {amount} rupees are due on {date}.", 8),
+    ("41", "Feedback", "Hi {Name}, press 1 to 5 to rate your last delivery.", 2),
+]
+AUDIO = [
+    ("Payment reminder (sound)", "39888925-718e-43bb-a8b1-d4a3c0de0001", "", 10),
+    ("Holiday notice (URL)", "", "https://cdn.example.com/audio/holiday-notice.mp3", 6),
+    ("Survey intro (sound)", "39888925-718e-43bb-a8b1-d4a3c0de0002", "", 4),
+]
+STATUSES = [  # (status, provider status, weight) for calls older than a few minutes
+    ("answered", "ANSWER", 46),
+    ("no_answer", "NOANSWER", 18),
+    ("busy", "BUSY", 10),
+    ("failed", "CONGESTION", 4),
+    ("failed", "CHANUNAVAIL", 3),
+    ("canceled", "CANCEL", 5),
+    ("rejected", "", 3),
+    ("error", "", 2),
+    ("unknown", "", 1),
+]
+NAMES = ["Asha", "Ravi", "Priya", "Arjun", "Meena", "Vikram", "Sunita", "Kiran", "Deepak", "Anil"]
+CAMPAIGNS = ["", "", "obd_api_call", "otp_login", "delivery_reminders", "dues_march", "welcome"]
+AGENTS = 25
+SPAN = timedelta(days=90)
+
+
+def seed_catalogue() -> dict:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from calls.models import AudioAsset, Bridge, IvrFlow
+
+    bridges = [
+        (Bridge.objects.get_or_create(number=n, defaults={"label": label})[0].pk, w)
+        for n, label, w in BRIDGES
+    ]
+    flows = [
+        (IvrFlow.objects.get_or_create(flow_id=f, defaults={"name": n, "template": t})[0], w)
+        for f, n, t, w in FLOWS
+    ]
+    audio = [
+        (AudioAsset.objects.get_or_create(name=n, defaults={"sound_id": s, "url": u})[0], w)
+        for n, s, u, w in AUDIO
+    ]
+    agents = Group.objects.get(name="Agents")
+    users = []
+    for i in range(AGENTS):
+        user, created = get_user_model().objects.get_or_create(
+            username=f"agent{i:02d}", defaults={"first_name": NAMES[i % len(NAMES)]}
+        )
+        if created:
+            user.groups.add(agents)
+        users.append(user.pk)
+    viewer, created = get_user_model().objects.get_or_create(username="bench-viewer")
+    if created:
+        viewer.groups.add(agents)
+    return {"bridges": bridges, "flows": flows, "audio": audio, "users": users, "viewer": viewer}
+
+
+def number_pool(rows: int) -> list[str]:
+    rng = random.Random(SEED)
+    return [
+        f"91{rng.choice('6789')}{rng.randrange(10**9):09d}" for _ in range(max(1000, rows // 5))
+    ]
+
+
+def make_row(i: int, rows: int, start: datetime, rng: random.Random, cat: dict, pool) -> dict:
+    """The columns of call number `i` of `rows`; ids and created_at grow together."""
+    created_at = start + SPAN * (i / rows) + timedelta(seconds=rng.random() * 0.5)
+    bridge_id = cat["bridge_ids"][cat["bridge_pick"](rng)]
+    bridge_number = cat["bridge_numbers"][bridge_id]
+    to = pool[int(len(pool) * rng.random() ** 1.3)]  # some customers are called a lot
+    use_flow = rng.random() < 0.8
+    flow = cat["flow_list"][cat["flow_pick"](rng)] if use_flow else None
+    audio = None if use_flow else cat["audio_list"][cat["audio_pick"](rng)]
+    name = rng.choice(NAMES)
+    values = {}
+    if flow is not None:
+        clear = {
+            "Name": name,
+            "otp": f"{rng.randrange(10**6):06d}",
+            "order_id": f"ORD{rng.randrange(10**7)}",
+            "date": (created_at + timedelta(days=2)).strftime("%d %b"),
+            "amount": str(rng.randrange(200, 20000)),
+        }
+        values = flow.mask({v: clear[v] for v in flow.variables})
+    campaign = rng.choice(CAMPAIGNS)
+    payload = {"bridge": bridge_number, "to": to}
+    payload |= {"flow_id": flow.flow_id} if flow else {"audio": audio.audio}
+    if campaign:
+        payload["name"] = campaign
+    payload |= {f"variables[{k}]": v for k, v in values.items()}
+    recent = (rows - i) * SPAN.total_seconds() / rows < 300  # the last five minutes
+    if recent and rng.random() < 0.6:
+        status, provider_status = rng.choice([("queued", "queued"), ("pending", "")])
+    else:
+        status, provider_status = cat["status_list"][cat["status_pick"](rng)]
+    sent = status not in ("pending", "rejected", "error")
+    provider_id = str(uuid.UUID(int=rng.getrandbits(128), version=4)) if sent else ""
+    if sent and rng.random() < 0.1:
+        provider_id += ":1"  # the legacy id form
+    row = {
+        "bridge_id": bridge_id,
+        "to": to,
+        "flow_id": flow.pk if flow else None,
+        "audio_id": audio.pk if audio else None,
+        "name": campaign,
+        "interval": rng.choice([0, 0, 0, 0, 5, 15]),
+        "webhook_id": "",
+        "variables": values,
+        "request_payload": payload,
+        "response_body": "",
+        "http_status": None,
+        "provider_id": provider_id,
+        "provider_key": provider_id.split(":")[0],
+        "cost": Decimal("1.0000") if sent else None,
+        "provider_created_at": created_at + timedelta(milliseconds=300) if sent else None,
+        "status": status,
+        "provider_status": provider_status,
+        "error": "",
+        "submitted_at": created_at if status != "pending" else None,
+        "started_at": None,
+        "ended_at": None,
+        "duration": None,
+        "recording_url": "",
+        "attempts": 0,
+        "outcome_at": None,
+        "created_by_id": None if rng.random() < 0.08 else cat["user_pick"](rng),
+        "created_at": created_at,
+        "idempotency_key": uuid.UUID(int=rng.getrandbits(128), version=4),
+    }
+    if sent:
+        row["http_status"] = 200
+        row["response_body"] = json.dumps(
+            {
+                "status": "OK",
+                "message": "Calls queued successfully",
+                "data": [
+                    {
+                        "id": provider_id.split(":")[0],
+                        "channel": "outgoing",
+                        "caller_id": bridge_number,
+                        "mobile": to,
+                        "credits": 1,
+                        "created_at": created_at.isoformat(),
+                        "status": "queued",
+                    }
+                ],
+            }
+        )
+    elif status == "rejected":
+        row["http_status"] = 422
+        row["response_body"] = '{"message": "The to field is invalid."}'
+        row["error"] = "The to field is invalid."
+    elif status == "error":
+        row["error"] = "Provider unreachable: connection refused"
+    if status in ("answered", "no_answer", "busy", "failed", "canceled"):
+        started = created_at + timedelta(seconds=rng.randrange(3, 40))
+        duration = rng.randrange(5, 180) if status == "answered" else 0
+        row |= {
+            "started_at": started,
+            "ended_at": started + timedelta(seconds=duration + 15),
+            "duration": duration,
+            "attempts": 1 if rng.random() < 0.9 else 2,
+            "outcome_at": started + timedelta(seconds=duration + 17),
+        }
+        if status == "answered" and rng.random() < 0.3:
+            row["recording_url"] = f"https://recordings.example.com/{provider_id[:36]}.mp3"
+    return row
+
+
+def _picker(weights: list[int]) -> Callable[[random.Random], int]:
+    cumulative, total = [], 0
+    for w in weights:
+        total += w
+        cumulative.append(total)
+
+    def pick(rng: random.Random) -> int:
+        import bisect
+
+        return bisect.bisect_right(cumulative, rng.random() * total)
+
+    return pick
+
+
+def seed_calls(rows: int, batch: int) -> None:
+    """Insert calls until the table holds `rows` of them (none when it already does)."""
+    from django.db import connection
+
+    from calls.models import Bridge, CallLog
+
+    cat = seed_catalogue()
+    existing = CallLog.objects.count()
+    if existing >= rows:
+        print(f"  {existing:,} calls already there: not seeding", file=sys.stderr)
+        return
+    bridges, flows, audio = cat["bridges"], cat["flows"], cat["audio"]
+    users = cat["users"]
+    user_weights = [max(1, 100 // (k + 1)) for k in range(len(users))]
+    user_pick = _picker(user_weights)
+    picks = {
+        "bridge_ids": [b for b, _ in bridges],
+        "bridge_numbers": dict(Bridge.objects.values_list("pk", "number")),
+        "bridge_pick": _picker([w for _, w in bridges]),
+        "flow_list": [f for f, _ in flows],
+        "flow_pick": _picker([w for _, w in flows]),
+        "audio_list": [a for a, _ in audio],
+        "audio_pick": _picker([w for _, w in audio]),
+        "status_list": [(s, p) for s, p, _ in STATUSES],
+        "status_pick": _picker([w for _, _, w in STATUSES]),
+        "user_pick": lambda rng: users[user_pick(rng)],
+    }
+    pool = number_pool(rows)
+    # Where the timeline starts is stored nowhere, so a completed seed continues the same spread.
+    first = CallLog.objects.order_by("id").values_list("created_at", flat=True).first()
+    start = first or (datetime.now().astimezone() - SPAN)
+    fields = [f for f in CallLog._meta.concrete_fields if not f.primary_key]
+    columns = [f.column for f in fields]
+    convert = _converters(fields, connection.vendor)
+    table = CallLog._meta.db_table
+    print(f"  seeding {rows - existing:,} calls into {table} ...", file=sys.stderr)
+    began = time.perf_counter()
+    for low in range(existing, rows, batch):
+        high = min(rows, low + batch)
+        rng = random.Random(SEED * 1_000 + low)
+        data = []
+        for i in range(low, high):
+            row = make_row(i, rows, start, rng, picks, pool)
+            data.append([conv(row.get(f.attname, default)) for f, (conv, default) in convert])
+        _insert(connection, table, columns, data)
+        rate = (high - existing) / (time.perf_counter() - began)
+        print(f"  {high:,}/{rows:,} ({rate:,.0f} rows/s)", file=sys.stderr)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"VACUUM ANALYZE {table}" if connection.vendor == "postgresql" else "ANALYZE"
+        )
+    print(f"  seeded in {time.perf_counter() - began:.0f} s", file=sys.stderr)
+
+
+def _converters(fields, vendor: str) -> list:
+    """Per column: a function making the stored value, and the model default for columns we do
+    not generate (so a field added later still gets a valid value)."""
+    from django.db import connection, models
+
+    out = []
+    for field in fields:
+        default = field.get_default() if field.has_default() or field.null else ""
+        if isinstance(field, models.JSONField):
+            conv = json.dumps
+        elif vendor == "sqlite" and isinstance(field, models.DateTimeField):
+            conv = connection.ops.adapt_datetimefield_value
+        elif vendor == "sqlite" and isinstance(field, models.UUIDField):
+            conv = lambda v: v.hex if v is not None else None  # noqa: E731
+        elif vendor == "sqlite" and isinstance(field, models.DecimalField):
+            conv = lambda v: str(v) if v is not None else None  # noqa: E731
+        else:
+            conv = lambda v: v  # noqa: E731
+        out.append((field, (conv, default)))
+    return out
+
+
+def _insert(connection, table: str, columns: list[str], data: list[list]) -> None:
+    from django.db import transaction
+
+    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+    if connection.vendor == "postgresql":
+        sql = f"COPY {table} ({quoted}) FROM STDIN"
+        with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            for row in data:
+                copy.write_row(row)
+        return
+    placeholders = ", ".join(["%s"] * len(columns))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({placeholders})", data)
+
+
+# --- Measuring (child process) ----------------------------------------------------------------
+
+
+def samples() -> dict:
+    """Values for the URLs: a busy bridge, a number that exists, an old id, a rare agent..."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Count
+
+    from calls.models import CallLog
+
+    last = CallLog.objects.order_by("-id").values_list("id", flat=True).first()
+    first = CallLog.objects.order_by("id").values_list("id", flat=True).first()
+    middle = CallLog.objects.filter(id__gte=(first + last) // 2).order_by("id").first()
+    with_id = (
+        CallLog.objects.filter(id__gte=first + (last - first) // 3)
+        .exclude(provider_id="")
+        .order_by("id")
+        .first()
+    )
+    old_id = first + (last - first) // 4  # a page a quarter of the way from the oldest
+    newest = CallLog.objects.order_by("-id").values_list("created_at", flat=True).first()
+    rare = (
+        get_user_model()
+        .objects.filter(username__startswith="agent")
+        .annotate(n=Count("calls"))
+        .order_by("n")
+        .first()
+    )
+    return {
+        "bridge": middle.bridge_id,
+        "number": middle.to,
+        "provider_id": with_id.provider_id,
+        "old_id": old_id,
+        "rare_user": rare.pk,
+        "old_since": (newest - timedelta(days=80)).date().isoformat(),
+        "old_until": (newest - timedelta(days=75)).date().isoformat(),
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def explain(connection, sql: str) -> str:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+        else:
+            cursor.execute("EXPLAIN QUERY PLAN " + sql)
+        return "\n".join(" | ".join(str(c) for c in row) for row in cursor.fetchall())
+
+
+def measure(requests: int, warmup: int, always_explain: bool) -> list[dict]:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from calls.models import CallLog
+
+    client = Client()
+    client.force_login(seed_catalogue()["viewer"])
+    sample = samples()
+    results = []
+    for page in PAGES:
+        url = page.url(sample)
+        for htmx in (False, True) if page.htmx else (False,):
+            headers = {"HX-Request": "true"} if htmx else {}
+            for _ in range(warmup):
+                response = client.get(url, headers=headers)
+                assert response.status_code == 200, (url, response.status_code)
+            times = []
+            for _ in range(requests):
+                began = time.perf_counter()
+                response = client.get(url, headers=headers)
+                times.append((time.perf_counter() - began) * 1000)
+                assert response.status_code == 200, (url, response.status_code)
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(url, headers=headers)
+            rows = response.content.count(b'<tr id="call-')
+            result = {
+                "page": page.name,
+                "variant": "htmx" if htmx else "full",
+                "url": url,
+                "median_ms": statistics.median(times),
+                "p90_ms": percentile(times, 0.9),
+                "queries": len(queries.captured_queries),
+                "rows_shown": rows,
+                "bytes": len(response.content),
+            }
+            slowest = max(queries.captured_queries, key=lambda q: float(q["time"]))
+            result["slowest_query_ms"] = float(slowest["time"]) * 1000
+            if always_explain or (not htmx and result["median_ms"] > TARGET_MS):
+                result["explain_sql"] = slowest["sql"]
+                result["explain"] = explain(connection, slowest["sql"])
+            results.append(result)
+            print(
+                f"  {page.name:<16} {result['variant']:<5} median {result['median_ms']:7.1f} ms"
+                f"  p90 {result['p90_ms']:7.1f} ms  {result['queries']} queries  {rows} rows",
+                file=sys.stderr,
+            )
+    assert CallLog.objects.exists()
+    return results
+
+
+def child(args: argparse.Namespace) -> None:
+    os.environ["DATABASE_URL"] = args.database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "obdportal.settings")
+    os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    warnings.filterwarnings("ignore", "No directory at")  # staticfiles/ before collectstatic
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:  # a bigger page cache for this one process
+            cursor.execute("PRAGMA cache_size=-262144")
+    seed_calls(args.size, args.batch)
+    from calls.models import CallLog
+
+    count = CallLog.objects.count()
+    results = measure(args.requests, args.warmup, args.explain)
+    out = {"rows": count, "vendor": connection.vendor, "results": results}
+    Path(args.result_file).write_text(json.dumps(out))
+
+
+# --- Orchestration (parent) -------------------------------------------------------------------
+
+
+def run_size(args: argparse.Namespace, rows: int) -> dict:
+    url = url_for_size(args.database_url, rows)
+    print(f"== {size_label(rows)} rows on {url}", file=sys.stderr, flush=True)
+    if url.startswith(("postgres://", "postgresql://", "pgsql://")):
+        ensure_postgres_database(url)
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [sys.executable, __file__, "--child", "--size", str(rows)]
+        command += ["--database-url", url, "--result-file", out.name]
+        command += ["--requests", str(args.requests), "--warmup", str(args.warmup)]
+        command += ["--batch", str(args.batch)] + (["--explain"] if args.explain else [])
+        subprocess.run(command, check=True, cwd=REPO)
+        return json.loads(Path(out.name).read_text())
+
+
+def report(runs: list[dict]) -> None:
+    vendor = runs[0]["vendor"]
+    print(
+        f"\nCall log on {vendor}: server time per request (test Client), target {TARGET_MS:.0f} ms"
+    )
+    head = f"{'page':<16} {'variant':<7}"
+    for run in runs:
+        label = size_label(run["rows"])
+        head += f" | {label + ' median':>11} {label + ' p90':>9} {'queries':>7}"
+    print(head)
+    print("-" * len(head))
+    by_key = [{(r["page"], r["variant"]): r for r in run["results"]} for run in runs]
+    for key in by_key[0]:
+        line = f"{key[0]:<16} {key[1]:<7}"
+        for table in by_key:
+            r = table[key]
+            flag = "*" if r["median_ms"] > TARGET_MS else " "
+            line += f" | {r['median_ms']:8.1f}{flag}ms {r['p90_ms']:6.1f} ms {r['queries']:>7}"
+        print(line)
+    counts = {key: {t[key]["queries"] for t in by_key} for key in by_key[0]}
+    constant = all(len(c) == 1 for c in counts.values())
+    sizes = " vs ".join(f"{run['rows']:,}" for run in runs)
+    print(f"(* = median over the {TARGET_MS:.0f} ms target)")
+    print(f"\nQueries per page constant across {sizes} rows: {'yes' if constant else 'NO'}")
+    for run in runs:
+        for r in run["results"]:
+            if "explain" in r:
+                print(f"\n-- {r['page']} ({r['variant']}) at {run['rows']:,} rows: {r['url']}")
+                print(
+                    f"   median {r['median_ms']:.1f} ms; slowest query {r['slowest_query_ms']:.1f} ms"
+                )
+                print("   " + r["explain_sql"])
+                print("   " + r["explain"].replace("\n", "\n   "))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+        help="base database; each size gets its own (suffix _10k, _1m). "
+        f"Default $BENCH_DATABASE_URL or {DEFAULT_DATABASE_URL}",
+    )
+    parser.add_argument("--sizes", default="10000,1000000", help="comma-separated row counts")
+    parser.add_argument("--requests", type=int, default=30, help="timed requests per page")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed requests per page first")
+    parser.add_argument("--batch", type=int, default=50_000, help="rows per COPY/executemany")
+    parser.add_argument("--explain", action="store_true", help="print every page's plan")
+    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--result-file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    runs = [run_size(args, int(rows)) for rows in args.sizes.split(",")]
+    report(runs)
+    if args.json:
+        Path(args.json).write_text(json.dumps(runs, indent=2))
+
+
+if __name__ == "__main__":
+    main()

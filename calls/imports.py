@@ -1,0 +1,138 @@
+"""A campaign's CSV becomes pending calls: streamed row by row, every row validated before
+anything is sent, valid rows bulk-inserted, rejected rows kept with their reason."""
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import IO
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from calls.models import CallLog, Campaign, DoNotCall, RejectedRow
+from calls.phone import normalize_number
+
+NUMBER_COLUMNS = ("number", "to", "mobile", "phone", "msisdn")
+BATCH = 2000
+
+
+class UnreadableFile(ValueError):
+    """The file as a whole cannot be used; the message says what to change."""
+
+
+@dataclass
+class ImportReport:
+    accepted: int = 0
+    rejected: int = 0
+    columns: dict[str, str] = field(default_factory=dict)  # CSV header → variable (or "number")
+    ignored: list[str] = field(default_factory=list)
+
+
+def import_rows(campaign: Campaign, binary: IO[bytes], user=None) -> ImportReport:
+    """Read a CSV file (utf-8, with or without BOM; `,` or `;`) into the campaign's calls.
+    All or nothing: a file that turns out unreadable half-way imports no row."""
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    try:
+        with transaction.atomic():
+            return _import(campaign, text, user)
+    except UnicodeDecodeError:
+        raise UnreadableFile(
+            "The file is not UTF-8 text: save it as “CSV UTF-8” and upload again."
+        ) from None
+    finally:
+        text.detach()  # leave the upload open for Django to close
+
+
+def _import(campaign: Campaign, text: io.TextIOWrapper, user) -> ImportReport:
+    header_line = next((line for line in text if line.strip()), None)
+    if header_line is None:
+        raise UnreadableFile("The file is empty.")
+    delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
+    header = [h.strip() for h in next(csv.reader([header_line], delimiter=delimiter))]
+    report, number_index, variable_index = _map_columns(campaign, header)
+
+    do_not_call = dict(DoNotCall.objects.values_list("number", "reason"))
+    seen = set(campaign.calls.values_list("to", flat=True))  # earlier uploads count as duplicates
+    calls: list[CallLog] = []
+    rejected: list[RejectedRow] = []
+    for line_no, row in enumerate(csv.reader(text, delimiter=delimiter), start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        values = {name: row[i].strip() if i < len(row) else "" for i, name in enumerate(header)}
+        number, reason = _check_number(values[header[number_index]], seen, do_not_call)
+        variables = {var: values[header[i]] for var, i in variable_index.items()}
+        missing = [var for var, value in variables.items() if not value]
+        if not reason and missing:
+            reason = "Missing value for " + ", ".join(missing)
+        if reason:
+            rejected.append(
+                RejectedRow(campaign=campaign, line=line_no, values=values, reason=reason)
+            )
+            report.rejected += 1
+        else:
+            seen.add(number)
+            calls.append(_call(campaign, number, variables, user))
+            report.accepted += 1
+        if len(calls) >= BATCH or len(rejected) >= BATCH:
+            _flush(calls, rejected)
+    _flush(calls, rejected)
+    campaign.columns = report.columns
+    campaign.rows_rejected = RejectedRow.objects.filter(campaign=campaign).count()
+    campaign.save(update_fields=["columns", "rows_rejected"])
+    return report
+
+
+def _map_columns(campaign: Campaign, header: list[str]) -> tuple[ImportReport, int, dict[str, int]]:
+    lowered = [h.lower() for h in header]
+    number_index = next((lowered.index(n) for n in NUMBER_COLUMNS if n in lowered), None)
+    if number_index is None:
+        raise UnreadableFile(
+            "No number column: name one of the columns " + ", ".join(NUMBER_COLUMNS) + "."
+        )
+    variable_index = {}
+    for variable in campaign.flow.variables if campaign.flow else []:
+        if variable.lower() not in lowered:
+            raise UnreadableFile(
+                f"No column for the flow's variable {{{variable}}}: add a column named “{variable}”."
+            )
+        variable_index[variable] = lowered.index(variable.lower())
+    report = ImportReport(columns={header[number_index]: "number"})
+    report.columns |= {header[i]: "{" + var + "}" for var, i in variable_index.items()}
+    report.ignored = [h for h in header if h not in report.columns]
+    return report, number_index, variable_index
+
+
+def _check_number(raw: str, seen: set[str], do_not_call: dict[str, str]) -> tuple[str, str]:
+    try:
+        number = normalize_number(raw)
+    except ValidationError as exc:
+        return "", exc.messages[0]
+    if number in do_not_call:
+        why = do_not_call[number]
+        return number, "On the do-not-call list" + (f" ({why})" if why else "")
+    if number in seen:
+        return number, "Duplicate number in this campaign"
+    return number, ""
+
+
+def _call(campaign: Campaign, number: str, variables: dict[str, str], user) -> CallLog:
+    return CallLog.prepare(
+        flow=campaign.flow,
+        variables=variables,
+        seal_secrets=True,
+        bridge=campaign.bridge,
+        to=number,
+        audio=campaign.audio,
+        name=campaign.name,
+        interval=campaign.interval,
+        webhook_id=campaign.webhook_id,
+        campaign=campaign,
+        created_by=user,
+    )
+
+
+def _flush(calls: list[CallLog], rejected: list[RejectedRow]) -> None:
+    CallLog.objects.bulk_create(calls)
+    RejectedRow.objects.bulk_create(rejected)
+    calls.clear()
+    rejected.clear()
