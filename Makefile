@@ -18,7 +18,7 @@ run: $(BIN)/.installed
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py collectstatic --no-input -v 0
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py reconcile_calls --schedule
+	$(BIN)/python manage.py start_periodic_tasks
 	@echo
 	@echo "  OBD Portal: http://$(HOST):$(PORT)/   (log in with the demo login above)"
 	@echo "  Worker started beside the web server; Ctrl-C stops both."

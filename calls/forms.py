@@ -315,3 +315,21 @@ class CampaignForm(forms.ModelForm):
 
 class CsvUploadForm(forms.Form):
     csv_file = CampaignForm.base_fields["csv_file"]
+
+
+class SoundUploadForm(forms.Form):
+    """An audio file sent to the provider's Sounds; its id becomes a new audio asset."""
+
+    MAX_BYTES = 10 * 1024 * 1024
+
+    name = forms.CharField(max_length=100, help_text="e.g. Diwali greeting (Hindi)")
+    audio_file = forms.FileField(label="Audio file", help_text="MP3 or WAV, up to 10 MB")
+
+    def clean_audio_file(self):
+        upload = self.cleaned_data["audio_file"]
+        if upload.size > self.MAX_BYTES:
+            raise forms.ValidationError("The file is larger than 10 MB.")
+        kind = (upload.content_type or "").split(";")[0]
+        if not (kind.startswith("audio/") or upload.name.lower().endswith((".mp3", ".wav"))):
+            raise forms.ValidationError("Upload an audio file (MP3 or WAV).")
+        return upload

@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import io
+import json
 import re
 import uuid
 from datetime import datetime, timedelta
@@ -239,6 +240,52 @@ class CallLog(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("calls:call-detail", args=[self.pk])
+
+    EXPORT_COLUMNS = [
+        "id",
+        "created_at",
+        "to",
+        "bridge",
+        "flow_id",
+        "audio",
+        "variables",
+        "status",
+        "provider_status",
+        "provider_id",
+        "http_status",
+        "cost",
+        "started_at",
+        "ended_at",
+        "duration",
+        "attempts",
+        "error",
+        "campaign_id",
+        "placed_by",
+    ]
+
+    def export_row(self) -> list:
+        """One CSV row; variables exactly as stored, so sensitive values stay masked."""
+        return [
+            self.pk,
+            self.created_at.isoformat(),
+            self.to,
+            self.bridge.number,
+            self.flow.flow_id if self.flow else "",
+            self.audio.audio if self.audio else "",
+            json.dumps(self.variables, ensure_ascii=False) if self.variables else "",
+            self.status,
+            self.provider_status,
+            self.provider_id,
+            self.http_status or "",
+            self.cost or "",
+            self.started_at.isoformat() if self.started_at else "",
+            self.ended_at.isoformat() if self.ended_at else "",
+            "" if self.duration is None else self.duration,
+            self.attempts,
+            self.error,
+            self.campaign_id or "",
+            self.created_by.get_username() if self.created_by else "",
+        ]
 
     @property
     def is_final(self) -> bool:
@@ -661,6 +708,66 @@ class RejectedRow(models.Model):
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
+
+
+class AuditEntry(models.Model):
+    """Who did what to a call or a campaign, and when. Catalogue edits are in the admin's log."""
+
+    class Action(models.TextChoices):
+        PLACED = "placed", "placed the call"
+        RETRIED = "retried", "retried the call"
+        CREATED = "created", "created the campaign"
+        UPLOADED = "uploaded", "uploaded rows"
+        STARTED = "start", "started the campaign"
+        PAUSED = "pause", "paused the campaign"
+        RESUMED = "resume", "resumed the campaign"
+        CANCELED = "cancel", "canceled the campaign"
+        SOUND_UPLOADED = "sound_uploaded", "uploaded a sound"
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=20, choices=Action)
+    call = models.ForeignKey(
+        CallLog, null=True, blank=True, on_delete=models.CASCADE, related_name="audit"
+    )
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.CASCADE, related_name="audit"
+    )
+    detail = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.get_action_display()}"
+
+    @classmethod
+    def record(
+        cls, actor, action: str, *, call=None, campaign=None, detail: str = ""
+    ) -> "AuditEntry":
+        return cls.objects.create(
+            actor=actor, action=action, call=call, campaign=campaign, detail=detail[:300]
+        )
+
+
+class WorkerHeartbeat(models.Model):
+    """The background worker's last sign of life, for /healthz (one row)."""
+
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"worker seen {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def beat(cls) -> None:
+        cls.objects.update_or_create(pk=1, defaults={"beat_at": timezone.now()})
+
+    @classmethod
+    def last(cls):
+        return cls.objects.filter(pk=1).values_list("beat_at", flat=True).first()
 
 
 class CallEventQuerySet(models.QuerySet):

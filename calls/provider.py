@@ -52,6 +52,8 @@ class Gateway(Protocol):
 
     def call_status(self, **query: str) -> bytes: ...
 
+    def upload_sound(self, name: str, filename: str, content: bytes, content_type: str) -> str: ...
+
 
 def get_gateway() -> Gateway:
     if settings.MOBTEXTING_API_TOKEN:
@@ -113,6 +115,32 @@ class MobtextingGateway:
         if response.status_code != 200:
             raise GatewayError(f"status look-up answered HTTP {response.status_code}")
         return response.content
+
+    def upload_sound(self, name: str, filename: str, content: bytes, content_type: str) -> str:
+        """POST voice/sounds (multipart); the provider's sound id for `audio` on later calls."""
+        headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
+        try:
+            response = self.session.post(
+                self.base_url + "voice/sounds",
+                data={"name": name},
+                files={"audio": (filename, content, content_type)},
+                headers=headers,
+                timeout=(self.timeout[0], max(self.timeout[1], 60)),
+            )
+        except requests.RequestException as exc:
+            raise GatewayError(f"The upload did not reach the provider ({_reason(exc)}).") from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        sound_id = (
+            data.get("data", {}).get("id")
+            if isinstance(data, dict) and isinstance(data.get("data"), dict)
+            else None
+        )
+        if response.status_code >= 400 or not sound_id:
+            raise GatewayError(_rejection(response.status_code, data, what="sound"))
+        return str(sound_id)
 
 
 def _transport_failure(exc: requests.RequestException) -> SendResult:
@@ -216,7 +244,7 @@ def parse_send_response(http_status: int, text: str, retry_after: str | None = N
     )
 
 
-def _rejection(http_status: int, data: object) -> str:
+def _rejection(http_status: int, data: object, what: str = "call") -> str:
     if http_status == 401:
         return "The provider refused our API token (HTTP 401): check MOBTEXTING_API_TOKEN."
     message = ""
@@ -231,7 +259,7 @@ def _rejection(http_status: int, data: object) -> str:
     if http_status == 429:
         message = message or "Too many requests"
     detail = " — ".join(p for p in (message, errors) if p) or "no reason given"
-    return f"The provider rejected the call (HTTP {http_status}): {detail}"
+    return f"The provider rejected the {what} (HTTP {http_status}): {detail}"
 
 
 def _money(value: object) -> Decimal | None:
@@ -319,6 +347,9 @@ class SandboxGateway:
 
     def call_status(self, **query: str) -> bytes:
         raise GatewayError("the sandbox has no status look-up; its outcomes arrive by webhook")
+
+    def upload_sound(self, name: str, filename: str, content: bytes, content_type: str) -> str:
+        return f"sandbox-{uuid.uuid4()}"
 
     def _schedule_outcome(self, payload: dict, call_id: str, status: str) -> None:
         from calls.tasks import deliver_sandbox_outcome

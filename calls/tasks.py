@@ -9,10 +9,11 @@ from django.conf import settings
 from django.tasks import task
 from django.utils import timezone
 
-from calls.models import CallEvent, CallLog, Campaign
+from calls.models import CallEvent, CallLog, Campaign, WorkerHeartbeat
 from calls.provider import SendResult, get_gateway
 
 logger = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 30
 
 
 @task
@@ -114,3 +115,12 @@ def reconcile_calls_periodically() -> int:
     later = timezone.now() + timedelta(minutes=settings.OBD_RECONCILE_EVERY_MINUTES)
     reconcile_calls_periodically.using(run_after=later).enqueue()
     return settled
+
+
+@task
+def worker_heartbeat() -> None:
+    """Proves a worker is taking tasks (see /healthz); queues its next beat."""
+    WorkerHeartbeat.beat()
+    worker_heartbeat.using(
+        run_after=timezone.now() + timedelta(seconds=HEARTBEAT_SECONDS)
+    ).enqueue()

@@ -5,7 +5,10 @@ from calls import views
 app_name = "calls"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", views.dashboard, name="dashboard"),
+    path("healthz", views.healthz, name="healthz"),
+    path("catalogue/sounds/upload/", views.sound_upload, name="sound-upload"),
+    path("calls/export.csv", views.call_export, name="call-export"),
     path("catalogue/", views.catalogue, name="catalogue"),
     path("calls/", views.call_list, name="call-list"),
     path("calls/new/", views.call_new, name="call-new"),

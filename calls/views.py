@@ -7,24 +7,68 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from calls.forms import CallFilterForm, CampaignForm, CsvUploadForm, PlaceCallForm, RetryForm
+from calls.forms import (
+    CallFilterForm,
+    CampaignForm,
+    CsvUploadForm,
+    PlaceCallForm,
+    RetryForm,
+    SoundUploadForm,
+)
 from calls.imports import UnreadableFile, import_rows
-from calls.models import AudioAsset, Bridge, CallEvent, CallLog, Campaign, IvrFlow
-from calls.provider import SANDBOX_EXAMPLE, SANDBOX_NUMBERS, get_gateway
-from calls.tasks import start_dispatchers
+from calls.models import (
+    AudioAsset,
+    AuditEntry,
+    Bridge,
+    CallEvent,
+    CallLog,
+    Campaign,
+    IvrFlow,
+    WorkerHeartbeat,
+)
+from calls.provider import SANDBOX_EXAMPLE, SANDBOX_NUMBERS, GatewayError, get_gateway
+from calls.reports import PERIODS, build_dashboard
+from calls.tasks import HEARTBEAT_SECONDS, start_dispatchers
 
 logger = logging.getLogger(__name__)
 PAGE_SIZE = 50
 
 
-def home(request: HttpRequest) -> HttpResponse:
-    return redirect("calls:call-list")
+@permission_required("calls.view_calllog", raise_exception=True)
+def dashboard(request: HttpRequest) -> HttpResponse:
+    period = request.GET.get("period") if request.GET.get("period") in PERIODS else "today"
+    return render(
+        request, "calls/dashboard.html", {"board": build_dashboard(period), "periods": PERIODS}
+    )
+
+
+@login_not_required
+def healthz(request: HttpRequest) -> JsonResponse:
+    """For load balancers and monitors: the database answers; when did the worker last beat."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        database = "ok"
+    except DatabaseError:
+        database = "unavailable"
+    beat = WorkerHeartbeat.last() if database == "ok" else None
+    age = (timezone.now() - beat).total_seconds() if beat else None
+    worker = "ok" if age is not None and age < 3 * HEARTBEAT_SECONDS else "stale"
+    body = {
+        "database": database,
+        "worker": worker,
+        "worker_last_beat": beat,
+        "worker_age_seconds": age,
+    }
+    return JsonResponse(body, status=200 if database == "ok" else 503)
 
 
 @permission_required("calls.view_bridge", raise_exception=True)
@@ -100,6 +144,7 @@ def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "call": call,
         "events": call.events.all(),
+        "audit": call.audit.select_related("actor"),
         "retry_form": RetryForm(call) if call.status == CallLog.Status.ERROR else None,
     }
     template = "calls/call_detail.html#live" if request.htmx else "calls/call_detail.html"
@@ -113,6 +158,7 @@ def call_new(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             call, created = form.save(request.user)
             if created:
+                AuditEntry.record(request.user, AuditEntry.Action.PLACED, call=call)
                 call.submit(get_gateway(), form.variable_values())
             if request.htmx:
                 return HttpResponseClientRedirect(call.get_absolute_url())
@@ -148,6 +194,7 @@ def call_retry(request: HttpRequest, pk: int) -> HttpResponse:
     call = get_object_or_404(CallLog, pk=pk)
     form = RetryForm(call, request.POST)
     if form.is_valid() and call.reopen_for_retry():
+        AuditEntry.record(request.user, AuditEntry.Action.RETRIED, call=call)
         call.submit(get_gateway(), form.variables())
     return redirect(call)
 
@@ -230,6 +277,7 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
         campaign = form.save(commit=False)
         campaign.created_by = request.user
         campaign.save()
+        AuditEntry.record(request.user, AuditEntry.Action.CREATED, campaign=campaign)
         if _import_into(request, campaign, form.cleaned_data["csv_file"]):
             return redirect(campaign)
         campaign.delete()  # nothing usable was uploaded: no empty draft left behind
@@ -255,6 +303,7 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "campaign": campaign,
         "progress": campaign.progress(),
         "rejected": campaign.rejected_rows.all()[:20],
+        "audit": campaign.audit.select_related("actor"),
         "upload_form": CsvUploadForm(),
     }
     template = (
@@ -285,6 +334,8 @@ def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         "resume": campaign.resume,
         "cancel": campaign.cancel,
     }[action]()
+    if done:
+        AuditEntry.record(request.user, action, campaign=campaign)
     if done and action in ("start", "resume"):
         start_dispatchers(campaign)
     if not done:
@@ -320,3 +371,47 @@ class Echo:
 
     def write(self, value: str) -> str:
         return value
+
+
+@permission_required("calls.view_calllog", raise_exception=True)
+def call_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered call log as CSV, streamed row by row; variables as stored (secrets masked)."""
+    filters = CallFilterForm(request.GET or None)
+    calls = filters.filter(CallLog.objects.select_related("bridge", "flow", "audio", "created_by"))
+    writer = csv.writer(Echo())
+    rows = (
+        writer.writerow(call.export_row())
+        for call in calls.order_by("-id").iterator(chunk_size=2000)
+    )
+    response = StreamingHttpResponse(
+        itertools.chain([writer.writerow(CallLog.EXPORT_COLUMNS)], rows), content_type="text/csv"
+    )
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="calls-{stamp}.csv"'
+    return response
+
+
+@permission_required("calls.add_audioasset", raise_exception=True)
+def sound_upload(request: HttpRequest) -> HttpResponse:
+    form = SoundUploadForm(request.POST or None, request.FILES or None)
+    if form.is_valid():
+        upload = form.cleaned_data["audio_file"]
+        try:
+            sound_id = get_gateway().upload_sound(
+                form.cleaned_data["name"],
+                upload.name,
+                upload.read(),
+                upload.content_type or "audio/mpeg",
+            )
+        except GatewayError as exc:
+            form.add_error(None, str(exc))
+        else:
+            asset = AudioAsset.objects.create(name=form.cleaned_data["name"], sound_id=sound_id)
+            AuditEntry.record(
+                request.user, AuditEntry.Action.SOUND_UPLOADED, detail=f"{asset.name}: {sound_id}"
+            )
+            messages.success(
+                request, f"Uploaded “{asset.name}”: sound id {sound_id}. It can be played now."
+            )
+            return redirect("calls:catalogue")
+    return render(request, "calls/sound_upload.html", {"form": form})

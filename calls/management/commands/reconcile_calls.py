@@ -9,17 +9,13 @@ from calls.reconcile import reconcile_waiting, stuck_pending
 class Command(BaseCommand):
     help = (
         "Look up calls left queued or unknown past OBD_RECONCILE_AFTER_MINUTES and report rows "
-        "stuck pending. With --schedule, queue the periodic look-up on the worker instead."
+        "stuck pending. The worker also runs this periodically (see start_periodic_tasks)."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--minutes", type=int, default=settings.OBD_RECONCILE_AFTER_MINUTES)
-        parser.add_argument("--schedule", action="store_true", help="queue the periodic task once")
 
-    def handle(self, *args, minutes: int, schedule: bool, **options) -> None:
-        if schedule:
-            self._schedule()
-            return
+    def handle(self, *args, minutes: int, **options) -> None:
         stuck = list(stuck_pending(minutes))
         for call in stuck:
             self.stdout.write(
@@ -32,15 +28,3 @@ class Command(BaseCommand):
             minutes, report=lambda m: self.stdout.write(self.style.ERROR(m))
         )
         self.stdout.write(f"{settled} call(s) settled, {len(stuck)} stuck pending.")
-
-    def _schedule(self) -> None:
-        from django_tasks_db.models import DBTaskResult
-
-        from calls.tasks import reconcile_calls_periodically
-
-        waiting = DBTaskResult.objects.filter(
-            task_path=reconcile_calls_periodically.module_path, status="READY"
-        ).exists()
-        if not waiting:
-            reconcile_calls_periodically.enqueue()
-        self.stdout.write("Periodic reconcile is scheduled on the worker.")
