@@ -21,14 +21,15 @@ run: $(BIN)/.installed
 	$(BIN)/python manage.py start_periodic_tasks
 	@echo
 	@echo "  OBD Portal: http://$(HOST):$(PORT)/   (log in with the demo login above)"
-	@echo "  Worker started beside the web server; Ctrl-C stops both."
+	@echo "  Workers started beside the web server; Ctrl-C stops them all."
 	@echo
 	@trap 'kill 0' EXIT; \
-	$(BIN)/python manage.py db_worker --no-reload --interval 0.5 & \
+	$(BIN)/python manage.py db_worker --no-reload --interval 0.5 --queue-name default & \
+	$(BIN)/python manage.py db_worker --no-reload --interval 0.5 --queue-name campaigns & \
 	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
 worker: $(BIN)/.installed
-	$(BIN)/python manage.py db_worker --no-reload
+	$(BIN)/python manage.py db_worker --no-reload --queue-name '*'
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .

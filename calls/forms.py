@@ -1,3 +1,4 @@
+import copy
 import uuid
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -289,9 +290,9 @@ class CampaignForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["bridge"].queryset = Bridge.objects.filter(is_active=True)
-        self.fields["flow"].queryset = IvrFlow.objects.filter(is_active=True)
-        self.fields["audio"].queryset = AudioAsset.objects.filter(is_active=True)
+        # The same choices, labels and defaults as the single-call form.
+        for name in ("bridge", "flow", "audio", "interval"):
+            self.fields[name] = copy.deepcopy(PlaceCallForm.base_fields[name])
         self.fields["pace"].initial = settings.OBD_CAMPAIGN_PACE
         self.fields["window_timezone"].initial = settings.OBD_PROVIDER_TIMEZONE
         self.fields["webhook_id"].help_text = "Optional; the configured default is used when empty"

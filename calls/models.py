@@ -589,6 +589,7 @@ class Campaign(models.Model):
             "done": done,
             "percent": round(100 * done / total) if total else 0,
             "waiting": counts.get(CallLog.Status.PENDING, 0),
+            "in_flight": total - done,
         }
 
     @staticmethod
@@ -708,6 +709,12 @@ class RejectedRow(models.Model):
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
+
+    @property
+    def number(self) -> str:
+        """The row's number as typed, whatever its column was called."""
+        column = next((c for c, target in self.campaign.columns.items() if target == "number"), "")
+        return self.values.get(column, "")
 
 
 class AuditEntry(models.Model):

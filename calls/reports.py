@@ -95,6 +95,18 @@ def build_dashboard(period: str) -> Dashboard:
     )
 
 
+def _failure_reason(row: dict) -> str:
+    if row["provider_status"] and row["status"] == "failed":
+        return f"provider says {row['provider_status']}"
+    if row["http_status"]:
+        return f"provider answered HTTP {row['http_status']}"
+    return {
+        "error": "provider unreachable, not sent",
+        "unknown": "no answer from the provider",
+        "rejected": "refused by the provider",
+    }.get(row["status"], row["status"])
+
+
 def _hours(calls) -> list[dict]:
     """Calls per hour of the day (portal time) by outcome, as bars for a small SVG chart."""
     rows = (

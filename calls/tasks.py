@@ -89,7 +89,7 @@ class Dispatcher:
         logger.info("campaign=%s call=%s status=%s", self.campaign.pk, call.pk, result.status)
 
 
-@task
+@task(queue_name="campaigns")
 def dispatch_campaign(campaign_id: int) -> str:
     campaign = Campaign.objects.get(pk=campaign_id)
     reason = Dispatcher(campaign, get_gateway()).run()

@@ -265,9 +265,10 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
     campaigns = list(Campaign.objects.select_related("bridge", "flow", "audio", "created_by")[:100])
     progress = Campaign.progress_of(campaigns)
     rows = [(campaign, progress[campaign.pk]) for campaign in campaigns]
-    running = any(c.status == Campaign.Status.RUNNING for c in campaigns)
+    # Refresh while anything moves: a running campaign, or sent calls still awaiting outcomes.
+    live = any(c.status == Campaign.Status.RUNNING or p["in_flight"] for c, p in rows)
     template = "calls/campaign_list.html#campaigns" if request.htmx else "calls/campaign_list.html"
-    return render(request, template, {"rows": rows, "running": running})
+    return render(request, template, {"rows": rows, "live": live})
 
 
 @permission_required("calls.add_campaign", raise_exception=True)
@@ -302,7 +303,7 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "campaign": campaign,
         "progress": campaign.progress(),
-        "rejected": campaign.rejected_rows.all()[:20],
+        "rejected": campaign.rejected_rows.select_related("campaign")[:20],
         "audit": campaign.audit.select_related("actor"),
         "upload_form": CsvUploadForm(),
     }

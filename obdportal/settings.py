@@ -169,9 +169,12 @@ TEMPLATES = [
     },
 ]
 
+# Campaign dispatch runs long: it has its own queue so sandbox outcomes, reconcile and the
+# heartbeat never wait behind it. `make run` starts one worker for each.
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default", "campaigns"],
     }
 }
 

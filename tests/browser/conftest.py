@@ -107,11 +107,13 @@ def task_worker(transactional_db) -> Iterator[subprocess.Popen]:
             "0.2",
             "--no-startup-delay",
             "--no-reload",
+            "--queue-name",
+            "*",
         ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     yield worker
     worker.terminate()
