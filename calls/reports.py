@@ -60,12 +60,13 @@ def build_dashboard(period: str) -> Dashboard:
     mix_counts = dict(calls.values_list("status").annotate(n=Count("id")).order_by())
     labels = dict(CallLog.Status.choices)
     mix = [(s, labels[s], mix_counts[s]) for s in labels if mix_counts.get(s)]
-    failures = list(
-        calls.filter(status__in=FAILURES)
+    failures = [
+        {**row, "reason": _failure_reason(row)}
+        for row in calls.filter(status__in=FAILURES)
         .values("status", "provider_status", "http_status")
         .annotate(n=Count("id"))
         .order_by("-n")[:10]
-    )
+    ]
     grouped = {
         "placed": Count("id"),
         "answered": Count("id", filter=answered),

@@ -291,9 +291,9 @@ def _import_into(request: HttpRequest, campaign: Campaign, upload) -> bool:
     except UnreadableFile as exc:
         messages.error(request, str(exc))
         return False
-    messages.success(
-        request, f"{report.accepted} row(s) ready to call, {report.rejected} rejected."
-    )
+    summary = f"{report.accepted} row(s) ready to call, {report.rejected} rejected."
+    AuditEntry.record(request.user, AuditEntry.Action.UPLOADED, campaign=campaign, detail=summary)
+    messages.success(request, summary)
     return True
 
 

@@ -1,0 +1,97 @@
+import csv
+import io
+import re
+
+from django.core.management import call_command
+from playwright.sync_api import expect
+
+from calls.models import AudioAsset, CallLog
+from tests.browser.conftest import screenshot
+
+CSV = """number,Name,otp
++91 98765 43211,Ravi,111111
+12345,Bad,222222
++91 98765 40002,Mina,333333
++91 98765 43213,Anil,444444
+"""
+
+
+def seed() -> None:
+    call_command("seed_demo", stdout=io.StringIO())
+
+
+def test_a_campaign_reports_a_bad_row_then_runs_to_100_percent(
+    supervisor_page, task_worker, tmp_path
+):
+    seed()
+    page = supervisor_page
+    upload = tmp_path / "reminders.csv"
+    upload.write_text(CSV)
+    page.click("nav >> text=Campaigns")
+    page.click("text=New campaign")
+    page.fill("#id_name", "Login reminders")
+    page.select_option("#id_flow", label="Login OTP (flow 24)")
+    page.set_input_files("#id_csv_file", str(upload))
+    page.click("button:has-text('Upload and check rows')")
+
+    expect(page.get_by_text("3 row(s) ready to call, 1 rejected.")).to_be_visible()
+    expect(page.locator("table").first).to_contain_text("12345 is not a valid phone number")
+    with page.expect_download() as download:
+        page.click("text=Download the 1 rejected row")
+    rejected = list(csv.reader(open(download.value.path())))
+    assert rejected == [
+        ["number", "Name", "otp", "reason"],
+        [
+            "12345",
+            "Bad",
+            "222222",
+            "12345 is not a valid phone number with country code (for example +91 88671 35123).",
+        ],
+    ]
+    screenshot(page, "campaign-draft")
+
+    page.click("button:has-text('Start calling 3 numbers')")
+    expect(page.locator("#progress progress")).to_have_attribute("value", "100", timeout=30_000)
+    expect(page.locator("#progress")).to_contain_text("3 of 3 calls settled")
+    counts = page.locator("#progress .counts")
+    expect(counts).to_contain_text("Answered 2")
+    expect(counts).to_contain_text("Busy 1")
+    screenshot(page, "campaign-finished")
+    assert "111111" not in page.content()
+    assert set(CallLog.objects.values_list("status", flat=True)) == {"answered", "busy"}
+
+
+def test_a_supervisor_reads_the_dashboard_exports_calls_and_uploads_a_sound(
+    supervisor_page, tmp_path
+):
+    seed()
+    page = supervisor_page
+    page.goto("/calls/new/")
+    page.fill("#id_to", "+91 98765 40004")  # the sandbox rejects this one
+    page.select_option("#id_audio", label="Payment reminder (sound)")
+    page.click("button:has-text('Place call')")
+    page.wait_for_url(re.compile(r"/calls/\d+/$"))
+    expect(page.locator(".outcome .status")).to_have_text("Rejected")
+    screenshot(page, "call-detail")
+
+    page.click("nav >> text=Dashboard")
+    expect(page.locator("#stat-placed")).to_have_text("1")
+    expect(page.locator("svg.chart rect")).to_have_count(1)
+    expect(page.get_by_text("provider answered HTTP 422")).to_be_visible()
+    screenshot(page, "dashboard")
+
+    page.goto("/calls/")
+    with page.expect_download() as download:
+        page.click("text=Export CSV")
+    rows = list(csv.DictReader(open(download.value.path())))
+    assert [(r["to"], r["status"]) for r in rows] == [("919876540004", "rejected")]
+
+    sound = tmp_path / "greeting.mp3"
+    sound.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00fake mp3 frames")
+    page.goto("/catalogue/")
+    page.click("text=Upload a sound")
+    page.fill("#id_name", "Diwali greeting")
+    page.set_input_files("#id_audio_file", str(sound))
+    page.click("button:has-text('Upload to the provider')")
+    expect(page.get_by_text("Uploaded “Diwali greeting”")).to_be_visible()
+    assert AudioAsset.objects.get(name="Diwali greeting").sound_id.startswith("sandbox-")
