@@ -38,7 +38,7 @@ def test_a_campaign_reports_a_bad_row_then_runs_to_100_percent(
     expect(page.locator("table").first).to_contain_text("12345 is not a valid phone number")
     with page.expect_download() as download:
         page.click("text=Download the 1 rejected row")
-    rejected = list(csv.reader(open(download.value.path())))
+    rejected = list(csv.reader(download.value.path().read_text().splitlines()))
     assert rejected == [
         ["number", "Name", "otp", "reason"],
         [
@@ -83,7 +83,7 @@ def test_a_supervisor_reads_the_dashboard_exports_calls_and_uploads_a_sound(
     page.goto("/calls/")
     with page.expect_download() as download:
         page.click("text=Export CSV")
-    rows = list(csv.DictReader(open(download.value.path())))
+    rows = list(csv.DictReader(download.value.path().read_text().splitlines()))
     assert [(r["to"], r["status"]) for r in rows] == [("919876540004", "rejected")]
 
     sound = tmp_path / "greeting.mp3"
