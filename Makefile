@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format worker clean check-deploy
+.PHONY: run test lint format worker clean check-deploy bandit
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ format: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
+
+# Security lint: no medium or high finding in the application code.
+bandit: $(BIN)/.installed
+	$(BIN)/bandit -q -r calls obdportal --severity-level medium
 
 # Production settings must pass Django's deployment checks with no warning.
 check-deploy: $(BIN)/.installed
