@@ -201,7 +201,9 @@ WHITENOISE_USE_FINDERS = True  # serves static files without collectstatic in de
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
@@ -213,5 +215,11 @@ if SENTRY_DSN:
     try:
         import sentry_sdk
     except ImportError:
-        raise ImproperlyConfigured("SENTRY_DSN is set: install sentry-sdk (pip install sentry-sdk)") from None
-    sentry_sdk.init(dsn=SENTRY_DSN, send_default_pii=False, environment=env.str("SENTRY_ENVIRONMENT", default="production"))
+        raise ImproperlyConfigured(
+            "SENTRY_DSN is set: install sentry-sdk (pip install sentry-sdk)"
+        ) from None
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        send_default_pii=False,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+    )
