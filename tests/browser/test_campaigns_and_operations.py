@@ -34,7 +34,7 @@ def test_a_campaign_reports_a_bad_row_then_runs_to_100_percent(
     page.set_input_files("#id_csv_file", str(upload))
     page.click("button:has-text('Upload and check rows')")
 
-    expect(page.get_by_text("3 row(s) ready to call, 1 rejected.")).to_be_visible()
+    expect(page.locator(".flash")).to_have_text("3 row(s) ready to call, 1 rejected.")
     expect(page.locator("table").first).to_contain_text("12345 is not a valid phone number")
     with page.expect_download() as download:
         page.click("text=Download the 1 rejected row")
