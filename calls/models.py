@@ -4,6 +4,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import re
 import uuid
 from datetime import datetime, timedelta
@@ -20,6 +21,8 @@ from django.utils import timezone
 from calls.phone import normalize_number, pretty_number, validate_number
 from calls.sealing import seal, unseal
 from calls.webhooks import Delivery, MalformedDelivery, parse_delivery
+
+logger = logging.getLogger(__name__)
 
 MASK = "******"
 SENSITIVE_HINTS = ("otp", "pin", "code", "password")
@@ -400,6 +403,18 @@ class CallLog(models.Model):
                 "error",
                 "sealed_variables",
             ]
+        )
+        # One line per submission; failures at warning level with the reason (never a secret).
+        failed = self.status in (self.Status.REJECTED, self.Status.ERROR, self.Status.UNKNOWN)
+        logger.log(
+            logging.WARNING if failed else logging.INFO,
+            "call submission call=%s campaign=%s status=%s http=%s provider_id=%s%s",
+            self.pk,
+            self.campaign_id or "-",
+            self.status,
+            self.http_status or "-",
+            self.provider_id or "-",
+            f" reason={self.error!r}" if failed else "",
         )
 
     def reopen_for_retry(self) -> bool:

@@ -8,7 +8,6 @@ timeout could ring a customer twice. Anything that may have reached the provider
 """
 
 import json
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,8 +19,6 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 from urllib3.exceptions import NewConnectionError
-
-logger = logging.getLogger(__name__)
 
 QUEUED, REJECTED, ERROR, UNKNOWN = "queued", "rejected", "error", "unknown"
 
@@ -148,14 +145,12 @@ def _transport_failure(exc: requests.RequestException) -> SendResult:
         message = (
             f"Could not reach the provider ({_reason(exc)}). Nothing was sent; it is safe to retry."
         )
-        logger.warning("call submission not sent: %s", _reason(exc))
         return SendResult(status=ERROR, error=message)
     message = (
         f"No answer from the provider ({_reason(exc)}). The call may or may not have been "
         "placed: it is not resent automatically and will be settled by its webhook or "
         "`manage.py reconcile_calls`."
     )
-    logger.warning("call submission outcome unknown: %s", _reason(exc))
     return SendResult(status=UNKNOWN, error=message)
 
 

@@ -86,7 +86,6 @@ class Dispatcher:
             logger.warning("campaign=%s provider rate limit: waiting %ss", self.campaign.pk, wait)
             return
         call.record_submission(result)
-        logger.info("campaign=%s call=%s status=%s", self.campaign.pk, call.pk, result.status)
 
 
 @task(queue_name="campaigns")

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from calls import views
 
@@ -19,8 +19,8 @@ urlpatterns = [
     path("campaigns/<int:pk>/", views.campaign_detail, name="campaign-detail"),
     path("campaigns/<int:pk>/upload/", views.campaign_upload, name="campaign-upload"),
     path("campaigns/<int:pk>/rejected.csv", views.campaign_rejected_csv, name="campaign-rejected"),
-    path(
-        "campaigns/<int:pk>/<str:action>/",
+    re_path(
+        r"^campaigns/(?P<pk>\d+)/(?P<action>start|pause|resume|cancel)/$",
         views.campaign_action,
         name="campaign-action",
     ),

@@ -20,6 +20,8 @@ def _portal_settings(settings):
     settings.OBD_WEBHOOK_VERIFICATION_TOKEN = "verify-me"
     settings.OBD_DEFAULT_REGION = None
     settings.MOBTEXTING_WEBHOOK_ID = ""
+    # Real password hashing costs ~0.3 s per user; tests need the check, not the cost.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
