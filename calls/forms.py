@@ -129,7 +129,11 @@ class PlaceCallForm(forms.Form):
             return
         limit, minutes = settings.OBD_MAX_CALLS_PER_NUMBER, settings.OBD_MAX_CALLS_WINDOW_MINUTES
         since = timezone.now() - timedelta(minutes=minutes)
-        if limit and CallLog.objects.filter(to=number, created_at__gte=since).count() >= limit:
+        # Count only calls that may have rung: not those refused or never sent.
+        rang = CallLog.objects.filter(
+            to=number, created_at__gte=since, submitted_at__isnull=False
+        ).exclude(status__in=[CallLog.Status.REJECTED, CallLog.Status.ERROR])
+        if limit and rang.count() >= limit:
             self.add_error(
                 "to",
                 f"This number was already called {limit} time(s) in the last {minutes} minutes; "

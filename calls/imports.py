@@ -9,7 +9,7 @@ from typing import IO
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from calls.models import CallLog, Campaign, DoNotCall, RejectedRow
+from calls.models import MASK, CallLog, Campaign, DoNotCall, RejectedRow
 from calls.phone import normalize_number
 
 NUMBER_COLUMNS = ("number", "to", "mobile", "phone", "msisdn")
@@ -44,30 +44,41 @@ def import_rows(campaign: Campaign, binary: IO[bytes], user=None) -> ImportRepor
 
 
 def _import(campaign: Campaign, text: io.TextIOWrapper, user) -> ImportReport:
-    header_line = next((line for line in text if line.strip()), None)
-    if header_line is None:
+    header_at = 0
+    for header_line in text:
+        header_at += 1
+        if header_line.strip():
+            break
+    else:
         raise UnreadableFile("The file is empty.")
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
     header = [h.strip() for h in next(csv.reader([header_line], delimiter=delimiter))]
     report, number_index, variable_index = _map_columns(campaign, header)
+    secret_columns = [
+        header[i] for var, i in variable_index.items() if campaign.flow.is_sensitive(var)
+    ]
 
+    # This upload fixes the rows set aside before: they are replaced by this file's.
+    campaign.rejected_rows.all().delete()
     do_not_call = dict(DoNotCall.objects.values_list("number", "reason"))
     seen = set(campaign.calls.values_list("to", flat=True))  # earlier uploads count as duplicates
     calls: list[CallLog] = []
     rejected: list[RejectedRow] = []
-    for line_no, row in enumerate(csv.reader(text, delimiter=delimiter), start=2):
+    reader = csv.reader(text, delimiter=delimiter)
+    for row in reader:
         if not any(cell.strip() for cell in row):
             continue
         values = {name: row[i].strip() if i < len(row) else "" for i, name in enumerate(header)}
         number, reason = _check_number(values[header[number_index]], seen, do_not_call)
         variables = {var: values[header[i]] for var, i in variable_index.items()}
-        missing = [var for var, value in variables.items() if not value]
+        # A masked value comes from our own rejected-rows file: the secret must be typed again.
+        missing = [var for var, value in variables.items() if value in ("", MASK)]
         if not reason and missing:
             reason = "Missing value for " + ", ".join(missing)
         if reason:
-            rejected.append(
-                RejectedRow(campaign=campaign, line=line_no, values=values, reason=reason)
-            )
+            values |= {column: MASK for column in secret_columns if values[column]}
+            line = header_at + reader.line_num
+            rejected.append(RejectedRow(campaign=campaign, line=line, values=values, reason=reason))
             report.rejected += 1
         else:
             seen.add(number)
@@ -77,7 +88,7 @@ def _import(campaign: Campaign, text: io.TextIOWrapper, user) -> ImportReport:
             _flush(calls, rejected)
     _flush(calls, rejected)
     campaign.columns = report.columns
-    campaign.rows_rejected = RejectedRow.objects.filter(campaign=campaign).count()
+    campaign.rows_rejected = report.rejected
     campaign.save(update_fields=["columns", "rows_rejected"])
     return report
 

@@ -901,6 +901,12 @@ class CallEvent(models.Model):
             return None
         CallEvent.objects.filter(pk=self.pk).update(call=call)
         self.call = call
+        if not call.provider_id and delivery.ids:
+            # Found by number after a timeout: learn its id so later deliveries match directly.
+            found = delivery.ids[0][:128]
+            CallLog.objects.filter(pk=call.pk, provider_id="").update(
+                provider_id=found, provider_key=found.split(":")[0]
+            )
         call.apply_outcome(delivery, self)
         return call
 

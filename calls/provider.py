@@ -20,6 +20,8 @@ from django.conf import settings
 from django.utils import timezone
 from urllib3.exceptions import NewConnectionError
 
+from calls.webhooks import MalformedDelivery, provider_time
+
 QUEUED, REJECTED, ERROR, UNKNOWN = "queued", "rejected", "error", "unknown"
 
 
@@ -108,7 +110,7 @@ class MobtextingGateway:
                 timeout=self.timeout,
             )
         except requests.RequestException as exc:
-            raise GatewayError(f"status look-up failed: {type(exc).__name__}") from None
+            raise GatewayError(f"status look-up failed ({_reason(exc)})") from None
         if response.status_code != 200:
             raise GatewayError(f"status look-up answered HTTP {response.status_code}")
         return response.content
@@ -276,15 +278,10 @@ def _seconds(value: str | None) -> float | None:
 
 def _provider_time(value: object) -> datetime | None:
     """`2024-07-10T06:09:43.054164Z` (UTC) or the legacy naive `2019-08-16 15:09:51`."""
-    if not isinstance(value, str) or not value:
-        return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return provider_time(str(value or ""), ZoneInfo(settings.OBD_PROVIDER_TIMEZONE))
+    except MalformedDelivery:
         return None
-    if timezone.is_naive(moment):
-        moment = moment.replace(tzinfo=ZoneInfo(settings.OBD_PROVIDER_TIMEZONE))
-    return moment
 
 
 # --- the sandbox --------------------------------------------------------------------------------

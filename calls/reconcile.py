@@ -4,11 +4,14 @@ outcome rules as webhooks."""
 import json
 import logging
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.utils import timezone
 
 from calls.models import CallEvent, CallLog
 from calls.provider import GatewayError, get_gateway
+from calls.webhooks import MalformedDelivery, provider_time
 
 logger = logging.getLogger(__name__)
 
@@ -36,19 +39,33 @@ def reconcile_call(call: CallLog, gateway) -> bool:
     if call.provider_id:
         body = gateway.call_status(id=call.provider_id)
     else:
-        answer = json.loads(gateway.call_status(mobile=call.to))
-        rows = [r for r in answer.get("data") or [] if isinstance(r, dict)]
-        sent = (call.submitted_at or call.created_at).strftime("%Y-%m-%d %H:%M:%S")
-        later = sorted(
-            (r for r in rows if str(r.get("created_at", "")) >= sent[:16]),
-            key=lambda r: str(r.get("created_at")),
-        )
-        if not later:
+        row = _first_row_after(json.loads(gateway.call_status(mobile=call.to)), call)
+        if row is None:
             return False
-        body = json.dumps({**later[0], "to": call.to, "bridge": call.bridge.number}).encode()
+        body = json.dumps({**row, "to": call.to, "bridge": call.bridge.number}).encode()
     event = CallEvent.objects.ingest(source=CallEvent.Source.RECONCILE, body=body)
     call.refresh_from_db(fields=["status"])
     return event.call_id == call.pk and call.has_outcome
+
+
+def _first_row_after(answer: dict, call: CallLog) -> dict | None:
+    """The provider's row for this number created first after our POST began (a minute of
+    clock skew allowed); earlier rows are other calls to the same customer."""
+    zone = ZoneInfo(settings.OBD_PROVIDER_TIMEZONE)
+    since = (call.submitted_at or call.created_at) - timedelta(minutes=1)
+    candidates = []
+    for row in answer.get("data") or []:
+        try:
+            created = (
+                provider_time(str(row.get("created_at") or ""), zone)
+                if isinstance(row, dict)
+                else None
+            )
+        except MalformedDelivery:
+            continue
+        if created and created >= since:
+            candidates.append((created, row))
+    return min(candidates, key=lambda pair: pair[0])[1] if candidates else None
 
 
 def reconcile_waiting(minutes: int, gateway=None, report=logger.warning) -> int:
@@ -60,5 +77,5 @@ def reconcile_waiting(minutes: int, gateway=None, report=logger.warning) -> int:
         try:
             settled += reconcile_call(call, gateway)
         except (GatewayError, ValueError) as exc:
-            report(f"{call}: status look-up failed: {exc}")
+            report(f"{call}: {exc}")
     return settled

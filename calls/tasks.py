@@ -60,6 +60,8 @@ class Dispatcher:
                 pk=self.campaign.pk, status=Campaign.Status.RUNNING
             ).exists():
                 return "stopped"  # paused or canceled while this worker waited for its slot
+            if not self.campaign.in_window(self.now()):
+                return "window"  # the window closed while this worker waited
             call = self.campaign.claim_next_call()
             if call is None:
                 self.campaign.finish_if_done()
@@ -110,10 +112,11 @@ def reconcile_calls_periodically() -> int:
     """Ask the status API about calls without an outcome; runs again after the interval."""
     from calls.reconcile import reconcile_waiting
 
-    settled = reconcile_waiting(settings.OBD_RECONCILE_AFTER_MINUTES)
-    later = timezone.now() + timedelta(minutes=settings.OBD_RECONCILE_EVERY_MINUTES)
-    reconcile_calls_periodically.using(run_after=later).enqueue()
-    return settled
+    try:
+        return reconcile_waiting(settings.OBD_RECONCILE_AFTER_MINUTES)
+    finally:  # an unexpected failure must not end the chain
+        later = timezone.now() + timedelta(minutes=settings.OBD_RECONCILE_EVERY_MINUTES)
+        reconcile_calls_periodically.using(run_after=later).enqueue()
 
 
 @task

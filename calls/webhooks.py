@@ -107,8 +107,8 @@ def delivery_from_fields(fields: dict, tz: ZoneInfo) -> Delivery:
     values.setdefault("bridge", text.get("caller_id") or text.get("from", ""))
     return Delivery(
         **values,
-        start_at=_time(text.get("start_at", ""), tz),
-        end_at=_time(text.get("end_at", ""), tz),
+        start_at=provider_time(text.get("start_at", ""), tz),
+        end_at=provider_time(text.get("end_at", ""), tz),
         duration=_seconds(text.get("duration", "")),
         extra=extra,
     )
@@ -174,7 +174,7 @@ def _text(value: object) -> str:
     return json.dumps(value)
 
 
-def _time(value: str, tz: ZoneInfo) -> datetime | None:
+def provider_time(value: str, tz: ZoneInfo) -> datetime | None:
     """The provider's naive `YYYY-MM-DD hh:mm:ss` is read in `tz`; an explicit offset wins."""
     if not value:
         return None

@@ -13,7 +13,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         for periodic in (reconcile_calls_periodically, worker_heartbeat):
-            waiting = DBTaskResult.objects.filter(task_path=periodic.module_path, status="READY")
+            # A running one queues its own next run: queuing another would start a second chain.
+            waiting = DBTaskResult.objects.filter(
+                task_path=periodic.module_path, status__in=["READY", "RUNNING"]
+            )
             if not waiting.exists():
                 periodic.enqueue()
             self.stdout.write(f"{periodic.name} is scheduled.")
