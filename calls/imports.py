@@ -87,7 +87,7 @@ def _import(campaign: Campaign, text: io.TextIOWrapper, user) -> ImportReport:
         if len(calls) >= BATCH or len(rejected) >= BATCH:
             _flush(calls, rejected)
     _flush(calls, rejected)
-    campaign.columns = report.columns
+    campaign.columns = [[column, report.columns.get(column, "")] for column in header]
     campaign.rows_rejected = report.rejected
     campaign.save(update_fields=["columns", "rows_rejected"])
     return report

@@ -549,8 +549,10 @@ class Campaign(models.Model):
     )
     window_timezone = models.CharField(max_length=64, default="Asia/Kolkata")
     status = models.CharField(max_length=16, choices=Status, default=Status.DRAFT, db_index=True)
+    # [[CSV column, "number" | "{variable}" | "" (ignored)], ...] in the file's order: a list,
+    # because PostgreSQL's jsonb does not keep the key order of an object.
     columns = models.JSONField(
-        default=dict, blank=True, help_text="CSV column → variable, from the upload"
+        default=list, blank=True, help_text="The upload's columns and their use"
     )
     rows_rejected = models.PositiveIntegerField(default=0)
     # The token bucket every worker shares: the next instant a call may be sent.
@@ -728,7 +730,7 @@ class RejectedRow(models.Model):
     @property
     def number(self) -> str:
         """The row's number as typed, whatever its column was called."""
-        column = next((c for c, target in self.campaign.columns.items() if target == "number"), "")
+        column = next((c for c, target in self.campaign.columns if target == "number"), "")
         return self.values.get(column, "")
 
 

@@ -350,11 +350,7 @@ def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 def campaign_rejected_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     """The rejected rows as they came, plus why, to fix and upload again."""
     campaign = get_object_or_404(Campaign, pk=pk)
-    header = [name for name in campaign.columns] + [
-        name
-        for name in (campaign.rejected_rows.values_list("values", flat=True).first() or {})
-        if name not in campaign.columns
-    ]
+    header = [column for column, _ in campaign.columns]
     writer = csv.writer(Echo())
     rows = (
         writer.writerow([row.values.get(name, "") for name in header] + [row.reason])

@@ -243,7 +243,13 @@ def test_extra_columns_are_ignored_and_the_mapping_is_kept_on_the_campaign(campa
 
     assert report.ignored == ["id", "city"]
     campaign.refresh_from_db()
-    assert campaign.columns == {"Number": "number", "name": "{Name}", "OTP": "{otp}"}
+    assert campaign.columns == [
+        ["id", ""],
+        ["Number", "number"],
+        ["city", ""],
+        ["name", "{Name}"],
+        ["OTP", "{otp}"],
+    ]
     assert calls_of(campaign) == [ASHA]
 
 
@@ -504,11 +510,12 @@ def test_a_supervisor_creates_a_draft_from_a_csv_and_sees_its_report(supervisor,
     assert messages_of(page) == ["2 row(s) ready to call, 1 rejected."]
     assert page.context["progress"]["counts"] == {"pending": 2}
     assert [(row.line, row.reason) for row in page.context["rejected"]] == [(3, BAD_NUMBER)]
-    assert page.context["campaign"].columns == {
-        "number": "number",
-        "Name": "{Name}",
-        "otp": "{otp}",
-    }
+    assert page.context["campaign"].columns == [
+        ["number", "number"],
+        ["Name", "{Name}"],
+        ["otp", "{otp}"],
+        ["city", ""],
+    ]
     html = page.content.decode()
     assert BAD_NUMBER in html and "12345" in html
     assert f'href="/campaigns/{campaign.pk}/rejected.csv"' in html

@@ -680,7 +680,15 @@ def manage(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
     clean = {
         k: v
         for k, v in os.environ.items()
-        if k not in {*PRODUCTION_SECRETS, "DEBUG", "ALLOWED_HOSTS", "DATABASE_URL"}
+        # A production start has none of these (the browser tests set the async one).
+        if k
+        not in {
+            *PRODUCTION_SECRETS,
+            "DEBUG",
+            "ALLOWED_HOSTS",
+            "DATABASE_URL",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        }
     }
     return subprocess.run(
         [sys.executable, "manage.py", *args],

@@ -14,10 +14,6 @@ from django.db import connection
 
 from tests.conftest import _user
 
-# Playwright's sync API keeps an event loop running in the test thread; the ORM calls the tests
-# make between browser steps are still plain synchronous code.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-results"
@@ -31,6 +27,17 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _orm_beside_playwright():
+    """Playwright's sync API keeps an event loop running in the test thread; the ORM calls the
+    tests make between browser steps (and database teardown) are still plain synchronous code."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -44,7 +44,7 @@ def test_a_campaign_reports_a_bad_row_then_runs_to_100_percent(
         [
             "12345",
             "Bad",
-            "222222",
+            "******",  # the otp is masked here too; it must be typed again
             "12345 is not a valid phone number with country code (for example +91 88671 35123).",
         ],
     ]
