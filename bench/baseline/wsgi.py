@@ -1,0 +1,8 @@
+"""`gunicorn bench.baseline.wsgi` from the repository root."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.baseline.settings")
+application = get_wsgi_application()
