@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 
 from calls.models import MASK, CallLog, Campaign, DoNotCall, RejectedRow
 from calls.phone import normalize_number
@@ -143,7 +143,28 @@ def _call(campaign: Campaign, number: str, variables: dict[str, str], user) -> C
 
 
 def _flush(calls: list[CallLog], rejected: list[RejectedRow]) -> None:
-    CallLog.objects.bulk_create(calls)
+    _insert(calls)
     RejectedRow.objects.bulk_create(rejected)
     calls.clear()
     rejected.clear()
+
+
+def _insert(calls: list[CallLog]) -> None:
+    """bulk_create, minus its cost: it compiles one huge INSERT per batch, which took half of a
+    100,000-row import; one prepared INSERT run by executemany does the same work in half the
+    time (bench/campaigns.py). Values are prepared by the fields themselves, as Django does."""
+    if not calls:
+        return
+    fields = [f for f in CallLog._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    # Names come from the model, values are bound parameters: nothing from the file is in the SQL.
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608  # nosec B608
+        quote(CallLog._meta.db_table),
+        ", ".join(quote(f.column) for f in fields),
+        ", ".join(["%s"] * len(fields)),
+    )
+    rows = [
+        tuple(f.get_db_prep_save(getattr(c, f.attname), connection) for f in fields) for c in calls
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)

@@ -428,35 +428,36 @@ class CallLog(models.Model):
 
     def apply_outcome(self, delivery, event: "CallEvent") -> None:
         """Record one attempt's outcome. Safe for duplicate, concurrent and out-of-order deliveries:
-        the latest attempt by start time decides, and an answered call stays answered."""
+        the latest attempt by start time decides, and an answered call stays answered.
+
+        The webhook's hot path: one locked read of three columns, one check, one UPDATE."""
         if not delivery.outcome:
             return
         with transaction.atomic():
-            call = CallLog.objects.select_for_update().get(pk=self.pk)
-            call.attempts = (
-                call.events.exclude(started_at=None).values("started_at").distinct().count() or 1
+            call = (
+                CallLog.objects.select_for_update()
+                .only("status", "started_at", "attempts")
+                .get(pk=self.pk)
             )
-            fields = ["attempts"]
+            if delivery.start_at is None:
+                attempts = max(call.attempts, 1)
+            else:  # each distinct start time is one attempt (retries with `interval`)
+                seen = call.events.filter(started_at=delivery.start_at).exclude(pk=event.pk)
+                attempts = call.attempts if seen.exists() else call.attempts + 1
+            changes = {"attempts": attempts}
             if call._is_decided_by(delivery):
-                call.status = delivery.outcome
-                call.provider_status = delivery.status
-                call.started_at = delivery.start_at
-                call.ended_at = delivery.end_at
-                call.duration = delivery.duration
-                call.recording_url = delivery.recording_url
-                call.outcome_at = event.received_at
-                fields += [
-                    "status",
-                    "provider_status",
-                    "started_at",
-                    "ended_at",
-                    "duration",
-                    "recording_url",
-                    "outcome_at",
-                ]
-            call.save(update_fields=fields)
-        for name in fields:
-            setattr(self, name, getattr(call, name))
+                changes |= {
+                    "status": delivery.outcome,
+                    "provider_status": delivery.status,
+                    "started_at": delivery.start_at,
+                    "ended_at": delivery.end_at,
+                    "duration": delivery.duration,
+                    "recording_url": delivery.recording_url,
+                    "outcome_at": event.received_at,
+                }
+            CallLog.objects.filter(pk=self.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(self, name, value)
 
     def _is_decided_by(self, delivery) -> bool:
         if not self.has_outcome:
@@ -822,16 +823,19 @@ class CallEventQuerySet(models.QuerySet):
             dedupe_key=key,
         )
         delivery = event.read(body)  # the bytes as they came: a non-UTF-8 body is an error
+        call = find_call_for(delivery) if delivery else None
+        event.call = call
         try:
             with transaction.atomic():
-                event.save()
+                event.save()  # stored, with its call when known, before any outcome rule runs
         except IntegrityError:
             self.filter(dedupe_key=key).update(deliveries=F("deliveries") + 1)
             event = self.get(dedupe_key=key)
-            if event.is_matched:
-                return event
-        if delivery is not None:
-            event.match(delivery)
+            if event.is_matched or call is None:
+                return event  # counted; its outcome was applied by the first delivery
+            return event.attach(call, delivery)
+        if call is not None:
+            event.attach(call, delivery, stored=True)
         return event
 
 
@@ -901,7 +905,13 @@ class CallEvent(models.Model):
         call = find_call_for(delivery) if delivery else None
         if call is None:
             return None
-        CallEvent.objects.filter(pk=self.pk).update(call=call)
+        self.attach(call, delivery)
+        return call
+
+    def attach(self, call: CallLog, delivery: Delivery, stored: bool = False) -> "CallEvent":
+        """Link this event to its call (unless it was stored linked) and apply its outcome."""
+        if not stored:
+            CallEvent.objects.filter(pk=self.pk).update(call=call)
         self.call = call
         if not call.provider_id and delivery.ids:
             # Found by number after a timeout: learn its id so later deliveries match directly.
@@ -910,21 +920,22 @@ class CallEvent(models.Model):
                 provider_id=found, provider_key=found.split(":")[0]
             )
         call.apply_outcome(delivery, self)
-        return call
+        return self
 
 
 def find_call_for(delivery) -> CallLog | None:
     """By provider id (either id form), else the latest call to the same number from the same
     bridge that is still waiting for its outcome."""
+    calls = CallLog.objects.only("id", "provider_id")
     keys = [i.split(":")[0] for i in delivery.ids]
     if keys:
-        call = CallLog.objects.filter(provider_key__in=keys).order_by("-id").first()
+        call = calls.filter(provider_key__in=keys).order_by("-id").first()
         if call:
             return call
     if delivery.to and delivery.bridge:
         since = timezone.now() - timedelta(days=1)
         return (
-            CallLog.objects.filter(
+            calls.filter(
                 to=delivery.to,
                 bridge__number=delivery.bridge,
                 status__in=CallLog.IN_FLIGHT,

@@ -2,6 +2,7 @@
 are wiped once sent. Single calls never store them at all (they are sent from the request)."""
 
 import base64
+import functools
 import hashlib
 import json
 
@@ -10,9 +11,12 @@ from django.conf import settings
 
 
 def _fernet() -> Fernet:
-    digest = hashlib.sha256(
-        b"obd-portal sealed variables\0" + settings.SECRET_KEY.encode()
-    ).digest()
+    return _fernet_for(settings.SECRET_KEY)
+
+
+@functools.lru_cache(maxsize=4)
+def _fernet_for(secret_key: str) -> Fernet:
+    digest = hashlib.sha256(b"obd-portal sealed variables\0" + secret_key.encode()).digest()
     return Fernet(base64.urlsafe_b64encode(digest))
 
 
