@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from calls.models import (
@@ -21,6 +22,8 @@ from calls.models import (
     IvrFlow,
 )
 from calls.phone import normalize_number
+
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class NumberField(forms.CharField):
@@ -239,8 +242,11 @@ class CallFilterForm(forms.Form):
             if compact.isdigit():
                 try:
                     calls = calls.filter(to=normalize_number(q))
-                except ValidationError:  # a partial number: match its last digits
-                    calls = calls.filter(to__endswith=compact)
+                except ValidationError:  # a partial number: its last digits, as an index range
+                    tail = compact[::-1]
+                    calls = calls.filter(to_reversed__gte=tail)
+                    if after := _next_prefix(tail):
+                        calls = calls.filter(to_reversed__lt=after)
             else:
                 calls = calls.filter(provider_key=q.split(":")[0])
         for name, lookup in (
@@ -252,12 +258,27 @@ class CallFilterForm(forms.Form):
         ):
             if data[name]:
                 calls = calls.filter(**{lookup: data[name]})
-        # Whole days in the portal's time zone, as ranges so the created_at index is used.
+        # Whole days in the portal's time zone. Ids grow with created_at, so the days also become
+        # id bounds (found on the created_at index, a few minutes of clock skew allowed): the
+        # newest-first page then reads only that stretch of the primary key.
         if data["since"]:
-            calls = calls.filter(created_at__gte=_day_start(data["since"]))
+            start = _day_start(data["since"])
+            first = CallLog.objects.filter(created_at__gte=start - CLOCK_SKEW).order_by(
+                "created_at"
+            )
+            calls = calls.filter(created_at__gte=start, id__gte=Subquery(first.values("id")[:1]))
         if data["until"]:
-            calls = calls.filter(created_at__lt=_day_start(data["until"] + timedelta(days=1)))
+            end = _day_start(data["until"] + timedelta(days=1))
+            last = CallLog.objects.filter(created_at__lt=end + CLOCK_SKEW).order_by("-created_at")
+            calls = calls.filter(created_at__lt=end, id__lte=Subquery(last.values("id")[:1]))
         return calls
+
+
+def _next_prefix(digits: str) -> str | None:
+    """The smallest digit string after every one starting with `digits` ("129" → "13");
+    None for all nines, which nothing made of digits comes after."""
+    stripped = digits.rstrip("9")
+    return stripped[:-1] + str(int(stripped[-1]) + 1) if stripped else None
 
 
 def _day_start(day: date) -> datetime:

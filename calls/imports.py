@@ -155,7 +155,7 @@ def _insert(calls: list[CallLog]) -> None:
     time (bench/campaigns.py). Values are prepared by the fields themselves, as Django does."""
     if not calls:
         return
-    fields = [f for f in CallLog._meta.concrete_fields if not f.primary_key]
+    fields = [f for f in CallLog._meta.concrete_fields if not (f.primary_key or f.generated)]
     quote = connection.ops.quote_name
     # Names come from the model, values are bound parameters: nothing from the file is in the SQL.
     sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608  # nosec B608

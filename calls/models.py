@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Reverse
 from django.urls import reverse
 from django.utils import timezone
 
@@ -176,6 +177,13 @@ class CallLog(models.Model):
 
     bridge = models.ForeignKey(Bridge, on_delete=models.PROTECT, related_name="calls")
     to = models.CharField(max_length=20, db_index=True, help_text="e.g. 918867135123")
+    # The number backwards, indexed, so "calls to numbers ending in 5123" is a range read.
+    to_reversed = models.GeneratedField(
+        expression=Reverse("to"),
+        output_field=models.CharField(max_length=20),
+        db_persist=True,
+        db_index=True,
+    )
     flow = models.ForeignKey(
         IvrFlow, null=True, blank=True, on_delete=models.PROTECT, related_name="calls"
     )

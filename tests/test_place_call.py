@@ -287,3 +287,33 @@ def test_no_otp_value_is_found_in_the_database_logs_or_pages(
     assert secret not in pages
     assert secret not in caplog.text
     assert secret not in "".join(dump)
+
+
+@pytest.mark.parametrize("tail", ["5123", "23", "99", "9", "0"])
+def test_the_call_log_finds_calls_by_the_last_digits_of_the_number(
+    agent_client, bridge, sound, tail
+):
+    numbers = ["918867135123", "918867130099", "918867135199", "918867135100", "918867135129"]
+    for number in numbers:
+        CallLog.objects.create(bridge=bridge, audio=sound, to=number, status="queued")
+    found = {c.to for c in agent_client.get("/calls/", {"q": tail}).context["page"].rows}
+    assert found == {n for n in numbers if n.endswith(tail)}
+
+
+def test_the_call_log_keeps_whole_days_between_from_and_to(agent_client, bridge, sound):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    today = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0)
+    for days_ago in (9, 5, 4, 3, 1):  # created in that order, as ids grow with time
+        CallLog.objects.create(
+            bridge=bridge,
+            audio=sound,
+            to=f"91886713510{days_ago}",
+            status="queued",
+            created_at=today - timedelta(days=days_ago),
+        )
+    since, until = (today - timedelta(days=5)).date(), (today - timedelta(days=3)).date()
+    rows = agent_client.get("/calls/", {"since": since, "until": until}).context["page"].rows
+    assert [c.to for c in rows] == ["918867135103", "918867135104", "918867135105"]
