@@ -53,6 +53,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:55432/bench_calls"
 TARGET_MS = 100.0
+DASHBOARD_TARGET_MS = 200.0
 SEED = 20240710
 
 
@@ -66,6 +67,7 @@ class Page:
     name: str
     url: Callable[[dict], str]
     htmx: bool = True  # also time it as the HTMX partial (header HX-Request: true)
+    target_ms: float = TARGET_MS
 
 
 def _q(path: str, **params) -> str:
@@ -86,7 +88,9 @@ PAGES: list[Page] = [
     Page("placed by", lambda s: _q("/calls/", placed_by=s["rare_user"])),
     Page("old date range", lambda s: _q("/calls/", since=s["old_since"], until=s["old_until"])),
     Page("number ending", lambda s: _q("/calls/", q=s["number"][-4:])),
-    # Page("dashboard", lambda s: "/dashboard/"),  # issue 6: add it here when it exists
+    Page("dashboard today", lambda s: "/", htmx=False, target_ms=DASHBOARD_TARGET_MS),
+    Page("dashboard 7d", lambda s: "/?period=7d", htmx=False, target_ms=DASHBOARD_TARGET_MS),
+    Page("dashboard 30d", lambda s: "/?period=30d", htmx=False, target_ms=DASHBOARD_TARGET_MS),
 ]
 
 
@@ -349,7 +353,7 @@ def seed_calls(rows: int, batch: int) -> None:
     # Where the timeline starts is stored nowhere, so a completed seed continues the same spread.
     first = CallLog.objects.order_by("id").values_list("created_at", flat=True).first()
     start = first or (datetime.now().astimezone() - SPAN)
-    fields = [f for f in CallLog._meta.concrete_fields if not f.primary_key]
+    fields = [f for f in CallLog._meta.concrete_fields if not (f.primary_key or f.generated)]
     columns = [f.column for f in fields]
     convert = _converters(fields, connection.vendor)
     table = CallLog._meta.db_table
@@ -501,7 +505,8 @@ def measure(requests: int, warmup: int, always_explain: bool) -> list[dict]:
             }
             captured = queries.captured_queries
             result["slowest_query_ms"] = max(float(q["time"]) for q in captured) * 1000
-            if always_explain or (not htmx and result["median_ms"] > TARGET_MS):
+            result["target_ms"] = page.target_ms
+            if always_explain or (not htmx and result["median_ms"] > page.target_ms):
                 # The call-log queries (SQLite's timings leave out fetching, so not by time).
                 sqls = [q["sql"] for q in captured if 'FROM "calls_calllog"' in q["sql"]]
                 sqls = sqls or [max(captured, key=lambda q: float(q["time"]))["sql"]]
@@ -533,6 +538,10 @@ def child(args: argparse.Namespace) -> None:
         with connection.cursor() as cursor:  # a bigger page cache for this one process
             cursor.execute("PRAGMA cache_size=-262144")
     seed_calls(args.size, args.batch)
+    with connection.cursor() as cursor:  # fresh statistics and visibility, also after a migration
+        cursor.execute(
+            "VACUUM ANALYZE calls_calllog" if connection.vendor == "postgresql" else "ANALYZE"
+        )
     from calls.models import CallLog
 
     count = CallLog.objects.count()
@@ -576,13 +585,15 @@ def report(runs: list[dict]) -> None:
         line = f"{key[0]:<16} {key[1]:<7}"
         for table in by_key:
             r = table[key]
-            flag = "*" if r["median_ms"] > TARGET_MS else " "
+            flag = "*" if r["median_ms"] > r["target_ms"] else " "
             line += f" | {r['median_ms']:8.1f}{flag}ms {r['p90_ms']:6.1f} ms {r['queries']:>7}"
         print(line)
     counts = {key: {t[key]["queries"] for t in by_key} for key in by_key[0]}
     constant = all(len(c) == 1 for c in counts.values())
     sizes = " vs ".join(f"{run['rows']:,}" for run in runs)
-    print(f"(* = median over the {TARGET_MS:.0f} ms target)")
+    print(
+        f"(* = median over the target: {TARGET_MS:.0f} ms, dashboards {DASHBOARD_TARGET_MS:.0f} ms)"
+    )
     for run in runs:
         low, high = run["load"]
         print(f"load average while measuring {run['rows']:,} rows: {low:.1f} → {high:.1f}")
