@@ -393,11 +393,6 @@ class CallLog(models.Model):
         self.record_submission(gateway.send(self.provider_payload(variables)))
         return True
 
-    def release(self) -> None:
-        """Give a claimed row back to the queue: only after the provider refused to take it."""
-        CallLog.objects.filter(pk=self.pk, status=self.Status.PENDING).update(submitted_at=None)
-        self.submitted_at = None
-
     def clear_variables(self) -> dict[str, str]:
         """The values to send: stored ones, with a campaign row's sealed secrets put back."""
         return {**self.variables, **unseal(self.sealed_variables)}
@@ -677,12 +672,24 @@ class Campaign(models.Model):
             finished_at=timezone.now(),
         ):
             return False
+        self._cancel_waiting_rows()
+        return True
+
+    def _cancel_waiting_rows(self) -> None:
         self.calls.filter(status=CallLog.Status.PENDING, submitted_at=None).update(
             status=CallLog.Status.CANCELED,
             error="The campaign was canceled before this call was sent.",
             sealed_variables="",
         )
-        return True
+
+    def give_back(self, calls: list[CallLog]) -> None:
+        """Claimed rows that were not sent go back to the queue (after a 429, a pause, the
+        window closing), or are canceled with the campaign if it was canceled meanwhile."""
+        CallLog.objects.filter(pk__in=[c.pk for c in calls], status=CallLog.Status.PENDING).update(
+            submitted_at=None
+        )
+        if Campaign.objects.filter(pk=self.pk, status=self.Status.CANCELED).exists():
+            self._cancel_waiting_rows()
 
     def finish_if_done(self) -> bool:
         if self.calls.filter(status=CallLog.Status.PENDING).exists():
@@ -706,35 +713,41 @@ class Campaign(models.Model):
         )
         return opening if opening > local else opening + timedelta(days=1)
 
-    def take_slot(self, now) -> "datetime | None":
-        """Reserve the next send instant in the shared token bucket, so the pace holds for the
-        campaign as a whole however many workers send. None when the campaign is not running."""
+    def take_slots(self, now, count: int) -> list[datetime]:
+        """Reserve the next `count` send instants in the shared token bucket, so the pace holds
+        for the campaign as a whole however many workers send. Empty when it is not running."""
         with transaction.atomic():
-            locked = Campaign.objects.select_for_update().get(pk=self.pk)
+            locked = (
+                Campaign.objects.select_for_update()
+                .only("status", "pace", "next_send_at")
+                .get(pk=self.pk)
+            )
             if locked.status != self.Status.RUNNING:
-                return None
-            slot = max(locked.next_send_at or now, now)
-            locked.next_send_at = slot + timedelta(seconds=1 / float(locked.pace))
-            locked.save(update_fields=["next_send_at"])
-        return slot
+                return []
+            gap = timedelta(seconds=1 / float(locked.pace))
+            first = max(locked.next_send_at or now, now)
+            Campaign.objects.filter(pk=self.pk).update(next_send_at=first + count * gap)
+        return [first + i * gap for i in range(count)]
 
     def slow_down(self, until) -> None:
         """The provider asked us to wait (HTTP 429): nobody sends before `until`."""
         Campaign.objects.filter(pk=self.pk, next_send_at__lt=until).update(next_send_at=until)
 
-    def claim_next_call(self) -> CallLog | None:
-        """Take the oldest waiting row for this worker alone; it is never sent twice."""
-        while True:
-            call = (
+    def claim_calls(self, limit: int) -> list[CallLog]:
+        """Take the oldest waiting rows for this worker alone (rows another worker holds are
+        skipped, not waited for); a claimed row is never sent twice."""
+        with transaction.atomic():
+            ids = list(
                 self.calls.filter(status=CallLog.Status.PENDING, submitted_at=None)
-                .select_related("bridge", "flow", "audio")
+                .select_for_update(skip_locked=True)
                 .order_by("id")
-                .first()
+                .values_list("id", flat=True)[:limit]
             )
-            if call is None:
-                return None
-            if call.claim():
-                return call
+            CallLog.objects.filter(id__in=ids).update(submitted_at=timezone.now())
+        calls = list(CallLog.objects.filter(id__in=ids).order_by("id"))
+        for call in calls:  # every row of a campaign plays the campaign's content
+            call.bridge, call.flow, call.audio = self.bridge, self.flow, self.audio
+        return calls
 
 
 class RejectedRow(models.Model):

@@ -42,43 +42,57 @@ class Dispatcher:
         self.now = now
         self.sleep = sleep
         self.budget = budget or timedelta(seconds=settings.OBD_DISPATCH_BUDGET_SECONDS)
+        # About a second of calls per batch (at most 20): few rows are held claimed at a time.
+        self.batch = max(1, min(20, int(campaign.pace)))
 
     def run(self) -> str:
         """Send until the campaign stops, runs out of rows, leaves its window or the budget
         ends; returns which, so the task knows whether and when to come back."""
         started = self.now()
         while self.now() - started < self.budget:
-            now = self.now()
-            if not self.campaign.in_window(now):
-                return "window"
-            slot = self.campaign.take_slot(now)
-            if slot is None:
-                return "stopped"
-            if slot > now:
-                self.sleep((slot - now).total_seconds())
-            if not Campaign.objects.filter(
-                pk=self.campaign.pk, status=Campaign.Status.RUNNING
-            ).exists():
-                return "stopped"  # paused or canceled while this worker waited for its slot
             if not self.campaign.in_window(self.now()):
-                return "window"  # the window closed while this worker waited
-            call = self.campaign.claim_next_call()
-            if call is None:
+                return "window"
+            # A few slots and rows at a time: the bucket and the queue are touched once a batch.
+            slots = self.campaign.take_slots(self.now(), self.batch)
+            if not slots:
+                return "stopped"
+            calls = self.campaign.claim_calls(len(slots))
+            if not calls:
                 self.campaign.finish_if_done()
                 return "empty"
-            self.send(call)
+            for index, (call, slot) in enumerate(zip(calls, slots, strict=False)):
+                stop = self._wait_for(slot)
+                if stop or not self.send(call):
+                    self.campaign.give_back(calls[index + (0 if stop else 1) :])
+                    if stop:
+                        return stop
+                    break  # rate limited: the rest of the batch waits for the provider's time
         return "budget"
 
-    def send(self, call: CallLog) -> None:
+    def _wait_for(self, slot: datetime) -> str | None:
+        """Sleep until the slot; then why not to send, if the campaign changed meanwhile."""
+        if slot > (now := self.now()):
+            self.sleep((slot - now).total_seconds())
+            if not self.campaign.in_window(self.now()):
+                return "window"  # the window closed while this worker waited
+        # Checked before every send, so a pause or cancel stops the very next call.
+        if not Campaign.objects.filter(
+            pk=self.campaign.pk, status=Campaign.Status.RUNNING
+        ).exists():
+            return "stopped"
+        return None
+
+    def send(self, call: CallLog) -> bool:
+        """Send one claimed row; False when the provider asked us to slow down (429)."""
         try:
             variables = call.clear_variables()
         except ValueError as exc:
             call.record_submission(SendResult(status=CallLog.Status.ERROR, error=str(exc)))
-            return
+            return True
         result = self.gateway.send(call.provider_payload(variables))
         if result.http_status == 429:
             # Refused before it was placed: back in the queue, and the campaign waits as told.
-            call.release()
+            self.campaign.give_back([call])
             wait = (
                 result.retry_after
                 if result.retry_after is not None
@@ -86,8 +100,9 @@ class Dispatcher:
             )
             self.campaign.slow_down(self.now() + timedelta(seconds=wait))
             logger.warning("campaign=%s provider rate limit: waiting %ss", self.campaign.pk, wait)
-            return
+            return False
         call.record_submission(result)
+        return True
 
 
 @task(queue_name="campaigns")

@@ -895,7 +895,7 @@ def test_a_row_is_claimed_by_one_worker_only(campaign):
 
     assert first.claim() is True
     assert second.claim() is False
-    assert campaign.claim_next_call() is None
+    assert campaign.claim_calls(5) == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -974,6 +974,20 @@ def test_cancel_marks_unsent_rows_canceled_and_nothing_more_is_sent(bridge, soun
     assert not campaign.resume() and not campaign.start()
 
 
+@pytest.mark.parametrize("action", ["cancel", "pause"])
+def test_rows_a_worker_holds_in_its_batch_follow_a_cancel_or_pause(bridge, sound, action):
+    campaign = running_campaign(bridge, sound, rows=4, pace="10")  # one batch holds all four
+    clock = FakeClock()
+    gateway = FakeGateway(now=clock.now, after_send={1: getattr(campaign, action)})
+
+    assert dispatcher(campaign, gateway, clock).run() == "stopped"
+
+    assert gateway.numbers == [number(0)]
+    waiting = "canceled" if action == "cancel" else "pending"
+    assert statuses(campaign) == ["queued", waiting, waiting, waiting]
+    assert not campaign.calls.filter(status="pending").exclude(submitted_at=None).exists()
+
+
 ALLOWED = {
     "draft": {"start", "cancel"},
     "running": {"pause", "cancel"},
@@ -1024,10 +1038,10 @@ def test_a_429_gives_the_row_back_and_holds_the_whole_campaign_for_retry_after(
     worker = dispatcher(
         campaign, FakeGateway(now=clock.now, answers=(rate_limited(retry_after),)), clock
     )
-    assert campaign.take_slot(clock.now()) == clock.now()
-    call = campaign.claim_next_call()
+    assert campaign.take_slots(clock.now(), 1) == [clock.now()]
+    [call] = campaign.claim_calls(1)
 
-    worker.send(call)
+    assert worker.send(call) is False
 
     call.refresh_from_db()
     assert (call.status, call.submitted_at, call.http_status, call.provider_id) == (
