@@ -4,6 +4,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.db.models.functions import ExtractHour
 from django.utils import timezone
@@ -50,7 +51,7 @@ def build_dashboard(period: str) -> Dashboard:
     """Everything on the page from one grouped scan of the period's calls (served by a covering
     index on PostgreSQL), rolled up here: at most a few thousand groups, whatever the rows."""
     since = period_start(period)
-    groups = list(
+    query = (
         CallLog.objects.filter(created_at__gte=since)
         .annotate(hour=ExtractHour("created_at", tzinfo=timezone.get_current_timezone()))
         .values_list(
@@ -59,6 +60,13 @@ def build_dashboard(period: str) -> Dashboard:
         .annotate(n=Count("*"), timed=Count("duration"), seconds=Sum("duration"), cost=Sum("cost"))
         .order_by()
     )
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # PostgreSQL over-estimates the groups (thousands really) and would sort 300k rows on
+            # disk with the default 4 MB; with room it hashes in memory (730 → 210 ms at 1M rows).
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL work_mem = '64MB'")
+        groups = list(query)
     total = Counter()
     mix, failures, hours = Counter(), Counter(), defaultdict(Counter)
     by_bridge, by_content = defaultdict(Counter), defaultdict(Counter)
