@@ -397,7 +397,10 @@ class CallLog(models.Model):
         """The values to send: stored ones, with a campaign row's sealed secrets put back."""
         return {**self.variables, **unseal(self.sealed_variables)}
 
-    def record_submission(self, result) -> None:
+    def record_submission(self, result, sent_at: datetime | None = None) -> None:
+        """Store the gateway's answer. `sent_at`: when the POST began, for a row claimed earlier
+        in a batch (its claim time is not its send time)."""
+        self.submitted_at = sent_at or self.submitted_at
         self.status = result.status
         self.http_status = result.http_status
         self.response_body = result.body
@@ -420,6 +423,7 @@ class CallLog(models.Model):
                 "provider_created_at",
                 "error",
                 "sealed_variables",
+                "submitted_at",
             ]
         )
         # One line per submission; failures at warning level with the reason (never a secret).

@@ -89,6 +89,7 @@ class Dispatcher:
         except ValueError as exc:
             call.record_submission(SendResult(status=CallLog.Status.ERROR, error=str(exc)))
             return True
+        sent_at = self.now()
         result = self.gateway.send(call.provider_payload(variables))
         if result.http_status == 429:
             # Refused before it was placed: back in the queue, and the campaign waits as told.
@@ -101,7 +102,7 @@ class Dispatcher:
             self.campaign.slow_down(self.now() + timedelta(seconds=wait))
             logger.warning("campaign=%s provider rate limit: waiting %ss", self.campaign.pk, wait)
             return False
-        call.record_submission(result)
+        call.record_submission(result, sent_at=sent_at)
         return True
 
 

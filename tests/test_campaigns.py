@@ -1209,3 +1209,13 @@ def test_the_dispatch_task_comes_back_when_the_window_opens(bridge, sound):
     assert task.args_kwargs["args"] == [campaign.pk]
     assert task.run_after == campaign.window_opens_after(timezone.now())
     assert set(statuses(campaign)) == {"pending"}
+
+
+def test_each_row_records_when_its_own_post_began_not_when_its_batch_was_claimed(bridge, sound):
+    campaign = running_campaign(bridge, sound, rows=4, pace="2")  # one batch of two at a time
+    clock = FakeClock()
+
+    assert dispatcher(campaign, FakeGateway(now=clock.now), clock).run() == "empty"
+
+    sent = list(campaign.calls.order_by("id").values_list("submitted_at", flat=True))
+    assert [(t - sent[0]).total_seconds() for t in sent] == [0.0, 0.5, 1.0, 1.5]
