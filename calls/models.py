@@ -157,7 +157,35 @@ class AudioAsset(models.Model):
             raise ValidationError({"sound_id": message, "url": message})
 
 
-class CallLog(models.Model):
+class Playback(models.Model):
+    """What a call plays and from where: shared by a single call and a campaign."""
+
+    bridge = models.ForeignKey(Bridge, on_delete=models.PROTECT, related_name="+")
+    flow = models.ForeignKey(
+        IvrFlow, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    audio = models.ForeignKey(
+        AudioAsset, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    interval = models.PositiveSmallIntegerField(default=0, choices=INTERVAL_CHOICES)
+    webhook_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(flow__isnull=True) ^ Q(audio__isnull=True),
+                name="%(class)s_plays_flow_xor_audio",
+                violation_error_message="Choose an IVR flow or an audio, exactly one.",
+            )
+        ]
+
+    @property
+    def content(self) -> str:
+        return str(self.flow or self.audio)
+
+
+class CallLog(Playback):
     """One submission of one call to one number, and what became of it."""
 
     class Status(models.TextChoices):
@@ -175,7 +203,6 @@ class CallLog(models.Model):
     OUTCOMES = frozenset({"answered", "no_answer", "busy", "canceled", "failed"})
     IN_FLIGHT = frozenset({"pending", "queued", "unknown"})
 
-    bridge = models.ForeignKey(Bridge, on_delete=models.PROTECT, related_name="calls")
     to = models.CharField(max_length=20, db_index=True, help_text="e.g. 918867135123")
     # The number backwards, indexed, so "calls to numbers ending in 5123" is a range read.
     to_reversed = models.GeneratedField(
@@ -184,15 +211,7 @@ class CallLog(models.Model):
         db_persist=True,
         db_index=True,
     )
-    flow = models.ForeignKey(
-        IvrFlow, null=True, blank=True, on_delete=models.PROTECT, related_name="calls"
-    )
-    audio = models.ForeignKey(
-        AudioAsset, null=True, blank=True, on_delete=models.PROTECT, related_name="calls"
-    )
     name = models.CharField("campaign name", max_length=100, blank=True)
-    interval = models.PositiveSmallIntegerField(default=0, choices=INTERVAL_CHOICES)
-    webhook_id = models.CharField(max_length=64, blank=True)
     variables = models.JSONField(default=dict, blank=True, help_text="Sensitive values masked.")
     request_payload = models.JSONField(
         default=dict, blank=True, help_text="As sent, secrets masked."
@@ -231,7 +250,7 @@ class CallLog(models.Model):
     # A campaign row's sensitive values, encrypted until sent and then wiped (see sealing.py).
     sealed_variables = models.TextField(blank=True, editable=False)
 
-    class Meta:
+    class Meta(Playback.Meta):
         ordering = ["-id"]
         verbose_name = "call"
         indexes = [
@@ -253,12 +272,6 @@ class CallLog(models.Model):
                 ],
                 name="call_dashboard",
             ),
-        ]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(flow__isnull=True) ^ Q(audio__isnull=True),
-                name="call_has_flow_xor_audio",
-            )
         ]
 
     def __str__(self) -> str:
@@ -324,10 +337,6 @@ class CallLog(models.Model):
     @property
     def to_display(self) -> str:
         return pretty_number(self.to)
-
-    @property
-    def content(self) -> str:
-        return str(self.flow or self.audio)
 
     @property
     def sensitive_variables(self) -> list[str]:
@@ -541,7 +550,7 @@ class DoNotCall(models.Model):
         return added, len(rows) - has_header - added
 
 
-class Campaign(models.Model):
+class Campaign(Playback):
     """One flow or audio sent to many numbers from a CSV, at a set pace, in a calling window."""
 
     class Status(models.TextChoices):
@@ -552,15 +561,6 @@ class Campaign(models.Model):
         CANCELED = "canceled", "Canceled"
 
     name = models.CharField(max_length=100, help_text="e.g. November payment reminders")
-    bridge = models.ForeignKey(Bridge, on_delete=models.PROTECT, related_name="campaigns")
-    flow = models.ForeignKey(
-        IvrFlow, null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
-    )
-    audio = models.ForeignKey(
-        AudioAsset, null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
-    )
-    interval = models.PositiveSmallIntegerField(default=0, choices=INTERVAL_CHOICES)
-    webhook_id = models.CharField(max_length=64, blank=True)
     pace = models.DecimalField(
         max_digits=6, decimal_places=2, help_text="Calls per second for the whole campaign, e.g. 2"
     )
@@ -591,13 +591,10 @@ class Campaign(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    class Meta(Playback.Meta):
         ordering = ["-id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(flow__isnull=True) ^ Q(audio__isnull=True),
-                name="campaign_has_flow_xor_audio",
-            ),
+            *Playback.Meta.constraints,
             models.CheckConstraint(condition=Q(pace__gt=0), name="campaign_pace_positive"),
         ]
 
@@ -606,10 +603,6 @@ class Campaign(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("calls:campaign-detail", args=[self.pk])
-
-    @property
-    def content(self) -> str:
-        return str(self.flow or self.audio)
 
     @property
     def is_active(self) -> bool:
