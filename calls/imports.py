@@ -151,20 +151,25 @@ def _flush(calls: list[CallLog], rejected: list[RejectedRow]) -> None:
 
 def _insert(calls: list[CallLog]) -> None:
     """bulk_create, minus its cost: it compiles one huge INSERT per batch, which took half of a
-    100,000-row import; one prepared INSERT run by executemany does the same work in half the
-    time (bench/campaigns.py). Values are prepared by the fields themselves, as Django does."""
+    100,000-row import. Here the values are prepared by the fields themselves, as Django does,
+    then sent by COPY on PostgreSQL and by one prepared INSERT (executemany) on SQLite: half
+    the time on SQLite, a third less on PostgreSQL (bench/campaigns.py)."""
     if not calls:
         return
     fields = [f for f in CallLog._meta.concrete_fields if not (f.primary_key or f.generated)]
     quote = connection.ops.quote_name
-    # Names come from the model, values are bound parameters: nothing from the file is in the SQL.
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608  # nosec B608
-        quote(CallLog._meta.db_table),
-        ", ".join(quote(f.column) for f in fields),
-        ", ".join(["%s"] * len(fields)),
-    )
+    table = quote(CallLog._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in fields)
     rows = [
         tuple(f.get_db_prep_save(getattr(c, f.attname), connection) for f in fields) for c in calls
     ]
+    # Names come from the model, values are bound or streamed: nothing from the file is SQL.
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(fields))
+            sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
+            cursor.executemany(sql, rows)
