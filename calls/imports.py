@@ -171,5 +171,5 @@ def _insert(calls: list[CallLog]) -> None:
                     copy.write_row(row)
         else:
             placeholders = ", ".join(["%s"] * len(fields))
-            sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
+            sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608  # nosec B608
             cursor.executemany(sql, rows)
