@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.urls import path
 
+from calls.forms import NumberField
 from calls.models import (
     AudioAsset,
     Bridge,
@@ -16,8 +17,15 @@ from calls.models import (
 )
 
 
+class NumberAdminForm(forms.ModelForm):
+    """Numbers typed as people type them (+91 80682 87602), stored as the provider wants."""
+
+    number = NumberField(help_text="With country code, e.g. +91 80682 87602")
+
+
 @admin.register(Bridge)
 class BridgeAdmin(admin.ModelAdmin):
+    form = NumberAdminForm
     list_display = ["number", "label", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["number", "label"]
@@ -64,6 +72,10 @@ class CallEventInline(admin.TabularInline):
         return False
 
 
+# Derived index columns and sealed secrets: nothing an administrator reads.
+HIDDEN_CALL_FIELDS = ["to_reversed", "provider_key", "sealed_variables"]
+
+
 @admin.register(CallLog)
 class CallLogAdmin(admin.ModelAdmin):
     list_display = [
@@ -84,7 +96,8 @@ class CallLogAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False  # no COUNT(*) over millions of rows
     inlines = [CallEventInline]
-    readonly_fields = [f.name for f in CallLog._meta.fields]
+    exclude = HIDDEN_CALL_FIELDS
+    readonly_fields = [f.name for f in CallLog._meta.fields if f.name not in HIDDEN_CALL_FIELDS]
 
     def has_add_permission(self, request) -> bool:
         return False  # calls are placed through the portal, which sends them
@@ -132,6 +145,7 @@ class DoNotCallImportForm(forms.Form):
 
 @admin.register(DoNotCall)
 class DoNotCallAdmin(admin.ModelAdmin):
+    form = NumberAdminForm
     list_display = ["number", "reason", "added_by", "created_at"]
     search_fields = ["=number", "reason"]
     list_filter = ["created_at"]

@@ -331,9 +331,7 @@ class CampaignForm(forms.ModelForm):
         return name
 
     def clean(self) -> dict:
-        data = super().clean()
-        if bool(data.get("flow")) == bool(data.get("audio")):
-            raise forms.ValidationError("Choose an IVR flow or an audio, exactly one.")
+        data = super().clean()  # flow xor audio: the model's constraint says it, once
         if bool(data.get("window_start")) != bool(data.get("window_end")):
             raise forms.ValidationError("Give both ends of the calling window, or neither.")
         return data

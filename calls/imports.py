@@ -71,10 +71,13 @@ def _import(campaign: Campaign, text: io.TextIOWrapper, user) -> ImportReport:
         values = {name: row[i].strip() if i < len(row) else "" for i, name in enumerate(header)}
         number, reason = _check_number(values[header[number_index]], seen, do_not_call)
         variables = {var: values[header[i]] for var, i in variable_index.items()}
+        missing = [var for var, value in variables.items() if not value]
         # A masked value comes from our own rejected-rows file: the secret must be typed again.
-        missing = [var for var, value in variables.items() if value in ("", MASK)]
+        masked = [var for var, value in variables.items() if value == MASK]
         if not reason and missing:
             reason = "Missing value for " + ", ".join(missing)
+        if not reason and masked:
+            reason = f"Type {', '.join(masked)} again: secrets are masked in the rejected-rows file"
         if reason:
             values |= {column: MASK for column in secret_columns if values[column]}
             line = header_at + reader.line_num
@@ -87,6 +90,8 @@ def _import(campaign: Campaign, text: io.TextIOWrapper, user) -> ImportReport:
         if len(calls) >= BATCH or len(rejected) >= BATCH:
             _flush(calls, rejected)
     _flush(calls, rejected)
+    if not report.accepted and not report.rejected:
+        raise UnreadableFile("The file has a header but no rows: add one row per number.")
     campaign.columns = [[column, report.columns.get(column, "")] for column in header]
     campaign.rows_rejected = report.rejected
     campaign.save(update_fields=["columns", "rows_rejected"])
@@ -100,13 +105,14 @@ def _map_columns(campaign: Campaign, header: list[str]) -> tuple[ImportReport, i
         raise UnreadableFile(
             "No number column: name one of the columns " + ", ".join(NUMBER_COLUMNS) + "."
         )
-    variable_index = {}
-    for variable in campaign.flow.variables if campaign.flow else []:
-        if variable.lower() not in lowered:
-            raise UnreadableFile(
-                f"No column for the flow's variable {{{variable}}}: add a column named “{variable}”."
-            )
-        variable_index[variable] = lowered.index(variable.lower())
+    variables = campaign.flow.variables if campaign.flow else []
+    if missing := [v for v in variables if v.lower() not in lowered]:
+        names = ", ".join(f"“{v}”" for v in missing)
+        raise UnreadableFile(
+            f"No column for the flow's variable{'s' if len(missing) > 1 else ''} "
+            f"{', '.join('{' + v + '}' for v in missing)}: add a column named {names}."
+        )
+    variable_index = {v: lowered.index(v.lower()) for v in variables}
     report = ImportReport(columns={header[number_index]: "number"})
     report.columns |= {header[i]: "{" + var + "}" for var, i in variable_index.items()}
     report.ignored = [h for h in header if h not in report.columns]

@@ -269,6 +269,7 @@ class CallLog(Playback):
                     "http_status",
                     "duration",
                     "cost",
+                    "submitted_at",
                 ],
                 name="call_dashboard",
             ),

@@ -150,8 +150,8 @@ def _transport_failure(exc: requests.RequestException) -> SendResult:
         return SendResult(status=ERROR, error=message)
     message = (
         f"No answer from the provider ({_reason(exc)}). The call may or may not have been "
-        "placed: it is not resent automatically and will be settled by its webhook or "
-        "`manage.py reconcile_calls`."
+        "placed, so it is not sent again; its outcome will come from the provider's webhook or "
+        "a status look-up."
     )
     return SendResult(status=UNKNOWN, error=message)
 

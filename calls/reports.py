@@ -52,7 +52,8 @@ def build_dashboard(period: str) -> Dashboard:
     index on PostgreSQL), rolled up here: at most a few thousand groups, whatever the rows."""
     since = period_start(period)
     query = (
-        CallLog.objects.filter(created_at__gte=since)
+        # Calls that were sent (or tried): not campaign rows still waiting, or canceled unsent.
+        CallLog.objects.filter(created_at__gte=since, submitted_at__isnull=False)
         .annotate(hour=ExtractHour("created_at", tzinfo=timezone.get_current_timezone()))
         .values_list(
             "bridge_id", "flow_id", "audio_id", "status", "provider_status", "http_status", "hour"

@@ -193,9 +193,17 @@ def call_retry(request: HttpRequest, pk: int) -> HttpResponse:
     """Send again a call that never left (status `error`); nothing else may be resent."""
     call = get_object_or_404(CallLog, pk=pk)
     form = RetryForm(call, request.POST)
-    if form.is_valid() and call.reopen_for_retry():
+    if not form.is_valid():
+        messages.error(request, "Type the masked values again to retry.")
+    elif not call.reopen_for_retry():
+        messages.error(request, "Only a call that never reached the provider can be retried.")
+    else:
         AuditEntry.record(request.user, AuditEntry.Action.RETRIED, call=call)
         call.submit(get_gateway(), form.variables())
+        if call.status == CallLog.Status.ERROR:
+            messages.error(request, "Retried: the provider still cannot be reached.")
+        else:
+            messages.success(request, f"Retried: {call.get_status_display().lower()}.")
     return redirect(call)
 
 

@@ -191,6 +191,8 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
+# One way to write a moment everywhere, with seconds: timeline entries are seconds apart.
+FORMAT_MODULE_PATH = ["obdportal.formats"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

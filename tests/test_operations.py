@@ -404,8 +404,12 @@ def known_calls(bridge, otp_flow, sound) -> datetime:
             duration=duration,
             cost=Decimal(cost) if cost is not None else None,
             created_at=now - timedelta(days=days),
+            submitted_at=now - timedelta(days=days),
             **extra,
         )
+    # Campaign rows never sent (waiting, or canceled with their campaign) are not calls placed.
+    for status in ("pending", "canceled"):
+        CallLog.objects.create(bridge=bridge, to="918867135124", audio=sound, status=status)
     return now
 
 

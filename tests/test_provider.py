@@ -198,7 +198,7 @@ def test_a_read_timeout_is_unknown_and_the_post_is_sent_exactly_once(fake_provid
     time.sleep(1.0)  # let the server finish: a hidden retry would show up as a second request
     assert result.status == "unknown"
     assert "read timeout" in result.error
-    assert "not resent automatically" in result.error
+    assert "it is not sent again" in result.error
     assert len(fake_provider.requests) == 1
 
 

@@ -67,3 +67,21 @@ def test_the_call_log_updates_itself_while_a_call_is_in_flight(supervisor_page, 
     expect(status).to_have_text("Queued")
     expect(status).to_have_text("Busy", timeout=15_000)
     screenshot(page, "call-list-busy")
+
+
+def test_form_errors_show_next_to_their_fields_without_a_reload(supervisor_page):
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    page = supervisor_page
+    page.goto("/calls/new/")
+    page.fill("#id_to", "12345")
+    page.click("button:has-text('Place call')")
+    expect(page.locator(".field.invalid .errorlist")).to_contain_text(
+        "12345 is not a valid phone number"
+    )
+    expect(page.locator("#call-form .errors")).to_contain_text(
+        "Choose an IVR flow or an audio to play."
+    )
+    assert CallLog.objects.count() == 0
+    screenshot(page, "place-call-errors")
