@@ -116,6 +116,7 @@ def build_dashboard(period: str) -> Dashboard:
         failures=[
             {
                 "status": s,
+                "label": labels[s],
                 "provider_status": p,
                 "http_status": h,
                 "n": n,

@@ -131,6 +131,7 @@ def call_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "query": params.urlencode(),
         "in_flight": any(not call.is_final for call in page.rows),
+        "filtered": bool(params),
     }
     template = "calls/call_list.html#results" if request.htmx else "calls/call_list.html"
     return render(request, template, context)
