@@ -1219,3 +1219,21 @@ def test_each_row_records_when_its_own_post_began_not_when_its_batch_was_claimed
 
     sent = list(campaign.calls.order_by("id").values_list("submitted_at", flat=True))
     assert [(t - sent[0]).total_seconds() for t in sent] == [0.0, 0.5, 1.0, 1.5]
+
+
+def test_a_re_uploaded_rejected_row_asks_for_its_masked_otp_again(campaign):
+    upload(campaign, "number,Name,otp\n12345,Asha,482913\n")
+    fixed = "number,Name,otp\n918867135123,Asha,******\n"  # the downloaded file, number fixed
+
+    report = upload(campaign, fixed)
+
+    assert (report.accepted, report.rejected) == (0, 1)
+    assert campaign.rejected_rows.get().reason == (
+        "Type otp again: secrets are masked in the rejected-rows file"
+    )
+
+
+def test_a_file_with_only_its_header_is_refused_and_stores_nothing(campaign):
+    with pytest.raises(UnreadableFile, match="a header but no rows"):
+        upload(campaign, "number,Name,otp\n\n")
+    assert not campaign.calls.exists()
