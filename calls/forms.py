@@ -113,7 +113,7 @@ class PlaceCallForm(forms.Form):
         if not self.chosen_flow:
             return ""
         typed = self.variable_values(self.data if self.is_bound else self.initial)
-        return self.chosen_flow.render({k: v for k, v in typed.items() if v}, masked=True)
+        return self.chosen_flow.render({k: v for k, v in typed.items() if v})
 
     def clean(self) -> dict:
         data = super().clean()

@@ -103,9 +103,9 @@ class IvrFlow(models.Model):
     def mask(self, values: dict[str, str]) -> dict[str, str]:
         return {k: MASK if self.is_sensitive(k) else v for k, v in values.items()}
 
-    def render(self, values: dict[str, str], *, masked: bool = True) -> str:
-        """The sentence the customer hears; sensitive values stay masked unless asked."""
-        shown = self.mask(values) if masked else values
+    def render(self, values: dict[str, str]) -> str:
+        """The sentence the customer hears, sensitive values masked (it is shown on pages)."""
+        shown = self.mask(values)
         return VARIABLE_RE.sub(lambda m: shown.get(m[1]) or f"{{{m[1]}}}", self.template)
 
 
@@ -604,10 +604,6 @@ class Campaign(Playback):
 
     def get_absolute_url(self) -> str:
         return reverse("calls:campaign-detail", args=[self.pk])
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in (self.Status.RUNNING, self.Status.PAUSED)
 
     def progress(self, counts: dict[str, int] | None = None) -> dict:
         """Counts per call status and the share of calls that reached a final state."""
