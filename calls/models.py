@@ -730,16 +730,16 @@ class Campaign(Playback):
     def claim_calls(self, limit: int) -> list[CallLog]:
         """Take the oldest waiting rows for this worker alone (rows another worker holds are
         skipped, not waited for); a claimed row is never sent twice."""
+        now = timezone.now()
         with transaction.atomic():
-            ids = list(
+            calls = list(
                 self.calls.filter(status=CallLog.Status.PENDING, submitted_at=None)
                 .select_for_update(skip_locked=True)
-                .order_by("id")
-                .values_list("id", flat=True)[:limit]
+                .order_by("id")[:limit]
             )
-            CallLog.objects.filter(id__in=ids).update(submitted_at=timezone.now())
-        calls = list(CallLog.objects.filter(id__in=ids).order_by("id"))
+            CallLog.objects.filter(id__in=[c.pk for c in calls]).update(submitted_at=now)
         for call in calls:  # every row of a campaign plays the campaign's content
+            call.submitted_at = now
             call.bridge, call.flow, call.audio = self.bridge, self.flow, self.audio
         return calls
 

@@ -27,7 +27,9 @@ def waiting_calls(minutes: int):
     return CallLog.objects.filter(
         status__in=[CallLog.Status.QUEUED, CallLog.Status.UNKNOWN],
         created_at__lt=cutoff,
-        created_at__gte=cutoff - timedelta(days=3),  # the provider keeps call logs for 60 days
+        # Three days back at most, so each run asks about a bounded set rather than every call
+        # that ever stayed open (the provider keeps its logs 60 days: a person can look there).
+        created_at__gte=cutoff - timedelta(days=3),
     ).select_related("bridge")
 
 

@@ -6,6 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from calls.models import AudioAsset, Bridge, IvrFlow
@@ -71,6 +72,23 @@ def admin_user(db, django_user_model):
 def outsider(db, django_user_model):
     """Logged in, but in no group."""
     return _user(django_user_model, "outsider")
+
+
+def campaign_form(bridge, flow, content: bytes, **extra) -> dict:
+    """The new-campaign form as a browser posts it, with `content` as the CSV."""
+    return {
+        "name": "November reminders",
+        "bridge": bridge.pk,
+        "flow": flow.pk,
+        "audio": "",
+        "interval": "0",
+        "webhook_id": "",
+        "pace": "2",
+        "window_start": "",
+        "window_end": "",
+        "window_timezone": "Asia/Kolkata",
+        "csv_file": SimpleUploadedFile("numbers.csv", content, content_type="text/csv"),
+    } | extra
 
 
 def logged_in(user) -> Client:

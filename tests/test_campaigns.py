@@ -30,7 +30,7 @@ from calls.models import MASK, CallLog, Campaign, DoNotCall, RejectedRow
 from calls.provider import SendResult, get_gateway
 from calls.sealing import unseal
 from calls.tasks import Dispatcher, dispatch_campaign
-from tests.conftest import logged_in
+from tests.conftest import campaign_form, logged_in
 
 START = datetime(2026, 11, 2, 5, 0, tzinfo=UTC)  # 10:30 in Kolkata
 BAD_NUMBER = "12345 is not a valid phone number with country code (for example +91 88671 35123)."
@@ -475,22 +475,6 @@ def test_a_row_whose_sealed_otp_cannot_be_read_fails_instead_of_sending_the_mask
 VIEW_CSV = (
     b"number,Name,otp,city\n918867135123,Asha,1,Pune\n12345,Ravi,2,Goa\n918867135124,Dee,3,Delhi\n"
 )
-
-
-def campaign_form(bridge, flow, content: bytes, **extra) -> dict:
-    return {
-        "name": "November reminders",
-        "bridge": bridge.pk,
-        "flow": flow.pk,
-        "audio": "",
-        "interval": "0",
-        "webhook_id": "",
-        "pace": "2",
-        "window_start": "",
-        "window_end": "",
-        "window_timezone": "Asia/Kolkata",
-        "csv_file": SimpleUploadedFile("numbers.csv", content, content_type="text/csv"),
-    } | extra
 
 
 def messages_of(response) -> list[str]:

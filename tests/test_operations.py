@@ -39,7 +39,7 @@ from calls.models import (
 )
 from calls.reports import build_dashboard
 from calls.tasks import reconcile_calls_periodically, worker_heartbeat
-from tests.conftest import logged_in
+from tests.conftest import campaign_form, logged_in
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGIN = "/accounts/login/"
@@ -635,20 +635,7 @@ CAMPAIGN_CSV = b"number,Name,otp\n+918867135123,Asha,1111\n+918867135124,Ravi,22
 def test_a_campaign_s_life_is_audited_and_shown_on_its_page(supervisor, bridge, otp_flow):
     client = logged_in(supervisor)
     response = client.post(
-        "/campaigns/new/",
-        {
-            "name": "November",
-            "bridge": bridge.pk,
-            "flow": otp_flow.pk,
-            "audio": "",
-            "interval": "0",
-            "webhook_id": "",
-            "pace": "2",
-            "window_start": "",
-            "window_end": "",
-            "window_timezone": "Asia/Kolkata",
-            "csv_file": SimpleUploadedFile("numbers.csv", CAMPAIGN_CSV, "text/csv"),
-        },
+        "/campaigns/new/", campaign_form(bridge, otp_flow, CAMPAIGN_CSV, name="November")
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     campaign = Campaign.objects.get()
