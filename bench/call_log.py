@@ -204,6 +204,8 @@ def number_pool(rows: int) -> list[str]:
 
 
 def make_row(i: int, rows: int, start: datetime, rng: random.Random, cat: dict, pool) -> dict:
+    from calls.vocabulary import provider_key, variable_field
+
     """The columns of call number `i` of `rows`; ids and created_at grow together."""
     created_at = start + SPAN * (i / rows) + timedelta(seconds=rng.random() * 0.5)
     bridge_id = cat["bridge_ids"][cat["bridge_pick"](rng)]
@@ -228,7 +230,7 @@ def make_row(i: int, rows: int, start: datetime, rng: random.Random, cat: dict, 
     payload |= {"flow_id": flow.flow_id} if flow else {"audio": audio.audio}
     if campaign:
         payload["name"] = campaign
-    payload |= {f"variables[{k}]": v for k, v in values.items()}
+    payload |= {variable_field(k): v for k, v in values.items()}
     recent = (rows - i) * SPAN.total_seconds() / rows < 300  # the last five minutes
     if recent and rng.random() < 0.6:
         status, provider_status = rng.choice([("queued", "queued"), ("pending", "")])
@@ -251,7 +253,7 @@ def make_row(i: int, rows: int, start: datetime, rng: random.Random, cat: dict, 
         "response_body": "",
         "http_status": None,
         "provider_id": provider_id,
-        "provider_key": provider_id.split(":")[0],
+        "provider_key": provider_key(provider_id),
         "cost": Decimal("1.0000") if sent else None,
         "provider_created_at": created_at + timedelta(milliseconds=300) if sent else None,
         "status": status,
@@ -276,7 +278,7 @@ def make_row(i: int, rows: int, start: datetime, rng: random.Random, cat: dict, 
                 "message": "Calls queued successfully",
                 "data": [
                     {
-                        "id": provider_id.split(":")[0],
+                        "id": provider_key(provider_id),
                         "channel": "outgoing",
                         "caller_id": bridge_number,
                         "mobile": to,

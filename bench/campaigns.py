@@ -86,7 +86,7 @@ def child(args: argparse.Namespace) -> dict:
 
     from calls.imports import import_rows
     from calls.models import Bridge, CallLog, Campaign, IvrFlow
-    from calls.provider import MobtextingGateway
+    from calls.provider.mobtexting import MobtextingGateway
     from calls.tasks import Dispatcher
 
     call_command("migrate", verbosity=0)

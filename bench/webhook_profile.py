@@ -5,13 +5,11 @@ With Django's test Client on one database it measures, per delivery (median over
 after a warm-up, each delivery distinct, half of them matching a call in flight):
 
 - the whole request: the baseline view (one INSERT) and the portal's webhook view;
-- the portal's `CallEvent.objects.ingest` alone, and its parts: parsing, the event INSERT, finding
-  the call, attaching the event, applying the outcome;
-- two sketches of a cheaper webhook, to size the suggested fixes (they re-implement the steps
-  here, in the benchmark, and are not the application's code):
-  "store only" (parse and INSERT the event; matching left to the background worker) and
-  "one transaction" (find and lock the call with only the columns needed, INSERT the event with
-  its call set, one UPDATE of the call: no re-fetch, no separate UPDATE of the event);
+- the portal's `CallEvent.objects.ingest` alone, and its parts as ingest runs them: parsing,
+  finding the call, the event INSERT (with its call), applying the outcome;
+- a sketch of a cheaper webhook, to size the next step (it re-implements the step here, in the
+  benchmark, and is not the application's code): "store only" (parse and INSERT the event;
+  matching left to the background worker);
 - the SQL statements of one matched and one unmatched delivery, and with --profile the top
   functions (cProfile) of the portal view.
 
@@ -33,7 +31,6 @@ import pstats
 import statistics
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,49 +81,6 @@ def store_only(body: bytes) -> None:
     event.save()
 
 
-def one_transaction(body: bytes) -> None:
-    from django.db import transaction
-    from django.utils import timezone
-
-    from calls.models import CallEvent, CallLog
-
-    event = new_event(body)
-    delivery = event.read(body)
-    needed = ("id", "status", "started_at")
-    with transaction.atomic():
-        calls = CallLog.objects.select_for_update().only(*needed)
-        keys = [i.split(":")[0] for i in delivery.ids]
-        call = calls.filter(provider_key__in=keys).order_by("-id").first() if keys else None
-        if call is None and delivery.to and delivery.bridge:
-            call = (
-                calls.filter(
-                    to=delivery.to,
-                    bridge__number=delivery.bridge,
-                    status__in=CallLog.IN_FLIGHT,
-                    created_at__gte=timezone.now() - timedelta(days=1),
-                )
-                .order_by("-created_at")
-                .first()
-            )
-        event.call = call
-        event.save()  # a real version keeps the re-delivery path (savepoint on IntegrityError)
-        if call is None or not delivery.outcome:
-            return
-        starts = CallEvent.objects.filter(call=call).exclude(started_at=None)
-        fields = {"attempts": starts.values("started_at").distinct().count() or 1}
-        if call._is_decided_by(delivery):
-            fields |= {
-                "status": delivery.outcome,
-                "provider_status": delivery.status,
-                "started_at": delivery.start_at,
-                "ended_at": delivery.end_at,
-                "duration": delivery.duration,
-                "recording_url": delivery.recording_url,
-                "outcome_at": event.received_at,
-            }
-        CallLog.objects.filter(pk=call.pk).update(**fields)
-
-
 def timed(function, bodies: list[bytes]) -> float:
     times = []
     for body in bodies:
@@ -140,7 +94,7 @@ def steps(bodies: list[bytes]) -> dict[str, float]:
     """The parts of the current ingest, timed one by one on the same deliveries."""
     from django.db import transaction
 
-    from calls.models import CallEvent, find_call_for
+    from calls.models import find_call_for
 
     parts: dict[str, list[float]] = {}
 
@@ -157,17 +111,15 @@ def steps(bodies: list[bytes]) -> dict[str, float]:
     for body in bodies:
         event = new_event(body)
         delivery = clock("parse", lambda e=event, b=body: e.read(b))
-        clock("INSERT event (own transaction)", lambda e=event: insert(e))
         call = clock("find the call (1-2 SELECTs)", lambda d=delivery: find_call_for(d))
+        event.call = call
+        clock("INSERT event with its call (own transaction)", lambda e=event: insert(e))
         if call is not None:
             clock(
-                "attach: UPDATE event",
-                lambda e=event, c=call: CallEvent.objects.filter(pk=e.pk).update(call=c),
-            )
-            event.call = call
-            clock(
                 "apply_outcome (SELECT FOR UPDATE, COUNT, UPDATE)",
-                lambda d=delivery, e=event, c=call: c.apply_outcome(d, e),
+                lambda d=delivery, e=event, c=call: c.apply_outcome(
+                    d, event_id=e.pk, received_at=e.received_at
+                ),
             )
     return {name: statistics.median(values) for name, values in parts.items()}
 
@@ -218,7 +170,7 @@ def main() -> None:
         assert response.status_code == 202, response.content
 
     n = args.deliveries
-    for function in (portal, baseline, store_only, one_transaction):
+    for function in (portal, baseline, store_only):
         timed(function, deliveries(20))  # warm-up
     rows = [
         ("request: baseline view (one INSERT)", timed(baseline, deliveries(n))),
@@ -228,12 +180,11 @@ def main() -> None:
             timed(lambda b: CallEvent.objects.ingest(source="webhook", body=b), deliveries(n)),
         ),
         ("sketch: store only (match later)", timed(store_only, deliveries(n))),
-        ("sketch: one transaction, no re-fetch", timed(one_transaction, deliveries(n))),
     ]
     print(f"\nWebhook cost per delivery on {connection.vendor}, in-process, median of {n}")
     for name, ms in rows:
         print(f"  {name:<58} {ms:6.2f} ms")
-    print("current ingest, step by step (the last two: matched deliveries only):")
+    print("current ingest, step by step (the last: matched deliveries only):")
     for name, ms in steps(deliveries(n)).items():
         print(f"  {name:<58} {ms:6.2f} ms")
     matched, unmatched = deliveries(2)

@@ -22,6 +22,7 @@ from calls.models import (
     IvrFlow,
 )
 from calls.phone import normalize_number
+from calls.vocabulary import provider_key, variable_field, variable_of
 
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -81,7 +82,7 @@ class PlaceCallForm(forms.Form):
         self.chosen_flow = self._chosen_flow()
         for variable in self.chosen_flow.variables if self.chosen_flow else []:
             sensitive = self.chosen_flow.is_sensitive(variable)
-            self.fields[f"variables[{variable}]"] = forms.CharField(
+            self.fields[variable_field(variable)] = forms.CharField(
                 label=variable,
                 max_length=200,
                 # A sensitive value is never sent back to the browser, even on a form error.
@@ -98,14 +99,14 @@ class PlaceCallForm(forms.Form):
         return self.fields["flow"].queryset.filter(pk=raw).first()
 
     def variable_fields(self) -> list[forms.BoundField]:
-        return [self[name] for name in self.fields if name.startswith("variables[")]
+        return [self[name] for name in self.fields if variable_of(name) is not None]
 
     def variable_values(self, source: dict | None = None) -> dict[str, str]:
         source = self.cleaned_data if source is None else source
         return {
-            name[len("variables[") : -1]: source.get(name, "")
+            variable: source.get(name, "")
             for name in self.fields
-            if name.startswith("variables[")
+            if (variable := variable_of(name)) is not None
         }
 
     def preview(self) -> str:
@@ -181,7 +182,7 @@ class PlaceCallForm(forms.Form):
             "interval": call.interval,
             "webhook_id": call.webhook_id,
         }
-        initial |= {f"variables[{k}]": v for k, v in call.variables.items() if v != MASK}
+        initial |= {variable_field(k): v for k, v in call.variables.items() if v != MASK}
         return initial
 
 
@@ -192,14 +193,14 @@ class RetryForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.call = call
         for variable in call.sensitive_variables:
-            self.fields[f"variables[{variable}]"] = forms.CharField(
+            self.fields[variable_field(variable)] = forms.CharField(
                 label=variable,
                 max_length=200,
                 widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
             )
 
     def variables(self) -> dict[str, str]:
-        clear = {k: self.cleaned_data[f"variables[{k}]"] for k in self.call.sensitive_variables}
+        clear = {k: self.cleaned_data[variable_field(k)] for k in self.call.sensitive_variables}
         return {k: clear.get(k, v) for k, v in self.call.variables.items()}
 
 
@@ -248,7 +249,7 @@ class CallFilterForm(forms.Form):
                     if after := _next_prefix(tail):
                         calls = calls.filter(to_reversed__lt=after)
             else:
-                calls = calls.filter(provider_key=q.split(":")[0])
+                calls = calls.filter(provider_key=provider_key(q))
         for name, lookup in (
             ("status", "status"),
             ("bridge", "bridge"),

@@ -25,7 +25,6 @@ class ImportReport:
     accepted: int = 0
     rejected: int = 0
     columns: dict[str, str] = field(default_factory=dict)  # CSV header → variable (or "number")
-    ignored: list[str] = field(default_factory=list)
 
 
 def import_rows(campaign: Campaign, binary: IO[bytes], user=None) -> ImportReport:
@@ -115,7 +114,6 @@ def _map_columns(campaign: Campaign, header: list[str]) -> tuple[ImportReport, i
     variable_index = {v: lowered.index(v.lower()) for v in variables}
     report = ImportReport(columns={header[number_index]: "number"})
     report.columns |= {header[i]: "{" + var + "}" for var, i in variable_index.items()}
-    report.ignored = [h for h in header if h not in report.columns]
     return report, number_index, variable_index
 
 

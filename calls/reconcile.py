@@ -10,7 +10,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from calls.models import CallEvent, CallLog
-from calls.provider import GatewayError, get_gateway
+from calls.provider.base import GatewayError
+from calls.provider.configured import get_gateway
 from calls.webhooks import MalformedDelivery, provider_time
 
 logger = logging.getLogger(__name__)

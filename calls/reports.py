@@ -10,10 +10,9 @@ from django.db.models.functions import ExtractHour
 from django.utils import timezone
 
 from calls.models import AudioAsset, Bridge, CallLog, IvrFlow
+from calls.vocabulary import FAILURES, OUTCOME_ORDER, OUTCOMES, CallStatus
 
 PERIODS = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}
-OUTCOME_ORDER = ["answered", "no_answer", "busy", "canceled", "failed"]
-FAILURES = ["rejected", "error", "unknown", "failed"]
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime:
@@ -88,8 +87,8 @@ def build_dashboard(period: str) -> Dashboard:
     ) in groups:
         tally = {
             "placed": n,
-            "answered": n if status == "answered" else 0,
-            "settled": n if status in CallLog.OUTCOMES else 0,
+            "answered": n if status == CallStatus.ANSWERED else 0,
+            "settled": n if status in OUTCOMES else 0,
         }
         total.update(tally)
         by_bridge[bridge].update(tally)
@@ -97,13 +96,15 @@ def build_dashboard(period: str) -> Dashboard:
         mix[status] += n
         hours[hour][status if status in OUTCOME_ORDER else "other"] += n
         if status in FAILURES:
-            failures[status, provider_status if status == "failed" else "", http_status] += n
-        if status == "answered":
+            failures[
+                status, provider_status if status == CallStatus.FAILED else "", http_status
+            ] += n
+        if status == CallStatus.ANSWERED:
             answered_seconds += seconds or 0
             answered_timed += timed
         if money is not None:
             cost = (cost or 0) + money
-    labels = dict(CallLog.Status.choices)
+    labels = dict(CallStatus.choices)
     return Dashboard(
         period=period,
         since=since,
@@ -166,14 +167,14 @@ def _rows(groups: dict, names: dict) -> list[dict]:
 
 
 def _failure_reason(row: dict) -> str:
-    if row["provider_status"] and row["status"] == "failed":
+    if row["provider_status"] and row["status"] == CallStatus.FAILED:
         return f"provider says {row['provider_status']}"
     if row["http_status"]:
         return f"provider answered HTTP {row['http_status']}"
     return {
-        "error": "provider unreachable, not sent",
-        "unknown": "no answer from the provider",
-        "rejected": "refused by the provider",
+        CallStatus.ERROR: "provider unreachable, not sent",
+        CallStatus.UNKNOWN: "no answer from the provider",
+        CallStatus.REJECTED: "refused by the provider",
     }.get(row["status"], row["status"])
 
 

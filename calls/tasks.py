@@ -9,17 +9,13 @@ from django.conf import settings
 from django.tasks import task
 from django.utils import timezone
 
-from calls.models import CallEvent, CallLog, Campaign, WorkerHeartbeat
-from calls.provider import SendResult, get_gateway
+from calls.models import CallLog, Campaign, WorkerHeartbeat
+from calls.provider.base import Gateway, SendResult
+from calls.provider.configured import get_gateway
+from calls.reconcile import reconcile_waiting
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 30
-
-
-@task
-def deliver_sandbox_outcome(body: str) -> int:
-    """The sandbox's webhook: the same ingest path a real delivery takes."""
-    return CallEvent.objects.ingest(source=CallEvent.Source.SANDBOX, body=body.encode()).pk
 
 
 class Dispatcher:
@@ -31,7 +27,7 @@ class Dispatcher:
     def __init__(
         self,
         campaign: Campaign,
-        gateway,
+        gateway: Gateway,
         *,
         now: Callable[[], datetime] = timezone.now,
         sleep: Callable[[float], None] = time.sleep,
@@ -63,7 +59,7 @@ class Dispatcher:
             for index, (call, slot) in enumerate(zip(calls, slots, strict=False)):
                 stop = self._wait_for(slot)
                 if stop or not self.send(call):
-                    self.campaign.give_back(calls[index + (0 if stop else 1) :])
+                    self.campaign.release(calls[index + (0 if stop else 1) :])
                     if stop:
                         return stop
                     break  # rate limited: the rest of the batch waits for the provider's time
@@ -85,7 +81,7 @@ class Dispatcher:
     def send(self, call: CallLog) -> bool:
         """Send one claimed row; False when the provider asked us to slow down (429)."""
         try:
-            variables = call.clear_variables()
+            variables = call.variables_in_clear()
         except ValueError as exc:
             call.record_submission(SendResult(status=CallLog.Status.ERROR, error=str(exc)))
             return True
@@ -93,7 +89,7 @@ class Dispatcher:
         result = self.gateway.send(call.provider_payload(variables))
         if result.http_status == 429:
             # Refused before it was placed: back in the queue, and the campaign waits as told.
-            self.campaign.give_back([call])
+            self.campaign.release([call])
             wait = (
                 result.retry_after
                 if result.retry_after is not None
@@ -126,8 +122,6 @@ def start_dispatchers(campaign: Campaign) -> None:
 @task
 def reconcile_calls_periodically() -> int:
     """Ask the status API about calls without an outcome; runs again after the interval."""
-    from calls.reconcile import reconcile_waiting
-
     try:
         return reconcile_waiting(settings.OBD_RECONCILE_AFTER_MINUTES)
     finally:  # an unexpected failure must not end the chain

@@ -34,7 +34,9 @@ from calls.models import (
     IvrFlow,
     WorkerHeartbeat,
 )
-from calls.provider import SANDBOX_EXAMPLE, SANDBOX_NUMBERS, GatewayError, get_gateway
+from calls.provider.base import GatewayError
+from calls.provider.configured import get_gateway
+from calls.provider.sandbox import SANDBOX_EXAMPLE, SANDBOX_NUMBERS
 from calls.reports import PERIODS, build_dashboard
 from calls.tasks import HEARTBEAT_SECONDS, start_dispatchers
 
@@ -338,14 +340,15 @@ def campaign_upload(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("calls.change_campaign", raise_exception=True)
 def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
-    done = {
-        "start": campaign.start,
-        "pause": campaign.pause,
-        "resume": campaign.resume,
-        "cancel": campaign.cancel,
-    }[action]()
+    move, recorded_as = {
+        "start": (campaign.start, AuditEntry.Action.STARTED),
+        "pause": (campaign.pause, AuditEntry.Action.PAUSED),
+        "resume": (campaign.resume, AuditEntry.Action.RESUMED),
+        "cancel": (campaign.cancel, AuditEntry.Action.CANCELED),
+    }[action]
+    done = move()
     if done:
-        AuditEntry.record(request.user, action, campaign=campaign)
+        AuditEntry.record(request.user, recorded_as, campaign=campaign)
     if done and action in ("start", "resume"):
         start_dispatchers(campaign)
     if not done:

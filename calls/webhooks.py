@@ -14,16 +14,19 @@ from email.policy import HTTP
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
-OUTCOMES = {
-    "ANSWER": "answered",
-    "ANSWERED": "answered",
-    "COMPLETED": "answered",
-    "NOANSWER": "no_answer",
-    "NO_ANSWER": "no_answer",
-    "MISSED": "no_answer",
-    "BUSY": "busy",
-    "CANCEL": "canceled",
-    "CANCELED": "canceled",
+from calls.vocabulary import CallStatus
+
+# The provider's words for an outcome, in ours; any other final word means the call failed.
+PROVIDER_OUTCOMES = {
+    "ANSWER": CallStatus.ANSWERED,
+    "ANSWERED": CallStatus.ANSWERED,
+    "COMPLETED": CallStatus.ANSWERED,
+    "NOANSWER": CallStatus.NO_ANSWER,
+    "NO_ANSWER": CallStatus.NO_ANSWER,
+    "MISSED": CallStatus.NO_ANSWER,
+    "BUSY": CallStatus.BUSY,
+    "CANCEL": CallStatus.CANCELED,
+    "CANCELED": CallStatus.CANCELED,
 }
 # Statuses of a call not finished yet (the status API may show them): no outcome to record.
 NOT_FINAL = {"QUEUED", "PENDING", "RINGING", "INITIATED", "IN-PROGRESS", "PROGRESS"}
@@ -56,7 +59,7 @@ class Delivery:
         status = self.status.upper()
         if not status or status in NOT_FINAL:
             return ""
-        return OUTCOMES.get(status, "failed")
+        return PROVIDER_OUTCOMES.get(status, CallStatus.FAILED)
 
     @property
     def ids(self) -> list[str]:

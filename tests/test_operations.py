@@ -646,7 +646,7 @@ def test_a_campaign_s_life_is_audited_and_shown_on_its_page(supervisor, bridge, 
     entries = list(campaign.audit.values_list("actor__username", "action"))
     assert entries == [
         ("supervisor", action)
-        for action in ("cancel", "resume", "pause", "start", "uploaded", "created")
+        for action in ("canceled", "resumed", "paused", "started", "uploaded", "created")
     ]
     html = client.get(campaign.get_absolute_url()).content.decode()
     assert page_title(html) == "November · OBD Portal"

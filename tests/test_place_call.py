@@ -8,8 +8,7 @@ import pytest
 from django.db import connection
 
 from calls.models import MASK, CallEvent, CallLog
-from calls.provider import SandboxGateway
-from calls.tasks import deliver_sandbox_outcome
+from calls.provider.sandbox import SandboxGateway, deliver_sandbox_outcome
 
 
 def form_data(bridge, flow=None, audio=None, **extra) -> dict:

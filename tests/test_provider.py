@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 
 from calls.models import AudioAsset, CallLog, IvrFlow
-from calls.provider import MobtextingGateway, parse_send_response
+from calls.provider.base import parse_send_response
+from calls.provider.mobtexting import MobtextingGateway
 
 CURRENT = {
     "status": "OK",

@@ -1,0 +1,33 @@
+"""The models, one module per seam; import them from here (`from calls.models import CallLog`)."""
+
+from calls.models.calls import CallLog
+from calls.models.campaigns import Campaign, RejectedRow
+from calls.models.catalogue import (
+    INTERVAL_CHOICES,
+    SENSITIVE_HINTS,
+    AudioAsset,
+    Bridge,
+    IvrFlow,
+    Playback,
+)
+from calls.models.events import CallEvent, find_call_for
+from calls.models.records import AuditEntry, DoNotCall, WorkerHeartbeat
+from calls.vocabulary import MASK
+
+__all__ = [
+    "INTERVAL_CHOICES",
+    "MASK",
+    "SENSITIVE_HINTS",
+    "AudioAsset",
+    "AuditEntry",
+    "Bridge",
+    "CallEvent",
+    "CallLog",
+    "Campaign",
+    "DoNotCall",
+    "IvrFlow",
+    "Playback",
+    "RejectedRow",
+    "WorkerHeartbeat",
+    "find_call_for",
+]

@@ -1,0 +1,238 @@
+"""A campaign: one flow or audio sent to many numbers at a shared pace, its row claims, and the
+CSV rows that did not become calls."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from calls.models.calls import CallLog
+from calls.models.catalogue import Playback
+from calls.vocabulary import IN_FLIGHT, CallStatus
+
+# Shown in a campaign's counts only when some call has them.
+RARE_STATUSES = frozenset({CallStatus.ERROR, CallStatus.CANCELED})
+
+
+class Campaign(Playback):
+    """One flow or audio sent to many numbers from a CSV, at a set pace, in a calling window."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        FINISHED = "finished", "Finished"
+        CANCELED = "canceled", "Canceled"
+
+    name = models.CharField(max_length=100, help_text="e.g. November payment reminders")
+    pace = models.DecimalField(
+        max_digits=6, decimal_places=2, help_text="Calls per second for the whole campaign, e.g. 2"
+    )
+    window_start = models.TimeField(
+        null=True, blank=True, help_text="Calls wait before this time, e.g. 09:00"
+    )
+    window_end = models.TimeField(
+        null=True, blank=True, help_text="and after this time, e.g. 20:00"
+    )
+    window_timezone = models.CharField(max_length=64, default="Asia/Kolkata")
+    status = models.CharField(max_length=16, choices=Status, default=Status.DRAFT, db_index=True)
+    # [[CSV column, "number" | "{variable}" | "" (ignored)], ...] in the file's order: a list,
+    # because PostgreSQL's jsonb does not keep the key order of an object.
+    columns = models.JSONField(
+        default=list, blank=True, help_text="The upload's columns and their use"
+    )
+    rows_rejected = models.PositiveIntegerField(default=0)
+    # The token bucket every worker shares: the next instant a call may be sent.
+    next_send_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="campaigns",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(Playback.Meta):
+        ordering = ["-id"]
+        constraints = [
+            *Playback.Meta.constraints,
+            models.CheckConstraint(condition=Q(pace__gt=0), name="campaign_pace_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("calls:campaign-detail", args=[self.pk])
+
+    def progress(self, counts: dict[str, int] | None = None) -> dict:
+        """Counts per call status and the share of calls that reached a final state."""
+        if counts is None:
+            counts = dict(
+                self.calls.values_list("status").annotate(n=models.Count("id")).order_by()
+            )
+        total = sum(counts.values())
+        done = sum(n for status, n in counts.items() if status not in IN_FLIGHT)
+        return {
+            "counts": counts,
+            "total": total,
+            "done": done,
+            "percent": round(100 * done / total) if total else 0,
+            "waiting": counts.get(CallLog.Status.PENDING, 0),
+            "in_flight": total - done,
+            # Every status in one order; the rare ones only when some call has them.
+            "by_status": [
+                (status, status.label, counts.get(status, 0))
+                for status in CallStatus
+                if counts.get(status) or status not in RARE_STATUSES
+            ],
+        }
+
+    @staticmethod
+    def progress_of(campaigns: list["Campaign"]) -> dict[int, dict]:
+        """Progress of many campaigns in one query, for the list."""
+        counts: dict[int, dict[str, int]] = {c.pk: {} for c in campaigns}
+        rows = (
+            CallLog.objects.filter(campaign__in=campaigns)
+            .values_list("campaign", "status")
+            .annotate(n=models.Count("id"))
+            .order_by()
+        )
+        for campaign_id, status, n in rows:
+            counts[campaign_id][status] = n
+        return {c.pk: c.progress(counts[c.pk]) for c in campaigns}
+
+    def _move(self, allowed_from: set[str], to: str, **extra) -> bool:
+        """One state change under the row lock; False when the campaign is not in a state that allows it."""
+        with transaction.atomic():
+            locked = Campaign.objects.select_for_update().get(pk=self.pk)
+            if locked.status not in allowed_from:
+                return False
+            locked.status = to
+            for name, value in extra.items():
+                setattr(locked, name, value)
+            locked.save(update_fields=["status", *extra])
+        self.refresh_from_db()
+        return True
+
+    def start(self) -> bool:
+        return self._move({self.Status.DRAFT}, self.Status.RUNNING, started_at=timezone.now())
+
+    def pause(self) -> bool:
+        return self._move({self.Status.RUNNING}, self.Status.PAUSED)
+
+    def resume(self) -> bool:
+        return self._move({self.Status.PAUSED}, self.Status.RUNNING)
+
+    def cancel(self) -> bool:
+        """Stop for good; calls not yet sent are marked canceled and never sent."""
+        if not self._move(
+            {self.Status.DRAFT, self.Status.RUNNING, self.Status.PAUSED},
+            self.Status.CANCELED,
+            finished_at=timezone.now(),
+        ):
+            return False
+        self._cancel_waiting_rows()
+        return True
+
+    def _cancel_waiting_rows(self) -> None:
+        self.calls.filter(status=CallLog.Status.PENDING, submitted_at=None).update(
+            status=CallLog.Status.CANCELED,
+            error="The campaign was canceled before this call was sent.",
+            sealed_variables="",
+        )
+
+    def release(self, calls: list[CallLog]) -> None:
+        """Claimed rows that were not sent go back to the queue (after a 429, a pause, the
+        window closing), or are canceled with the campaign if it was canceled meanwhile."""
+        CallLog.objects.filter(pk__in=[c.pk for c in calls], status=CallLog.Status.PENDING).update(
+            submitted_at=None
+        )
+        if Campaign.objects.filter(pk=self.pk, status=self.Status.CANCELED).exists():
+            self._cancel_waiting_rows()
+
+    def finish_if_done(self) -> bool:
+        if self.calls.filter(status=CallLog.Status.PENDING).exists():
+            return False
+        return self._move({self.Status.RUNNING}, self.Status.FINISHED, finished_at=timezone.now())
+
+    def in_window(self, moment) -> bool:
+        if not (self.window_start and self.window_end):
+            return True
+        local = moment.astimezone(ZoneInfo(self.window_timezone)).time()
+        if self.window_start <= self.window_end:
+            return self.window_start <= local < self.window_end
+        return local >= self.window_start or local < self.window_end  # a window across midnight
+
+    def window_opens_after(self, moment):
+        """The next instant the calling window opens after `moment`."""
+        zone = ZoneInfo(self.window_timezone)
+        local = moment.astimezone(zone)
+        opening = local.replace(
+            hour=self.window_start.hour, minute=self.window_start.minute, second=0, microsecond=0
+        )
+        return opening if opening > local else opening + timedelta(days=1)
+
+    def take_slots(self, now, count: int) -> list[datetime]:
+        """Reserve the next `count` send instants in the shared token bucket, so the pace holds
+        for the campaign as a whole however many workers send. Empty when it is not running."""
+        with transaction.atomic():
+            locked = (
+                Campaign.objects.select_for_update()
+                .only("status", "pace", "next_send_at")
+                .get(pk=self.pk)
+            )
+            if locked.status != self.Status.RUNNING:
+                return []
+            gap = timedelta(seconds=1 / float(locked.pace))
+            first = max(locked.next_send_at or now, now)
+            Campaign.objects.filter(pk=self.pk).update(next_send_at=first + count * gap)
+        return [first + i * gap for i in range(count)]
+
+    def slow_down(self, until) -> None:
+        """The provider asked us to wait (HTTP 429): nobody sends before `until`."""
+        Campaign.objects.filter(pk=self.pk, next_send_at__lt=until).update(next_send_at=until)
+
+    def claim_calls(self, limit: int) -> list[CallLog]:
+        """Take the oldest waiting rows for this worker alone (rows another worker holds are
+        skipped, not waited for); a claimed row is never sent twice."""
+        now = timezone.now()
+        with transaction.atomic():
+            calls = list(
+                self.calls.filter(status=CallLog.Status.PENDING, submitted_at=None)
+                .select_for_update(skip_locked=True)
+                .order_by("id")[:limit]
+            )
+            CallLog.objects.filter(id__in=[c.pk for c in calls]).update(submitted_at=now)
+        for call in calls:  # every row of a campaign plays the campaign's content
+            call.submitted_at = now
+            call.bridge, call.flow, call.audio = self.bridge, self.flow, self.audio
+        return calls
+
+
+class RejectedRow(models.Model):
+    """A CSV row that did not become a call, with why; downloadable to fix and upload again."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="rejected_rows")
+    line = models.PositiveIntegerField()
+    values = models.JSONField(default=dict)
+    reason = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["campaign", "line"]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+    @property
+    def number(self) -> str:
+        """The row's number as typed, whatever its column was called."""
+        column = next((c for c, target in self.campaign.columns if target == "number"), "")
+        return self.values.get(column, "")

@@ -1,0 +1,130 @@
+"""Records kept beside the calls: the do-not-call list, the audit trail and the worker's heartbeat."""
+
+import csv
+import io
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from calls.models.calls import CallLog
+from calls.models.campaigns import Campaign
+from calls.phone import normalize_number, pretty_number, validate_number
+
+
+class DoNotCall(models.Model):
+    """A number that must never be called: refused by the form, skipped by campaigns."""
+
+    number = models.CharField(
+        max_length=20, unique=True, validators=[validate_number], help_text="e.g. 918867135123"
+    )
+    reason = models.CharField(
+        max_length=200, blank=True, help_text="e.g. Customer asked on 2026-11-02"
+    )
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "do-not-call number"
+
+    def __str__(self) -> str:
+        return pretty_number(self.number)
+
+    @classmethod
+    def import_csv(cls, upload, user=None) -> tuple[int, int]:
+        """Add the numbers of a CSV (first column, or one named number; optional reason).
+        Returns (added, skipped); unreadable, invalid and already listed numbers are skipped."""
+        text = io.TextIOWrapper(upload, encoding="utf-8-sig", errors="replace", newline="")
+        rows = [row for row in csv.reader(text) if row and any(cell.strip() for cell in row)]
+        text.detach()
+        lowered = [cell.strip().lower() for cell in rows[0]] if rows else []
+        has_header = "number" in lowered
+        number_at = lowered.index("number") if has_header else 0
+        reason_at = lowered.index("reason") if "reason" in lowered else (None if has_header else 1)
+        entries = {}
+        for row in rows[has_header:]:
+            try:
+                number = normalize_number(row[number_at])
+            except (ValidationError, IndexError):
+                continue
+            reason = (
+                row[reason_at].strip() if reason_at is not None and reason_at < len(row) else ""
+            )
+            entries.setdefault(number, cls(number=number, reason=reason[:200], added_by=user))
+        before = cls.objects.count()
+        cls.objects.bulk_create(
+            entries.values(), ignore_conflicts=True
+        )  # already listed: kept as is
+        added = cls.objects.count() - before
+        return added, len(rows) - has_header - added
+
+
+class AuditEntry(models.Model):
+    """Who did what to a call or a campaign, and when. Catalogue edits are in the admin's log."""
+
+    class Action(models.TextChoices):
+        PLACED = "placed", "placed the call"
+        RETRIED = "retried", "retried the call"
+        CREATED = "created", "created the campaign"
+        UPLOADED = "uploaded", "uploaded rows"
+        STARTED = "started", "started the campaign"
+        PAUSED = "paused", "paused the campaign"
+        RESUMED = "resumed", "resumed the campaign"
+        CANCELED = "canceled", "canceled the campaign"
+        SOUND_UPLOADED = "sound_uploaded", "uploaded a sound"
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=20, choices=Action)
+    call = models.ForeignKey(
+        CallLog, null=True, blank=True, on_delete=models.CASCADE, related_name="audit"
+    )
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.CASCADE, related_name="audit"
+    )
+    detail = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.get_action_display()}"
+
+    @classmethod
+    def record(
+        cls,
+        actor: AbstractBaseUser | None,
+        action: "AuditEntry.Action",
+        *,
+        call: CallLog | None = None,
+        campaign: Campaign | None = None,
+        detail: str = "",
+    ) -> "AuditEntry":
+        return cls.objects.create(
+            actor=actor, action=action, call=call, campaign=campaign, detail=detail[:300]
+        )
+
+
+class WorkerHeartbeat(models.Model):
+    """The background worker's last sign of life, for /healthz (one row)."""
+
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"worker seen {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def beat(cls) -> None:
+        cls.objects.update_or_create(pk=1, defaults={"beat_at": timezone.now()})
+
+    @classmethod
+    def last(cls):
+        return cls.objects.filter(pk=1).values_list("beat_at", flat=True).first()
