@@ -1,6 +1,11 @@
 # The README's two commands: `make run` starts the portal, `make test` runs every test.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.13 || ls -d /root/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1 || echo python3)
+# The interpreter that creates .venv: python3.13, else python3.12, else python3 if it is 3.12 or
+# newer (looked up on PATH; `make PYTHON=/path/to/python3.12` picks another).
+PYTHON ?= $(or $(shell for p in python3.13 python3.12 python3; do \
+	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; \
+	done),$(error No Python 3.12 or newer on PATH (tried python3.13 then python3.12 then python3): \
+	install one or run make PYTHON=/path/to/python3.12))
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
@@ -34,6 +39,7 @@ worker: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_ARGS)

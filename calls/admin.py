@@ -1,10 +1,16 @@
+from typing import Any, cast
+
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import URLPattern, path
 
-from calls.forms import NumberField
+from calls.forms import CsvFileField, NumberField
+from calls.http import AuthenticatedHttpRequest
 from calls.models import (
     AudioAsset,
     Bridge,
@@ -17,14 +23,14 @@ from calls.models import (
 )
 
 
-class NumberAdminForm(forms.ModelForm):
+class NumberAdminForm(forms.ModelForm[Any]):  # Any: shared by Bridge and DoNotCall
     """Numbers typed as people type them (+91 80682 87602), stored as the provider wants."""
 
     number = NumberField(help_text="With country code, e.g. +91 80682 87602")
 
 
 @admin.register(Bridge)
-class BridgeAdmin(admin.ModelAdmin):
+class BridgeAdmin(admin.ModelAdmin[Bridge]):
     form = NumberAdminForm
     list_display = ["number", "label", "is_active"]
     list_filter = ["is_active"]
@@ -33,7 +39,7 @@ class BridgeAdmin(admin.ModelAdmin):
 
 
 @admin.register(IvrFlow)
-class IvrFlowAdmin(admin.ModelAdmin):
+class IvrFlowAdmin(admin.ModelAdmin[IvrFlow]):
     list_display = ["name", "flow_id", "template", "variable_names", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["name", "flow_id", "template"]
@@ -45,16 +51,16 @@ class IvrFlowAdmin(admin.ModelAdmin):
 
 
 @admin.register(AudioAsset)
-class AudioAssetAdmin(admin.ModelAdmin):
+class AudioAssetAdmin(admin.ModelAdmin[AudioAsset]):
     list_display = ["name", "sound_id", "url", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["name", "sound_id", "url"]
     ordering = ["name"]
 
 
-class CallEventInline(admin.TabularInline):
+class CallEventInline(admin.TabularInline[CallEvent, CallLog]):
     model = CallEvent
-    fields = [
+    fields = readonly_fields = (
         "received_at",
         "source",
         "raw_status",
@@ -62,13 +68,12 @@ class CallEventInline(admin.TabularInline):
         "started_at",
         "deliveries",
         "parse_error",
-    ]
-    readonly_fields = fields
+    )
     extra = 0
     can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: CallLog | None = None) -> bool:
         return False
 
 
@@ -77,7 +82,7 @@ HIDDEN_CALL_FIELDS = ["to_reversed", "provider_key", "sealed_variables"]
 
 
 @admin.register(CallLog)
-class CallLogAdmin(admin.ModelAdmin):
+class CallLogAdmin(admin.ModelAdmin[CallLog]):
     list_display = [
         "id",
         "created_at",
@@ -99,12 +104,12 @@ class CallLogAdmin(admin.ModelAdmin):
     exclude = HIDDEN_CALL_FIELDS
     readonly_fields = [f.name for f in CallLog._meta.fields if f.name not in HIDDEN_CALL_FIELDS]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # calls are placed through the portal, which sends them
 
 
 @admin.register(CallEvent)
-class CallEventAdmin(admin.ModelAdmin):
+class CallEventAdmin(admin.ModelAdmin[CallEvent]):
     list_display = [
         "id",
         "received_at",
@@ -127,24 +132,24 @@ class CallEventAdmin(admin.ModelAdmin):
     def matched(self, event: CallEvent) -> bool:
         return event.is_matched
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     @admin.action(description="Match again to their calls")
-    def rematch(self, request, queryset) -> None:
+    def rematch(self, request: HttpRequest, queryset: QuerySet[CallEvent]) -> None:
         matched = sum(1 for event in queryset.filter(call=None) if event.match())
         self.message_user(request, f"{matched} event(s) matched to a call.", messages.SUCCESS)
 
 
 class DoNotCallImportForm(forms.Form):
-    csv_file = forms.FileField(
+    csv_file = CsvFileField(
         label="CSV file",
         help_text="A number column (first column or one named number); optional reason column.",
     )
 
 
 @admin.register(DoNotCall)
-class DoNotCallAdmin(admin.ModelAdmin):
+class DoNotCallAdmin(admin.ModelAdmin[DoNotCall]):
     form = NumberAdminForm
     list_display = ["number", "reason", "added_by", "created_at"]
     search_fields = ["=number", "reason"]
@@ -152,11 +157,13 @@ class DoNotCallAdmin(admin.ModelAdmin):
     readonly_fields = ["added_by", "created_at"]
     change_list_template = "admin/calls/donotcall/change_list.html"
 
-    def save_model(self, request, obj, form, change) -> None:
-        obj.added_by = obj.added_by or request.user
+    def save_model(
+        self, request: HttpRequest, obj: DoNotCall, form: forms.ModelForm[DoNotCall], change: bool
+    ) -> None:
+        obj.added_by = obj.added_by or cast(User, request.user)  # the admin lets only staff in
         super().save_model(request, obj, form, change)
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "import/",
@@ -166,16 +173,20 @@ class DoNotCallAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def import_csv(self, request):
+    def import_csv(self, request: AuthenticatedHttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = DoNotCallImportForm(request.POST or None, request.FILES or None)
         if form.is_valid():
-            added, skipped = DoNotCall.import_csv(form.cleaned_data["csv_file"], request.user)
-            self.message_user(
-                request, f"{added} number(s) added, {skipped} row(s) skipped.", messages.SUCCESS
-            )
-            return redirect("admin:calls_donotcall_changelist")
+            try:
+                added, skipped = DoNotCall.import_csv(form.cleaned_data["csv_file"], request.user)
+            except ValidationError as exc:  # not a CSV text: said on the form, nothing added
+                form.add_error("csv_file", exc)
+            else:
+                self.message_user(
+                    request, f"{added} number(s) added, {skipped} row(s) skipped.", messages.SUCCESS
+                )
+                return redirect("admin:calls_donotcall_changelist")
         context = {
             **self.admin_site.each_context(request),
             "form": form,
@@ -185,17 +196,16 @@ class DoNotCallAdmin(admin.ModelAdmin):
         return render(request, "admin/calls/donotcall/import.html", context)
 
 
-class RejectedRowInline(admin.TabularInline):
+class RejectedRowInline(admin.TabularInline[RejectedRow, Campaign]):
     model = RejectedRow
-    fields = ["line", "values", "reason"]
-    readonly_fields = fields
+    fields = readonly_fields = ("line", "values", "reason")
     extra = 0
     can_delete = False
     max_num = 0
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(admin.ModelAdmin[Campaign]):
     list_display = ["name", "status", "bridge", "flow", "audio", "pace", "created_by", "created_at"]
     list_filter = ["status", "bridge", "flow"]
     search_fields = ["name"]
@@ -211,5 +221,5 @@ class CampaignAdmin(admin.ModelAdmin):
     ]
     inlines = [RejectedRowInline]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # campaigns start from a CSV on the portal page

@@ -7,7 +7,6 @@ class CallsConfig(AppConfig):
     verbose_name = "Outbound calls"
 
     def ready(self) -> None:
-        from calls import checks  # noqa: F401 - registers the start-up checks
         from calls.roles import ensure_groups
 
         post_migrate.connect(ensure_groups, sender=self)

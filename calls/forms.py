@@ -1,14 +1,19 @@
 import copy
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import Subquery
+from django.db.models import QuerySet, Subquery
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from calls.models import (
@@ -30,7 +35,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 class NumberField(forms.CharField):
     """A phone number typed any usual way, cleaned to digits with country code."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 32)
         kwargs.setdefault("help_text", "With country code, e.g. +91 88671 35123")
         super().__init__(**kwargs)
@@ -75,13 +80,12 @@ class PlaceCallForm(forms.Form):
     )
     idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial.setdefault("idempotency_key", uuid.uuid4())
         self.chosen_flow = self._chosen_flow()
-        for variable in self.chosen_flow.variables if self.chosen_flow else []:
-            sensitive = self.chosen_flow.is_sensitive(variable)
+        for variable, sensitive in self.chosen_flow.variable_specs if self.chosen_flow else []:
             self.fields[variable_field(variable)] = forms.CharField(
                 label=variable,
                 max_length=200,
@@ -96,12 +100,13 @@ class PlaceCallForm(forms.Form):
             return raw
         if not raw or not str(raw).isdigit():
             return None
-        return self.fields["flow"].queryset.filter(pk=raw).first()
+        flows = cast("forms.ModelChoiceField[IvrFlow]", self.fields["flow"]).queryset
+        return flows.filter(pk=raw).first() if flows is not None else None
 
     def variable_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.fields if variable_of(name) is not None]
 
-    def variable_values(self, source: dict | None = None) -> dict[str, str]:
+    def variable_values(self, source: Mapping[str, Any] | None = None) -> dict[str, str]:
         source = self.cleaned_data if source is None else source
         return {
             variable: source.get(name, "")
@@ -116,8 +121,9 @@ class PlaceCallForm(forms.Form):
         typed = self.variable_values(self.data if self.is_bound else self.initial)
         return self.chosen_flow.render({k: v for k, v in typed.items() if v})
 
-    def clean(self) -> dict:
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Form.clean returns cleaned_data (the stubs allow None)
         if data.get("flow") and data.get("audio"):
             raise forms.ValidationError("Choose an IVR flow or an audio, not both.")
         if not data.get("flow") and not data.get("audio") and not self.has_error("flow"):
@@ -144,7 +150,7 @@ class PlaceCallForm(forms.Form):
                 "try again later.",
             )
 
-    def save(self, user) -> tuple[CallLog, bool]:
+    def save(self, user: User) -> tuple[CallLog, bool]:
         """Store the pending call before anything is sent. The same idempotency key (a double
         click, a resubmitted form) returns the call already stored instead of a second one."""
         data = self.cleaned_data
@@ -171,7 +177,7 @@ class PlaceCallForm(forms.Form):
         return call, True
 
     @classmethod
-    def initial_from(cls, call: CallLog) -> dict:
+    def initial_from(cls, call: CallLog) -> dict[str, Any]:
         """Pre-fill 'place again': everything but the sensitive values, and a new key."""
         initial = {
             "bridge": call.bridge_id,
@@ -189,7 +195,7 @@ class PlaceCallForm(forms.Form):
 class RetryForm(forms.Form):
     """Re-enter the sensitive values of a call that was never sent: we never stored them."""
 
-    def __init__(self, call: CallLog, *args, **kwargs) -> None:
+    def __init__(self, call: CallLog, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.call = call
         for variable in call.sensitive_variables:
@@ -220,7 +226,7 @@ class CallFilterForm(forms.Form):
     campaign = forms.ModelChoiceField(
         Campaign.objects.all(), required=False, empty_label="Any campaign"
     )
-    placed_by = forms.ModelChoiceField(
+    placed_by: forms.ModelChoiceField[User] = forms.ModelChoiceField(
         queryset=None, required=False, empty_label="Anyone", label="Placed by"
     )
     since = forms.DateField(
@@ -230,11 +236,12 @@ class CallFilterForm(forms.Form):
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["placed_by"].queryset = get_user_model().objects.filter(is_active=True)
+        placed_by = cast("forms.ModelChoiceField[User]", self.fields["placed_by"])
+        placed_by.queryset = get_user_model().objects.filter(is_active=True)
 
-    def filter(self, calls):
+    def filter(self, calls: QuerySet[CallLog]) -> QuerySet[CallLog]:
         if not self.is_valid():
             return calls
         data = self.cleaned_data
@@ -286,10 +293,26 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-class CampaignForm(forms.ModelForm):
+class CsvFileField(forms.FileField):
+    """An uploaded CSV no larger than OBD_CSV_MAX_BYTES; its content is checked by its importer."""
+
+    default_error_messages = {"required": "Choose a CSV file to upload."}
+
+    def validate(self, value: UploadedFile[bytes] | None) -> None:
+        super().validate(value)
+        limit = settings.OBD_CSV_MAX_BYTES
+        if value is not None and value.size is not None and value.size > limit:
+            raise ValidationError(
+                "The file is %(size)s; the limit is %(limit)s. Split it into smaller files.",
+                code="too_big",
+                params={"size": filesizeformat(value.size), "limit": filesizeformat(limit)},
+            )
+
+
+class CampaignForm(forms.ModelForm[Campaign]):
     """A new campaign and its first CSV. Rows are validated on upload, sent only on start."""
 
-    csv_file = forms.FileField(
+    csv_file = CsvFileField(
         label="Numbers (CSV)",
         help_text="A column named number (or to, mobile, phone) and one column per flow variable, "
         "named like the variable. UTF-8, comma or semicolon separated.",
@@ -314,7 +337,7 @@ class CampaignForm(forms.ModelForm):
             "window_end": forms.TimeInput(attrs={"type": "time"}),
         }
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The same choices, labels and defaults as the single-call form.
         for name in ("bridge", "flow", "audio", "interval"):
@@ -324,15 +347,16 @@ class CampaignForm(forms.ModelForm):
         self.fields["webhook_id"].help_text = "Optional; the configured default is used when empty"
 
     def clean_window_timezone(self) -> str:
-        name = self.cleaned_data["window_timezone"]
+        name: str = self.cleaned_data["window_timezone"]
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             raise forms.ValidationError(f"{name} is not a time zone, e.g. Asia/Kolkata.") from None
         return name
 
-    def clean(self) -> dict:
+    def clean(self) -> dict[str, Any]:
         data = super().clean()  # flow xor audio: the model's constraint says it, once
+        assert data is not None  # ModelForm.clean returns cleaned_data (the stubs allow None)
         if bool(data.get("window_start")) != bool(data.get("window_end")):
             raise forms.ValidationError("Give both ends of the calling window, or neither.")
         return data
@@ -350,11 +374,34 @@ class SoundUploadForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="e.g. Diwali greeting (Hindi)")
     audio_file = forms.FileField(label="Audio file", help_text="MP3 or WAV, up to 10 MB")
 
-    def clean_audio_file(self):
-        upload = self.cleaned_data["audio_file"]
-        if upload.size > self.MAX_BYTES:
+    def clean_audio_file(self) -> UploadedFile[bytes]:
+        upload: UploadedFile[bytes] = self.cleaned_data["audio_file"]
+        if upload.size is None or upload.size > self.MAX_BYTES:
             raise forms.ValidationError("The file is larger than 10 MB.")
         kind = (upload.content_type or "").split(";")[0]
-        if not (kind.startswith("audio/") or upload.name.lower().endswith((".mp3", ".wav"))):
+        name = (upload.name or "").lower()
+        if not (kind.startswith("audio/") or name.endswith((".mp3", ".wav"))):
             raise forms.ValidationError("Upload an audio file (MP3 or WAV).")
+        upload.seek(0)
+        sniffed = audio_type(upload.read(12))
+        upload.seek(0)
+        if sniffed is None:
+            raise forms.ValidationError(
+                "The file's content is not MP3 or WAV audio, whatever its name says: "
+                "export the recording as MP3 or WAV and upload that."
+            )
+        upload.content_type = sniffed  # the provider is told what the bytes are
         return upload
+
+
+def audio_type(head: bytes) -> str | None:
+    """The audio format a file's first bytes announce, as a MIME type; None when not MP3 or WAV
+    (the formats the provider's Sounds accept, so an OGG is refused here rather than there)."""
+    if head.startswith(b"ID3"):  # an MP3 with an ID3v2 tag in front
+        return "audio/mpeg"
+    # An MP3 starting on a frame: 11 sync bits set, and a layer (bits 2-1) that is not reserved.
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06:
+        return "audio/mpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    return None

@@ -1,11 +1,14 @@
 """A campaign's CSV becomes pending calls: streamed row by row, every row validated before
 anything is sent, valid rows bulk-inserted, rejected rows kept with their reason."""
 
+import _csv
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, cast
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
@@ -14,6 +17,8 @@ from calls.phone import normalize_number
 
 NUMBER_COLUMNS = ("number", "to", "mobile", "phone", "msisdn")
 BATCH = 2000
+MAX_COLUMNS = 100  # a number, a few variables and some columns to ignore; more is not our file
+REASON_MAX = RejectedRow._meta.get_field("reason").max_length or 300
 
 
 class UnreadableFile(ValueError):
@@ -27,7 +32,7 @@ class ImportReport:
     columns: dict[str, str] = field(default_factory=dict)  # CSV header → variable (or "number")
 
 
-def import_rows(campaign: Campaign, binary: IO[bytes], user=None) -> ImportReport:
+def import_rows(campaign: Campaign, binary: IO[bytes], user: User | None = None) -> ImportReport:
     """Read a CSV file (utf-8, with or without BOM; `,` or `;`) into the campaign's calls.
     All or nothing: a file that turns out unreadable half-way imports no row."""
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
@@ -42,7 +47,7 @@ def import_rows(campaign: Campaign, binary: IO[bytes], user=None) -> ImportRepor
         text.detach()  # leave the upload open for Django to close
 
 
-def _import(campaign: Campaign, text: io.TextIOWrapper, user) -> ImportReport:
+def _import(campaign: Campaign, text: io.TextIOWrapper, user: User | None) -> ImportReport:
     header_at = 0
     for header_line in text:
         header_at += 1
@@ -51,10 +56,15 @@ def _import(campaign: Campaign, text: io.TextIOWrapper, user) -> ImportReport:
     else:
         raise UnreadableFile("The file is empty.")
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-    header = [h.strip() for h in next(csv.reader([header_line], delimiter=delimiter))]
+    _, cells = next(
+        _records(csv.reader([header_line], delimiter=delimiter, strict=True), header_at - 1)
+    )
+    header = [h.strip() for h in cells]
     report, number_index, variable_index = _map_columns(campaign, header)
     secret_columns = [
-        header[i] for var, i in variable_index.items() if campaign.flow.is_sensitive(var)
+        header[i]
+        for var, i in variable_index.items()
+        if campaign.flow is not None and campaign.flow.is_sensitive(var)
     ]
 
     # This upload fixes the rows set aside before: they are replaced by this file's.
@@ -63,8 +73,7 @@ def _import(campaign: Campaign, text: io.TextIOWrapper, user) -> ImportReport:
     seen = set(campaign.calls.values_list("to", flat=True))  # earlier uploads count as duplicates
     calls: list[CallLog] = []
     rejected: list[RejectedRow] = []
-    reader = csv.reader(text, delimiter=delimiter)
-    for row in reader:
+    for line, row in _records(csv.reader(text, delimiter=delimiter, strict=True), header_at):
         if not any(cell.strip() for cell in row):
             continue
         values = {name: row[i].strip() if i < len(row) else "" for i, name in enumerate(header)}
@@ -79,7 +88,7 @@ def _import(campaign: Campaign, text: io.TextIOWrapper, user) -> ImportReport:
             reason = f"Type {', '.join(masked)} again: secrets are masked in the rejected-rows file"
         if reason:
             values |= {column: MASK for column in secret_columns if values[column]}
-            line = header_at + reader.line_num
+            reason = reason if len(reason) <= REASON_MAX else reason[: REASON_MAX - 1] + "…"
             rejected.append(RejectedRow(campaign=campaign, line=line, values=values, reason=reason))
             report.rejected += 1
         else:
@@ -95,6 +104,41 @@ def _import(campaign: Campaign, text: io.TextIOWrapper, user) -> ImportReport:
     campaign.rows_rejected = report.rejected
     campaign.save(update_fields=["columns", "rows_rejected"])
     return report
+
+
+def _records(reader: _csv.Reader, before: int) -> Iterator[tuple[int, list[str]]]:
+    """Each row with the line of the file it ends on (`before` lines come ahead of the reader's).
+    A row that cannot be read, or could not be stored, stops the import saying what to change."""
+    while True:
+        starts = before + reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise UnreadableFile(_malformed(str(exc), starts)) from None
+        if len(row) > MAX_COLUMNS:
+            raise UnreadableFile(
+                f"Line {starts} has {len(row)} columns; at most {MAX_COLUMNS} are read: "
+                "keep the number column and the flow's variables."
+            )
+        if any("\x00" in cell for cell in row):  # PostgreSQL text cannot hold it
+            raise UnreadableFile(
+                f"Line {starts} contains a NUL character, which is never part of a CSV text: "
+                "the file may be a spreadsheet or UTF-16; save it as “CSV UTF-8” and upload again."
+            )
+        yield before + reader.line_num, row
+
+
+def _malformed(error: str, line: int) -> str:
+    if "field larger than field limit" in error:
+        return (
+            f"Line {line} holds a value longer than {csv.field_size_limit() // 1024} KB, or opens "
+            'a quote (") that is never closed: fix that line and upload again.'
+        )
+    if "unexpected end of data" in error:
+        return f'Line {line} opens a quote (") that is never closed: close it or remove it.'
+    return f"Line {line} is not well-formed CSV ({error}): save it as “CSV UTF-8” and try again."
 
 
 def _map_columns(campaign: Campaign, header: list[str]) -> tuple[ImportReport, int, dict[str, int]]:
@@ -130,7 +174,7 @@ def _check_number(raw: str, seen: set[str], do_not_call: dict[str, str]) -> tupl
     return number, ""
 
 
-def _call(campaign: Campaign, number: str, variables: dict[str, str], user) -> CallLog:
+def _call(campaign: Campaign, number: str, variables: dict[str, str], user: User | None) -> CallLog:
     return CallLog.prepare(
         flow=campaign.flow,
         variables=variables,
@@ -163,7 +207,7 @@ def _insert(calls: list[CallLog]) -> None:
     fields = [f for f in CallLog._meta.concrete_fields if not (f.primary_key or f.generated)]
     quote = connection.ops.quote_name
     table = quote(CallLog._meta.db_table)
-    columns = ", ".join(quote(f.column) for f in fields)
+    columns = ", ".join(quote(cast(str, f.column)) for f in fields)  # concrete: never None
     rows = [
         tuple(f.get_db_prep_save(getattr(c, f.attname), connection) for f in fields) for c in calls
     ]

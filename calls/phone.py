@@ -13,6 +13,7 @@ def normalize_number(raw: str, region: str | None = None) -> str:
     region = region if region is not None else settings.OBD_DEFAULT_REGION
     if text.startswith("00"):
         text = "+" + text[2:]
+    attempts: list[tuple[str, str | None]]
     if text.startswith("+"):
         attempts = [(text, None)]
     else:

@@ -3,44 +3,46 @@ outcome rules as webhooks."""
 
 import json
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from calls.models import CallEvent, CallLog
-from calls.provider.base import GatewayError
+from calls.provider.base import Gateway, GatewayError
 from calls.provider.configured import get_gateway
 from calls.webhooks import MalformedDelivery, provider_time
 
 logger = logging.getLogger(__name__)
 
 
-def stuck_pending(minutes: int):
-    """Rows claimed for sending that never got an answer recorded: the process died mid-POST."""
+def waiting_calls(minutes: int) -> QuerySet[CallLog]:
     cutoff = timezone.now() - timedelta(minutes=minutes)
-    return CallLog.objects.filter(status=CallLog.Status.PENDING, submitted_at__lt=cutoff)
+    return (
+        CallLog.objects.filter(status__in=[CallLog.Status.QUEUED, CallLog.Status.UNKNOWN])
+        # Sent (a campaign row may be sent days after its upload) that long ago, and three days
+        # back at most, so each run asks about a bounded set rather than every call that ever
+        # stayed open (the provider keeps its logs 60 days: a person can look there).
+        .alias(sent=Coalesce("submitted_at", "created_at"))
+        .filter(sent__lt=cutoff, sent__gte=cutoff - timedelta(days=3))
+        .select_related("bridge")
+    )
 
 
-def waiting_calls(minutes: int):
-    cutoff = timezone.now() - timedelta(minutes=minutes)
-    return CallLog.objects.filter(
-        status__in=[CallLog.Status.QUEUED, CallLog.Status.UNKNOWN],
-        created_at__lt=cutoff,
-        # Three days back at most, so each run asks about a bounded set rather than every call
-        # that ever stayed open (the provider keeps its logs 60 days: a person can look there).
-        created_at__gte=cutoff - timedelta(days=3),
-    ).select_related("bridge")
-
-
-def reconcile_call(call: CallLog, gateway) -> bool:
+def reconcile_call(call: CallLog, gateway: Gateway) -> bool:
     """Ask the provider about one call; True when the answer settled its outcome.
 
     A call that timed out has no provider id: it is looked up by number, taking the provider's
     row created closest after our submission."""
     if call.provider_id:
         body = gateway.call_status(id=call.provider_id)
+        if _no_rows(body):
+            return False  # the provider has nothing on it yet: not an event
     else:
         row = _first_row_after(json.loads(gateway.call_status(mobile=call.to)), call)
         if row is None:
@@ -51,12 +53,12 @@ def reconcile_call(call: CallLog, gateway) -> bool:
     return event.call_id == call.pk and call.has_outcome
 
 
-def _first_row_after(answer: dict, call: CallLog) -> dict | None:
+def _first_row_after(answer: dict[str, Any], call: CallLog) -> dict[str, Any] | None:
     """The provider's row for this number created first after our POST began (a minute of
     clock skew allowed); earlier rows are other calls to the same customer."""
     zone = ZoneInfo(settings.OBD_PROVIDER_TIMEZONE)
     since = (call.submitted_at or call.created_at) - timedelta(minutes=1)
-    candidates = []
+    candidates: list[tuple[datetime, dict[str, Any]]] = []
     for row in answer.get("data") or []:
         try:
             created = (
@@ -66,12 +68,30 @@ def _first_row_after(answer: dict, call: CallLog) -> dict | None:
             )
         except MalformedDelivery:
             continue
-        if created and created >= since:
+        if created and created >= since and _same_bridge(row, call):
             candidates.append((created, row))
     return min(candidates, key=lambda pair: pair[0])[1] if candidates else None
 
 
-def reconcile_waiting(minutes: int, gateway=None, report=logger.warning) -> int:
+def _no_rows(body: bytes) -> bool:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False  # stored as it came, with why it cannot be read
+    return isinstance(answer, dict) and answer.get("data") == []
+
+
+def _same_bridge(row: dict[str, Any], call: CallLog) -> bool:
+    """A row from another of our bridges is another call to the same customer."""
+    caller = str(row.get("caller_id") or row.get("from") or row.get("bridge") or "")
+    return not caller or caller == call.bridge.number
+
+
+def reconcile_waiting(
+    minutes: int,
+    gateway: Gateway | None = None,
+    report: Callable[[str], object] = logger.warning,
+) -> int:
     gateway = gateway or get_gateway()
     if gateway.is_sandbox:
         return 0  # the sandbox always delivers its webhook; it has no status API

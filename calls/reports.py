@@ -1,8 +1,10 @@
 """The supervisor's numbers: one grouped aggregate query over the period, rolled up in Python."""
 
 from collections import Counter, defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict, cast
 
 from django.db import connection, transaction
 from django.db.models import Count, Sum
@@ -13,6 +15,14 @@ from calls.models import AudioAsset, Bridge, CallLog, IvrFlow
 from calls.vocabulary import FAILURES, OUTCOME_ORDER, OUTCOMES, CallStatus
 
 PERIODS = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}
+type Row = dict[str, object]  # one row or bar of a table on the dashboard page
+type ContentKey = tuple[int | None, int | None]  # (flow id, audio id)
+
+
+class Failure(TypedDict):
+    status: str
+    provider_status: str
+    http_status: int | None
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime:
@@ -35,10 +45,10 @@ class Dashboard:
     avg_answered_duration: float | None
     cost: object
     mix: list[tuple[str, str, int]]
-    failures: list[dict]
-    by_bridge: list[dict]
-    by_flow: list[dict]
-    hours: list[dict]
+    failures: list[Row]
+    by_bridge: list[Row]
+    by_flow: list[Row]
+    hours: list[Row]
 
     @property
     def answer_rate(self) -> float | None:
@@ -67,9 +77,12 @@ def build_dashboard(period: str) -> Dashboard:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL work_mem = '64MB'")
         groups = list(query)
-    total = Counter()
-    mix, failures, hours = Counter(), Counter(), defaultdict(Counter)
-    by_bridge, by_content = defaultdict(Counter), defaultdict(Counter)
+    total: Counter[str] = Counter()
+    mix: Counter[str] = Counter()
+    failures: Counter[tuple[str, str, int | None]] = Counter()
+    hours: defaultdict[int, Counter[str]] = defaultdict(Counter)
+    by_bridge: defaultdict[int, Counter[str]] = defaultdict(Counter)
+    by_content: defaultdict[ContentKey, Counter[str]] = defaultdict(Counter)
     answered_seconds = answered_timed = 0
     cost = None
     for (
@@ -131,14 +144,14 @@ def build_dashboard(period: str) -> Dashboard:
     )
 
 
-def _bridge_names(groups) -> dict:
+def _bridge_names(groups: Collection[int]) -> dict[int, dict[str, str]]:
     bridges = Bridge.objects.in_bulk(list(groups))
     return {
         k: {"bridge__label": bridges[k].label, "bridge__number": bridges[k].number} for k in groups
     }
 
 
-def _content_names(groups) -> dict:
+def _content_names(groups: Collection[ContentKey]) -> dict[ContentKey, dict[str, str | None]]:
     flows = IvrFlow.objects.in_bulk([f for f, _ in groups if f])
     audio = AudioAsset.objects.in_bulk([a for _, a in groups if a])
     return {
@@ -150,7 +163,9 @@ def _content_names(groups) -> dict:
     }
 
 
-def _rows(groups: dict, names: dict) -> list[dict]:
+def _rows[K](
+    groups: Mapping[K, Counter[str]], names: Mapping[K, Mapping[str, object]]
+) -> list[Row]:
     rows = []
     for key, tally in groups.items():
         rate = round(100 * tally["answered"] / tally["settled"], 1) if tally["settled"] else None
@@ -163,29 +178,30 @@ def _rows(groups: dict, names: dict) -> list[dict]:
                 "rate": rate,
             }
         )
-    return sorted(rows, key=lambda row: -row["placed"])
+    return sorted(rows, key=lambda row: -cast(int, row["placed"]))
 
 
-def _failure_reason(row: dict) -> str:
+def _failure_reason(row: Failure) -> str:
     if row["provider_status"] and row["status"] == CallStatus.FAILED:
         return f"provider says {row['provider_status']}"
     if row["http_status"]:
         return f"provider answered HTTP {row['http_status']}"
-    return {
+    reasons: dict[str, str] = {
         CallStatus.ERROR: "provider unreachable, not sent",
         CallStatus.UNKNOWN: "no answer from the provider",
         CallStatus.REJECTED: "refused by the provider",
-    }.get(row["status"], row["status"])
+    }
+    return reasons.get(row["status"], row["status"])
 
 
-def _bars(table: dict) -> list[dict]:
+def _bars(table: Mapping[int, Mapping[str, int]]) -> list[Row]:
     """Calls per hour of the day (portal time) by outcome, as bars for a small SVG chart."""
     table = {h: table.get(h, {}) for h in range(24)}
     peak = max((sum(v.values()) for v in table.values()), default=0) or 1
-    bars = []
+    bars: list[Row] = []
     for hour, counts in table.items():
-        y = 160
-        segments = []
+        y: float = 160
+        segments: list[Row] = []
         for bucket in [*OUTCOME_ORDER, "other"]:
             height = round(150 * counts.get(bucket, 0) / peak, 1)
             if height:

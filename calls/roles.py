@@ -22,7 +22,7 @@ SUPERVISOR_PERMISSIONS = (
 ROLES = {"Agents": AGENT_PERMISSIONS, "Supervisors": SUPERVISOR_PERMISSIONS}
 
 
-def ensure_groups(**kwargs) -> None:
+def ensure_groups(**kwargs: object) -> None:
     for name, codenames in ROLES.items():
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.set(

@@ -4,12 +4,15 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.tasks import task
+from django.tasks import Task, TaskResultStatus, task
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from calls.models import CallLog, Campaign, WorkerHeartbeat
+from calls.models.campaigns import recover_abandoned_rows
 from calls.provider.base import Gateway, SendResult
 from calls.provider.configured import get_gateway
 from calls.reconcile import reconcile_waiting
@@ -52,7 +55,10 @@ class Dispatcher:
             slots = self.campaign.take_slots(self.now(), self.batch)
             if not slots:
                 return "stopped"
-            calls = self.campaign.claim_calls(len(slots))
+            # Held until a while after the batch's last slot: long enough for a live worker,
+            # short enough that a dead one's rows come back soon.
+            hold = slots[-1] - self.now() + timedelta(seconds=settings.OBD_CLAIM_LEASE_SECONDS)
+            calls = self.campaign.claim_calls(len(slots), hold)
             if not calls:
                 self.campaign.finish_if_done()
                 return "empty"
@@ -83,9 +89,12 @@ class Dispatcher:
         try:
             variables = call.variables_in_clear()
         except ValueError as exc:
-            call.record_submission(SendResult(status=CallLog.Status.ERROR, error=str(exc)))
+            call.record_submission(SendResult(status=CallLog.Status.ERROR, error=str(exc)), {})
             return True
-        sent_at = self.now()
+        if not call.begin_sending(self.now()):
+            # Its lease ran out and another worker took it, or the campaign was canceled.
+            logger.info("campaign=%s call=%s no longer ours to send", self.campaign.pk, call.pk)
+            return True
         result = self.gateway.send(call.provider_payload(variables))
         if result.http_status == 429:
             # Refused before it was placed: back in the queue, and the campaign waits as told.
@@ -98,7 +107,7 @@ class Dispatcher:
             self.campaign.slow_down(self.now() + timedelta(seconds=wait))
             logger.warning("campaign=%s provider rate limit: waiting %ss", self.campaign.pk, wait)
             return False
-        call.record_submission(result, sent_at=sent_at)
+        call.record_submission(result, variables)
         return True
 
 
@@ -122,17 +131,107 @@ def start_dispatchers(campaign: Campaign) -> None:
 @task
 def reconcile_calls_periodically() -> int:
     """Ask the status API about calls without an outcome; runs again after the interval."""
-    try:
-        return reconcile_waiting(settings.OBD_RECONCILE_AFTER_MINUTES)
-    finally:  # an unexpected failure must not end the chain
-        later = timezone.now() + timedelta(minutes=settings.OBD_RECONCILE_EVERY_MINUTES)
-        reconcile_calls_periodically.using(run_after=later).enqueue()
+    later = timezone.now() + timedelta(minutes=settings.OBD_RECONCILE_EVERY_MINUTES)
+    reconcile_calls_periodically.using(run_after=later).enqueue()  # first: a crash keeps the chain
+    return reconcile_waiting(settings.OBD_RECONCILE_AFTER_MINUTES)
 
 
 @task
 def worker_heartbeat() -> None:
     """Proves a worker is taking tasks (see /healthz); queues its next beat."""
-    WorkerHeartbeat.beat()
     worker_heartbeat.using(
         run_after=timezone.now() + timedelta(seconds=HEARTBEAT_SECONDS)
     ).enqueue()
+    WorkerHeartbeat.beat()
+
+
+@task
+def sweep_abandoned_work() -> dict[str, int]:
+    """What a worker killed mid-task leaves behind, healed: rows it held (back to the queue, or
+    `unknown` when their POST may have begun), its tasks stuck RUNNING (the queue never learns
+    that a worker died), periodic chains it broke, running campaigns nobody dispatches any more."""
+    now = timezone.now()
+    sweep_abandoned_work.using(
+        run_after=now + timedelta(seconds=settings.OBD_SWEEP_EVERY_SECONDS)
+    ).enqueue()
+    requeued, unknown = recover_abandoned_rows(now)
+    lost = _fail_lost_tasks(now)
+    chains = sum(ensure_periodic(periodic) for periodic in PERIODIC)
+    revived = _revive_campaigns()
+    return {
+        "requeued": requeued,
+        "unknown": unknown,
+        "lost_tasks": lost,
+        "chains": chains,
+        "campaigns": revived,
+    }
+
+
+def _fail_lost_tasks(now: datetime) -> int:
+    """Tasks RUNNING far longer than they can run lost their worker: marked FAILED, so that
+    `ensure_periodic` and `_revive_campaigns` start them again."""
+    lost = 0
+    for periodic, limit in _running_limits().items():
+        lost += DBTaskResult.objects.filter(
+            task_path=periodic.module_path,
+            status=TaskResultStatus.RUNNING,
+            started_at__lt=now - limit,
+        ).update(
+            status=TaskResultStatus.FAILED,
+            finished_at=now,
+            exception_class_path="calls.tasks.WorkerLost",
+            traceback="The worker running this task stopped without finishing it (killed?).",
+        )
+    if lost:
+        logger.warning("tasks whose worker was lost marked failed count=%s", lost)
+    return lost
+
+
+def _running_limits() -> dict[Task[..., Any], timedelta]:
+    """How long each kind of task may run at most before its worker is presumed dead."""
+    # A live dispatcher may overrun its budget by a slow batch; being wrong here is safe (the
+    # rows' leases and compare-and-set keep every call to one POST), so recovery can be quick.
+    dispatch = settings.OBD_DISPATCH_BUDGET_SECONDS + settings.OBD_CLAIM_LEASE_SECONDS
+    return {
+        dispatch_campaign: timedelta(seconds=dispatch),
+        sweep_abandoned_work: timedelta(minutes=10),
+        worker_heartbeat: timedelta(minutes=10),
+        reconcile_calls_periodically: timedelta(hours=1),
+    }
+
+
+def ensure_periodic(periodic: Task[..., Any]) -> bool:
+    """Queue a periodic task unless one is queued or running (a running one queues its own next
+    run: queuing another would start a second chain). True when it had to be queued."""
+    waiting = DBTaskResult.objects.filter(
+        task_path=periodic.module_path,
+        status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
+    )
+    if waiting.exists():
+        return False
+    periodic.enqueue()
+    return True
+
+
+def _revive_campaigns() -> int:
+    """Running campaigns with no dispatch task queued or running: finished if nothing is left
+    to send, else dispatched again (rows recovered from a dead worker are sent by the new one)."""
+    dispatching = {
+        args["args"][0]
+        for args in DBTaskResult.objects.filter(
+            task_path=dispatch_campaign.module_path,
+            status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
+        ).values_list("args_kwargs", flat=True)
+    }
+    revived = 0
+    for campaign in Campaign.objects.filter(status=Campaign.Status.RUNNING).exclude(
+        pk__in=dispatching
+    ):
+        if not campaign.finish_if_done():
+            start_dispatchers(campaign)
+            revived += 1
+            logger.warning("campaign=%s had no dispatcher: dispatching again", campaign.pk)
+    return revived
+
+
+PERIODIC = (reconcile_calls_periodically, worker_heartbeat, sweep_abandoned_work)

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from calls import views
+from calls import inbound, views
 
 app_name = "calls"
 
@@ -24,5 +24,5 @@ urlpatterns = [
         views.campaign_action,
         name="campaign-action",
     ),
-    path("webhooks/mobtexting/", views.mobtexting_webhook, name="webhook"),
+    path("webhooks/mobtexting/", inbound.mobtexting_webhook, name="webhook"),
 ]

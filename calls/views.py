@@ -1,20 +1,25 @@
-import csv
-import hmac
-import itertools
 import logging
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
+from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.db.models import QuerySet
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from calls.exports import csv_download
 from calls.forms import (
     CallFilterForm,
     CampaignForm,
@@ -23,12 +28,12 @@ from calls.forms import (
     RetryForm,
     SoundUploadForm,
 )
+from calls.http import AuthenticatedHttpRequest
 from calls.imports import UnreadableFile, import_rows
 from calls.models import (
     AudioAsset,
     AuditEntry,
     Bridge,
-    CallEvent,
     CallLog,
     Campaign,
     IvrFlow,
@@ -39,14 +44,17 @@ from calls.provider.configured import get_gateway
 from calls.provider.sandbox import SANDBOX_EXAMPLE, SANDBOX_NUMBERS
 from calls.reports import PERIODS, build_dashboard
 from calls.tasks import HEARTBEAT_SECONDS, start_dispatchers
+from calls.vocabulary import variable_of
 
 logger = logging.getLogger(__name__)
 PAGE_SIZE = 50
+# Parts of the call form redrawn as the agent types (see call_new.html).
+LIVE_PARTS = ("variables", "preview")
 
 
 @permission_required("calls.view_calllog", raise_exception=True)
-def dashboard(request: HttpRequest) -> HttpResponse:
-    period = request.GET.get("period") if request.GET.get("period") in PERIODS else "today"
+def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
+    period = asked if (asked := request.GET.get("period")) in PERIODS else "today"
     return render(
         request, "calls/dashboard.html", {"board": build_dashboard(period), "periods": PERIODS}
     )
@@ -74,7 +82,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 @permission_required("calls.view_bridge", raise_exception=True)
-def catalogue(request: HttpRequest) -> HttpResponse:
+def catalogue(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
         "calls/catalogue.html",
@@ -90,12 +98,12 @@ def catalogue(request: HttpRequest) -> HttpResponse:
 class KeysetPage:
     """A page of newest-first rows found by id, never by OFFSET or COUNT(*)."""
 
-    rows: list
+    rows: list[CallLog]
     newer: int | None
     older: int | None
 
 
-def keyset_page(rows, params) -> KeysetPage:
+def keyset_page(rows: QuerySet[CallLog], params: QueryDict) -> KeysetPage:
     before, after = _int(params.get("before")), _int(params.get("after"))
     if after:
         found = list(rows.filter(id__gt=after).order_by("id")[: PAGE_SIZE + 1])
@@ -121,7 +129,7 @@ def _int(value: str | None) -> int | None:
 
 
 @permission_required("calls.view_calllog", raise_exception=True)
-def call_list(request: HttpRequest) -> HttpResponse:
+def call_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     filters = CallFilterForm(request.GET or None)
     calls = filters.filter(CallLog.objects.select_related("bridge", "flow", "audio", "created_by"))
     page = keyset_page(calls, request.GET)
@@ -140,7 +148,7 @@ def call_list(request: HttpRequest) -> HttpResponse:
 
 
 @permission_required("calls.view_calllog", raise_exception=True)
-def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def call_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     call = get_object_or_404(
         CallLog.objects.select_related("bridge", "flow", "audio", "created_by"), pk=pk
     )
@@ -155,7 +163,12 @@ def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @permission_required("calls.add_calllog", raise_exception=True)
-def call_new(request: HttpRequest) -> HttpResponse:
+def call_new(request: AuthenticatedHttpRequest) -> HttpResponse:
+    if request.method == "POST" and request.htmx and request.htmx.target in LIVE_PARTS:
+        # The flow's variables and the live preview, redrawn from what is typed so far. POST,
+        # never GET: a sensitive value must not travel in a URL (access logs keep URLs).
+        form = PlaceCallForm(initial=request.POST.dict())
+        return render(request, f"calls/call_new.html#{request.htmx.target}", _form_context(form))
     if request.method == "POST":
         form = PlaceCallForm(request.POST)
         if form.is_valid():
@@ -171,15 +184,13 @@ def call_new(request: HttpRequest) -> HttpResponse:
     again = _int(request.GET.get("again"))
     if again:
         initial = PlaceCallForm.initial_from(get_object_or_404(CallLog, pk=again))
-    else:
-        initial = request.GET.dict()
+    else:  # pre-filled from a link: never a variable's value, which would sit in the URL
+        initial = {k: v for k, v in request.GET.items() if variable_of(k) is None}
     form = PlaceCallForm(initial=initial)
-    if request.htmx and request.htmx.target in ("variables", "preview"):
-        return render(request, f"calls/call_new.html#{request.htmx.target}", _form_context(form))
     return render(request, "calls/call_new.html", _form_context(form))
 
 
-def _form_context(form: PlaceCallForm) -> dict:
+def _form_context(form: PlaceCallForm) -> dict[str, object]:
     return {
         "form": form,
         "sandbox_numbers": [
@@ -192,7 +203,7 @@ def _form_context(form: PlaceCallForm) -> dict:
 
 @require_POST
 @permission_required("calls.add_calllog", raise_exception=True)
-def call_retry(request: HttpRequest, pk: int) -> HttpResponse:
+def call_retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Send again a call that never left (status `error`); nothing else may be resent."""
     call = get_object_or_404(CallLog, pk=pk)
     form = RetryForm(call, request.POST)
@@ -210,69 +221,8 @@ def call_retry(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(call)
 
 
-@csrf_exempt
-@login_not_required
-@require_http_methods(["GET", "POST", "PUT"])
-def mobtexting_webhook(request: HttpRequest) -> HttpResponse:
-    """The provider's door: verify, store first, then match. Answers in milliseconds."""
-    token = request.GET.get("token", "")
-    expected_token = settings.OBD_WEBHOOK_VERIFICATION_TOKEN
-    if token and expected_token and hmac.compare_digest(token.encode(), expected_token.encode()):
-        return _challenge(request)
-    if not _authorized(request):
-        logger.warning(
-            "webhook refused: missing or wrong secret from %s", request.META.get("REMOTE_ADDR")
-        )
-        return JsonResponse({"error": "unauthorized"}, status=401)
-    declared = _int(request.META.get("CONTENT_LENGTH"))
-    if (declared or 0) > settings.OBD_WEBHOOK_MAX_BODY or len(
-        request.body
-    ) > settings.OBD_WEBHOOK_MAX_BODY:
-        logger.warning("webhook refused: body over %s bytes", settings.OBD_WEBHOOK_MAX_BODY)
-        return JsonResponse({"error": "body too large"}, status=413)
-    event = CallEvent.objects.ingest(
-        source=CallEvent.Source.WEBHOOK,
-        method=request.method,
-        body=request.body,
-        content_type=request.META.get("CONTENT_TYPE", ""),
-        query=request.META.get("QUERY_STRING", ""),
-    )
-    logger.info(
-        "webhook event=%s call=%s status=%s", event.pk, event.call_id, event.raw_status or "-"
-    )
-    if event.parse_error:
-        return JsonResponse({"error": event.parse_error, "event": event.pk}, status=400)
-    return JsonResponse(
-        {"event": event.pk, "matched": event.is_matched}, status=200 if event.is_matched else 202
-    )
-
-
-def _authorized(request: HttpRequest) -> bool:
-    secret = settings.OBD_WEBHOOK_SECRET
-    if not secret:
-        return settings.OBD_SANDBOX  # an unprotected door is only acceptable offline
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(given.strip().encode(), secret.encode())
-
-
-def _challenge(request: HttpRequest) -> HttpResponse:
-    event = CallEvent.objects.ingest(
-        source=CallEvent.Source.WEBHOOK,
-        method=request.method,
-        body=request.body,
-        content_type=request.META.get("CONTENT_TYPE", ""),
-        query=request.META.get("QUERY_STRING", ""),
-    )
-    challenge = event.parsed.get("challenge", "")
-    if not challenge:
-        return JsonResponse({"error": "no challenge in the verification request"}, status=400)
-    return JsonResponse({"challenge": challenge})
-
-
 @permission_required("calls.view_campaign", raise_exception=True)
-def campaign_list(request: HttpRequest) -> HttpResponse:
+def campaign_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     campaigns = list(Campaign.objects.select_related("bridge", "flow", "audio", "created_by")[:100])
     progress = Campaign.progress_of(campaigns)
     rows = [(campaign, progress[campaign.pk]) for campaign in campaigns]
@@ -283,7 +233,7 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
 
 
 @permission_required("calls.add_campaign", raise_exception=True)
-def campaign_new(request: HttpRequest) -> HttpResponse:
+def campaign_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = CampaignForm(request.POST or None, request.FILES or None)
     if form.is_valid():
         campaign = form.save(commit=False)
@@ -296,7 +246,9 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
     return render(request, "calls/campaign_new.html", {"form": form})
 
 
-def _import_into(request: HttpRequest, campaign: Campaign, upload) -> bool:
+def _import_into(
+    request: AuthenticatedHttpRequest, campaign: Campaign, upload: UploadedFile[bytes]
+) -> bool:
     try:
         report = import_rows(campaign, upload, user=request.user)
     except UnreadableFile as exc:
@@ -309,7 +261,7 @@ def _import_into(request: HttpRequest, campaign: Campaign, upload) -> bool:
 
 
 @permission_required("calls.view_campaign", raise_exception=True)
-def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.select_related("bridge", "flow", "audio"), pk=pk)
     context = {
         "campaign": campaign,
@@ -326,19 +278,19 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @permission_required("calls.change_campaign", raise_exception=True)
-def campaign_upload(request: HttpRequest, pk: int) -> HttpResponse:
+def campaign_upload(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk, status=Campaign.Status.DRAFT)
     form = CsvUploadForm(request.POST, request.FILES)
     if form.is_valid():
         _import_into(request, campaign, form.cleaned_data["csv_file"])
-    else:
-        messages.error(request, "Choose a CSV file to upload.")
+    else:  # no file, or one over the size limit: the form says which
+        messages.error(request, " ".join(map(str, form.errors["csv_file"])))
     return redirect(campaign)
 
 
 @require_POST
 @permission_required("calls.change_campaign", raise_exception=True)
-def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def campaign_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
     move, recorded_as = {
         "start": (campaign.start, AuditEntry.Action.STARTED),
@@ -359,49 +311,32 @@ def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 
 @permission_required("calls.view_campaign", raise_exception=True)
-def campaign_rejected_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+def campaign_rejected_csv(request: AuthenticatedHttpRequest, pk: int) -> StreamingHttpResponse:
     """The rejected rows as they came, plus why, to fix and upload again."""
     campaign = get_object_or_404(Campaign, pk=pk)
     header = [column for column, _ in campaign.columns]
-    writer = csv.writer(Echo())
     rows = (
-        writer.writerow([row.values.get(name, "") for name in header] + [row.reason])
+        [row.values.get(name, "") for name in header] + [row.reason]
         for row in campaign.rejected_rows.iterator(chunk_size=2000)
     )
-    response = StreamingHttpResponse(
-        itertools.chain([writer.writerow([*header, "reason"])], rows), content_type="text/csv"
-    )
-    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-rejected.csv"'
-    return response
-
-
-class Echo:
-    """A file-like sink for csv.writer that hands each row back instead of storing it."""
-
-    def write(self, value: str) -> str:
-        return value
+    # Values go back as typed (only formulas neutralised), to be fixed and uploaded again.
+    return csv_download(f"campaign-{campaign.pk}-rejected.csv", [*header, "reason"], rows)
 
 
 @permission_required("calls.view_calllog", raise_exception=True)
-def call_export(request: HttpRequest) -> StreamingHttpResponse:
+def call_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     """The filtered call log as CSV, streamed row by row; variables as stored (secrets masked)."""
     filters = CallFilterForm(request.GET or None)
     calls = filters.filter(CallLog.objects.select_related("bridge", "flow", "audio", "created_by"))
-    writer = csv.writer(Echo())
-    rows = (
-        writer.writerow(call.export_row())
-        for call in calls.order_by("-id").iterator(chunk_size=2000)
-    )
-    response = StreamingHttpResponse(
-        itertools.chain([writer.writerow(CallLog.EXPORT_COLUMNS)], rows), content_type="text/csv"
-    )
+    rows = (call.export_row() for call in calls.order_by("-id").iterator(chunk_size=2000))
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    response["Content-Disposition"] = f'attachment; filename="calls-{stamp}.csv"'
-    return response
+    return csv_download(
+        f"calls-{stamp}.csv", CallLog.EXPORT_COLUMNS, rows, phone_columns=CallLog.PHONE_COLUMNS
+    )
 
 
 @permission_required("calls.add_audioasset", raise_exception=True)
-def sound_upload(request: HttpRequest) -> HttpResponse:
+def sound_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = SoundUploadForm(request.POST or None, request.FILES or None)
     if form.is_valid():
         upload = form.cleaned_data["audio_file"]

@@ -8,10 +8,11 @@ numbers and a trailing comma, so JSON is read leniently when it is not strictly 
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import HTTP
-from urllib.parse import parse_qs
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from calls.vocabulary import CallStatus
@@ -28,12 +29,27 @@ PROVIDER_OUTCOMES = {
     "CANCEL": CallStatus.CANCELED,
     "CANCELED": CallStatus.CANCELED,
 }
+# What the call's columns hold; a value beyond them is flagged, not applied.
+MAX_STATUS = 32
+MAX_URL = 1000
+MAX_SECONDS = 2**31 - 1
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+# Longer digit runs are no count of seconds: kept as text rather than parsed (Python refuses
+# integers over 4,300 digits, which would lose the whole delivery with its outcome).
+MAX_INT_DIGITS = 30
+NUL_REMOVED = "NUL bytes removed from values"
+
 # Statuses of a call not finished yet (the status API may show them): no outcome to record.
 NOT_FINAL = {"QUEUED", "PENDING", "RINGING", "INITIATED", "IN-PROGRESS", "PROGRESS"}
 
 
 class MalformedDelivery(ValueError):
     """The delivery cannot be read; the message says why, for the stored event."""
+
+
+class EmptyAnswer(MalformedDelivery):
+    """A status-API answer with no rows (`{"status": 200, "data": []}`): nothing happened yet."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,9 @@ class Delivery:
     webhook_id: str = ""
     challenge: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # Values that came but do not fit (too long, out of range, unreadable, unsafe): kept in the
+    # stored body, left out of the outcome, named here so the event is flagged.
+    problems: tuple[str, ...] = ()
 
     @property
     def outcome(self) -> str:
@@ -65,10 +84,11 @@ class Delivery:
     def ids(self) -> list[str]:
         return [i for i in dict.fromkeys((self.call_id, self.mid)) if i]
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, object]:
         data = asdict(self)
         for key in ("start_at", "end_at"):
             data[key] = data[key].isoformat() if data[key] else None
+        data["problems"] = list(self.problems)
         return data
 
 
@@ -76,14 +96,19 @@ def parse_delivery(
     *, content_type: str, body: bytes, query: str = "", tz: ZoneInfo | None = None
 ) -> Delivery:
     """Read a delivery's fields from its body and query string (the body wins)."""
-    fields = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    fields: dict[str, object] = {
+        k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()
+    }
     fields.pop("token", None)  # the verification token is ours, not a field
     fields.update(_body_fields(content_type.split(";")[0].strip().lower(), content_type, body))
     return delivery_from_fields(fields, tz or ZoneInfo("UTC"))
 
 
-def delivery_from_fields(fields: dict, tz: ZoneInfo) -> Delivery:
-    text = {str(k): _text(v) for k, v in fields.items()}
+def delivery_from_fields(fields: dict[str, object], tz: ZoneInfo) -> Delivery:
+    problems: list[str] = []
+    text = {
+        _without_nul(str(k), problems): _without_nul(_text(v), problems) for k, v in fields.items()
+    }
     known = {
         "id": "call_id",
         "call_id": "call_id",
@@ -99,7 +124,7 @@ def delivery_from_fields(fields: dict, tz: ZoneInfo) -> Delivery:
         "webhook_id": "webhook_id",
         "challenge": "challenge",
     }
-    values: dict = {}
+    values: dict[str, Any] = {}  # Delivery's str fields by name; Any so ** can spread it
     extra = {}
     for key, value in text.items():
         if key in known and not values.get(known[key]):
@@ -108,16 +133,63 @@ def delivery_from_fields(fields: dict, tz: ZoneInfo) -> Delivery:
             extra[key] = value
     # The status API names the bridge `from` (or `caller_id`); the push gives both bridge and from.
     values.setdefault("bridge", text.get("caller_id") or text.get("from", ""))
+    status = values.get("status", "")
+    if len(status) > MAX_STATUS:
+        problems.append(f"status longer than {MAX_STATUS} characters, cut: {status[:40]!r}")
+        values["status"] = status[:MAX_STATUS]
+    url = values.get("recording_url", "")
+    if url and not _is_link(url):
+        problems.append("recording_url is not an http(s) link of at most 1000 characters: not kept")
+        values["recording_url"] = ""
     return Delivery(
         **values,
-        start_at=provider_time(text.get("start_at", ""), tz),
-        end_at=provider_time(text.get("end_at", ""), tz),
-        duration=_seconds(text.get("duration", "")),
+        start_at=_time_field(text.get("start_at", ""), tz, "start_at", problems),
+        end_at=_time_field(text.get("end_at", ""), tz, "end_at", problems),
+        duration=_duration_field(text.get("duration", ""), problems),
         extra=extra,
+        problems=tuple(problems),
     )
 
 
-def _body_fields(kind: str, content_type: str, body: bytes) -> dict:
+def _without_nul(value: str, problems: list[str]) -> str:
+    """PostgreSQL text cannot hold NUL: drop it, and say so."""
+    if "\x00" not in value:
+        return value
+    if NUL_REMOVED not in problems:
+        problems.append(NUL_REMOVED)
+    return value.replace("\x00", "")
+
+
+def _is_link(url: str) -> bool:
+    """Only http(s) links are ever kept as links (never javascript:, data: ...)."""
+    return len(url) <= MAX_URL and urlsplit(url).scheme.lower() in ("http", "https")
+
+
+def _time_field(value: str, tz: ZoneInfo, name: str, problems: list[str]) -> datetime | None:
+    try:
+        moment = provider_time(value, tz)
+    except MalformedDelivery as exc:
+        problems.append(f"{name}: {exc}")
+        return None
+    if moment is not None and not EARLIEST <= moment <= LATEST:
+        problems.append(f"{name} out of range: {value[:40]!r}")
+        return None
+    return moment
+
+
+def _duration_field(value: str, problems: list[str]) -> int | None:
+    try:
+        seconds = _seconds(value)
+    except MalformedDelivery as exc:
+        problems.append(str(exc))
+        return None
+    if seconds is not None and seconds > MAX_SECONDS:
+        problems.append(f"duration out of range: {value[:40]!r}")
+        return None
+    return seconds
+
+
+def _body_fields(kind: str, content_type: str, body: bytes) -> dict[str, object]:
     if not body.strip():
         return {}
     if kind == "application/x-www-form-urlencoded":
@@ -129,8 +201,9 @@ def _body_fields(kind: str, content_type: str, body: bytes) -> dict:
         if not message.is_multipart():
             raise MalformedDelivery("multipart body without parts")
         return {
-            part.get_param("name", header="content-disposition"): _decode(
-                part.get_payload(decode=True) or b""
+            str(part.get_param("name", header="content-disposition")): _decode(
+                # typeshed allows Message too; decode=True on a leaf part gives bytes or None
+                part.get_payload(decode=True) or b""  # type: ignore[arg-type]
             )
             for part in message.iter_parts()
             if part.get_param("name", header="content-disposition")
@@ -139,19 +212,31 @@ def _body_fields(kind: str, content_type: str, body: bytes) -> dict:
     return _json_object(_decode(body))
 
 
-def _json_object(text: str) -> dict:
+def _json_object(text: str) -> dict[str, object]:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as strict_error:
+        data = _json(text)
+    except ValueError as strict_error:
         try:
-            data = json.loads(_lenient(text))
-        except json.JSONDecodeError:
+            data = _json(_lenient(text))
+        except ValueError:
             raise MalformedDelivery(f"body is not JSON: {strict_error}") from None
-    if isinstance(data, dict) and isinstance(data.get("data"), list) and data["data"]:
+    except RecursionError:
+        raise MalformedDelivery("body is nested too deeply to be a delivery") from None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        if not data["data"]:
+            raise EmptyAnswer("a status answer without rows: nothing to report")
         data = data["data"][0]  # a status-API answer: {"status": 200, "data": [{...}]}
     if not isinstance(data, dict):
         raise MalformedDelivery(f"expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def _json(text: str) -> object:
+    return json.loads(text, parse_int=_int_or_text)
+
+
+def _int_or_text(digits: str) -> int | str:
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else digits
 
 
 def _lenient(text: str) -> str:
@@ -185,7 +270,7 @@ def provider_time(value: str, tz: ZoneInfo) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise MalformedDelivery(
-            f"unreadable time {value!r}: expected YYYY-MM-DD hh:mm:ss"
+            f"unreadable time {value[:40]!r}: expected YYYY-MM-DD hh:mm:ss"
         ) from None
     return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
 
@@ -201,7 +286,7 @@ def _seconds(value: str) -> int | None:
         else:
             seconds = int(float(value))
     except (ValueError, OverflowError):
-        raise MalformedDelivery(f"unreadable duration {value!r}") from None
+        raise MalformedDelivery(f"unreadable duration {value[:40]!r}") from None
     if seconds < 0:
-        raise MalformedDelivery(f"negative duration {value!r}")
+        raise MalformedDelivery(f"negative duration {value[:40]!r}")
     return seconds

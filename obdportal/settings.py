@@ -7,10 +7,16 @@ A bad value (DEBUG=maybe, an unknown DATABASE_URL scheme) stops start-up with a 
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+
+# Django's generic classes, subscriptable at run time as django-stubs' annotations need them
+# (ModelAdmin[CallLog], UploadedFile[bytes]).
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,14 +34,14 @@ def _bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use true or false.")
 
 
-def _database(url: str) -> dict:
+def _database(url: str) -> dict[str, Any]:
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme not in {"sqlite", "postgres", "postgresql", "pgsql"}:
         raise ImproperlyConfigured(
             f"DATABASE_URL must start with sqlite:/// or postgres:// (got scheme {scheme!r})."
         )
     try:
-        config = environ.Env.db_url_config(url)
+        config: dict[str, Any] = environ.Env.db_url_config(url)
     except Exception as exc:  # django-environ raises several kinds; all mean the same to a person
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
     if config["ENGINE"] == "django.db.backends.sqlite3":
@@ -58,6 +64,8 @@ def _database(url: str) -> dict:
 
 DEBUG = _bool("DEBUG", False)
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-key-change-me-in-production")
+# Rotating the key: move the old one here (comma-separated) until campaigns sealed with it are sent.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -83,6 +91,7 @@ MOBTEXTING_READ_TIMEOUT = env.float("MOBTEXTING_READ_TIMEOUT", default=15.0)
 OBD_WEBHOOK_SECRET = env.str("OBD_WEBHOOK_SECRET", default="")
 OBD_WEBHOOK_VERIFICATION_TOKEN = env.str("OBD_WEBHOOK_VERIFICATION_TOKEN", default="")
 OBD_WEBHOOK_MAX_BODY = env.int("OBD_WEBHOOK_MAX_BODY", default=64 * 1024)
+OBD_CSV_MAX_BYTES = env.int("OBD_CSV_MAX_BYTES", default=20 * 1024 * 1024)  # campaign, do-not-call
 OBD_DEFAULT_REGION = env.str("OBD_DEFAULT_REGION", default="").upper() or None
 OBD_PROVIDER_TIMEZONE = env.str("OBD_PROVIDER_TIMEZONE", default="Asia/Kolkata")
 OBD_RECONCILE_AFTER_MINUTES = env.int("OBD_RECONCILE_AFTER_MINUTES", default=30)
@@ -90,6 +99,12 @@ OBD_RECONCILE_EVERY_MINUTES = env.int("OBD_RECONCILE_EVERY_MINUTES", default=10)
 OBD_CAMPAIGN_PACE = env.float("OBD_CAMPAIGN_PACE", default=2.0)
 OBD_CAMPAIGN_DISPATCHERS = env.int("OBD_CAMPAIGN_DISPATCHERS", default=2)
 OBD_DISPATCH_BUDGET_SECONDS = env.int("OBD_DISPATCH_BUDGET_SECONDS", default=60)
+# Crash recovery (see docs/reliability.md): how long a dispatcher holds rows past its batch's
+# last slot; how long after its POST began a call with no recorded answer is given up as unknown;
+# how often the sweeper looks for rows and dispatch tasks a dead worker left behind.
+OBD_CLAIM_LEASE_SECONDS = env.int("OBD_CLAIM_LEASE_SECONDS", default=60)
+OBD_SEND_GRACE_SECONDS = env.int("OBD_SEND_GRACE_SECONDS", default=120)
+OBD_SWEEP_EVERY_SECONDS = env.int("OBD_SWEEP_EVERY_SECONDS", default=30)
 OBD_RATE_LIMIT_WAIT_SECONDS = env.float("OBD_RATE_LIMIT_WAIT_SECONDS", default=10.0)
 OBD_MAX_CALLS_PER_NUMBER = env.int("OBD_MAX_CALLS_PER_NUMBER", default=0)
 OBD_MAX_CALLS_WINDOW_MINUTES = env.int("OBD_MAX_CALLS_WINDOW_MINUTES", default=60)
@@ -151,6 +166,28 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Failed attempts keep the form's fields for the admin: mask the change-password form's too.
+AXES_SENSITIVE_PARAMETERS = [
+    "username",
+    "ip_address",
+    "csrfmiddlewaretoken",
+    "old_password",
+    "new_password1",
+    "new_password2",
+]
+# Behind a proxy every request comes from the proxy's address: OBD_TRUSTED_PROXY_COUNT is the
+# number of proxies in front of the portal (the deploy docs' TLS proxy: 1), whose
+# X-Forwarded-For then names the client. django-ipware counts only the proxies listed in that
+# header after the client (the nearest one is REMOTE_ADDR), and believes a header of exactly that
+# length, so a forged entry in front makes it fall back instead of locking out whoever it names.
+OBD_TRUSTED_PROXY_COUNT = env.int("OBD_TRUSTED_PROXY_COUNT", default=0)
+if OBD_TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("OBD_TRUSTED_PROXY_COUNT must be 0 (no proxy) or more.")
+if OBD_TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = OBD_TRUSTED_PROXY_COUNT - 1
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
 ROOT_URLCONF = "obdportal.urls"
 WSGI_APPLICATION = "obdportal.wsgi.application"
@@ -190,6 +227,37 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+
+def _mailer(url: str) -> dict[str, Any]:
+    """Django's MAILERS entry for django-environ's e-mail URL (smtp+tls://user:pass@host:587)."""
+    try:
+        config = environ.Env.email_url_config(url)
+    except Exception:  # the URL holds a password: name the variable, never echo its value
+        raise ImproperlyConfigured(
+            "EMAIL_URL is not a valid e-mail URL (smtp+tls://user:password@host:587)."
+        ) from None
+    options = {
+        "EMAIL_HOST": "host",
+        "EMAIL_PORT": "port",
+        "EMAIL_HOST_USER": "username",
+        "EMAIL_HOST_PASSWORD": "password",
+        "EMAIL_USE_TLS": "use_tls",
+        "EMAIL_USE_SSL": "use_ssl",
+        "EMAIL_FILE_PATH": "file_path",
+    }
+    return {
+        "BACKEND": config["EMAIL_BACKEND"],
+        "OPTIONS": {option: config[name] for name, option in options.items() if config.get(name)},
+    }
+
+
+# No mailer unless EMAIL_URL is set; without one the password reset pages (they mail a link) do
+# not exist. (An empty MAILERS would draw Django's mail.W001 warning.)
+_email_url = env.str("EMAIL_URL", default="")
+if _email_url:
+    MAILERS = {"default": _mailer(_email_url)}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+
 LANGUAGE_CODE = "en-us"
 # One way to write a moment everywhere, with seconds: timeline entries are seconds apart.
 FORMAT_MODULE_PATH = ["obdportal.formats"]
@@ -213,6 +281,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
+
+
+DEFAULT_EXCEPTION_REPORTER_FILTER = "obdportal.debug.SecretScrubbingFilter"
 
 # Errors to Sentry when a DSN is set (pip install sentry-sdk). No personal data is sent.
 SENTRY_DSN = env.str("SENTRY_DSN", default="")

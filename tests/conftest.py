@@ -2,14 +2,21 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.contrib.auth.models import Group
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
-from calls.models import AudioAsset, Bridge, IvrFlow
+from calls.models import AudioAsset, Bridge, CallLog, Campaign, IvrFlow
+from tests.helpers.campaigns import make_campaign
+from tests.helpers.dashboard import KNOWN_CALLS
+from tests.helpers.portal import API_TOKEN, WEBHOOK_SECRET, logged_in
+from tests.helpers.portal import campaign_form as campaign_form  # tests may still import it here
+from tests.helpers.webhooks import CALL_ID, TO
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +24,7 @@ def _portal_settings(settings):
     """Every test starts on the sandbox with a known webhook secret and no default region."""
     settings.MOBTEXTING_API_TOKEN = ""
     settings.OBD_SANDBOX = True
-    settings.OBD_WEBHOOK_SECRET = "hook-secret"
+    settings.OBD_WEBHOOK_SECRET = WEBHOOK_SECRET
     settings.OBD_WEBHOOK_VERIFICATION_TOKEN = "verify-me"
     settings.OBD_DEFAULT_REGION = None
     settings.MOBTEXTING_WEBHOOK_ID = ""
@@ -72,29 +79,6 @@ def admin_user(db, django_user_model):
 def outsider(db, django_user_model):
     """Logged in, but in no group."""
     return _user(django_user_model, "outsider")
-
-
-def campaign_form(bridge, flow, content: bytes, **extra) -> dict:
-    """The new-campaign form as a browser posts it, with `content` as the CSV."""
-    return {
-        "name": "November reminders",
-        "bridge": bridge.pk,
-        "flow": flow.pk,
-        "audio": "",
-        "interval": "0",
-        "webhook_id": "",
-        "pace": "2",
-        "window_start": "",
-        "window_end": "",
-        "window_timezone": "Asia/Kolkata",
-        "csv_file": SimpleUploadedFile("numbers.csv", content, content_type="text/csv"),
-    } | extra
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -158,3 +142,73 @@ def fake_provider() -> Iterator[FakeProvider]:
     yield provider
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def real_gateway(settings, fake_provider) -> FakeProvider:
+    """The real MobtextingGateway, talking to the fake provider over HTTP."""
+    settings.MOBTEXTING_API_TOKEN = API_TOKEN
+    settings.MOBTEXTING_API_URL = fake_provider.url
+    settings.OBD_SANDBOX = False
+    return fake_provider
+
+
+# --- webhooks -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def provider_client() -> Client:
+    """The provider's side of the webhook door: not logged in, and with CSRF checks on."""
+    return Client(enforce_csrf_checks=True)
+
+
+@pytest.fixture
+def make_call(bridge, otp_flow):
+    """Make a call to TO, playing the OTP flow, queued at the provider as `provider_id`."""
+
+    def make(provider_id: str = CALL_ID, **fields) -> CallLog:
+        fields = {"bridge": bridge, "to": TO, "flow": otp_flow, "status": "queued", **fields}
+        return CallLog.objects.create(
+            provider_id=provider_id, provider_key=provider_id.split(":")[0], **fields
+        )
+
+    return make
+
+
+@pytest.fixture
+def call(make_call) -> CallLog:
+    """The queued call that webhook deliveries about CALL_ID are for."""
+    return make_call()
+
+
+# --- campaigns and the dashboard ------------------------------------------------------------------
+
+
+@pytest.fixture
+def campaign(bridge, otp_flow) -> Campaign:
+    """A draft campaign of the Login OTP flow: variables {Name} and {otp}, the otp sensitive."""
+    return make_campaign(bridge, flow=otp_flow)
+
+
+@pytest.fixture
+def known_calls(bridge, otp_flow, sound) -> datetime:
+    """KNOWN_CALLS, each created at this instant minus its days; returns the instant."""
+    now = timezone.now()
+    bridges = {"blr": bridge, "mum": Bridge.objects.create(number="912262345678", label="Mumbai")}
+    for days, status, where, plays, duration, cost, extra in KNOWN_CALLS:
+        CallLog.objects.create(
+            bridge=bridges[where],
+            to="918867135123",
+            flow=otp_flow if plays == "flow" else None,
+            audio=sound if plays == "audio" else None,
+            status=status,
+            duration=duration,
+            cost=Decimal(cost) if cost is not None else None,
+            created_at=now - timedelta(days=days),
+            submitted_at=now - timedelta(days=days),
+            **extra,
+        )
+    # Campaign rows never sent (waiting, or canceled with their campaign) are not calls placed.
+    for status in ("pending", "canceled"):
+        CallLog.objects.create(bridge=bridge, to="918867135124", audio=sound, status=status)
+    return now

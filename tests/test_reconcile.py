@@ -135,7 +135,7 @@ def test_a_call_without_outcome_past_the_cutoff_is_looked_up_by_id_and_settled_l
         raw,
         outcome,
     )
-    assert "1 call(s) settled, 0 stuck pending." in output
+    assert "1 call(s) settled." in output
 
 
 @pytest.mark.parametrize(
@@ -235,18 +235,27 @@ def test_a_call_still_queued_at_the_provider_is_left_as_it_is_until_it_ends(prov
     assert call.status == "no_answer"
 
 
-def test_the_command_reports_rows_stuck_pending_and_a_summary(provider, make_call):
+def test_the_command_settles_rows_stuck_pending_as_unknown_and_never_resends_them(
+    provider, make_call
+):
     stuck = make_call("pending", provider_id="")
     make_call("pending", provider_id="", minutes_ago=5, to="918867135124")  # being sent now
     make_call("pending", provider_id="", minutes_ago=120, to="918867135125", submitted=False)
 
+    provider.answer(200, {"status": 200, "data": []})  # the provider has no row for them yet
+
     output = reconcile_command()
 
-    assert f"{stuck}: pending since" in output
-    assert "may or may not have been placed" in output
-    assert output.count("pending since") == 1
-    assert output.rstrip().endswith("0 call(s) settled, 1 stuck pending.")
-    assert provider.requests == []
+    assert "2 whose POST may have begun are now unknown" in output
+    assert output.rstrip().endswith("0 call(s) settled.")
+    stuck.refresh_from_db()
+    assert stuck.status == "unknown"
+    assert "may or may not have been placed" in stuck.error
+    assert list(CallLog.objects.values_list("status", flat=True).order_by("id")) == [
+        "unknown",
+        "unknown",
+        "pending",  # never sent: it waits to be sent, it is not stuck
+    ]
 
 
 def test_a_failed_look_up_is_reported_and_the_others_still_settle(provider, make_call):
@@ -267,7 +276,7 @@ def test_a_failed_look_up_is_reported_and_the_others_still_settle(provider, make
 
     assert f"{failing}: status look-up answered HTTP 500" in output
     assert "tok-123" not in output
-    assert "1 call(s) settled, 0 stuck pending." in output
+    assert "1 call(s) settled." in output
     failing.refresh_from_db()
     settled.refresh_from_db()
     assert (failing.status, settled.status) == ("queued", "answered")

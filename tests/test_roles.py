@@ -9,11 +9,13 @@ campaigns and uploads sounds, an admin may do everything. Being staff grants not
 from dataclasses import dataclass
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.test import Client
 
 from calls.models import AuditEntry, CallLog, Campaign
-from tests.conftest import logged_in
+from tests.helpers.portal import logged_in
 
 # What a visitor gets.
 OK = 200  # the page
@@ -148,3 +150,24 @@ def test_each_role_gets_what_the_matrix_says(request, portal, method, url, who, 
         assert CallLog.objects.get(pk=portal.call.pk).status == CallLog.Status.ERROR
         assert Campaign.objects.get(pk=portal.campaign.pk).status == Campaign.Status.DRAFT
         assert not portal.campaign.calls.exists()
+
+
+# --- the groups themselves ------------------------------------------------------------------------
+
+
+def test_the_groups_exist_with_their_permissions(db):
+    agents = set(Group.objects.get(name="Agents").permissions.values_list("codename", flat=True))
+    supervisors = set(
+        Group.objects.get(name="Supervisors").permissions.values_list("codename", flat=True)
+    )
+    assert {"add_calllog", "view_calllog", "view_ivrflow"} <= agents
+    assert not {"add_ivrflow", "change_bridge", "delete_audioasset"} & agents
+    assert agents < supervisors
+    assert {"add_ivrflow", "change_bridge", "delete_audioasset", "add_bridge"} <= supervisors
+    assert "view_callevent" not in supervisors  # raw webhook events are for admins
+
+
+def test_groups_survive_another_migrate(db):
+    Group.objects.get(name="Agents").permissions.clear()
+    call_command("migrate", verbosity=0)
+    assert Group.objects.get(name="Agents").permissions.filter(codename="add_calllog").exists()

@@ -4,6 +4,7 @@ import json
 import logging
 import uuid
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import models, transaction
@@ -13,12 +14,57 @@ from django.utils import timezone
 
 from calls.models.catalogue import IvrFlow, Playback
 from calls.phone import pretty_number
-from calls.provider.base import Gateway, SendResult
-from calls.sealing import seal, unseal
-from calls.vocabulary import IN_FLIGHT, MASK, OUTCOMES, CallStatus, provider_key, variable_field
+from calls.provider.base import Gateway, Payload, SendResult
+from calls.sealing import masked_echo, seal, unseal
+from calls.vocabulary import (
+    IN_FLIGHT,
+    MASK,
+    OUTCOMES,
+    SUBMISSION_RESULTS,
+    CallStatus,
+    provider_key,
+    variable_field,
+)
 from calls.webhooks import Delivery
 
 logger = logging.getLogger(__name__)
+
+
+class Mover(StrEnum):
+    """Who moves a call from one status to another."""
+
+    SUBMISSION = "submission"  # the POST's answer
+    OUTCOME = "outcome"  # a webhook, sandbox delivery or status look-up saying what happened
+    SWEEPER = "sweeper"  # the worker holding the row died after its POST may have begun
+    RETRY = "retry"  # a person sends again a call that never left
+    CANCEL = "cancel"  # the campaign was canceled before this row was sent
+
+
+S = CallStatus
+# The call's state machine: for each mover, the statuses it may move a call from, and to.
+# Every move is a compare-and-set on these, so a late or duplicate event never undoes a later one;
+# a move the table does not allow is refused, logged, and changes nothing.
+TRANSITIONS: dict[Mover, dict[CallStatus, frozenset[CallStatus]]] = {
+    # The answer of the one POST; from `unknown` too, when the sweeper gave up on a slow worker.
+    Mover.SUBMISSION: {S.PENDING: SUBMISSION_RESULTS, S.UNKNOWN: SUBMISSION_RESULTS},
+    # An outcome may arrive before the POST's answer, and later attempts follow earlier ones
+    # (which outcome wins among outcomes is the latest-attempt rule in `apply_outcome`).
+    Mover.OUTCOME: {status: OUTCOMES for status in (S.PENDING, S.QUEUED, S.UNKNOWN, *OUTCOMES)},
+    Mover.SWEEPER: {S.PENDING: frozenset({S.UNKNOWN})},
+    Mover.RETRY: {S.ERROR: frozenset({S.PENDING})},
+    Mover.CANCEL: {S.PENDING: frozenset({S.CANCELED})},
+}
+
+
+def allowed_from(mover: Mover, to: str) -> list[CallStatus]:
+    """The statuses `mover` may move a call to `to` from."""
+    return [status for status, targets in TRANSITIONS[mover].items() if to in targets]
+
+
+class CallLogQuerySet(models.QuerySet["CallLog"]):
+    def move(self, mover: Mover, to: CallStatus, **fields: object) -> int:
+        """Move every call here that the table lets `mover` move to `to`; the others stay."""
+        return self.filter(status__in=allowed_from(mover, to)).update(status=to, **fields)
 
 
 class CallLog(Playback):
@@ -50,6 +96,9 @@ class CallLog(Playback):
     provider_status = models.CharField(max_length=32, blank=True)
     error = models.TextField(blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True, help_text="When the POST began.")
+    # A campaign row claimed by a dispatcher is its alone until then; a row whose lease ran out
+    # before its POST began goes back to the queue (its worker died).
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     duration = models.PositiveIntegerField(
@@ -72,6 +121,8 @@ class CallLog(Playback):
     )
     # A campaign row's sensitive values, encrypted until sent and then wiped (see sealing.py).
     sealed_variables = models.TextField(blank=True, editable=False)
+
+    objects = CallLogQuerySet.as_manager()
 
     class Meta(Playback.Meta):
         ordering = ["-id"]
@@ -125,8 +176,9 @@ class CallLog(Playback):
         "campaign_id",
         "placed_by",
     ]
+    PHONE_COLUMNS = ("to", "bridge")  # kept as text in spreadsheets (calls/exports.py)
 
-    def export_row(self) -> list:
+    def export_row(self) -> list[object]:
         """One CSV row; variables exactly as stored, so sensitive values stay masked."""
         return [
             self.pk,
@@ -179,7 +231,7 @@ class CallLog(Playback):
         flow: IvrFlow | None,
         variables: dict[str, str],
         seal_secrets: bool = False,
-        **fields,
+        **fields: object,
     ) -> "CallLog":
         """A new pending call with its variables masked and the masked body we will send.
         A campaign row keeps its secrets sealed for the worker; a single call sends them now."""
@@ -191,12 +243,13 @@ class CallLog(Playback):
             )
         return call
 
-    def provider_payload(self, variables: dict[str, str]) -> dict:
+    def provider_payload(self, variables: dict[str, str]) -> Payload:
         """The JSON body for outgoing/send, exactly as documented; `variables` are in clear."""
-        payload = {"bridge": self.bridge.number, "to": self.to}
+        payload: Payload = {"bridge": self.bridge.number, "to": self.to}
         if self.flow is not None:
             payload["flow_id"] = str(self.flow.flow_id)
         else:
+            assert self.audio is not None  # a call plays a flow or an audio (a DB constraint)
             payload["audio"] = self.audio.audio
         if self.name:
             payload["name"] = self.name
@@ -209,11 +262,13 @@ class CallLog(Playback):
             payload[variable_field(name)] = value
         return payload
 
-    def claim(self) -> bool:
-        """Mark the row as being sent; only one process ever wins, so no call goes out twice."""
-        now = timezone.now()
+    def begin_sending(self, now: datetime | None = None) -> bool:
+        """Record that this call's POST begins, once: only the process that wins this
+        compare-and-set sends, so no call goes out twice. A campaign row must still hold the
+        lease it was claimed with (after it ran out, the row may be another worker's)."""
+        now = now or timezone.now()
         won = CallLog.objects.filter(
-            pk=self.pk, status=self.Status.PENDING, submitted_at=None
+            pk=self.pk, status=self.Status.PENDING, submitted_at=None, lease_until=self.lease_until
         ).update(submitted_at=now)
         if won:
             self.submitted_at = now
@@ -221,44 +276,51 @@ class CallLog(Playback):
 
     def submit(self, gateway: Gateway, variables: dict[str, str]) -> bool:
         """Send this pending call once. Returns False when another process already sent it."""
-        if not self.claim():
+        if not self.begin_sending():
             return False
-        self.record_submission(gateway.send(self.provider_payload(variables)))
+        self.record_submission(gateway.send(self.provider_payload(variables)), variables)
         return True
 
     def variables_in_clear(self) -> dict[str, str]:
         """The values to send: stored ones, with a campaign row's sealed secrets put back."""
         return {**self.variables, **unseal(self.sealed_variables)}
 
-    def record_submission(self, result: SendResult, sent_at: datetime | None = None) -> None:
-        """Store the gateway's answer. `sent_at`: when the POST began, for a row claimed earlier
-        in a batch (its claim time is not its send time)."""
-        self.submitted_at = sent_at or self.submitted_at
-        self.status = result.status
-        self.http_status = result.http_status
-        self.response_body = result.body
-        self.provider_id = result.provider_id
-        self.provider_key = provider_key(result.provider_id)
-        self.provider_status = result.provider_status
-        self.cost = result.cost
-        self.provider_created_at = result.created_at
-        self.error = result.error
-        self.sealed_variables = ""  # sent (or refused): the secrets are no longer needed
-        self.save(
-            update_fields=[
-                "status",
-                "http_status",
-                "response_body",
-                "provider_id",
-                "provider_key",
-                "provider_status",
-                "cost",
-                "provider_created_at",
-                "error",
-                "sealed_variables",
-                "submitted_at",
-            ]
-        )
+    def record_submission(self, result: SendResult, sent: dict[str, str]) -> None:
+        """Store the gateway's answer, under the row lock. An outcome that arrived while the POST
+        was waiting wins: the answer then adds what it knows (id, cost) and changes no status.
+        `sent`: the variables in clear, so a provider echoing them is stored masked."""
+        fields: dict[str, object] = {
+            "http_status": result.http_status,
+            "response_body": masked_echo(result.body, self._secrets(sent)),
+            "cost": result.cost,
+            "provider_created_at": result.created_at,
+            "sealed_variables": "",  # sent (or refused): the secrets are no longer needed
+        }
+        with transaction.atomic():
+            now = CallLog.objects.select_for_update().only("status", "provider_id").get(pk=self.pk)
+            if result.provider_id and not now.provider_id:
+                fields |= {
+                    "provider_id": result.provider_id,
+                    "provider_key": provider_key(result.provider_id),
+                }
+            if now.status in allowed_from(Mover.SUBMISSION, result.status):
+                fields |= {
+                    "status": result.status,
+                    "provider_status": result.provider_status,
+                    "error": result.error,
+                }
+            else:
+                logger.info(
+                    "call submission answer kept out call=%s status=%s answer=%s",
+                    self.pk,
+                    now.status,
+                    result.status,
+                )
+            CallLog.objects.filter(pk=self.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(self, name, value)
+        if "status" not in fields:
+            self.refresh_from_db(fields=["status", "provider_id", "provider_key"])
         # One line per submission; failures at warning level with the reason (never a secret).
         failed = self.status in (self.Status.REJECTED, self.Status.ERROR, self.Status.UNKNOWN)
         logger.log(
@@ -272,10 +334,13 @@ class CallLog(Playback):
             f" reason={self.error!r}" if failed else "",
         )
 
+    def _secrets(self, sent: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in sent.items() if self.flow and self.flow.is_sensitive(k)}
+
     def reopen_for_retry(self) -> bool:
         """An `error` call was never sent, so it may be sent again; anything else may not."""
-        reopened = CallLog.objects.filter(pk=self.pk, status=self.Status.ERROR).update(
-            status=self.Status.PENDING, submitted_at=None, error=""
+        reopened = CallLog.objects.filter(pk=self.pk).move(
+            Mover.RETRY, CallStatus.PENDING, submitted_at=None, error=""
         )
         if reopened:
             self.status, self.submitted_at, self.error = self.Status.PENDING, None, ""
@@ -289,18 +354,20 @@ class CallLog(Playback):
         if not delivery.outcome:
             return
         with transaction.atomic():
-            call = (
-                CallLog.objects.select_for_update()
-                .only("status", "started_at", "attempts")
-                .get(pk=self.pk)
-            )
-            if delivery.start_at is None:
-                attempts = max(call.attempts, 1)
-            else:  # each distinct start time is one attempt (retries with `interval`)
-                seen = call.events.filter(started_at=delivery.start_at).exclude(pk=event_id)
-                attempts = call.attempts if seen.exists() else call.attempts + 1
-            changes = {"attempts": attempts}
-            if call._is_decided_by(delivery):
+            call = CallLog.objects.select_for_update().only("status", "started_at").get(pk=self.pk)
+            # Each distinct start time is one attempt (retries with `interval`), counted under
+            # the lock from the stored events, so order and concurrency cannot skew it.
+            starts = call.events.exclude(started_at=None).values("started_at").distinct().count()
+            changes: dict[str, object] = {"attempts": max(starts, 1)}
+            if call.status not in allowed_from(Mover.OUTCOME, delivery.outcome):
+                logger.info(
+                    "call outcome refused call=%s status=%s outcome=%s event=%s",
+                    self.pk,
+                    call.status,
+                    delivery.outcome,
+                    event_id,
+                )
+            elif call._is_decided_by(delivery):
                 changes |= {
                     "status": delivery.outcome,
                     "provider_status": delivery.status,

@@ -1,7 +1,9 @@
 """A campaign: one flow or audio sent to many numbers at a shared pace, its row claims, and the
 CSV rows that did not become calls."""
 
+import logging
 from datetime import datetime, timedelta
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -10,12 +12,24 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.models.calls import CallLog
+from calls.models.calls import CallLog, Mover
 from calls.models.catalogue import Playback
 from calls.vocabulary import IN_FLIGHT, CallStatus
 
+logger = logging.getLogger(__name__)
+
 # Shown in a campaign's counts only when some call has them.
 RARE_STATUSES = frozenset({CallStatus.ERROR, CallStatus.CANCELED})
+
+
+class Progress(TypedDict):
+    counts: dict[str, int]
+    total: int
+    done: int
+    percent: int
+    waiting: int
+    in_flight: int
+    by_status: list[tuple[str, str, int]]  # status, its label, how many calls
 
 
 class Campaign(Playback):
@@ -72,7 +86,7 @@ class Campaign(Playback):
     def get_absolute_url(self) -> str:
         return reverse("calls:campaign-detail", args=[self.pk])
 
-    def progress(self, counts: dict[str, int] | None = None) -> dict:
+    def progress(self, counts: dict[str, int] | None = None) -> Progress:
         """Counts per call status and the share of calls that reached a final state."""
         if counts is None:
             counts = dict(
@@ -96,7 +110,7 @@ class Campaign(Playback):
         }
 
     @staticmethod
-    def progress_of(campaigns: list["Campaign"]) -> dict[int, dict]:
+    def progress_of(campaigns: list["Campaign"]) -> dict[int, Progress]:
         """Progress of many campaigns in one query, for the list."""
         counts: dict[int, dict[str, int]] = {c.pk: {} for c in campaigns}
         rows = (
@@ -109,7 +123,7 @@ class Campaign(Playback):
             counts[campaign_id][status] = n
         return {c.pk: c.progress(counts[c.pk]) for c in campaigns}
 
-    def _move(self, allowed_from: set[str], to: str, **extra) -> bool:
+    def _move(self, allowed_from: set[str], to: str, **extra: object) -> bool:
         """One state change under the row lock; False when the campaign is not in a state that allows it."""
         with transaction.atomic():
             locked = Campaign.objects.select_for_update().get(pk=self.pk)
@@ -143,17 +157,19 @@ class Campaign(Playback):
         return True
 
     def _cancel_waiting_rows(self) -> None:
-        self.calls.filter(status=CallLog.Status.PENDING, submitted_at=None).update(
-            status=CallLog.Status.CANCELED,
+        self.calls.filter(submitted_at=None).move(
+            Mover.CANCEL,
+            CallStatus.CANCELED,
             error="The campaign was canceled before this call was sent.",
             sealed_variables="",
+            lease_until=None,
         )
 
     def release(self, calls: list[CallLog]) -> None:
         """Claimed rows that were not sent go back to the queue (after a 429, a pause, the
         window closing), or are canceled with the campaign if it was canceled meanwhile."""
         CallLog.objects.filter(pk__in=[c.pk for c in calls], status=CallLog.Status.PENDING).update(
-            submitted_at=None
+            submitted_at=None, lease_until=None
         )
         if Campaign.objects.filter(pk=self.pk, status=self.Status.CANCELED).exists():
             self._cancel_waiting_rows()
@@ -163,7 +179,7 @@ class Campaign(Playback):
             return False
         return self._move({self.Status.RUNNING}, self.Status.FINISHED, finished_at=timezone.now())
 
-    def in_window(self, moment) -> bool:
+    def in_window(self, moment: datetime) -> bool:
         if not (self.window_start and self.window_end):
             return True
         local = moment.astimezone(ZoneInfo(self.window_timezone)).time()
@@ -171,8 +187,9 @@ class Campaign(Playback):
             return self.window_start <= local < self.window_end
         return local >= self.window_start or local < self.window_end  # a window across midnight
 
-    def window_opens_after(self, moment):
+    def window_opens_after(self, moment: datetime) -> datetime:
         """The next instant the calling window opens after `moment`."""
+        assert self.window_start is not None  # asked only of a campaign with a window
         zone = ZoneInfo(self.window_timezone)
         local = moment.astimezone(zone)
         opening = local.replace(
@@ -180,7 +197,7 @@ class Campaign(Playback):
         )
         return opening if opening > local else opening + timedelta(days=1)
 
-    def take_slots(self, now, count: int) -> list[datetime]:
+    def take_slots(self, now: datetime, count: int) -> list[datetime]:
         """Reserve the next `count` send instants in the shared token bucket, so the pace holds
         for the campaign as a whole however many workers send. Empty when it is not running."""
         with transaction.atomic():
@@ -196,25 +213,52 @@ class Campaign(Playback):
             Campaign.objects.filter(pk=self.pk).update(next_send_at=first + count * gap)
         return [first + i * gap for i in range(count)]
 
-    def slow_down(self, until) -> None:
+    def slow_down(self, until: datetime) -> None:
         """The provider asked us to wait (HTTP 429): nobody sends before `until`."""
         Campaign.objects.filter(pk=self.pk, next_send_at__lt=until).update(next_send_at=until)
 
-    def claim_calls(self, limit: int) -> list[CallLog]:
-        """Take the oldest waiting rows for this worker alone (rows another worker holds are
-        skipped, not waited for); a claimed row is never sent twice."""
+    def claim_calls(self, limit: int, hold: timedelta) -> list[CallLog]:
+        """Take the oldest waiting rows for this worker alone, for `hold` (a lease): rows another
+        live worker holds are skipped, not waited for; rows whose lease ran out before their POST
+        began (their worker died) are free again. A claimed row is sent at most once: see
+        `CallLog.begin_sending`."""
         now = timezone.now()
+        until = now + hold
         with transaction.atomic():
             calls = list(
                 self.calls.filter(status=CallLog.Status.PENDING, submitted_at=None)
+                .filter(Q(lease_until=None) | Q(lease_until__lt=now))
                 .select_for_update(skip_locked=True)
                 .order_by("id")[:limit]
             )
-            CallLog.objects.filter(id__in=[c.pk for c in calls]).update(submitted_at=now)
+            CallLog.objects.filter(id__in=[c.pk for c in calls]).update(lease_until=until)
         for call in calls:  # every row of a campaign plays the campaign's content
-            call.submitted_at = now
+            call.lease_until = until
             call.bridge, call.flow, call.audio = self.bridge, self.flow, self.audio
         return calls
+
+
+def recover_abandoned_rows(now: datetime) -> tuple[int, int]:
+    """Rows a dead worker (or web process) held: those whose POST never began go back to the
+    queue; those whose POST began and never got an answer recorded become `unknown`, to be
+    settled by their webhook or a status look-up, and are never sent again blindly.
+    Returns (requeued, unknown)."""
+    requeued = CallLog.objects.filter(
+        status=CallStatus.PENDING, submitted_at=None, lease_until__lt=now
+    ).update(lease_until=None)
+    grace = timedelta(seconds=settings.OBD_SEND_GRACE_SECONDS)
+    unknown = CallLog.objects.filter(submitted_at__lt=now - grace).move(
+        Mover.SWEEPER,
+        CallStatus.UNKNOWN,
+        lease_until=None,
+        sealed_variables="",
+        error="The process sending this call stopped before the provider's answer was recorded. "
+        "The call may or may not have been placed, so it is not sent again; its webhook or a "
+        "status look-up settles it.",
+    )
+    if requeued or unknown:
+        logger.warning("recovered abandoned rows requeued=%s unknown=%s", requeued, unknown)
+    return requeued, unknown
 
 
 class RejectedRow(models.Model):
@@ -235,4 +279,5 @@ class RejectedRow(models.Model):
     def number(self) -> str:
         """The row's number as typed, whatever its column was called."""
         column = next((c for c, target in self.campaign.columns if target == "number"), "")
-        return self.values.get(column, "")
+        number: str = self.values.get(column, "")
+        return number

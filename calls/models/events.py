@@ -13,8 +13,12 @@ from calls.models.calls import CallLog
 from calls.vocabulary import IN_FLIGHT, provider_key
 from calls.webhooks import Delivery, MalformedDelivery, parse_delivery
 
+# PostgreSQL text cannot hold NUL: a body is stored with U+FFFD in its place, and flagged.
+NUL_STAND_IN = "\ufffd"
+NUL_STORED = "NUL bytes in the body, stored as U+FFFD"
 
-class CallEventQuerySet(models.QuerySet):
+
+class CallEventQuerySet(models.QuerySet["CallEvent"]):
     def ingest(
         self,
         *,
@@ -35,10 +39,12 @@ class CallEventQuerySet(models.QuerySet):
             method=method,
             content_type=content_type[:200],
             query=query,
-            body=body.decode("utf-8", errors="replace"),
+            body=body.decode("utf-8", errors="replace").replace("\x00", NUL_STAND_IN),
             dedupe_key=key,
         )
         delivery = event.read(body)  # the bytes as they came: a non-UTF-8 body is an error
+        if b"\x00" in body:
+            event.problems = "\n".join(filter(None, [event.problems, NUL_STORED]))
         call = find_call_for(delivery) if delivery else None
         event.call = call
         try:
@@ -47,10 +53,11 @@ class CallEventQuerySet(models.QuerySet):
         except IntegrityError:
             self.filter(dedupe_key=key).update(deliveries=F("deliveries") + 1)
             event = self.get(dedupe_key=key)
-            if event.is_matched or call is None:
-                return event  # counted; its outcome was applied by the first delivery
-            return event.attach(call, delivery)
-        if call is not None:
+            if call is None or delivery is None:
+                return event  # counted; nothing to apply (yet)
+            # Applied again: idempotent, and it heals a first delivery whose outcome was lost.
+            return event.attach(call, delivery, stored=event.call_id == call.pk)
+        if call is not None and delivery is not None:
             event.attach(call, delivery, stored=True)
         return event
 
@@ -74,6 +81,9 @@ class CallEvent(models.Model):
     body = models.TextField(blank=True)
     parsed = models.JSONField(default=dict, blank=True)
     parse_error = models.TextField(blank=True)
+    problems = models.TextField(
+        blank=True, help_text="Values that came but did not fit, so were not applied."
+    )
     provider_id = models.CharField(max_length=128, blank=True, db_index=True)
     raw_status = models.CharField(max_length=32, blank=True)
     outcome = models.CharField(max_length=16, blank=True)
@@ -109,6 +119,7 @@ class CallEvent(models.Model):
             self.parse_error = str(exc)
             return None
         self.parsed = delivery.as_json()
+        self.problems = "\n".join(delivery.problems)
         self.provider_id = (delivery.ids or [""])[0][:128]
         self.raw_status = delivery.status[:32]
         self.outcome = delivery.outcome
@@ -119,7 +130,7 @@ class CallEvent(models.Model):
         """Attach this event to its call and apply the outcome; None while no call matches."""
         delivery = delivery or self.read()
         call = find_call_for(delivery) if delivery else None
-        if call is None:
+        if call is None or delivery is None:
             return None
         self.attach(call, delivery)
         return call
@@ -140,8 +151,9 @@ class CallEvent(models.Model):
 
 
 def find_call_for(delivery: Delivery) -> CallLog | None:
-    """By provider id (either id form), else the latest call to the same number from the same
-    bridge that is still waiting for its outcome."""
+    """By provider id (either id form), else the latest call sent to the same number from the
+    same bridge that is still waiting for its outcome and does not know its provider id yet: a
+    delivery never lands on a call whose known id differs from its own."""
     calls = CallLog.objects.only("id", "provider_id")
     keys = [provider_key(i) for i in delivery.ids]
     if keys:
@@ -155,9 +167,10 @@ def find_call_for(delivery: Delivery) -> CallLog | None:
                 to=delivery.to,
                 bridge__number=delivery.bridge,
                 status__in=IN_FLIGHT,
-                created_at__gte=since,
+                provider_key="",
+                submitted_at__gte=since,
             )
-            .order_by("-created_at")
+            .order_by("-submitted_at")
             .first()
         )
     return None

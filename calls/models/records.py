@@ -2,10 +2,13 @@
 
 import csv
 import io
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
 from django.db import models
 from django.utils import timezone
 
@@ -36,17 +39,39 @@ class DoNotCall(models.Model):
         return pretty_number(self.number)
 
     @classmethod
-    def import_csv(cls, upload, user=None) -> tuple[int, int]:
+    def import_csv(cls, upload: UploadedFile[bytes], user: User | None = None) -> tuple[int, int]:
         """Add the numbers of a CSV (first column, or one named number; optional reason).
-        Returns (added, skipped); unreadable, invalid and already listed numbers are skipped."""
+        Returns (added, skipped); unreadable, invalid and already listed numbers are skipped.
+        A file that is not CSV text raises ValidationError, saying why, and adds nothing."""
         text = io.TextIOWrapper(upload, encoding="utf-8-sig", errors="replace", newline="")
-        rows = [row for row in csv.reader(text) if row and any(cell.strip() for cell in row)]
-        text.detach()
+        reader = csv.reader(text, strict=True)
+        rows: list[list[str]] = []
+        ended = 0  # the line the last row read ends on
+        try:
+            for row in reader:
+                ended = reader.line_num
+                if row and any(cell.strip() for cell in row):
+                    rows.append(row)
+        except csv.Error as exc:  # an unclosed quote, a value over the field size limit
+            raise ValidationError(
+                'Line %(line)s is not well-formed CSV (%(error)s): look for a quote (") left '
+                "open or a value far too long, and import again.",
+                code="malformed",
+                params={"line": ended + 1, "error": exc},
+            ) from None
+        finally:
+            text.detach()
+        if any("\x00" in cell for row in rows for cell in row):  # PostgreSQL text cannot hold it
+            raise ValidationError(
+                "The file contains a NUL character, which is never part of a CSV text: "
+                "save it as “CSV UTF-8” and import again.",
+                code="nul",
+            )
         lowered = [cell.strip().lower() for cell in rows[0]] if rows else []
         has_header = "number" in lowered
         number_at = lowered.index("number") if has_header else 0
         reason_at = lowered.index("reason") if "reason" in lowered else (None if has_header else 1)
-        entries = {}
+        entries: dict[str, DoNotCall] = {}
         for row in rows[has_header:]:
             try:
                 number = normalize_number(row[number_at])
@@ -57,7 +82,7 @@ class DoNotCall(models.Model):
             )
             entries.setdefault(number, cls(number=number, reason=reason[:200], added_by=user))
         before = cls.objects.count()
-        cls.objects.bulk_create(
+        DoNotCall.objects.bulk_create(
             entries.values(), ignore_conflicts=True
         )  # already listed: kept as is
         added = cls.objects.count() - before
@@ -126,5 +151,5 @@ class WorkerHeartbeat(models.Model):
         cls.objects.update_or_create(pk=1, defaults={"beat_at": timezone.now()})
 
     @classmethod
-    def last(cls):
+    def last(cls) -> datetime | None:
         return cls.objects.filter(pk=1).values_list("beat_at", flat=True).first()

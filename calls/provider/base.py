@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Protocol
+from typing import Protocol, TypedDict
 from zoneinfo import ZoneInfo
 
 import requests
@@ -17,8 +17,10 @@ from django.conf import settings
 from urllib3.exceptions import NewConnectionError
 
 from calls.vocabulary import CallStatus
-from calls.webhooks import MalformedDelivery, provider_time
+from calls.webhooks import EARLIEST, LATEST, MAX_STATUS, MalformedDelivery, provider_time
 
+# The longest provider call id we keep (the column); the documented ids are 36-character UUIDs.
+MAX_ID = 128
 QUEUED, REJECTED, ERROR, UNKNOWN = (
     CallStatus.QUEUED,
     CallStatus.REJECTED,
@@ -42,6 +44,15 @@ class SendResult:
     retry_after: float | None = None  # seconds, when the provider asked us to slow down (429)
 
 
+# The JSON body of one POST to outgoing/send: documented fields plus one `var_*` per variable.
+Payload = dict[str, str | int]
+
+
+class _Raw(TypedDict):
+    http_status: int
+    body: str
+
+
 class GatewayError(Exception):
     """A look-up failed; the message is safe to show (it never holds the token)."""
 
@@ -49,7 +60,7 @@ class GatewayError(Exception):
 class Gateway(Protocol):
     is_sandbox: bool
 
-    def send(self, payload: dict) -> SendResult: ...
+    def send(self, payload: Payload) -> SendResult: ...
 
     def call_status(self, **query: str) -> bytes: ...
 
@@ -104,7 +115,7 @@ def reason_of(exc: BaseException) -> str:
 def parse_send_response(http_status: int, text: str, retry_after: str | None = None) -> SendResult:
     """Read either documented answer: `{"status": "OK", data[].id, credits}` (current) or
     `{"status": 200, data[].id "<uuid>:1", charges}` (legacy)."""
-    base = {"http_status": http_status, "body": text[:10000]}
+    base: _Raw = {"http_status": http_status, "body": text[:10000]}
     if http_status >= 500:
         return SendResult(
             status=UNKNOWN,
@@ -143,11 +154,19 @@ def parse_send_response(http_status: int, text: str, retry_after: str | None = N
             error="The provider accepted the request but returned no call id; the call will "
             "be matched by its webhook.",
         )
+    if len(provider_id) > MAX_ID:
+        return SendResult(
+            status=UNKNOWN,
+            **base,
+            error=f"The provider accepted the request but answered with a call id of "
+            f"{len(provider_id)} characters, longer than any id we keep ({MAX_ID}). The call may "
+            "have been placed; its webhook or a status look-up by number settles it.",
+        )
     return SendResult(
         status=QUEUED,
         **base,
         provider_id=provider_id,
-        provider_status=str(row.get("status") or data.get("status")),
+        provider_status=str(row.get("status") or data.get("status"))[:MAX_STATUS],
         cost=_money(row.get("credits", row.get("charges"))),
         created_at=_provider_time(row.get("created_at") or row.get("submitted_at")),
     )
@@ -176,9 +195,11 @@ def _money(value: object) -> Decimal | None:
     if value in (None, ""):
         return None
     try:
-        return Decimal(str(value))
+        money = Decimal(str(value))
     except InvalidOperation:
         return None
+    # What the cost column holds (12 digits, 4 after the point); anything else is no price.
+    return money.quantize(Decimal("0.0001")) if money.is_finite() and abs(money) < 10**8 else None
 
 
 def _seconds(value: str | None) -> float | None:
@@ -191,6 +212,7 @@ def _seconds(value: str | None) -> float | None:
 def _provider_time(value: object) -> datetime | None:
     """`2024-07-10T06:09:43.054164Z` (UTC) or the legacy naive `2019-08-16 15:09:51`."""
     try:
-        return provider_time(str(value or ""), ZoneInfo(settings.OBD_PROVIDER_TIMEZONE))
+        moment = provider_time(str(value or ""), ZoneInfo(settings.OBD_PROVIDER_TIMEZONE))
     except MalformedDelivery:
         return None
+    return moment if moment is None or EARLIEST <= moment <= LATEST else None

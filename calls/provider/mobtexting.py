@@ -6,6 +6,7 @@ import requests
 
 from calls.provider.base import (
     GatewayError,
+    Payload,
     SendResult,
     parse_send_response,
     reason_of,
@@ -37,7 +38,7 @@ class MobtextingGateway:
         }
         self.session = _session_for(self.base_url)
 
-    def send(self, payload: dict) -> SendResult:
+    def send(self, payload: Payload) -> SendResult:
         url = self.base_url + "outgoing/send"
         try:
             response = self.session.post(

@@ -10,10 +10,17 @@ import requests
 from django.conf import settings
 from django.tasks import task
 from django.utils import timezone
+from urllib3.connection import HTTPConnection
 from urllib3.exceptions import NewConnectionError
 
 from calls.models import CallEvent
-from calls.provider.base import GatewayError, SendResult, parse_send_response, transport_failure
+from calls.provider.base import (
+    GatewayError,
+    Payload,
+    SendResult,
+    parse_send_response,
+    transport_failure,
+)
 
 # Numbers whose last four digits are listed here give a fixed result, like payment test cards.
 SANDBOX_NUMBERS = {
@@ -34,14 +41,16 @@ class SandboxGateway:
 
     is_sandbox = True
 
-    def send(self, payload: dict) -> SendResult:
-        ending = payload["to"][-4:]
+    def send(self, payload: Payload) -> SendResult:
+        ending = str(payload["to"])[-4:]
         if ending == "0009":
             return transport_failure(
-                requests.ConnectionError(NewConnectionError(None, "Connection refused"))
+                requests.ConnectionError(
+                    NewConnectionError(HTTPConnection("sandbox.invalid"), "Connection refused")
+                )
             )
         if ending == "0004":
-            body = {
+            body: dict[str, object] = {
                 "message": "The given data was invalid.",
                 "errors": {"to": ["The number is on the operator's do-not-disturb register."]},
             }
@@ -72,7 +81,7 @@ class SandboxGateway:
     def upload_sound(self, name: str, filename: str, content: bytes, content_type: str) -> str:
         return f"sandbox-{uuid.uuid4()}"
 
-    def _schedule_outcome(self, payload: dict, call_id: str, status: str) -> None:
+    def _schedule_outcome(self, payload: Payload, call_id: str, status: str | None) -> None:
         zone = ZoneInfo(settings.OBD_PROVIDER_TIMEZONE)
         start = timezone.now().astimezone(zone)
         answered = status == "ANSWER"

@@ -4,15 +4,13 @@
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 
 from tests.conftest import _user
+from tests.system.conftest import gunicorn, start_db_worker  # noqa: F401 - gunicorn: a fixture
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,36 +90,10 @@ def supervisor_page(page, transactional_db, django_user_model):
     return page
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    auth = quote(db["USER"] or "") + (":" + quote(db["PASSWORD"]) if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.fixture
 def task_worker(transactional_db) -> Iterator[subprocess.Popen]:
     """A real worker process on the test database, as `make run` starts one beside the server."""
-    env = {**os.environ, "DATABASE_URL": _database_url(), "OBD_SANDBOX_DELAY_SECONDS": "1"}
-    env.pop("MOBTEXTING_API_TOKEN", None)
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "db_worker",
-            "--interval",
-            "0.2",
-            "--no-startup-delay",
-            "--no-reload",
-            "--queue-name",
-            "*",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_db_worker(OBD_SANDBOX_DELAY_SECONDS="1", MOBTEXTING_API_TOKEN="")
     yield worker
     worker.terminate()
     worker.wait(timeout=10)

@@ -1,30 +1,34 @@
-"""Settle calls that stayed without an outcome: ask the provider's status API about each one."""
+"""Settle calls that stayed without an outcome: recover rows a dead process left, then ask the
+provider's status API about each call still waiting."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
 
-from calls.reconcile import reconcile_waiting, stuck_pending
+from calls.models.campaigns import recover_abandoned_rows
+from calls.reconcile import reconcile_waiting
 
 
 class Command(BaseCommand):
     help = (
-        "Look up calls left queued or unknown past OBD_RECONCILE_AFTER_MINUTES and report rows "
-        "stuck pending. The worker also runs this periodically (see start_periodic_tasks)."
+        "Recover rows a dead worker left (back to the queue, or unknown when their POST may have "
+        "begun), then look up calls left queued or unknown past OBD_RECONCILE_AFTER_MINUTES. "
+        "The worker also does both periodically (see start_periodic_tasks)."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--minutes", type=int, default=settings.OBD_RECONCILE_AFTER_MINUTES)
 
-    def handle(self, *args, minutes: int, **options) -> None:
-        stuck = list(stuck_pending(minutes))
-        for call in stuck:
+    def handle(self, *args: str, minutes: int, **options: object) -> None:
+        requeued, unknown = recover_abandoned_rows(timezone.now())
+        if requeued or unknown:
             self.stdout.write(
                 self.style.WARNING(
-                    f"{call}: pending since {call.submitted_at:%Y-%m-%d %H:%M}: the process stopped "
-                    "while sending; it may or may not have been placed. Check the provider's panel."
+                    f"{requeued} row(s) a dead worker held went back to the queue; {unknown} "
+                    "whose POST may have begun are now unknown, to be settled below."
                 )
             )
         settled = reconcile_waiting(
             minutes, report=lambda m: self.stdout.write(self.style.ERROR(m))
         )
-        self.stdout.write(f"{settled} call(s) settled, {len(stuck)} stuck pending.")
+        self.stdout.write(f"{settled} call(s) settled.")

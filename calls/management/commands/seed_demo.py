@@ -28,7 +28,7 @@ DEMO_USER = "demo"
 class Command(BaseCommand):
     help = "Create demo bridges, flows, audio and a demo staff user (idempotent)."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: str, **options: object) -> None:
         for number, label in BRIDGES:
             Bridge.objects.get_or_create(number=number, defaults={"label": label})
         for flow_id, name, template in FLOWS:

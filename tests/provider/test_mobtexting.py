@@ -1,49 +1,16 @@
-"""The gateway against a real HTTP server on loopback: exact bodies sent, every answer class."""
+"""MobtextingGateway (calls/provider/mobtexting.py) against a real HTTP server on loopback: the
+exact body and headers sent, one session, a timeout never sends the POST again, the status
+look-up."""
 
 import json
 import socket
 import time
-from decimal import Decimal
 
 import pytest
 
 from calls.models import AudioAsset, CallLog, IvrFlow
-from calls.provider.base import parse_send_response
 from calls.provider.mobtexting import MobtextingGateway
-
-CURRENT = {
-    "status": "OK",
-    "message": "Calls queued successfully",
-    "data": [
-        {
-            "id": "3b69aca9-3b55-4e2d-bfe0-02b910dbe156",
-            "channel": "outgoing",
-            "caller_id": "918068287602",
-            "mobile": "918867135123",
-            "flow_id": "24",
-            "credits": 1,
-            "created_at": "2024-07-10T06:09:43.054164Z",
-            "foreign_id": None,
-            "options": None,
-            "status": "queued",
-        }
-    ],
-}
-LEGACY = {
-    "status": 200,
-    "message": "1 numbers accepted for delivery.",
-    "data": [
-        {
-            "id": "70fa87e0-9df9-4327-bc80-a561c48703d8:1",
-            "mobile": "918867135123",
-            "charges": "0.5000",
-            "customid": "",
-            "customid1": "",
-            "iso_code": None,
-            "submitted_at": "2019-08-16 15:09:51",
-        }
-    ],
-}
+from tests.helpers.answers import CURRENT
 
 
 def call_with(bridge, **fields) -> CallLog:
@@ -108,85 +75,6 @@ def test_it_posts_with_the_documented_headers_and_one_session(fake_provider):
     assert first.headers["Accept"] == "application/json"
     assert first.headers["Content-Type"] == "application/json"
     assert gateway.session is MobtextingGateway(fake_provider.url, "other").session
-
-
-def test_it_reads_the_current_success_shape(fake_provider):
-    fake_provider.answer(200, CURRENT)
-    result = MobtextingGateway(fake_provider.url, "tok").send({"to": "1"})
-    assert result.status == "queued"
-    assert result.provider_id == "3b69aca9-3b55-4e2d-bfe0-02b910dbe156"
-    assert result.cost == Decimal("1")
-    assert result.created_at.isoformat() == "2024-07-10T06:09:43.054164+00:00"
-    assert result.provider_status == "queued"
-
-
-def test_it_reads_the_legacy_success_shape(fake_provider):
-    fake_provider.answer(200, LEGACY)
-    result = MobtextingGateway(fake_provider.url, "tok").send({"to": "1"})
-    assert result.status == "queued"
-    assert result.provider_id == "70fa87e0-9df9-4327-bc80-a561c48703d8:1"
-    assert result.cost == Decimal("0.5000")
-    assert result.created_at.isoformat() == "2019-08-16T15:09:51+05:30"  # provider time zone
-
-
-def test_credits_as_a_string_stay_exact():
-    body = json.dumps({**CURRENT, "data": [{**CURRENT["data"][0], "credits": "0.0005"}]})
-    assert parse_send_response(200, body).cost == Decimal("0.0005")
-
-
-def test_a_401_is_rejected_with_advice_and_no_token(fake_provider):
-    fake_provider.answer(401, {"message": "Unauthenticated."})
-    result = MobtextingGateway(fake_provider.url, "tok-xyz").send({"to": "1"})
-    assert result.status == "rejected"
-    assert "MOBTEXTING_API_TOKEN" in result.error
-    assert "tok-xyz" not in result.error + result.body
-
-
-def test_a_422_shows_the_providers_message_and_errors(fake_provider):
-    fake_provider.answer(
-        422,
-        {
-            "message": "The given data was invalid.",
-            "errors": {"to": ["The to field is required."], "bridge": ["Invalid bridge."]},
-        },
-    )
-    result = MobtextingGateway(fake_provider.url, "tok").send({"to": "1"})
-    assert result.status == "rejected"
-    assert result.http_status == 422
-    assert result.error == (
-        "The provider rejected the call (HTTP 422): The given data was invalid. — "
-        "to: The to field is required.; bridge: Invalid bridge."
-    )
-
-
-def test_a_200_whose_status_is_not_ok_is_rejected(fake_provider):
-    fake_provider.answer(200, {"status": "ERROR", "message": "Insufficient credits"})
-    result = MobtextingGateway(fake_provider.url, "tok").send({"to": "1"})
-    assert (result.status, result.error) == (
-        "rejected",
-        "The provider rejected the call (HTTP 200): Insufficient credits",
-    )
-
-
-def test_a_500_is_unknown_because_the_call_may_have_been_placed(fake_provider):
-    fake_provider.answer(500, b"<html>oops</html>", {"Content-Type": "text/html"})
-    result = MobtextingGateway(fake_provider.url, "tok").send({"to": "1"})
-    assert result.status == "unknown"
-    assert "may or may not have been placed" in result.error
-    assert len(fake_provider.requests) == 1
-
-
-def test_a_200_that_is_not_json_is_unknown(fake_provider):
-    fake_provider.answer(200, b"OK", {"Content-Type": "text/plain"})
-    result = MobtextingGateway(fake_provider.url, "tok").send({"to": "1"})
-    assert result.status == "unknown"
-    assert result.body == "OK"
-
-
-def test_a_429_is_rejected_and_carries_retry_after(fake_provider):
-    fake_provider.answer(429, {"message": "Too Many Attempts."}, {"Retry-After": "7"})
-    result = MobtextingGateway(fake_provider.url, "tok").send({"to": "1"})
-    assert (result.status, result.retry_after) == ("rejected", 7.0)
 
 
 def test_a_read_timeout_is_unknown_and_the_post_is_sent_exactly_once(fake_provider):

@@ -1,50 +1,26 @@
-"""Placing a call through the form: validation, what is stored, what is sent, idempotency."""
+"""Placing a call through the form (calls/views.py call_new, calls/forms.py PlaceCallForm):
+validation, the do-not-call list and the per-number guard, what is stored, what is sent,
+idempotency, and the log lines it writes."""
 
 import json
 import logging
-import uuid
+import socket
+from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
-from calls.models import MASK, CallEvent, CallLog
-from calls.provider.sandbox import SandboxGateway, deliver_sandbox_outcome
-
-
-def form_data(bridge, flow=None, audio=None, **extra) -> dict:
-    data = {
-        "bridge": bridge.pk,
-        "to": "+91 88671 35123",
-        "flow": flow.pk if flow else "",
-        "audio": audio.pk if audio else "",
-        "name": "",
-        "interval": "0",
-        "webhook_id": "",
-        "idempotency_key": str(uuid.uuid4()),
-    }
-    return data | extra
-
-
-@pytest.fixture
-def real_gateway(settings, fake_provider):
-    settings.MOBTEXTING_API_TOKEN = "tok-123"
-    settings.MOBTEXTING_API_URL = fake_provider.url
-    settings.OBD_SANDBOX = False
-    return fake_provider
-
-
-QUEUED = {
-    "status": "OK",
-    "message": "Calls queued successfully",
-    "data": [
-        {
-            "id": "3b69aca9-3b55-4e2d-bfe0-02b910dbe156",
-            "credits": 1,
-            "status": "queued",
-            "created_at": "2024-07-10T06:09:43.054164Z",
-        }
-    ],
-}
+from calls.models import MASK, CallLog, DoNotCall
+from calls.provider.sandbox import deliver_sandbox_outcome
+from tests.helpers.answers import QUEUED
+from tests.helpers.portal import (
+    assert_no_secrets_in,
+    call_form,
+    database_dump,
+    logged_in,
+    place_call,
+)
 
 
 def test_the_form_page_lists_the_catalogue_and_a_fresh_key(agent_client, bridge, otp_flow, sound):
@@ -55,7 +31,7 @@ def test_the_form_page_lists_the_catalogue_and_a_fresh_key(agent_client, bridge,
 
 
 def test_choosing_a_flow_swaps_in_its_variable_inputs_and_preview(agent_client, bridge, otp_flow):
-    response = agent_client.get(
+    response = agent_client.post(
         "/calls/new/",
         {"flow": otp_flow.pk, "variables[Name]": "Asha"},
         headers={"HX-Request": "true", "HX-Target": "variables"},
@@ -67,8 +43,8 @@ def test_choosing_a_flow_swaps_in_its_variable_inputs_and_preview(agent_client, 
     assert "Hello Asha, your otp for login is {otp}" in html
 
 
-def test_the_preview_masks_the_otp(agent_client, bridge, otp_flow):
-    response = agent_client.get(
+def test_the_preview_masks_the_otp_and_places_no_call(agent_client, bridge, otp_flow):
+    response = agent_client.post(
         "/calls/new/",
         {"flow": otp_flow.pk, "variables[Name]": "Asha", "variables[otp]": "482913"},
         headers={"HX-Request": "true", "HX-Target": "preview"},
@@ -76,13 +52,31 @@ def test_the_preview_masks_the_otp(agent_client, bridge, otp_flow):
     html = response.content.decode()
     assert f"Hello Asha, your otp for login is {MASK}" in html
     assert "482913" not in html
+    assert not CallLog.objects.exists()
+
+
+def test_variables_in_a_link_are_never_taken_so_no_secret_is_asked_for_in_a_url(
+    agent_client, bridge, otp_flow
+):
+    response = agent_client.get(
+        "/calls/new/", {"flow": otp_flow.pk, "variables[Name]": "Asha", "variables[otp]": "1"}
+    )
+    html = response.content.decode()
+    assert 'name="variables[otp]"' in html  # the flow was taken
+    assert 'value="Asha"' not in html and "Hello Asha" not in html
+
+
+def test_the_live_parts_of_the_form_are_posted_never_sent_in_a_url(agent_client, otp_flow):
+    html = agent_client.get("/calls/new/", {"flow": otp_flow.pk}).content.decode()
+    assert "hx-get" not in html.split('id="call-form"', 1)[1].split("</form>", 1)[0]
+    assert html.count('hx-post="/calls/new/"') == 4  # the form, the flow and both variables
 
 
 def test_it_places_a_flow_call_with_variables_and_stores_the_otp_masked(
     agent_client, agent, bridge, otp_flow, real_gateway
 ):
     real_gateway.answer(200, QUEUED)
-    data = form_data(bridge, otp_flow, **{"variables[Name]": "Asha", "variables[otp]": "482913"})
+    data = call_form(bridge, otp_flow, **{"variables[Name]": "Asha", "variables[otp]": "482913"})
     response = agent_client.post("/calls/new/", data)
     call = CallLog.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/calls/{call.pk}/"
@@ -101,7 +95,7 @@ def test_it_places_a_flow_call_with_variables_and_stores_the_otp_masked(
 
 def test_an_htmx_post_answers_with_a_client_redirect(agent_client, bridge, sound):
     response = agent_client.post(
-        "/calls/new/", form_data(bridge, audio=sound), headers={"HX-Request": "true"}
+        "/calls/new/", call_form(bridge, audio=sound), headers={"HX-Request": "true"}
     )
     assert response["HX-Redirect"] == CallLog.objects.get().get_absolute_url()
 
@@ -119,7 +113,7 @@ def test_bad_input_re_renders_the_form_in_place_with_field_errors(
     agent_client, bridge, otp_flow, change, field, message
 ):
     data = (
-        form_data(bridge, otp_flow, **{"variables[Name]": "Asha", "variables[otp]": "1"}) | change
+        call_form(bridge, otp_flow, **{"variables[Name]": "Asha", "variables[otp]": "1"}) | change
     )
     response = agent_client.post("/calls/new/", data, headers={"HX-Request": "true"})
     assert response.status_code == 422
@@ -138,7 +132,7 @@ def test_bad_input_re_renders_the_form_in_place_with_field_errors(
 def test_a_call_plays_exactly_one_of_flow_and_audio(
     agent_client, bridge, otp_flow, sound, flow, audio, message
 ):
-    data = form_data(
+    data = call_form(
         bridge,
         otp_flow if flow else None,
         sound if audio else None,
@@ -150,13 +144,13 @@ def test_a_call_plays_exactly_one_of_flow_and_audio(
 
 def test_a_national_number_uses_the_default_region(agent_client, bridge, sound, settings):
     settings.OBD_DEFAULT_REGION = "IN"
-    agent_client.post("/calls/new/", form_data(bridge, audio=sound, to="8867135123"))
+    agent_client.post("/calls/new/", call_form(bridge, audio=sound, to="8867135123"))
     assert CallLog.objects.get().to == "918867135123"
 
 
 def test_the_same_form_posted_twice_places_one_call(agent_client, bridge, sound, real_gateway):
     real_gateway.answer(200, QUEUED)
-    data = form_data(bridge, audio=sound)
+    data = call_form(bridge, audio=sound)
     first = agent_client.post("/calls/new/", data)
     second = agent_client.post("/calls/new/", data)
     assert CallLog.objects.count() == 1
@@ -175,7 +169,7 @@ def test_a_pending_call_is_stored_and_committed_before_the_provider_is_asked(
         return 200, {}, json.dumps(QUEUED).encode()
 
     real_gateway.reply = reply
-    agent_client.post("/calls/new/", form_data(bridge, audio=sound))
+    agent_client.post("/calls/new/", call_form(bridge, audio=sound))
     assert seen["stored"] == ["pending"]
 
 
@@ -191,41 +185,15 @@ def test_a_failure_is_stored_and_shown_on_the_call_page(
     agent_client, bridge, sound, real_gateway, answer, status, shown
 ):
     real_gateway.answer(*answer)
-    response = agent_client.post("/calls/new/", form_data(bridge, audio=sound), follow=True)
+    response = agent_client.post("/calls/new/", call_form(bridge, audio=sound), follow=True)
     call = CallLog.objects.get()
     assert call.status == status
     assert shown in response.content.decode()
     assert "tok-123" not in response.content.decode() + call.error + call.response_body
 
 
-def test_an_error_call_can_be_retried_once_with_its_otp_re_entered(
-    agent_client, bridge, otp_flow, settings
-):
-    settings.MOBTEXTING_API_TOKEN = "tok"
-    settings.MOBTEXTING_API_URL = "http://127.0.0.1:9/api/v2/"  # discard port: refused
-    data = form_data(bridge, otp_flow, **{"variables[Name]": "Asha", "variables[otp]": "111111"})
-    agent_client.post("/calls/new/", data)
-    call = CallLog.objects.get()
-    assert call.status == "error"
-    page = agent_client.get(call.get_absolute_url()).content.decode()
-    assert "Retry" in page and 'name="variables[otp]"' in page
-    settings.MOBTEXTING_API_TOKEN = ""  # the provider is back (the sandbox answers)
-    agent_client.post(f"/calls/{call.pk}/retry/", {"variables[otp]": "222222"})
-    call.refresh_from_db()
-    assert call.status == "queued"
-    assert call.variables == {"Name": "Asha", "otp": MASK}
-
-
-def test_a_queued_call_cannot_be_retried(agent_client, bridge, sound):
-    agent_client.post("/calls/new/", form_data(bridge, audio=sound))
-    call = CallLog.objects.get()
-    agent_client.post(f"/calls/{call.pk}/retry/", {})
-    call.refresh_from_db()
-    assert call.status == "queued" and CallLog.objects.count() == 1
-
-
 def test_place_again_prefills_all_but_the_secret(agent_client, bridge, otp_flow):
-    data = form_data(
+    data = call_form(
         bridge, otp_flow, name="reminders", **{"variables[Name]": "Asha", "variables[otp]": "1"}
     )
     agent_client.post("/calls/new/", data)
@@ -240,79 +208,138 @@ def test_place_again_prefills_all_but_the_secret(agent_client, bridge, otp_flow)
     )
 
 
-def test_the_sandbox_answers_then_its_outcome_arrives_through_the_webhook_path(
-    agent_client, bridge, sound
-):
-    agent_client.post("/calls/new/", form_data(bridge, audio=sound, to="+91 98765 40002"))
-    call = CallLog.objects.get()
-    assert call.status == "queued"
-    from django_tasks_db.models import DBTaskResult
-
-    task = DBTaskResult.objects.get()
-    deliver_sandbox_outcome.call(*task.args_kwargs["args"])
-    call.refresh_from_db()
-    assert call.status == "busy" and call.provider_status == "BUSY"
-    assert CallEvent.objects.get().source == "sandbox"
-
-
-@pytest.mark.parametrize(
-    ("ending", "status"), [("0004", "rejected"), ("0005", "unknown"), ("0009", "error")]
-)
-def test_sandbox_test_numbers_give_their_fixed_submission_result(db, ending, status):
-    payload = {"bridge": "918068287602", "to": "91987654" + ending, "audio": "x"}
-    assert SandboxGateway().send(payload).status == status
-
-
 def test_no_otp_value_is_found_in_the_database_logs_or_pages(
     agent_client, bridge, otp_flow, caplog
 ):
     secret = "739164"
     caplog.set_level(logging.DEBUG)
-    data = form_data(bridge, otp_flow, **{"variables[Name]": "Asha", "variables[otp]": secret})
+    data = call_form(bridge, otp_flow, **{"variables[Name]": "Asha", "variables[otp]": secret})
     agent_client.post("/calls/new/", data)
     call = CallLog.objects.get()
-    from django_tasks_db.models import DBTaskResult
-
     deliver_sandbox_outcome.call(*DBTaskResult.objects.get().args_kwargs["args"])
     pages = "".join(
         agent_client.get(url).content.decode()
         for url in ["/calls/", call.get_absolute_url(), f"/calls/new/?again={call.pk}"]
     )
-    with connection.cursor() as cursor:
-        dump = []
-        for table in connection.introspection.table_names(cursor):
-            cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - table names from introspection
-            dump.append(repr(cursor.fetchall()))
     assert secret not in pages
     assert secret not in caplog.text
-    assert secret not in "".join(dump)
+    assert secret not in database_dump()
 
 
-@pytest.mark.parametrize("tail", ["5123", "23", "99", "9", "0"])
-def test_the_call_log_finds_calls_by_the_last_digits_of_the_number(
-    agent_client, bridge, sound, tail
+# --- the do-not-call list and the per-number guard ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason", "message"),
+    [
+        (
+            "+91 88671 35123",
+            "Customer asked on 2026-11-02",
+            "This number is on the do-not-call list (Customer asked on 2026-11-02).",
+        ),
+        ("0091 8867135123", "", "This number is on the do-not-call list."),
+    ],
+)
+def test_the_call_form_refuses_a_number_on_the_do_not_call_list(
+    agent_client, bridge, sound, typed, reason, message
 ):
-    numbers = ["918867135123", "918867130099", "918867135199", "918867135100", "918867135129"]
-    for number in numbers:
-        CallLog.objects.create(bridge=bridge, audio=sound, to=number, status="queued")
-    found = {c.to for c in agent_client.get("/calls/", {"q": tail}).context["page"].rows}
-    assert found == {n for n in numbers if n.endswith(tail)}
+    DoNotCall.objects.create(number="918867135123", reason=reason)
+
+    response = agent_client.post("/calls/new/", call_form(bridge, audio=sound, to=typed))
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["to"] == [message]
+    assert message in response.content.decode()
+    assert not CallLog.objects.exists()
 
 
-def test_the_call_log_keeps_whole_days_between_from_and_to(agent_client, bridge, sound):
-    from datetime import timedelta
+def test_calls_never_placed_do_not_count_against_the_per_number_guard(
+    agent_client, bridge, sound, settings
+):
+    settings.OBD_MAX_CALLS_PER_NUMBER = 1
+    for status in ("rejected", "error", "pending"):
+        CallLog.objects.create(bridge=bridge, audio=sound, to="918867135123", status=status)
+    agent_client.post("/calls/new/", call_form(bridge, audio=sound, to="+91 88671 35123"))
+    assert CallLog.objects.filter(to="918867135123").count() == 4
 
-    from django.utils import timezone
 
-    today = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0)
-    for days_ago in (9, 5, 4, 3, 1):  # created in that order, as ids grow with time
+@pytest.mark.parametrize(
+    ("limit", "minutes_ago", "refused"),
+    [
+        (2, [5, 30], True),
+        (2, [5, 90], False),  # one of them is outside the window
+        (3, [5, 30], False),
+        (0, [1, 2, 3], False),  # no limit set
+    ],
+)
+def test_the_per_number_guard_refuses_a_call_over_the_limit(
+    agent_client, bridge, sound, settings, limit, minutes_ago, refused
+):
+    settings.OBD_MAX_CALLS_PER_NUMBER = limit
+    settings.OBD_MAX_CALLS_WINDOW_MINUTES = 60
+    for minutes in minutes_ago:
         CallLog.objects.create(
             bridge=bridge,
             audio=sound,
-            to=f"91886713510{days_ago}",
-            status="queued",
-            created_at=today - timedelta(days=days_ago),
+            to="918867135123",
+            status="answered",
+            created_at=timezone.now() - timedelta(minutes=minutes),
+            submitted_at=timezone.now() - timedelta(minutes=minutes),
         )
-    since, until = (today - timedelta(days=5)).date(), (today - timedelta(days=3)).date()
-    rows = agent_client.get("/calls/", {"since": since, "until": until}).context["page"].rows
-    assert [c.to for c in rows] == ["918867135103", "918867135104", "918867135105"]
+    CallLog.objects.create(bridge=bridge, audio=sound, to="918867135124", status="answered")
+
+    response = agent_client.post(
+        "/calls/new/", call_form(bridge, audio=sound, to="+91 88671 35123")
+    )
+
+    placed = CallLog.objects.filter(to="918867135123").count() - len(minutes_ago)
+    assert placed == (0 if refused else 1)
+    if refused:
+        assert response.context["form"].errors["to"] == [
+            "This number was already called 2 time(s) in the last 60 minutes; try again later."
+        ]
+
+
+# --- log lines ------------------------------------------------------------------------------------
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api/v2/"
+
+
+def test_placing_a_call_logs_one_line_with_its_id_and_status(
+    caplog, real_gateway, agent, bridge, otp_flow
+):
+    real_gateway.answer(200, QUEUED)
+    caplog.set_level("INFO")
+    call = place_call(logged_in(agent), bridge, otp_flow)
+    assert call.status == CallLog.Status.QUEUED
+    lines = [r.getMessage() for r in caplog.records if f"call={call.pk}" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in caplog.records]
+    assert "status=queued" in lines[0]
+    assert_no_secrets_in(caplog)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param("http 500", id="the provider fails with HTTP 500"),
+        pytest.param("unreachable", id="the provider is unreachable"),
+    ],
+)
+def test_a_provider_failure_logs_a_warning_without_secrets(
+    caplog, settings, real_gateway, agent, bridge, otp_flow, failure
+):
+    if failure == "unreachable":
+        settings.MOBTEXTING_API_URL = closed_port_url()
+    else:
+        real_gateway.answer(500, {"message": "Server Error"})
+    caplog.set_level("INFO")
+    call = place_call(logged_in(agent), bridge, otp_flow)
+    assert call.status in (CallLog.Status.ERROR, CallLog.Status.UNKNOWN)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings, [r.getMessage() for r in caplog.records]
+    assert_no_secrets_in(caplog)

@@ -1,9 +1,11 @@
+"""The catalogue (calls/models/catalogue.py): a flow's variables and their masking, an audio's
+one source, a bridge's number."""
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 
 from calls.models import MASK, AudioAsset, Bridge, IvrFlow
-from calls.phone import normalize_number
 
 
 @pytest.mark.parametrize(
@@ -76,26 +78,6 @@ def test_the_database_enforces_exactly_one_audio_source(db, sound_id, url):
 def test_an_audio_plays_its_sound_id_or_its_url(db):
     assert AudioAsset(sound_id="s-1").audio == "s-1"
     assert AudioAsset(url="https://x.example/a.mp3").audio == "https://x.example/a.mp3"
-
-
-@pytest.mark.parametrize(
-    "raw", ["+91 88671 35123", "918867135123", "0091 8867135123", "+91-886-713-5123"]
-)
-def test_numbers_typed_any_usual_way_become_digits_with_country_code(raw):
-    assert normalize_number(raw, region=None) == "918867135123"
-
-
-def test_a_national_number_needs_the_default_region():
-    assert normalize_number("8867135123", region="IN") == "918867135123"
-    assert normalize_number("08867135123", region="IN") == "918867135123"
-    with pytest.raises(ValidationError):
-        normalize_number("8867135123", region=None)
-
-
-@pytest.mark.parametrize("raw", ["", "12345", "+91 12", "not a number", "+999 123456789"])
-def test_it_refuses_invalid_numbers(raw):
-    with pytest.raises(ValidationError):
-        normalize_number(raw, region=None)
 
 
 @pytest.mark.parametrize("number", ["+918068287602", "91 80682 87602", "12345", "080682876020"])

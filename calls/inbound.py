@@ -1,0 +1,165 @@
+"""The provider's door: authenticate first, read the body whole (chunked too) within its cap,
+store it, answer. Verification challenges are answered here and never become outcomes."""
+
+import hmac
+import logging
+from collections.abc import Callable
+from urllib.parse import parse_qsl, urlencode
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from calls.models import CallEvent
+from calls.webhooks import MalformedDelivery, parse_delivery
+
+logger = logging.getLogger(__name__)
+
+
+# A chunked body past the cap is read and dropped up to this size, then the connection is.
+DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class UnreadableBody(Exception):
+    pass
+
+
+@csrf_exempt
+@login_not_required
+@require_http_methods(["GET", "POST", "PUT"])
+def mobtexting_webhook(request: HttpRequest) -> HttpResponse:
+    """Answers in milliseconds: any 2xx tells the provider the delivery arrived."""
+    if not _authorized(request):
+        logger.warning("webhook refused: missing or wrong secret from %s", _client(request))
+        return JsonResponse({"error": "unauthorized"}, status=401)
+    try:
+        body = read_body(request, settings.OBD_WEBHOOK_MAX_BODY)
+    except BodyTooLarge:
+        logger.warning("webhook refused: body over %s bytes", settings.OBD_WEBHOOK_MAX_BODY)
+        return JsonResponse({"error": "body too large"}, status=413)
+    except UnreadableBody:
+        return JsonResponse({"error": "chunked body with broken framing"}, status=400)
+    # The verification token is ours, not the delivery's: never stored, never logged.
+    fields = parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True)
+    token = next((value for name, value in fields if name == "token"), None)
+    query = urlencode([(name, value) for name, value in fields if name != "token"])
+    content_type = request.META.get("CONTENT_TYPE", "")
+    challenge = _challenge_in(body, content_type)
+    if token is not None or challenge:
+        return _answer_challenge(token, challenge)
+    event = CallEvent.objects.ingest(
+        source=CallEvent.Source.WEBHOOK,
+        method=request.method or "",
+        body=body,
+        content_type=content_type,
+        query=query,
+    )
+    logger.info(
+        "webhook event=%s call=%s status=%s", event.pk, event.call_id, event.raw_status or "-"
+    )
+    if event.parse_error:
+        return JsonResponse({"error": event.parse_error, "event": event.pk}, status=400)
+    return JsonResponse(
+        {"event": event.pk, "matched": event.is_matched}, status=200 if event.is_matched else 202
+    )
+
+
+def _authorized(request: HttpRequest) -> bool:
+    secret = settings.OBD_WEBHOOK_SECRET
+    if not secret:
+        return bool(settings.OBD_SANDBOX)  # an unprotected door is only acceptable offline
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), secret.encode())
+
+
+def _client(request: HttpRequest) -> str:
+    return str(request.META.get("REMOTE_ADDR", "-"))
+
+
+def _challenge_in(body: bytes, content_type: str) -> str:
+    if b"challenge" not in body:
+        return ""  # the common case, without parsing twice
+    try:
+        delivery = parse_delivery(content_type=content_type or "application/json", body=body)
+    except MalformedDelivery:
+        return ""
+    return delivery.challenge
+
+
+def _answer_challenge(token: str | None, challenge: str) -> JsonResponse:
+    """The provider checks a new webhook by sending `?token=` and a challenge to echo. The
+    secret was checked already; the token, when one is configured, must match too."""
+    expected = settings.OBD_WEBHOOK_VERIFICATION_TOKEN
+    if expected and not hmac.compare_digest((token or "").encode(), expected.encode()):
+        logger.warning("webhook verification refused: wrong token")
+        return JsonResponse({"error": "wrong verification token"}, status=403)
+    if not challenge:
+        return JsonResponse({"error": "no challenge in the verification request"}, status=400)
+    logger.info("webhook verification answered")
+    return JsonResponse({"challenge": challenge})
+
+
+def read_body(request: HttpRequest, limit: int) -> bytes:
+    """The whole body, at most `limit` bytes (else BodyTooLarge). A chunked body has no
+    Content-Length, so Django reads it as empty: it is read from the server's stream instead."""
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        if len(request.body) > limit:
+            raise BodyTooLarge
+        return request.body
+    stream = request.META["wsgi.input"]
+    if request.META.get("wsgi.input_terminated"):
+        # gunicorn (and other servers that say so) decode the chunks and mark the end.
+        body = stream.read(limit + 1)
+        if len(body) > limit:
+            raise BodyTooLarge
+        return bytes(body)
+    # runserver hands the raw socket through a stream limited to Content-Length (0 here):
+    # the chunks are read from the socket beneath it.
+    return _dechunk(stream._readline, stream._read, limit)
+
+
+def _dechunk(readline: Callable[[int], bytes], read: Callable[[int], bytes], limit: int) -> bytes:
+    body = bytearray()
+    seen = 0
+    while True:
+        size_line = readline(1024).split(b";", 1)[0].strip()
+        try:
+            size = int(size_line, 16)
+        except ValueError:
+            raise UnreadableBody from None  # not chunked framing: refuse rather than guess
+        if size == 0:
+            while readline(1024).strip():  # trailers, up to the blank line
+                pass
+            if seen > limit:
+                raise BodyTooLarge
+            return bytes(body)
+        seen += size
+        if seen > DRAIN_LIMIT:
+            raise UnreadableBody  # no more of it is read; the connection is dropped
+        # Past the cap the rest is read and dropped, so the answer (413) reaches the sender on
+        # a connection still in step, as a server draining an unread body does.
+        chunk = _read_exactly(read, size)
+        if seen <= limit:
+            body += chunk
+        read(2)  # the CRLF after each chunk
+
+
+def _read_exactly(read: Callable[[int], bytes], size: int) -> bytes:
+    parts = bytearray()
+    while len(parts) < size:
+        part = read(min(size - len(parts), 65536))
+        if not part:
+            raise UnreadableBody  # the sender hung up mid-chunk
+        parts += part
+    return bytes(parts)

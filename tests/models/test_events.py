@@ -1,0 +1,335 @@
+"""Webhook deliveries as CallEvents (calls/models/events.py) and their outcome on the call
+(CallLog.apply_outcome), driven through the webhook door: matching a delivery to its call, the
+outcome each provider status gives, duplicates, concurrent deliveries, and retry attempts in any
+order, where the latest attempt decides and an answered call stays answered."""
+
+from datetime import UTC, datetime, timedelta
+from itertools import permutations
+
+import pytest
+from django.utils import timezone
+
+from calls.models import CallEvent, CallLog
+from tests.helpers.webhooks import (
+    CALL_ID,
+    DAY,
+    PROVIDER_STATUSES,
+    decided_by,
+    deliver,
+    deliver_at_once,
+    final_state,
+    provider_time,
+    push,
+)
+
+
+def attempt(status: str, start: str, duration: int = 0, **fields) -> dict:
+    """One attempt of a call with retries, started at `start` (HH:MM, provider time)."""
+    return push(
+        status=status,
+        start_at=f"{DAY} {start}:00",
+        end_at=f"{DAY} {start}:{duration:02d}",
+        duration=str(duration),
+        recording_url=f"https://rec.example/{start}.mp3" if duration else "",
+        **fields,
+    )
+
+
+# --- matching a delivery to its call --------------------------------------------------------------
+
+
+def test_it_matches_by_mid_equal_to_the_provider_id(provider_client, call):
+    response = deliver(provider_client, push(mid=CALL_ID))
+
+    assert response.status_code == 200
+    assert response.json()["matched"] is True
+    assert CallEvent.objects.get().call == call
+
+
+def test_it_matches_by_the_compose_id(provider_client, call, make_call):
+    make_call("11111111-2222-3333-4444-555555555555")
+
+    response = deliver(provider_client, {"id": CALL_ID, "status": "BUSY"})
+
+    assert response.status_code == 200
+    assert CallEvent.objects.get().call == call
+
+
+@pytest.mark.parametrize(
+    ("stored", "delivered"),
+    [(f"{CALL_ID}:1", CALL_ID), (CALL_ID, f"{CALL_ID}:1"), (f"{CALL_ID}:1", f"{CALL_ID}:1")],
+    ids=["bare-to-suffixed", "suffixed-to-bare", "suffixed-to-suffixed"],
+)
+def test_it_matches_a_bare_uuid_and_a_suffixed_provider_id_either_way(
+    provider_client, make_call, stored, delivered
+):
+    call = make_call(stored)
+
+    response = deliver(provider_client, push(mid=delivered))
+
+    assert response.status_code == 200
+    assert CallEvent.objects.get().call == call
+
+
+def test_it_falls_back_to_the_latest_call_in_flight_to_the_same_number_from_the_same_bridge(
+    provider_client, make_call
+):
+    make_call("", status="unknown", submitted_at=timezone.now() - timedelta(hours=2))
+    latest = make_call("", status="unknown", submitted_at=timezone.now())
+
+    response = deliver(provider_client, push(mid=None))
+
+    assert response.status_code == 200
+    assert CallEvent.objects.get().call == latest
+    latest.refresh_from_db()
+    assert latest.status == "answered"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"status": "busy", "provider_status": "BUSY"},
+        {"submitted_at": timezone.now() - timedelta(days=2)},
+        {"to": "918867135999"},
+        {"submitted_at": None},
+        {"provider_id": "0f6c1f3e-0000-4000-8000-000000000000"},
+    ],
+    ids=["already-has-an-outcome", "too-old", "other-number", "never-sent", "knows-another-id"],
+)
+def test_the_fallback_ignores_calls_that_are_settled_old_or_elsewhere(
+    provider_client, make_call, fields
+):
+    fields = {"status": "unknown", "submitted_at": timezone.now(), **fields}
+    other = make_call(fields.pop("provider_id", ""), **fields)
+
+    response = deliver(provider_client, push(mid=None))
+
+    assert response.status_code == 202
+    assert CallEvent.objects.get().call is None
+    other.refresh_from_db()
+    assert other.status == fields.get("status", "unknown")
+
+
+def test_an_unknown_id_is_kept_unmatched_and_answered_202(provider_client, db):
+    response = deliver(provider_client, push())
+
+    event = CallEvent.objects.get()
+    assert response.status_code == 202
+    assert response.json() == {"event": event.pk, "matched": False}
+    assert event.call is None
+    assert list(CallEvent.objects.filter(call=None)) == [event]
+
+
+def test_matching_an_event_again_attaches_it_once_its_call_exists(provider_client, make_call):
+    deliver(provider_client, push(status="BUSY"))
+    event = CallEvent.objects.get()
+    assert event.match() is None
+
+    call = make_call()
+
+    assert event.match() == call
+    event.refresh_from_db()
+    assert event.call == call
+    call.refresh_from_db()
+    assert (call.status, call.provider_status) == ("busy", "BUSY")
+
+
+def test_a_redelivery_of_an_unmatched_event_matches_once_the_call_exists(
+    provider_client, make_call
+):
+    assert deliver(provider_client, push()).status_code == 202
+    call = make_call()
+
+    assert deliver(provider_client, push()).status_code == 200
+    assert CallEvent.objects.get().call == call
+
+
+# --- outcomes -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "status"), [*PROVIDER_STATUSES, ("ROBOT_HANGUP", "failed")])
+def test_each_provider_status_sets_the_calls_status_and_keeps_the_raw_one(
+    provider_client, call, raw, status
+):
+    response = deliver(provider_client, push(status=raw))
+
+    assert response.status_code == 200
+    call.refresh_from_db()
+    assert (call.status, call.provider_status) == (status, raw)
+    assert CallEvent.objects.get().raw_status == raw
+
+
+def test_an_unknown_status_for_an_unknown_call_is_stored_not_an_error(provider_client, db):
+    response = deliver(provider_client, push(status="ROBOT_HANGUP"))
+
+    event = CallEvent.objects.get()
+    assert response.status_code == 202
+    assert (event.raw_status, event.outcome, event.parse_error) == ("ROBOT_HANGUP", "failed", "")
+
+
+def test_a_delivery_without_status_is_attached_but_changes_nothing(provider_client, call):
+    response = deliver(provider_client, push(status=None))
+
+    assert response.status_code == 200
+    assert CallEvent.objects.get().call == call
+    assert final_state(call)["status"] == "queued"
+
+
+def test_it_reads_naive_provider_times_in_the_configured_zone(provider_client, call, settings):
+    settings.OBD_PROVIDER_TIMEZONE = "Asia/Kolkata"
+
+    deliver(provider_client, push(start_at=f"{DAY} 16:27:39", end_at=f"{DAY} 16:27:55"))
+
+    state = final_state(call)
+    assert timezone.is_aware(state["started_at"])
+    assert state["started_at"] == provider_time("16:27:39")
+    assert state["started_at"] == datetime(2026, 11, 20, 10, 57, 39, tzinfo=UTC)
+    assert state["ended_at"] == provider_time("16:27:55")
+
+
+def test_another_provider_zone_moves_the_same_naive_time(provider_client, call, settings):
+    settings.OBD_PROVIDER_TIMEZONE = "Europe/London"
+
+    deliver(provider_client, push(start_at=f"{DAY} 16:27:39"))
+
+    assert final_state(call)["started_at"] == provider_time("16:27:39", "Europe/London")
+
+
+def test_an_audio_call_takes_its_outcome_the_same_way(provider_client, make_call, sound):
+    call = make_call(flow=None, audio=sound)
+
+    deliver(provider_client, push(status="NOANSWER"))
+
+    assert final_state(call)["status"] == "no_answer"
+
+
+# --- duplicates -----------------------------------------------------------------------------------
+
+
+def test_the_same_delivery_twice_is_stored_once_and_counted(provider_client, call):
+    first = deliver(provider_client, push())
+    outcome_at = CallLog.objects.get().outcome_at
+    second = deliver(provider_client, push())
+
+    event = CallEvent.objects.get()
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert event.deliveries == 2
+    assert event.call == call
+    assert final_state(call)["attempts"] == 1
+    assert call.outcome_at == outcome_at
+
+
+def test_an_unmatched_delivery_twice_is_stored_once_and_accepted_both_times(provider_client, db):
+    codes = [deliver(provider_client, push()).status_code for _ in range(2)]
+
+    assert codes == [202, 202]
+    assert CallEvent.objects.get().deliveries == 2
+
+
+def test_an_unreadable_delivery_twice_is_stored_once_and_refused_both_times(provider_client, db):
+    codes = [deliver(provider_client, b"not json").status_code for _ in range(2)]
+
+    assert codes == [400, 400]
+    assert CallEvent.objects.get().deliveries == 2
+
+
+# --- concurrent deliveries, on the real database with real transactions ---------------------------
+
+
+def test_the_same_delivery_at_the_same_time_is_stored_once(transactional_db, call):
+    codes = deliver_at_once([push(), push()])
+
+    event = CallEvent.objects.get()
+    assert codes == [200, 200]
+    assert event.deliveries == 2
+    assert event.call == call
+    assert final_state(call) == decided_by(push(), attempts=1)
+
+
+def test_different_deliveries_at_the_same_time_are_all_stored(transactional_db, make_call):
+    ids = [f"00000000-0000-0000-0000-00000000000{n}" for n in range(6)]
+    calls = [make_call(provider_id) for provider_id in ids]
+
+    codes = deliver_at_once([push(mid=provider_id, status="BUSY") for provider_id in ids])
+
+    assert codes == [200] * len(ids)
+    assert CallEvent.objects.count() == len(ids)
+    for call in calls:
+        assert final_state(call)["status"] == "busy"
+        assert call.events.count() == 1
+
+
+def test_retry_attempts_at_the_same_time_end_answered(transactional_db, call):
+    codes = deliver_at_once([attempt("NOANSWER", "10:00"), attempt("ANSWER", "10:30", 40)])
+
+    assert codes == [200, 200]
+    state = final_state(call)
+    assert (state["status"], state["attempts"]) == ("answered", 2)
+    assert state["started_at"] == provider_time("10:30")
+
+
+# --- retry attempts (interval) and out-of-order arrival -------------------------------------------
+
+
+def test_each_retry_attempt_is_its_own_event_and_the_later_one_decides(provider_client, call):
+    deliver(provider_client, attempt("NOANSWER", "10:00"))
+    deliver(provider_client, attempt("BUSY", "10:30"))
+
+    assert CallEvent.objects.filter(call=call).count() == 2
+    state = final_state(call)
+    assert (state["status"], state["provider_status"], state["attempts"]) == ("busy", "BUSY", 2)
+    assert state["started_at"] == provider_time("10:30")
+
+
+@pytest.mark.parametrize("unanswered_start", ["10:00", "11:00"], ids=["earlier", "later"])
+def test_an_answered_attempt_is_never_replaced_by_an_unanswered_one_delivered_later(
+    provider_client, call, unanswered_start
+):
+    answered = attempt("ANSWER", "10:30", 42)
+
+    deliver(provider_client, answered)
+    deliver(provider_client, attempt("NOANSWER", unanswered_start))
+
+    assert final_state(call) == decided_by(answered, attempts=2)
+
+
+def arrival_orders(*attempts: dict, deciding: dict) -> list:
+    """Every order in which the provider may deliver these attempts, all decided by `deciding`."""
+    return [
+        pytest.param(
+            list(order),
+            deciding,
+            id=" ".join(f"{a['status']}@{a['start_at'][11:16]}" for a in order),
+        )
+        for order in permutations(attempts)
+    ]
+
+
+BUSY, NOANSWER, ANSWER = (
+    attempt("BUSY", "10:00"),
+    attempt("NOANSWER", "10:30"),
+    attempt("ANSWER", "11:00", 37),
+)
+
+
+EARLY_ANSWER, LATE_BUSY = attempt("ANSWER", "10:00", 37), attempt("BUSY", "11:00")
+
+
+LATE_CONGESTION = attempt("CONGESTION", "11:00")
+
+
+@pytest.mark.parametrize(
+    ("attempts", "deciding"),
+    [
+        *arrival_orders(BUSY, NOANSWER, ANSWER, deciding=ANSWER),
+        *arrival_orders(EARLY_ANSWER, NOANSWER, LATE_BUSY, deciding=EARLY_ANSWER),
+        *arrival_orders(BUSY, NOANSWER, LATE_CONGESTION, deciding=LATE_CONGESTION),
+    ],
+)
+def test_attempts_in_any_arrival_order_end_in_the_same_state(
+    provider_client, call, attempts, deciding
+):
+    for payload in attempts:
+        assert deliver(provider_client, payload).status_code == 200
+
+    assert final_state(call) == decided_by(deciding, attempts=3)

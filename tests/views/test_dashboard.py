@@ -1,0 +1,57 @@
+"""The dashboard page (calls/views.py dashboard): its numbers, tables and SVG chart."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from calls.models import CallLog
+from tests.helpers.dashboard import EXPECTED, PERIODS
+from tests.helpers.portal import text_of
+
+
+def table_rows(html: str) -> list[list[str]]:
+    return [
+        [text_of(cell) for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", html, re.S)
+    ]
+
+
+@pytest.mark.parametrize("period", PERIODS)
+def test_the_dashboard_page_shows_the_numbers_and_an_svg_chart(agent_client, known_calls, period):
+    expected = EXPECTED[period]
+    response = agent_client.get("/", {"period": period})
+    assert response.status_code == 200
+    html = response.content.decode()
+
+    def stat(name: str) -> str:
+        return text_of(re.search(rf'id="stat-{name}"[^>]*>(.*?)</', html, re.S)[1])
+
+    assert stat("placed") == str(expected.placed)
+    assert stat("rate") == f"{expected.rate}%"
+    assert stat("duration") == f"{expected.avg_duration:.0f} s"
+    assert Decimal(stat("cost")) == expected.cost
+    assert f"{expected.answered} of {expected.settled} with an outcome" in text_of(html)
+
+    rows = table_rows(html)
+    for label, placed, answered, rate in expected.by_bridge + expected.by_flow:
+        assert [label, str(placed), str(answered), f"{rate}%"] in rows
+    failure_rows = [row for row in rows if len(row) == 3]
+    assert len(failure_rows) == len(expected.failures)
+    for status, provider_status, http_status, n in expected.failures:
+        label = CallLog.Status(status).label  # shown in words, as in the outcome mix
+        (shown,) = [row for row in failure_rows if row[0] == label]
+        assert shown[2] == str(n)
+        assert str(http_status or provider_status) in shown[1]
+
+    svg = re.search(r"<svg\b.*?</svg>", html, re.S)
+    assert svg is not None
+    assert svg[0].count("<rect") == len(expected.per_hour)
+    hour = timezone.localtime(known_calls).hour
+    assert f"{hour}:00 — {expected.placed} calls" in svg[0]
+
+
+def test_the_dashboard_ignores_an_unknown_period(agent_client, known_calls):
+    html = agent_client.get("/", {"period": "forever"}).content.decode()
+    assert re.search(r'id="stat-placed"[^>]*>7<', html)
