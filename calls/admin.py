@@ -179,13 +179,12 @@ class DoNotCallAdmin(admin.ModelAdmin[DoNotCall]):
         form = DoNotCallImportForm(request.POST or None, request.FILES or None)
         if form.is_valid():
             try:
-                added, skipped = DoNotCall.import_csv(form.cleaned_data["csv_file"], request.user)
+                report = DoNotCall.import_csv(form.cleaned_data["csv_file"], request.user)
             except ValidationError as exc:  # not a CSV text: said on the form, nothing added
                 form.add_error("csv_file", exc)
             else:
-                self.message_user(
-                    request, f"{added} number(s) added, {skipped} row(s) skipped.", messages.SUCCESS
-                )
+                level = messages.WARNING if report.skipped else messages.SUCCESS
+                self.message_user(request, report.summary(), level)
                 return redirect("admin:calls_donotcall_changelist")
         context = {
             **self.admin_site.each_context(request),

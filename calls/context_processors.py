@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils import timezone
 
 
 def portal(request: HttpRequest) -> dict[str, object]:
-    return {"sandbox": settings.OBD_SANDBOX}
+    # The zone this person's times are written in (calls.middleware activates it).
+    return {"sandbox": settings.OBD_SANDBOX, "time_zone_name": timezone.get_current_timezone_name()}

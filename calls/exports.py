@@ -4,10 +4,18 @@ Every cell goes through one place, `spreadsheet_cell`: what came from outside (n
 provider messages) may start like a formula, and numbers must not turn into 9.18867E+11."""
 
 import csv
-import itertools
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import datetime, tzinfo
 
+from django.conf import settings
+from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
+from django.utils import timezone
+from django.utils.text import slugify
+
+from calls.models import CallLog, Campaign
+from calls.money import plain, price_of
+from calls.vocabulary import variable_field
 
 # OWASP's CSV injection list: a cell starting with one of these is read as a formula by Excel,
 # LibreOffice Calc or Google Sheets (a tab or carriage return is skipped, then `=` is seen).
@@ -53,13 +61,124 @@ def csv_download(
     phone_columns: Collection[str] = (),
 ) -> StreamingHttpResponse:
     """A streamed CSV attachment: the header, then each row with every cell made safe."""
+    return _attachment(filename, _lines(header, rows, phone_columns))
+
+
+# The call export's columns (the zone goes in the time columns' names, a
+# column per flow variable after `audio`, and the cost in money when a credit has a price).
+EXPORT_COLUMNS = [
+    "id",
+    "created_at",
+    "to",
+    "bridge",
+    "flow",
+    "audio",
+    "status",
+    "provider_status",
+    "provider_id",
+    "http_status",
+    "cost",
+    "started_at",
+    "ended_at",
+    "duration",
+    "attempts",
+    "error",
+    "campaign_id",
+    "placed_by",
+]
+TIME_COLUMNS = ("created_at", "started_at", "ended_at")
+PHONE_COLUMNS = ("to", "bridge")  # kept as text in spreadsheets
+
+
+def export_row(call: CallLog, zone: tzinfo) -> dict[str, object]:
+    """A call's cells by column, times in `zone`; each variable (as stored, so sensitive
+    values stay masked) under its `variables[Name]` field."""
+
+    def moment(value: datetime | None) -> str:
+        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+    return {
+        "id": call.pk,
+        "created_at": moment(call.created_at),
+        "to": call.to,
+        "bridge": call.bridge.number,
+        "flow": call.flow.name if call.flow else "",
+        "audio": call.audio.name if call.audio else "",
+        "status": call.status,
+        "provider_status": call.provider_status,
+        "provider_id": call.provider_id,
+        "http_status": call.http_status or "",
+        "cost": "" if call.cost is None else plain(call.cost),
+        "price": "" if call.cost is None else price_of(call.cost),
+        "started_at": moment(call.started_at),
+        "ended_at": moment(call.ended_at),
+        "duration": "" if call.duration is None else call.duration,
+        "attempts": call.attempts,
+        "error": call.error,
+        "campaign_id": call.campaign_id or "",
+        "placed_by": call.created_by.get_username() if call.created_by else "",
+    } | {variable_field(name): value for name, value in call.variables.items()}
+
+
+def call_log_csv(calls: QuerySet[CallLog], campaign: Campaign | None) -> StreamingHttpResponse:
+    """The calls as a spreadsheet reads them: times in the user's zone (named in the header),
+    one column per variable, the cost in money too when a credit has a price. Named after the
+    campaign when it is one campaign's results."""
+    zone, zone_name = timezone.get_current_timezone(), timezone.get_current_timezone_name()
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    what = [f"campaign-{campaign.pk}", slugify(campaign.name)] if campaign else []
+    filename = "-".join(filter(None, [*what, "calls", stamp])) + ".csv"
+    names = {
+        **{column: f"{column} ({zone_name})" for column in TIME_COLUMNS},
+        "cost": "cost (credits)",
+        "price": f"cost ({settings.OBD_CURRENCY})",
+    }
+
+    def lines() -> Iterator[str]:
+        # Inside the stream, so scanning the variables does not hold back the response; the zone
+        # is taken along, as the middleware has restored the portal's by the time this runs.
+        if campaign:
+            variables = campaign.flow.variables if campaign.flow else []
+        else:
+            variables = _variable_names(calls)
+        columns: list[str] = []
+        for column in EXPORT_COLUMNS:
+            columns.append(column)
+            if column == "audio":
+                columns += [variable_field(name) for name in variables]
+            if column == "cost" and settings.OBD_PRICE_PER_CREDIT is not None:
+                columns.append("price")
+        rows = (export_row(call, zone) for call in calls.order_by("-id").iterator(chunk_size=2000))
+        yield from _lines(
+            [names.get(column, column) for column in columns],
+            ([cells.get(column, "") for column in columns] for cells in rows),
+            PHONE_COLUMNS,
+        )
+
+    return _attachment(filename, lines())
+
+
+def _variable_names(calls: QuerySet[CallLog]) -> list[str]:
+    """Every variable name the calls hold, in alphabetical order (one pass over that column)."""
+    names: set[str] = set()
+    for stored in (
+        calls.exclude(variables={}).order_by().values_list("variables", flat=True).iterator(5000)
+    ):
+        names.update(stored)
+    return sorted(names, key=str.casefold)
+
+
+def _lines(
+    header: Sequence[str], rows: Iterable[Sequence[object]], phone_columns: Collection[str]
+) -> Iterator[str]:
     phone = {index for index, name in enumerate(header) if name in phone_columns}
     writer = csv.writer(Echo())
-    lines = (
-        writer.writerow([spreadsheet_cell(v, phone=i in phone) for i, v in enumerate(row)])
-        for row in rows
-    )
-    header_line = writer.writerow([neutralise(name) for name in header])
-    response = StreamingHttpResponse(itertools.chain([header_line], lines), content_type="text/csv")
+    yield writer.writerow([neutralise(name) for name in header])
+    for row in rows:
+        yield writer.writerow([spreadsheet_cell(v, phone=i in phone) for i, v in enumerate(row)])
+
+
+def _attachment(filename: str, lines: Iterator[str]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -12,13 +12,14 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
-from calls.models import MASK, CallLog, Campaign, DoNotCall, RejectedRow
+from calls.models import MASK, CallLog, Campaign, DoNotCall, IvrFlow, RejectedRow
 from calls.phone import normalize_number
 
 NUMBER_COLUMNS = ("number", "to", "mobile", "phone", "msisdn")
 BATCH = 2000
 MAX_COLUMNS = 100  # a number, a few variables and some columns to ignore; more is not our file
 REASON_MAX = RejectedRow._meta.get_field("reason").max_length or 300
+SAMPLE_NUMBER = "+91 98765 43210"
 
 
 class UnreadableFile(ValueError):
@@ -139,6 +140,19 @@ def _malformed(error: str, line: int) -> str:
     if "unexpected end of data" in error:
         return f'Line {line} opens a quote (") that is never closed: close it or remove it.'
     return f"Line {line} is not well-formed CSV ({error}): save it as “CSV UTF-8” and try again."
+
+
+def sample(flow: IvrFlow | None) -> tuple[list[str], list[str]]:
+    """The CSV a campaign playing `flow` reads: its header (the number, then each variable of
+    the flow) and one example row."""
+    variables = flow.variables if flow else []
+    return ["number", *variables], [SAMPLE_NUMBER, *(_example(flow, v) for v in variables)]
+
+
+def _example(flow: IvrFlow | None, variable: str) -> str:
+    if flow is not None and flow.is_sensitive(variable):
+        return "482913"
+    return "Asha" if "name" in variable.lower() else f"{variable} for this customer"
 
 
 def _map_columns(campaign: Campaign, header: list[str]) -> tuple[ImportReport, int, dict[str, int]]:

@@ -12,7 +12,7 @@ from django.db.models.functions import ExtractHour
 from django.utils import timezone
 
 from calls.models import AudioAsset, Bridge, CallLog, IvrFlow
-from calls.vocabulary import FAILURES, OUTCOME_ORDER, OUTCOMES, CallStatus
+from calls.vocabulary import FAILURES, OUTCOME_ORDER, OUTCOMES, CallStatus, provider_words
 
 PERIODS = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}
 type Row = dict[str, object]  # one row or bar of a table on the dashboard page
@@ -183,12 +183,12 @@ def _rows[K](
 
 def _failure_reason(row: Failure) -> str:
     if row["provider_status"] and row["status"] == CallStatus.FAILED:
-        return f"provider says {row['provider_status']}"
+        return provider_words(row["provider_status"])
     if row["http_status"]:
         return f"provider answered HTTP {row['http_status']}"
     reasons: dict[str, str] = {
         CallStatus.ERROR: "provider unreachable, not sent",
-        CallStatus.UNKNOWN: "no answer from the provider",
+        CallStatus.UNKNOWN: "sent, not confirmed by the provider yet (timeout or server error)",
         CallStatus.REJECTED: "refused by the provider",
     }
     return reasons.get(row["status"], row["status"])

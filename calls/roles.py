@@ -1,6 +1,12 @@
 """The two staff roles. Groups are (re)made after every migrate so permissions never drift."""
 
-from django.contrib.auth.models import Group, Permission
+from collections.abc import Callable
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.decorators import user_passes_test
+from django.contrib.auth.models import AnonymousUser, Group, Permission, PermissionsMixin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBase
 
 AGENT_PERMISSIONS = [
     "add_calllog",
@@ -28,3 +34,29 @@ def ensure_groups(**kwargs: object) -> None:
         group.permissions.set(
             Permission.objects.filter(content_type__app_label="calls", codename__in=codenames)
         )
+
+
+def permission_required[V: Callable[..., HttpResponseBase]](perm: str) -> Callable[[V], V]:
+    """Django's decorator with `raise_exception`, but the 403 page then names what is missing."""
+
+    def check(user: AbstractBaseUser | AnonymousUser) -> bool:
+        if isinstance(user, PermissionsMixin) and user.has_perm(perm):
+            return True
+        raise PermissionDenied(missing_permission(perm))
+
+    return user_passes_test(check)
+
+
+def missing_permission(perm: str) -> str:
+    """What the 403 page says: the permission in words and which groups have it."""
+    app_label, codename = perm.split(".", 1)
+    name = (
+        Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+        .values_list("name", flat=True)
+        .first()
+    )
+    groups = [group for group, codenames in ROLES.items() if codename in codenames]
+    said = f"This page needs the permission “{name or codename}” ({perm}), which your account does not have."
+    if not groups:
+        return f"{said} Only an administrator has it."
+    return f"{said} The {' and '.join(groups)} group{'s have' if len(groups) > 1 else ' has'} it: ask an administrator to add you."

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from calls import inbound, views
+from calls import campaign_views, inbound, preferences, views
 
 app_name = "calls"
 
@@ -14,15 +14,26 @@ urlpatterns = [
     path("calls/new/", views.call_new, name="call-new"),
     path("calls/<int:pk>/", views.call_detail, name="call-detail"),
     path("calls/<int:pk>/retry/", views.call_retry, name="call-retry"),
-    path("campaigns/", views.campaign_list, name="campaign-list"),
-    path("campaigns/new/", views.campaign_new, name="campaign-new"),
-    path("campaigns/<int:pk>/", views.campaign_detail, name="campaign-detail"),
-    path("campaigns/<int:pk>/upload/", views.campaign_upload, name="campaign-upload"),
-    path("campaigns/<int:pk>/rejected.csv", views.campaign_rejected_csv, name="campaign-rejected"),
+    path("campaigns/", campaign_views.campaign_list, name="campaign-list"),
+    path("campaigns/new/", campaign_views.campaign_new, name="campaign-new"),
+    path("campaigns/sample.csv", campaign_views.campaign_sample_csv, name="campaign-sample"),
+    path("campaigns/<int:pk>/", campaign_views.campaign_detail, name="campaign-detail"),
+    path("campaigns/<int:pk>/upload/", campaign_views.campaign_upload, name="campaign-upload"),
+    path(
+        "campaigns/<int:pk>/rejected.csv",
+        campaign_views.campaign_rejected_csv,
+        name="campaign-rejected",
+    ),
+    re_path(
+        r"^campaigns/(?P<pk>\d+)/(?P<action>start|cancel)/confirm/$",
+        campaign_views.campaign_confirm,
+        name="campaign-confirm",
+    ),
     re_path(
         r"^campaigns/(?P<pk>\d+)/(?P<action>start|pause|resume|cancel)/$",
-        views.campaign_action,
+        campaign_views.campaign_action,
         name="campaign-action",
     ),
+    path("preferences/", preferences.preferences, name="preferences"),
     path("webhooks/mobtexting/", inbound.mobtexting_webhook, name="webhook"),
 ]

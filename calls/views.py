@@ -3,8 +3,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required, permission_required
-from django.core.files.uploadedfile import UploadedFile
+from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 from django.http import (
@@ -19,23 +18,19 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from calls.exports import csv_download
+from calls.exports import call_log_csv
 from calls.forms import (
     CallFilterForm,
-    CampaignForm,
-    CsvUploadForm,
     PlaceCallForm,
     RetryForm,
     SoundUploadForm,
 )
 from calls.http import AuthenticatedHttpRequest
-from calls.imports import UnreadableFile, import_rows
 from calls.models import (
     AudioAsset,
     AuditEntry,
     Bridge,
     CallLog,
-    Campaign,
     IvrFlow,
     WorkerHeartbeat,
 )
@@ -43,16 +38,17 @@ from calls.provider.base import GatewayError
 from calls.provider.configured import get_gateway
 from calls.provider.sandbox import SANDBOX_EXAMPLE, SANDBOX_NUMBERS
 from calls.reports import PERIODS, build_dashboard
-from calls.tasks import HEARTBEAT_SECONDS, start_dispatchers
+from calls.roles import permission_required
+from calls.tasks import HEARTBEAT_SECONDS
 from calls.vocabulary import variable_of
 
 logger = logging.getLogger(__name__)
 PAGE_SIZE = 50
 # Parts of the call form redrawn as the agent types (see call_new.html).
-LIVE_PARTS = ("variables", "preview")
+LIVE_PARTS = ("variables", "preview", "recent")
 
 
-@permission_required("calls.view_calllog", raise_exception=True)
+@permission_required("calls.view_calllog")
 def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
     period = asked if (asked := request.GET.get("period")) in PERIODS else "today"
     return render(
@@ -81,7 +77,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if database == "ok" else 503)
 
 
-@permission_required("calls.view_bridge", raise_exception=True)
+@permission_required("calls.view_bridge")
 def catalogue(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
@@ -128,10 +124,12 @@ def _int(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-@permission_required("calls.view_calllog", raise_exception=True)
+@permission_required("calls.view_calllog")
 def call_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     filters = CallFilterForm(request.GET or None)
-    calls = filters.filter(CallLog.objects.select_related("bridge", "flow", "audio", "created_by"))
+    calls = filters.filter(
+        CallLog.objects.select_related("bridge", "flow", "audio", "created_by", "campaign")
+    )
     page = keyset_page(calls, request.GET)
     params = request.GET.copy()
     for key in ("before", "after"):
@@ -141,13 +139,15 @@ def call_list(request: AuthenticatedHttpRequest) -> HttpResponse:
         "page": page,
         "query": params.urlencode(),
         "in_flight": any(not call.is_final for call in page.rows),
+        # The newest page redraws itself, so calls placed elsewhere appear; an older one stays.
+        "newest": "before" not in request.GET and "after" not in request.GET,
         "filtered": bool(params),
     }
     template = "calls/call_list.html#results" if request.htmx else "calls/call_list.html"
     return render(request, template, context)
 
 
-@permission_required("calls.view_calllog", raise_exception=True)
+@permission_required("calls.view_calllog")
 def call_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     call = get_object_or_404(
         CallLog.objects.select_related("bridge", "flow", "audio", "created_by"), pk=pk
@@ -162,7 +162,7 @@ def call_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return render(request, template, context)
 
 
-@permission_required("calls.add_calllog", raise_exception=True)
+@permission_required("calls.add_calllog")
 def call_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST" and request.htmx and request.htmx.target in LIVE_PARTS:
         # The flow's variables and the live preview, redrawn from what is typed so far. POST,
@@ -202,7 +202,7 @@ def _form_context(form: PlaceCallForm) -> dict[str, object]:
 
 
 @require_POST
-@permission_required("calls.add_calllog", raise_exception=True)
+@permission_required("calls.add_calllog")
 def call_retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Send again a call that never left (status `error`); nothing else may be resent."""
     call = get_object_or_404(CallLog, pk=pk)
@@ -221,121 +221,16 @@ def call_retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return redirect(call)
 
 
-@permission_required("calls.view_campaign", raise_exception=True)
-def campaign_list(request: AuthenticatedHttpRequest) -> HttpResponse:
-    campaigns = list(Campaign.objects.select_related("bridge", "flow", "audio", "created_by")[:100])
-    progress = Campaign.progress_of(campaigns)
-    rows = [(campaign, progress[campaign.pk]) for campaign in campaigns]
-    # Refresh while anything moves: a running campaign, or sent calls still awaiting outcomes.
-    live = any(c.status == Campaign.Status.RUNNING or p["in_flight"] for c, p in rows)
-    template = "calls/campaign_list.html#campaigns" if request.htmx else "calls/campaign_list.html"
-    return render(request, template, {"rows": rows, "live": live})
-
-
-@permission_required("calls.add_campaign", raise_exception=True)
-def campaign_new(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = CampaignForm(request.POST or None, request.FILES or None)
-    if form.is_valid():
-        campaign = form.save(commit=False)
-        campaign.created_by = request.user
-        campaign.save()
-        AuditEntry.record(request.user, AuditEntry.Action.CREATED, campaign=campaign)
-        if _import_into(request, campaign, form.cleaned_data["csv_file"]):
-            return redirect(campaign)
-        campaign.delete()  # nothing usable was uploaded: no empty draft left behind
-    return render(request, "calls/campaign_new.html", {"form": form})
-
-
-def _import_into(
-    request: AuthenticatedHttpRequest, campaign: Campaign, upload: UploadedFile[bytes]
-) -> bool:
-    try:
-        report = import_rows(campaign, upload, user=request.user)
-    except UnreadableFile as exc:
-        messages.error(request, str(exc))
-        return False
-    summary = f"{report.accepted} row(s) ready to call, {report.rejected} rejected."
-    AuditEntry.record(request.user, AuditEntry.Action.UPLOADED, campaign=campaign, detail=summary)
-    messages.success(request, summary)
-    return True
-
-
-@permission_required("calls.view_campaign", raise_exception=True)
-def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign.objects.select_related("bridge", "flow", "audio"), pk=pk)
-    context = {
-        "campaign": campaign,
-        "progress": campaign.progress(),
-        "rejected": campaign.rejected_rows.select_related("campaign")[:20],
-        "audit": campaign.audit.select_related("actor"),
-        "upload_form": CsvUploadForm(),
-    }
-    template = (
-        "calls/campaign_detail.html#progress" if request.htmx else "calls/campaign_detail.html"
-    )
-    return render(request, template, context)
-
-
-@require_POST
-@permission_required("calls.change_campaign", raise_exception=True)
-def campaign_upload(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk, status=Campaign.Status.DRAFT)
-    form = CsvUploadForm(request.POST, request.FILES)
-    if form.is_valid():
-        _import_into(request, campaign, form.cleaned_data["csv_file"])
-    else:  # no file, or one over the size limit: the form says which
-        messages.error(request, " ".join(map(str, form.errors["csv_file"])))
-    return redirect(campaign)
-
-
-@require_POST
-@permission_required("calls.change_campaign", raise_exception=True)
-def campaign_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
-    move, recorded_as = {
-        "start": (campaign.start, AuditEntry.Action.STARTED),
-        "pause": (campaign.pause, AuditEntry.Action.PAUSED),
-        "resume": (campaign.resume, AuditEntry.Action.RESUMED),
-        "cancel": (campaign.cancel, AuditEntry.Action.CANCELED),
-    }[action]
-    done = move()
-    if done:
-        AuditEntry.record(request.user, recorded_as, campaign=campaign)
-    if done and action in ("start", "resume"):
-        start_dispatchers(campaign)
-    if not done:
-        messages.error(
-            request, f"A {campaign.get_status_display().lower()} campaign cannot {action}."
-        )
-    return redirect(campaign)
-
-
-@permission_required("calls.view_campaign", raise_exception=True)
-def campaign_rejected_csv(request: AuthenticatedHttpRequest, pk: int) -> StreamingHttpResponse:
-    """The rejected rows as they came, plus why, to fix and upload again."""
-    campaign = get_object_or_404(Campaign, pk=pk)
-    header = [column for column, _ in campaign.columns]
-    rows = (
-        [row.values.get(name, "") for name in header] + [row.reason]
-        for row in campaign.rejected_rows.iterator(chunk_size=2000)
-    )
-    # Values go back as typed (only formulas neutralised), to be fixed and uploaded again.
-    return csv_download(f"campaign-{campaign.pk}-rejected.csv", [*header, "reason"], rows)
-
-
-@permission_required("calls.view_calllog", raise_exception=True)
+@permission_required("calls.view_calllog")
 def call_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     """The filtered call log as CSV, streamed row by row; variables as stored (secrets masked)."""
     filters = CallFilterForm(request.GET or None)
     calls = filters.filter(CallLog.objects.select_related("bridge", "flow", "audio", "created_by"))
-    rows = (call.export_row() for call in calls.order_by("-id").iterator(chunk_size=2000))
-    stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    return csv_download(
-        f"calls-{stamp}.csv", CallLog.EXPORT_COLUMNS, rows, phone_columns=CallLog.PHONE_COLUMNS
-    )
+    campaign = filters.cleaned_data["campaign"] if filters.is_valid() else None
+    return call_log_csv(calls, campaign)
 
 
-@permission_required("calls.add_audioasset", raise_exception=True)
+@permission_required("calls.add_audioasset")
 def sound_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = SoundUploadForm(request.POST or None, request.FILES or None)
     if form.is_valid():

@@ -17,6 +17,9 @@ class CallStatus(models.TextChoices):
     BUSY = "busy", "Busy"
     CANCELED = "canceled", "Canceled"
     FAILED = "failed", "Failed"
+    # A campaign row never sent because its campaign was canceled: no outcome, unlike `canceled`
+    # (the provider's word for a caller who hung up before the customer answered).
+    WITHDRAWN = "withdrawn", "Not sent (campaign canceled)"
 
 
 # What the customer's phone did: the provider told us, by webhook or status look-up.
@@ -31,7 +34,7 @@ OUTCOMES = frozenset(
 )
 # Not settled yet: stored and not answered, accepted by the provider, or fate unknown.
 IN_FLIGHT = frozenset({CallStatus.PENDING, CallStatus.QUEUED, CallStatus.UNKNOWN})
-# Settled one way or another: an outcome, or refused, or never sent.
+# Settled one way or another: an outcome, or refused, or never sent (or withdrawn).
 FINAL = frozenset(CallStatus) - IN_FLIGHT
 # What the POST to outgoing/send can come back as.
 SUBMISSION_RESULTS = frozenset(
@@ -49,9 +52,39 @@ OUTCOME_ORDER = (
 )
 
 
+# The provider's own status words, as a person says them. The provider's raw word stays stored
+# (and exported) as it came; pages show these.
+PROVIDER_WORDS = {
+    "ANSWER": "answered",
+    "ANSWERED": "answered",
+    "COMPLETED": "answered",
+    "NOANSWER": "rang, not answered",
+    "NO_ANSWER": "rang, not answered",
+    "MISSED": "rang, not answered",
+    "BUSY": "line busy",
+    "CANCEL": "caller hung up before the customer answered",
+    "CANCELED": "caller hung up before the customer answered",
+    "CONGESTION": "network congestion",
+    "CHANUNAVAIL": "number unreachable (switched off or out of coverage)",
+    "FAILED": "failed on the network",
+    "QUEUED": "queued at the provider",
+    "PENDING": "waiting at the provider",
+    "INITIATED": "dialling",
+    "RINGING": "ringing",
+    "IN-PROGRESS": "in progress",
+    "PROGRESS": "in progress",
+}
+
+
+def provider_words(word: str) -> str:
+    """A provider status in plain words; a word we do not know is shown as it came."""
+    return PROVIDER_WORDS.get(word.strip().upper(), word)
+
+
 def provider_key(provider_id: str) -> str:
-    """The provider's call id without the legacy `:n` suffix, so `<uuid>:1` and `<uuid>` match."""
-    return provider_id.split(":")[0]
+    """The provider's call id without the legacy `:n` suffix, so `<uuid>:1` and `<uuid>` match;
+    lower case, so ids match (and are searched by prefix on an index) whatever their case."""
+    return provider_id.split(":")[0].lower()
 
 
 VARIABLE_FIELD_PREFIX = "variables["

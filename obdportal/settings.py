@@ -6,6 +6,7 @@ A bad value (DEBUG=maybe, an unknown DATABASE_URL scheme) stops start-up with a 
 
 import os
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,21 @@ def _database(url: str) -> dict[str, Any]:
     return config
 
 
+def _price(raw: str) -> Decimal | None:
+    """What one provider credit costs, e.g. 0.45; empty means unknown."""
+    if not raw.strip():
+        return None
+    try:
+        price = Decimal(raw)
+    except InvalidOperation:
+        price = Decimal("NaN")
+    if not price.is_finite() or price < 0:
+        raise ImproperlyConfigured(
+            f"OBD_PRICE_PER_CREDIT={raw!r} is not a price: use a number such as 0.45, or nothing."
+        )
+    return price
+
+
 DEBUG = _bool("DEBUG", False)
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-key-change-me-in-production")
 # Rotating the key: move the old one here (comma-separated) until campaigns sealed with it are sent.
@@ -92,7 +108,8 @@ OBD_WEBHOOK_SECRET = env.str("OBD_WEBHOOK_SECRET", default="")
 OBD_WEBHOOK_VERIFICATION_TOKEN = env.str("OBD_WEBHOOK_VERIFICATION_TOKEN", default="")
 OBD_WEBHOOK_MAX_BODY = env.int("OBD_WEBHOOK_MAX_BODY", default=64 * 1024)
 OBD_CSV_MAX_BYTES = env.int("OBD_CSV_MAX_BYTES", default=20 * 1024 * 1024)  # campaign, do-not-call
-OBD_DEFAULT_REGION = env.str("OBD_DEFAULT_REGION", default="").upper() or None
+# The provider's market: `8867135123` is an Indian number. Set it empty to require a country code.
+OBD_DEFAULT_REGION = env.str("OBD_DEFAULT_REGION", default="IN").upper() or None
 OBD_PROVIDER_TIMEZONE = env.str("OBD_PROVIDER_TIMEZONE", default="Asia/Kolkata")
 OBD_RECONCILE_AFTER_MINUTES = env.int("OBD_RECONCILE_AFTER_MINUTES", default=30)
 OBD_RECONCILE_EVERY_MINUTES = env.int("OBD_RECONCILE_EVERY_MINUTES", default=10)
@@ -108,8 +125,13 @@ OBD_SWEEP_EVERY_SECONDS = env.int("OBD_SWEEP_EVERY_SECONDS", default=30)
 OBD_RATE_LIMIT_WAIT_SECONDS = env.float("OBD_RATE_LIMIT_WAIT_SECONDS", default=10.0)
 OBD_MAX_CALLS_PER_NUMBER = env.int("OBD_MAX_CALLS_PER_NUMBER", default=0)
 OBD_MAX_CALLS_WINDOW_MINUTES = env.int("OBD_MAX_CALLS_WINDOW_MINUTES", default=60)
+# The call form asks to confirm a number called this many minutes ago or less (0: never asks).
+OBD_REDIAL_WARN_MINUTES = env.int("OBD_REDIAL_WARN_MINUTES", default=10)
 OBD_SANDBOX_DELAY_SECONDS = env.float("OBD_SANDBOX_DELAY_SECONDS", default=4.0)
 OBD_SANDBOX = not MOBTEXTING_API_TOKEN
+# What a provider credit costs, to show cost as money; empty: unknown, cost is shown in credits.
+OBD_CURRENCY = env.str("OBD_CURRENCY", default="INR").strip().upper()
+OBD_PRICE_PER_CREDIT = _price(env.str("OBD_PRICE_PER_CREDIT", default=""))
 OBD_PRODUCTION = False  # obdportal.production sets it
 
 INSTALLED_APPS = [
@@ -135,6 +157,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "calls.middleware.UserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -261,7 +284,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost"
 LANGUAGE_CODE = "en-us"
 # One way to write a moment everywhere, with seconds: timeline entries are seconds apart.
 FORMAT_MODULE_PATH = ["obdportal.formats"]
-TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+# The portal's zone; each user may pick their own (calls.middleware.UserTimeZoneMiddleware).
+# (Django itself refuses a zone it does not know.)
+TIME_ZONE = env.str("TIME_ZONE", default="Asia/Kolkata")
 USE_I18N = True
 USE_TZ = True
 
@@ -277,9 +302,14 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"}
     },
+    "filters": {"without_query_strings": {"()": "obdportal.debug.WithoutQueryStrings"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        "django.server": {"filters": ["without_query_strings"], "propagate": True},
+    },
 }
 
 

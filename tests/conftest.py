@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
@@ -19,14 +20,25 @@ from tests.helpers.portal import campaign_form as campaign_form  # tests may sti
 from tests.helpers.webhooks import CALL_ID, TO
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """No connection kept open between requests in tests: the live server answers each request
+    on a thread of its own, whose kept connection would outlive the test database."""
+    from django.conf import settings
+
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
 @pytest.fixture(autouse=True)
 def _portal_settings(settings):
-    """Every test starts on the sandbox with a known webhook secret and no default region."""
+    """Every test starts on the sandbox with a known webhook secret, no default region and the
+    portal's default zone (whatever the machine's environment says)."""
     settings.MOBTEXTING_API_TOKEN = ""
     settings.OBD_SANDBOX = True
     settings.OBD_WEBHOOK_SECRET = WEBHOOK_SECRET
     settings.OBD_WEBHOOK_VERIFICATION_TOKEN = "verify-me"
     settings.OBD_DEFAULT_REGION = None
+    settings.TIME_ZONE = "Asia/Kolkata"
     settings.MOBTEXTING_WEBHOOK_ID = ""
     # Real password hashing costs ~0.3 s per user; tests need the check, not the cost.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -121,7 +133,10 @@ def fake_provider() -> Iterator[FakeProvider]:
                 self.command, self.path, dict(self.headers), self.rfile.read(length)
             )
             provider.requests.append(recorded)
-            status, headers, body = provider.reply(recorded)
+            try:
+                status, headers, body = provider.reply(recorded)
+            finally:  # a reply that looked at the database must not leave a session open
+                connections.close_all()
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -209,6 +224,6 @@ def known_calls(bridge, otp_flow, sound) -> datetime:
             **extra,
         )
     # Campaign rows never sent (waiting, or canceled with their campaign) are not calls placed.
-    for status in ("pending", "canceled"):
+    for status in ("pending", "withdrawn"):
         CallLog.objects.create(bridge=bridge, to="918867135124", audio=sound, status=status)
     return now

@@ -4,12 +4,15 @@ pages, on SQLite and on PostgreSQL."""
 
 import csv
 import io
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from calls.models import CallLog, Campaign
+from calls.models import MASK, CallLog, Campaign, IvrFlow, UserPreference
 from tests.helpers.portal import campaign_form, logged_in
 
 # What a spreadsheet would run, one per character OWASP lists, and what the file must hold.
@@ -23,6 +26,15 @@ FORMULAS = [
 ]
 
 
+# 13:00:04 UTC: 18:30:04 in Kolkata, 08:00:04 in New York (EST in November).
+MOMENT = datetime(2026, 11, 27, 13, 0, 4, tzinfo=UTC)
+
+
+def sent_call(**fields: object) -> CallLog:
+    """A call that went to the provider: the call log (and its export) lists those."""
+    return CallLog.objects.create(**{"submitted_at": MOMENT, **fields})
+
+
 def download(client: Client, url: str, **query: str) -> list[list[str]]:
     response = client.get(url, query)
     assert response.status_code == 200 and response.streaming
@@ -32,7 +44,6 @@ def download(client: Client, url: str, **query: str) -> list[list[str]]:
 
 def exported(client: Client, **query: str) -> list[dict[str, str]]:
     header, *rows = download(client, "/calls/export.csv", **query)
-    assert header == CallLog.EXPORT_COLUMNS
     return [dict(zip(header, row, strict=True)) for row in rows]
 
 
@@ -40,9 +51,7 @@ def exported(client: Client, **query: str) -> list[dict[str, str]]:
 def test_a_formula_from_the_provider_is_exported_as_inert_text(
     agent_client, bridge, sound, formula
 ):
-    CallLog.objects.create(
-        bridge=bridge, to="918867135123", audio=sound, status="failed", error=formula
-    )
+    sent_call(bridge=bridge, to="918867135123", audio=sound, status="failed", error=formula)
 
     (row,) = exported(agent_client)
 
@@ -53,7 +62,7 @@ def test_every_text_column_of_the_call_export_is_neutralised(
     agent_client, bridge, sound, django_user_model
 ):
     placed_by = django_user_model.objects.create_user(username="+evil@example")
-    CallLog.objects.create(
+    sent_call(
         bridge=bridge,
         to="918867135123",
         audio=sound,
@@ -75,7 +84,7 @@ def test_every_text_column_of_the_call_export_is_neutralised(
 
 
 def test_plain_values_are_exported_unchanged(agent_client, bridge, sound):
-    call = CallLog.objects.create(
+    call = sent_call(
         bridge=bridge,
         to="918867135123",
         audio=sound,
@@ -93,7 +102,7 @@ def test_plain_values_are_exported_unchanged(agent_client, bridge, sound):
 
 
 def test_phone_numbers_are_written_so_a_spreadsheet_keeps_them_as_text(agent_client, bridge, sound):
-    CallLog.objects.create(bridge=bridge, to="918867135123", audio=sound)
+    sent_call(bridge=bridge, to="918867135123", audio=sound)
 
     (row,) = exported(agent_client)
 
@@ -108,16 +117,156 @@ def test_a_campaigns_results_export_is_neutralised_and_keeps_numbers_as_text(
     supervisor, bridge, sound
 ):
     campaign = Campaign.objects.create(name="November", bridge=bridge, audio=sound, pace=2)
-    CallLog.objects.create(
-        bridge=bridge, to="918867135124", audio=sound, campaign=campaign, error="@cmd"
-    )
-    CallLog.objects.create(bridge=bridge, to="918867135123", audio=sound, error="=elsewhere")
+    sent_call(bridge=bridge, to="918867135124", audio=sound, campaign=campaign, error="@cmd")
+    sent_call(bridge=bridge, to="918867135123", audio=sound, error="=elsewhere")
 
     rows = exported(logged_in(supervisor), campaign=str(campaign.pk))
 
     assert [(r["to"], r["error"], r["campaign_id"]) for r in rows] == [
         ("'918867135124", "'@cmd", str(campaign.pk))
     ]
+
+
+# --- opening cleanly in a spreadsheet -------------------------------------------------------------
+
+
+def test_the_call_export_has_the_documented_columns_with_times_in_the_portals_zone(
+    agent_client, bridge, sound
+):
+    sent_call(bridge=bridge, to="918867135123", audio=sound)
+
+    header, _ = download(agent_client, "/calls/export.csv")
+
+    assert header == [
+        "id",
+        "created_at (Asia/Kolkata)",
+        "to",
+        "bridge",
+        "flow",
+        "audio",
+        "status",
+        "provider_status",
+        "provider_id",
+        "http_status",
+        "cost (credits)",
+        "started_at (Asia/Kolkata)",
+        "ended_at (Asia/Kolkata)",
+        "duration",
+        "attempts",
+        "error",
+        "campaign_id",
+        "placed_by",
+    ]
+
+
+def test_times_are_exported_in_the_users_zone_and_named_in_the_header(agent, bridge, sound):
+    sent_call(
+        bridge=bridge,
+        to="918867135123",
+        audio=sound,
+        created_at=MOMENT,
+        started_at=MOMENT + timedelta(seconds=10),
+        ended_at=MOMENT + timedelta(seconds=40),
+    )
+    UserPreference.objects.create(user=agent, time_zone="America/New_York")
+
+    (row,) = exported(logged_in(agent))
+
+    assert row["created_at (America/New_York)"] == "2026-11-27 08:00:04"
+    assert row["started_at (America/New_York)"] == "2026-11-27 08:00:14"
+    assert row["ended_at (America/New_York)"] == "2026-11-27 08:00:44"
+
+
+def test_flow_and_audio_are_exported_by_name(agent_client, bridge, otp_flow, sound):
+    sent_call(bridge=bridge, to="918867135123", audio=sound)
+    sent_call(bridge=bridge, to="918867135124", flow=otp_flow)
+
+    flow_call, audio_call = exported(agent_client)
+
+    assert (flow_call["flow"], flow_call["audio"]) == ("Login OTP", "")
+    assert (audio_call["flow"], audio_call["audio"]) == ("", "Reminder")
+
+
+def test_each_variable_of_the_exported_calls_has_its_own_column_secrets_masked(
+    agent_client, bridge, otp_flow, sound
+):
+    greeting = IvrFlow.objects.create(flow_id="25", name="Greeting", template="Hi {city}")
+    CallLog.prepare(
+        submitted_at=MOMENT,
+        bridge=bridge,
+        to="918867135123",
+        flow=otp_flow,
+        variables={"Name": "Asha", "otp": "4829"},
+    ).save()
+    CallLog.prepare(
+        submitted_at=MOMENT,
+        bridge=bridge,
+        to="918867135124",
+        flow=greeting,
+        variables={"city": "=Pune"},
+    ).save()
+    sent_call(bridge=bridge, to="918867135125", audio=sound)
+
+    header, *rows = download(agent_client, "/calls/export.csv")
+
+    variables = ["variables[city]", "variables[Name]", "variables[otp]"]
+    assert header[header.index("audio") + 1 : header.index("status")] == variables
+    by_number = {row[2]: dict(zip(header, row, strict=True)) for row in rows}
+    assert [by_number["'918867135123"][v] for v in variables] == ["", "Asha", MASK]
+    assert [by_number["'918867135124"][v] for v in variables] == ["'=Pune", "", ""]
+    assert [by_number["'918867135125"][v] for v in variables] == ["", "", ""]
+
+
+def test_a_campaigns_export_has_its_flows_variables_and_is_named_after_it(
+    supervisor, bridge, otp_flow
+):
+    campaign = Campaign.objects.create(
+        name="November reminders!", bridge=bridge, flow=otp_flow, pace=2
+    )
+    CallLog.prepare(
+        submitted_at=MOMENT,
+        bridge=bridge,
+        to="918867135123",
+        flow=otp_flow,
+        campaign=campaign,
+        variables={"Name": "Asha", "otp": "4829"},
+    ).save()
+    client = logged_in(supervisor)
+
+    response = client.get("/calls/export.csv", {"campaign": campaign.pk})
+    header, row = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+    assert re.fullmatch(
+        rf'attachment; filename="campaign-{campaign.pk}-november-reminders-calls-\d{{8}}-\d{{4}}\.csv"',
+        response["Content-Disposition"],
+    )
+    assert [
+        cell for name, cell in zip(header, row, strict=True) if name.startswith("variables[")
+    ] == [
+        "Asha",
+        MASK,
+    ]
+
+
+def test_the_call_log_export_is_named_for_what_it_holds(agent_client, bridge, sound):
+    response = agent_client.get("/calls/export.csv")
+
+    assert re.fullmatch(
+        r'attachment; filename="calls-\d{8}-\d{4}\.csv"', response["Content-Disposition"]
+    )
+
+
+def test_the_cost_is_exported_in_credits_and_as_money_when_a_credit_has_a_price(
+    settings, agent_client, bridge, sound
+):
+    settings.OBD_CURRENCY, settings.OBD_PRICE_PER_CREDIT = "INR", Decimal("0.45")
+    sent_call(bridge=bridge, to="918867135123", audio=sound, cost=Decimal("2.5"))
+    sent_call(bridge=bridge, to="918867135124", audio=sound)
+
+    unknown, priced = exported(agent_client)  # newest first
+
+    assert (unknown["cost (credits)"], unknown["cost (INR)"]) == ("", "")
+    assert (priced["cost (credits)"], priced["cost (INR)"]) == ("2.5", "1.13")
 
 
 # --- the rejected rows of a campaign ---------------------------------------------------------
@@ -145,7 +294,7 @@ def test_the_rejected_rows_file_neutralises_formulas_in_values_and_headers(
 
     assert rows[0] == ["number", "Name", "'@city", "reason"]
     assert [row[:3] for row in rows[1:]] == [
-        ["12345", '\'=HYPERLINK("http://evil.example","Open")', "'-Goa"],
+        ["'12345", '\'=HYPERLINK("http://evil.example","Open")', "'-Goa"],
         ["'+91 98765", "Asha", "Pune"],  # the upload trims the tab away
     ]
     assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for cell in r)

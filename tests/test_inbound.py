@@ -2,6 +2,7 @@
 first, challenges that change nothing, values that do not fit, bodies that are not deliveries."""
 
 import json
+import time
 
 import pytest
 from django.test import Client
@@ -176,3 +177,43 @@ def test_a_content_length_over_the_cap_is_refused_before_reading(client, db, set
 
     assert response.status_code == 413
     assert not CallEvent.objects.exists()
+
+
+# --- found by trying it as an attacker -----------------------------------------------------------
+
+
+def test_a_body_built_to_make_the_lenient_reader_backtrack_is_answered_at_once(client, db):
+    began = time.perf_counter()
+
+    response = deliver(client, b'{"a":1' + b"X" * 60000)
+
+    assert response.status_code == 400
+    assert time.perf_counter() - began < 1  # was 74 s for 60 KB, holding the whole process
+    assert "body is not JSON" in CallEvent.objects.get().parse_error
+
+
+def test_deep_nesting_behind_a_bare_number_is_unreadable_not_a_crash(client, db):
+    response = deliver(client, b'{"a":1X,"b":' + b"[" * 20000 + b"]" * 20000 + b"}")
+
+    assert response.status_code == 400
+    assert CallEvent.objects.get().parse_error == "body is nested too deeply to be a delivery"
+
+
+def test_a_lone_surrogate_in_a_value_is_stored_flagged_and_never_a_500(client, call):
+    response = deliver(client, b'{"mid": "' + CALL_ID.encode() + b'", "status": "BUSY\\ud800"}')
+
+    assert response.status_code == 200
+    event = CallEvent.objects.get()
+    assert "lone surrogates" in event.problems
+    assert final_state(call)["status"] == "failed"  # "BUSY?" is no outcome word we know
+
+
+def test_a_later_delivery_that_says_less_keeps_what_is_known(client, call):
+    deliver(client, push(status="ANSWER"))
+    known = final_state(call)
+
+    response = deliver(client, {"mid": CALL_ID, "status": "ANSWER"})
+    flagged = deliver(client, push(status="ANSWER", duration="99999999999"))
+
+    assert (response.status_code, flagged.status_code) == (200, 200)
+    assert final_state(call) == known  # start, end, duration and recording all kept

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from calls.models import AuditEntry, CallLog, Campaign
-from tests.helpers.portal import logged_in
+from tests.helpers.portal import logged_in, text_of
 
 # What a visitor gets.
 OK = 200  # the page
@@ -68,6 +68,8 @@ MATRIX = [
     ("GET", "/campaigns/new/", SUPERVISOR_ONLY_PAGE),
     ("GET", "/campaigns/{campaign}/", AGENT_MAY_SEE),
     ("GET", "/campaigns/{campaign}/rejected.csv", AGENT_MAY_SEE),
+    ("GET", "/campaigns/{campaign}/start/confirm/", SUPERVISOR_ONLY_PAGE),
+    ("GET", "/campaigns/sample.csv", SUPERVISOR_ONLY_PAGE),
     ("GET", "/catalogue/sounds/upload/", SUPERVISOR_ONLY_PAGE),
     ("POST", "/calls/{call}/retry/", AGENT_MAY_DO),
     ("POST", "/campaigns/{campaign}/start/", SUPERVISOR_ONLY_ACTION),
@@ -171,3 +173,30 @@ def test_groups_survive_another_migrate(db):
     Group.objects.get(name="Agents").permissions.clear()
     call_command("migrate", verbosity=0)
     assert Group.objects.get(name="Agents").permissions.filter(codename="add_calllog").exists()
+
+
+# --- what the 403 page says -----------------------------------------------------------------------
+
+
+def test_the_403_page_names_the_missing_permission_and_who_has_it(agent):
+    response = logged_in(agent).get("/campaigns/new/")
+
+    assert response.status_code == 403
+    said = text_of(response.content.decode())
+    assert (
+        "This page needs the permission “Can add campaign” (calls.add_campaign), which your "
+        "account does not have. The Supervisors group has it: ask an administrator to add you."
+    ) in said
+    assert '<a href="/">Back to the dashboard</a>' in response.content.decode()
+
+
+def test_the_403_page_never_links_back_to_a_page_that_refuses_too(outsider):
+    response = logged_in(outsider).get("/")
+
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert "“Can view call” (calls.view_calllog)" in text_of(html)
+    assert "The Agents and Supervisors groups have it" in text_of(html)
+    main = html.split("<main", 1)[-1]
+    assert 'href="/"' not in main  # no way back into the refusal
+    assert "Another account may do this: Log out and log in with it." in text_of(main)

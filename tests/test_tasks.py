@@ -153,7 +153,7 @@ def test_pausing_while_the_dispatcher_runs_stops_it_after_the_call_in_flight(bri
     assert statuses(campaign) == ["queued", "queued", "pending", "pending", "pending"]
 
 
-def test_cancel_marks_unsent_rows_canceled_and_nothing_more_is_sent(bridge, sound):
+def test_cancel_withdraws_unsent_rows_and_nothing_more_is_sent(bridge, sound):
     campaign = running_campaign(bridge, sound, rows=4)
     clock = FakeClock()
     gateway = FakeGateway(now=clock.now, after_send={1: campaign.cancel})
@@ -161,8 +161,8 @@ def test_cancel_marks_unsent_rows_canceled_and_nothing_more_is_sent(bridge, soun
     assert dispatcher(campaign, gateway, clock).run() == "stopped"
 
     assert gateway.numbers == [number(0)]
-    assert statuses(campaign) == ["queued", "canceled", "canceled", "canceled"]
-    assert set(campaign.calls.filter(status="canceled").values_list("error", flat=True)) == {
+    assert statuses(campaign) == ["queued", "withdrawn", "withdrawn", "withdrawn"]
+    assert set(campaign.calls.filter(status="withdrawn").values_list("error", flat=True)) == {
         "The campaign was canceled before this call was sent."
     }
     campaign.refresh_from_db()
@@ -181,7 +181,7 @@ def test_rows_a_worker_holds_in_its_batch_follow_a_cancel_or_pause(bridge, sound
     assert dispatcher(campaign, gateway, clock).run() == "stopped"
 
     assert gateway.numbers == [number(0)]
-    waiting = "canceled" if action == "cancel" else "pending"
+    waiting = "withdrawn" if action == "cancel" else "pending"
     assert statuses(campaign) == ["queued", waiting, waiting, waiting]
     assert not campaign.calls.filter(status="pending").exclude(submitted_at=None).exists()
 

@@ -240,7 +240,7 @@ def test_a_huge_junk_number_is_a_rejected_row_with_a_reason_that_fits_its_column
     response = new_campaign(logged_in(supervisor), bridge, otp_flow, content)
 
     assert response.status_code == 302
-    assert said(response) == ["1 row(s) ready to call, 1 rejected."]
+    assert said(response) == ["1 row ready to call, 1 rejected."]
     rejected = RejectedRow.objects.get()
     assert rejected.line == 2
     assert len(rejected.reason) == 300 and rejected.reason.endswith("…")
@@ -322,8 +322,17 @@ def test_a_well_formed_do_not_call_file_still_imports(admin_user):
     response = import_do_not_call(logged_in(admin_user), b"number,reason\n918867135123,asked\n")
 
     assert response.status_code == 302
-    assert said(response) == ["1 number(s) added, 0 row(s) skipped."]
+    assert said(response) == ["1 number added."]
     assert DoNotCall.objects.get().reason == "asked"
+
+
+def test_the_do_not_call_import_says_which_rows_it_skipped_and_why(admin_user):
+    response = import_do_not_call(logged_in(admin_user), b"number\n918867135123\n12345\n")
+
+    assert said(response) == [
+        "1 number added, 1 row skipped (line 3: 12345 is not a valid phone number with country "
+        "code (for example +91 88671 35123))."
+    ]
 
 
 # --- sounds: the content must be audio ---------------------------------------------------------

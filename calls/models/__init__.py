@@ -11,7 +11,8 @@ from calls.models.catalogue import (
     Playback,
 )
 from calls.models.events import CallEvent, find_call_for
-from calls.models.records import AuditEntry, DoNotCall, WorkerHeartbeat
+from calls.models.records import AuditEntry, DoNotCall, UserPreference, WorkerHeartbeat
+from calls.models.submissions import FailedSubmission
 from calls.vocabulary import MASK
 
 __all__ = [
@@ -25,9 +26,11 @@ __all__ = [
     "CallLog",
     "Campaign",
     "DoNotCall",
+    "FailedSubmission",
     "IvrFlow",
     "Playback",
     "RejectedRow",
+    "UserPreference",
     "WorkerHeartbeat",
     "find_call_for",
 ]

@@ -1,6 +1,5 @@
 """One submission of one call to one number (CallLog), and its state machine."""
 
-import json
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -13,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calls.models.catalogue import IvrFlow, Playback
+from calls.models.submissions import FailedSubmission
 from calls.phone import pretty_number
 from calls.provider.base import Gateway, Payload, SendResult
 from calls.sealing import masked_echo, seal, unseal
@@ -23,6 +23,7 @@ from calls.vocabulary import (
     SUBMISSION_RESULTS,
     CallStatus,
     provider_key,
+    provider_words,
     variable_field,
 )
 from calls.webhooks import Delivery
@@ -52,7 +53,8 @@ TRANSITIONS: dict[Mover, dict[CallStatus, frozenset[CallStatus]]] = {
     Mover.OUTCOME: {status: OUTCOMES for status in (S.PENDING, S.QUEUED, S.UNKNOWN, *OUTCOMES)},
     Mover.SWEEPER: {S.PENDING: frozenset({S.UNKNOWN})},
     Mover.RETRY: {S.ERROR: frozenset({S.PENDING})},
-    Mover.CANCEL: {S.PENDING: frozenset({S.CANCELED})},
+    # A row never sent is withdrawn, not `canceled`: that is an outcome (the caller hung up).
+    Mover.CANCEL: {S.PENDING: frozenset({S.WITHDRAWN})},
 }
 
 
@@ -155,53 +157,6 @@ class CallLog(Playback):
     def get_absolute_url(self) -> str:
         return reverse("calls:call-detail", args=[self.pk])
 
-    EXPORT_COLUMNS = [
-        "id",
-        "created_at",
-        "to",
-        "bridge",
-        "flow_id",
-        "audio",
-        "variables",
-        "status",
-        "provider_status",
-        "provider_id",
-        "http_status",
-        "cost",
-        "started_at",
-        "ended_at",
-        "duration",
-        "attempts",
-        "error",
-        "campaign_id",
-        "placed_by",
-    ]
-    PHONE_COLUMNS = ("to", "bridge")  # kept as text in spreadsheets (calls/exports.py)
-
-    def export_row(self) -> list[object]:
-        """One CSV row; variables exactly as stored, so sensitive values stay masked."""
-        return [
-            self.pk,
-            self.created_at.isoformat(),
-            self.to,
-            self.bridge.number,
-            self.flow.flow_id if self.flow else "",
-            self.audio.audio if self.audio else "",
-            json.dumps(self.variables, ensure_ascii=False) if self.variables else "",
-            self.status,
-            self.provider_status,
-            self.provider_id,
-            self.http_status or "",
-            self.cost or "",
-            self.started_at.isoformat() if self.started_at else "",
-            self.ended_at.isoformat() if self.ended_at else "",
-            "" if self.duration is None else self.duration,
-            self.attempts,
-            self.error,
-            self.campaign_id or "",
-            self.created_by.get_username() if self.created_by else "",
-        ]
-
     @property
     def is_final(self) -> bool:
         return self.status not in IN_FLIGHT
@@ -209,6 +164,10 @@ class CallLog(Playback):
     @property
     def has_outcome(self) -> bool:
         return self.status in OUTCOMES
+
+    @property
+    def provider_status_words(self) -> str:
+        return provider_words(self.provider_status)
 
     @property
     def to_display(self) -> str:
@@ -338,13 +297,30 @@ class CallLog(Playback):
         return {k: v for k, v in sent.items() if self.flow and self.flow.is_sensitive(k)}
 
     def reopen_for_retry(self) -> bool:
-        """An `error` call was never sent, so it may be sent again; anything else may not."""
-        reopened = CallLog.objects.filter(pk=self.pk).move(
-            Mover.RETRY, CallStatus.PENDING, submitted_at=None, error=""
-        )
-        if reopened:
-            self.status, self.submitted_at, self.error = self.Status.PENDING, None, ""
-        return bool(reopened)
+        """An `error` call was never sent, so it may be sent again; anything else may not.
+        The failed try is kept first (read under the lock, so two retries keep each try once)."""
+        retryable = allowed_from(Mover.RETRY, CallStatus.PENDING)
+        with transaction.atomic():
+            tried = (
+                CallLog.objects.select_for_update()
+                .filter(pk=self.pk, status__in=retryable)
+                .only("submitted_at", "http_status", "error")
+                .first()
+            )
+            if tried is None:
+                return False
+            FailedSubmission.objects.create(
+                call=tried,
+                submitted_at=tried.submitted_at,
+                http_status=tried.http_status,
+                error=tried.error,
+            )
+            CallLog.objects.filter(pk=self.pk).update(
+                status=CallStatus.PENDING, submitted_at=None, error="", http_status=None
+            )
+        self.status, self.submitted_at, self.error = self.Status.PENDING, None, ""
+        self.http_status = None
+        return True
 
     def apply_outcome(self, delivery: Delivery, *, event_id: int, received_at: datetime) -> None:
         """Record one attempt's outcome. Safe for duplicate, concurrent and out-of-order deliveries:
@@ -368,14 +344,21 @@ class CallLog(Playback):
                     event_id,
                 )
             elif call._is_decided_by(delivery):
-                changes |= {
-                    "status": delivery.outcome,
-                    "provider_status": delivery.status,
+                details: dict[str, object] = {
                     "started_at": delivery.start_at,
                     "ended_at": delivery.end_at,
                     "duration": delivery.duration,
                     "recording_url": delivery.recording_url,
+                }
+                # Another attempt brings all of its own details; the same attempt told again (or
+                # told without its start) keeps what is known wherever this delivery is silent.
+                if delivery.start_at is None or delivery.start_at == call.started_at:
+                    details = {k: v for k, v in details.items() if v not in (None, "")}
+                changes |= {
+                    "status": delivery.outcome,
+                    "provider_status": delivery.status,
                     "outcome_at": received_at,
+                    **details,
                 }
             CallLog.objects.filter(pk=self.pk).update(**changes)
         for name, value in changes.items():

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
+from django.template.defaultfilters import floatformat, pluralize
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,17 +20,31 @@ from calls.vocabulary import IN_FLIGHT, CallStatus
 logger = logging.getLogger(__name__)
 
 # Shown in a campaign's counts only when some call has them.
-RARE_STATUSES = frozenset({CallStatus.ERROR, CallStatus.CANCELED})
+RARE_STATUSES = frozenset({CallStatus.ERROR, CallStatus.CANCELED, CallStatus.WITHDRAWN})
 
 
 class Progress(TypedDict):
     counts: dict[str, int]
     total: int
-    done: int
+    to_call: int  # the calls that are or will be sent: all but those withdrawn on cancel
+    done: int  # of those, settled
     percent: int
-    waiting: int
-    in_flight: int
+    waiting: int  # not sent yet
+    in_flight: int  # not settled yet: waiting, or sent and awaiting their outcome
+    awaiting: int  # sent, outcome not known yet
+    withdrawn: int
     by_status: list[tuple[str, str, int]]  # status, its label, how many calls
+    state: str  # the campaign's state in words, for its badge
+
+
+def about(seconds: float) -> str:
+    """A duration as a person says it roughly: "about 10 minutes"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= 1.5 * size:
+            n = round(seconds / size)
+            return f"about {n} {unit}{pluralize(n)}"
+    n = max(round(seconds), 1)
+    return f"about {n} second{pluralize(n)}"
 
 
 class Campaign(Playback):
@@ -41,6 +56,14 @@ class Campaign(Playback):
         PAUSED = "paused", "Paused"
         FINISHED = "finished", "Finished"
         CANCELED = "canceled", "Canceled"
+
+    # The states each action may be taken from (pages ask before start and cancel).
+    ACTIONS_FROM = {
+        "start": frozenset({Status.DRAFT}),
+        "pause": frozenset({Status.RUNNING}),
+        "resume": frozenset({Status.PAUSED}),
+        "cancel": frozenset({Status.DRAFT, Status.RUNNING, Status.PAUSED}),
+    }
 
     name = models.CharField(max_length=100, help_text="e.g. November payment reminders")
     pace = models.DecimalField(
@@ -86,28 +109,62 @@ class Campaign(Playback):
     def get_absolute_url(self) -> str:
         return reverse("calls:campaign-detail", args=[self.pk])
 
+    @property
+    def pace_words(self) -> str:
+        return f"{floatformat(self.pace, -2)} call{pluralize(self.pace)}/s"
+
+    def sending_time(self, count: int) -> str:
+        """Roughly how long `count` calls take at this pace, calling window aside."""
+        return about(count / float(self.pace))
+
     def progress(self, counts: dict[str, int] | None = None) -> Progress:
-        """Counts per call status and the share of calls that reached a final state."""
+        """Counts per call status and the share of calls to be sent that reached a final state
+        (withdrawn rows were never to be sent: a canceled draft is not "100 % settled")."""
         if counts is None:
             counts = dict(
                 self.calls.values_list("status").annotate(n=models.Count("id")).order_by()
             )
         total = sum(counts.values())
-        done = sum(n for status, n in counts.items() if status not in IN_FLIGHT)
+        withdrawn = counts.get(CallStatus.WITHDRAWN, 0)
+        to_call = total - withdrawn
+        in_flight = sum(n for status, n in counts.items() if status in IN_FLIGHT)
+        waiting = counts.get(CallLog.Status.PENDING, 0)
         return {
             "counts": counts,
             "total": total,
-            "done": done,
-            "percent": round(100 * done / total) if total else 0,
-            "waiting": counts.get(CallLog.Status.PENDING, 0),
-            "in_flight": total - done,
+            "to_call": to_call,
+            "done": to_call - in_flight,
+            "percent": round(100 * (to_call - in_flight) / to_call) if to_call else 0,
+            "waiting": waiting,
+            "in_flight": in_flight,
+            "awaiting": in_flight - waiting,
+            "withdrawn": withdrawn,
             # Every status in one order; the rare ones only when some call has them.
             "by_status": [
                 (status, status.label, counts.get(status, 0))
                 for status in CallStatus
                 if counts.get(status) or status not in RARE_STATUSES
             ],
+            "state": self.state_in_words(to_call, in_flight - waiting),
         }
+
+    def state_in_words(self, to_call: int, awaiting: int) -> str:
+        """The status as a person needs it: a finished campaign whose calls still await their
+        outcome, a running one waiting for its calling window, a draft canceled unsent."""
+        if self.status == self.Status.RUNNING and (opens := self.window_closed_until()):
+            return f"Waiting until {opens}"
+        if self.status == self.Status.FINISHED and awaiting:
+            return f"Sent, {awaiting} awaiting outcome"
+        if self.status == self.Status.CANCELED and not to_call:
+            return "Canceled before sending"
+        return self.get_status_display()
+
+    def first_rows(self, limit: int = 5) -> list[tuple[str, list[str]]]:
+        """The first calls waiting to be sent, as the page previews them: the number and the
+        flow's variables in its order (sensitive values are stored masked)."""
+        names = self.flow.variables if self.flow else []
+        calls = self.calls.filter(status=CallStatus.PENDING).order_by("id")[:limit]
+        return [(call.to_display, [call.variables.get(n, "") for n in names]) for call in calls]
 
     @staticmethod
     def progress_of(campaigns: list["Campaign"]) -> dict[int, Progress]:
@@ -123,7 +180,7 @@ class Campaign(Playback):
             counts[campaign_id][status] = n
         return {c.pk: c.progress(counts[c.pk]) for c in campaigns}
 
-    def _move(self, allowed_from: set[str], to: str, **extra: object) -> bool:
+    def _move(self, allowed_from: frozenset[str], to: str, **extra: object) -> bool:
         """One state change under the row lock; False when the campaign is not in a state that allows it."""
         with transaction.atomic():
             locked = Campaign.objects.select_for_update().get(pk=self.pk)
@@ -137,18 +194,20 @@ class Campaign(Playback):
         return True
 
     def start(self) -> bool:
-        return self._move({self.Status.DRAFT}, self.Status.RUNNING, started_at=timezone.now())
+        return self._move(
+            self.ACTIONS_FROM["start"], self.Status.RUNNING, started_at=timezone.now()
+        )
 
     def pause(self) -> bool:
-        return self._move({self.Status.RUNNING}, self.Status.PAUSED)
+        return self._move(self.ACTIONS_FROM["pause"], self.Status.PAUSED)
 
     def resume(self) -> bool:
-        return self._move({self.Status.PAUSED}, self.Status.RUNNING)
+        return self._move(self.ACTIONS_FROM["resume"], self.Status.RUNNING)
 
     def cancel(self) -> bool:
-        """Stop for good; calls not yet sent are marked canceled and never sent."""
+        """Stop for good; calls not yet sent are withdrawn and never sent."""
         if not self._move(
-            {self.Status.DRAFT, self.Status.RUNNING, self.Status.PAUSED},
+            self.ACTIONS_FROM["cancel"],
             self.Status.CANCELED,
             finished_at=timezone.now(),
         ):
@@ -159,7 +218,7 @@ class Campaign(Playback):
     def _cancel_waiting_rows(self) -> None:
         self.calls.filter(submitted_at=None).move(
             Mover.CANCEL,
-            CallStatus.CANCELED,
+            CallStatus.WITHDRAWN,
             error="The campaign was canceled before this call was sent.",
             sealed_variables="",
             lease_until=None,
@@ -167,7 +226,7 @@ class Campaign(Playback):
 
     def release(self, calls: list[CallLog]) -> None:
         """Claimed rows that were not sent go back to the queue (after a 429, a pause, the
-        window closing), or are canceled with the campaign if it was canceled meanwhile."""
+        window closing), or are withdrawn with the campaign if it was canceled meanwhile."""
         CallLog.objects.filter(pk__in=[c.pk for c in calls], status=CallLog.Status.PENDING).update(
             submitted_at=None, lease_until=None
         )
@@ -177,7 +236,9 @@ class Campaign(Playback):
     def finish_if_done(self) -> bool:
         if self.calls.filter(status=CallLog.Status.PENDING).exists():
             return False
-        return self._move({self.Status.RUNNING}, self.Status.FINISHED, finished_at=timezone.now())
+        return self._move(
+            frozenset({self.Status.RUNNING}), self.Status.FINISHED, finished_at=timezone.now()
+        )
 
     def in_window(self, moment: datetime) -> bool:
         if not (self.window_start and self.window_end):
@@ -186,6 +247,14 @@ class Campaign(Playback):
         if self.window_start <= self.window_end:
             return self.window_start <= local < self.window_end
         return local >= self.window_start or local < self.window_end  # a window across midnight
+
+    def window_closed_until(self, moment: datetime | None = None) -> str:
+        """When the calling window, closed at `moment` (now), opens again, in its own zone:
+        "09:00 (Asia/Kolkata)"; empty while it is open."""
+        moment = moment or timezone.now()
+        if self.in_window(moment):
+            return ""
+        return f"{self.window_opens_after(moment):%H:%M} ({self.window_timezone})"
 
     def window_opens_after(self, moment: datetime) -> datetime:
         """The next instant the calling window opens after `moment`."""

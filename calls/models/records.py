@@ -1,7 +1,11 @@
-"""Records kept beside the calls: the do-not-call list, the audit trail and the worker's heartbeat."""
+"""Records kept beside the calls: the do-not-call list, the audit trail, the worker's heartbeat
+and each user's preferences."""
 
 import csv
+import functools
 import io
+import zoneinfo
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -10,6 +14,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import models
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from calls.models.calls import CallLog
@@ -39,19 +44,19 @@ class DoNotCall(models.Model):
         return pretty_number(self.number)
 
     @classmethod
-    def import_csv(cls, upload: UploadedFile[bytes], user: User | None = None) -> tuple[int, int]:
+    def import_csv(cls, upload: UploadedFile[bytes], user: User | None = None) -> "DoNotCallImport":
         """Add the numbers of a CSV (first column, or one named number; optional reason).
-        Returns (added, skipped); unreadable, invalid and already listed numbers are skipped.
+        Unreadable, invalid, repeated and already listed numbers are skipped, each with why.
         A file that is not CSV text raises ValidationError, saying why, and adds nothing."""
         text = io.TextIOWrapper(upload, encoding="utf-8-sig", errors="replace", newline="")
         reader = csv.reader(text, strict=True)
-        rows: list[list[str]] = []
+        rows: list[tuple[int, list[str]]] = []  # (the line it ends on, its cells)
         ended = 0  # the line the last row read ends on
         try:
             for row in reader:
                 ended = reader.line_num
                 if row and any(cell.strip() for cell in row):
-                    rows.append(row)
+                    rows.append((ended, row))
         except csv.Error as exc:  # an unclosed quote, a value over the field size limit
             raise ValidationError(
                 'Line %(line)s is not well-formed CSV (%(error)s): look for a quote (") left '
@@ -61,32 +66,60 @@ class DoNotCall(models.Model):
             ) from None
         finally:
             text.detach()
-        if any("\x00" in cell for row in rows for cell in row):  # PostgreSQL text cannot hold it
+        if any("\x00" in cell for _, row in rows for cell in row):  # PostgreSQL text cannot hold it
             raise ValidationError(
                 "The file contains a NUL character, which is never part of a CSV text: "
                 "save it as “CSV UTF-8” and import again.",
                 code="nul",
             )
-        lowered = [cell.strip().lower() for cell in rows[0]] if rows else []
+        lowered = [cell.strip().lower() for cell in rows[0][1]] if rows else []
         has_header = "number" in lowered
         number_at = lowered.index("number") if has_header else 0
         reason_at = lowered.index("reason") if "reason" in lowered else (None if has_header else 1)
+        listed = set(cls.objects.values_list("number", flat=True))
         entries: dict[str, DoNotCall] = {}
-        for row in rows[has_header:]:
+        skipped: list[tuple[int, str]] = []
+        for line, row in rows[has_header:]:
             try:
                 number = normalize_number(row[number_at])
-            except (ValidationError, IndexError):
+            except IndexError:
+                skipped.append((line, "no number"))
+                continue
+            except ValidationError as exc:
+                skipped.append((line, exc.messages[0]))
+                continue
+            if number in listed or number in entries:
+                again = "already on the list" if number in listed else "repeated in the file"
+                skipped.append((line, f"{pretty_number(number)} is {again}"))
                 continue
             reason = (
                 row[reason_at].strip() if reason_at is not None and reason_at < len(row) else ""
             )
-            entries.setdefault(number, cls(number=number, reason=reason[:200], added_by=user))
-        before = cls.objects.count()
-        DoNotCall.objects.bulk_create(
-            entries.values(), ignore_conflicts=True
-        )  # already listed: kept as is
-        added = cls.objects.count() - before
-        return added, len(rows) - has_header - added
+            entries[number] = cls(number=number, reason=reason[:200], added_by=user)
+        # Listed meanwhile by someone else: kept as is.
+        DoNotCall.objects.bulk_create(entries.values(), ignore_conflicts=True)
+        return DoNotCallImport(added=len(entries), skipped=skipped)
+
+
+@dataclass
+class DoNotCallImport:
+    """What an import of do-not-call numbers did: how many it added, which rows it skipped."""
+
+    added: int
+    skipped: list[tuple[int, str]]  # (line, why)
+
+    SKIPPED_LISTED = 5  # the first few skipped rows are named; the rest are counted
+
+    def summary(self) -> str:
+        said = f"{self.added} number{pluralize(self.added)} added"
+        if not self.skipped:
+            return f"{said}."
+        named = "; ".join(
+            f"line {line}: {why.rstrip('.')}" for line, why in self.skipped[: self.SKIPPED_LISTED]
+        )
+        more = len(self.skipped) - self.SKIPPED_LISTED
+        rest = f"; and {more} more" if more > 0 else ""
+        return f"{said}, {len(self.skipped)} row{pluralize(len(self.skipped))} skipped ({named}{rest})."
 
 
 class AuditEntry(models.Model):
@@ -153,3 +186,40 @@ class WorkerHeartbeat(models.Model):
     @classmethod
     def last(cls) -> datetime | None:
         return cls.objects.filter(pk=1).values_list("beat_at", flat=True).first()
+
+
+@functools.cache
+def time_zones() -> frozenset[str]:
+    """The zones this machine knows (reading them walks the zoneinfo files: once is enough)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in time_zones():
+        raise ValidationError(
+            "%(value)s is not a time zone (e.g. Asia/Kolkata).",
+            code="invalid",
+            params={"value": value},
+        )
+
+
+class UserPreference(models.Model):
+    """How one person wants the portal shown: for now, the time zone their times are written in."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text="e.g. Asia/Kolkata; empty: the portal's zone (TIME_ZONE)",
+    )
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.time_zone or 'portal time zone'}"
+
+    @classmethod
+    def time_zone_of(cls, user: AbstractBaseUser) -> str:
+        """The user's chosen zone, or "" for the portal's."""
+        return cls.objects.filter(user_id=user.pk).values_list("time_zone", flat=True).first() or ""

@@ -9,3 +9,66 @@ document.addEventListener("change", (event) => {
     other.dispatchEvent(new Event("change", { bubbles: true }));
   }
 });
+
+// ---- Layout and accessibility (the phone menu, announcing status changes) ----
+(function layoutAndAnnouncements() {
+  // The phone menu: the button says whether the links are shown; CSS does the showing.
+  document.addEventListener("click", (event) => {
+    const toggle = event.target.closest && event.target.closest(".menu-toggle");
+    if (!toggle) return;
+    toggle.setAttribute("aria-expanded", String(toggle.getAttribute("aria-expanded") !== "true"));
+  });
+  document.addEventListener("keydown", (event) => {
+    const toggle = document.querySelector(".menu-toggle[aria-expanded='true']");
+    if (event.key !== "Escape" || !toggle) return;
+    toggle.setAttribute("aria-expanded", "false");
+    toggle.focus();
+  });
+
+  // Polled regions are swapped whole, so a live region inside them would be new each time and
+  // say nothing (or everything). Instead, every [data-announce] element (a call's status) is
+  // remembered by its key, and only a changed text is written to the page's one #announcer.
+  const said = new Map();
+  const remember = (root, announce) => {
+    const changes = [];
+    root.querySelectorAll("[data-announce][data-announce-key]").forEach((element) => {
+      const key = element.dataset.announceKey;
+      const text = element.dataset.announce;
+      if (announce && said.has(key) && said.get(key) !== text) changes.push(text);
+      said.set(key, text);
+    });
+    const announcer = document.getElementById("announcer");
+    if (changes.length && announcer) announcer.textContent = changes.join(". ");
+  };
+  document.addEventListener("DOMContentLoaded", () => remember(document, false));
+  document.addEventListener("htmx:afterSettle", () => remember(document, true));
+})();
+
+// A sandbox test number fills the field it names (and the form then shows its recent calls).
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-fill]");
+  const field = button && document.getElementById(button.dataset.fill);
+  if (!field) return;
+  field.value = button.dataset.value;
+  field.dispatchEvent(new Event("input", { bubbles: true }));
+  field.focus();
+});
+
+// The eye beside a secret shows what the agent types, and hides it again.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-reveal]");
+  const input = button && document.getElementById(button.dataset.reveal);
+  if (!input) return;
+  const shown = input.type === "password";
+  input.type = shown ? "text" : "password";
+  button.setAttribute("aria-pressed", String(shown));
+  const label = button.querySelector(".visually-hidden");
+  if (label) label.textContent = label.textContent.replace(/^(Show|Hide)/, shown ? "Hide" : "Show");
+});
+
+// A revealed secret is masked again once the form is sent (and on a page brought back by Back).
+document.addEventListener("submit", (event) => {
+  event.target.querySelectorAll("[data-reveal][aria-pressed=true]").forEach((button) => {
+    button.click();
+  });
+});

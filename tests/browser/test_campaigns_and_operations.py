@@ -34,15 +34,18 @@ def test_a_campaign_reports_a_bad_row_then_runs_to_100_percent(
     page.set_input_files("#id_csv_file", str(upload))
     page.click("button:has-text('Upload and check rows')")
 
-    expect(page.locator(".flash")).to_have_text("3 row(s) ready to call, 1 rejected.")
-    expect(page.locator("table").first).to_contain_text("12345 is not a valid phone number")
+    expect(page.locator(".flash")).to_have_text("3 rows ready to call, 1 rejected.")
+    rows_set_aside = page.locator("section:has(h2:has-text('Rows set aside')) table")
+    expect(rows_set_aside).to_contain_text("12345 is not a valid phone number")
+    first_rows = page.locator("section:has(h2:has-text('First rows to call')) tbody tr")
+    expect(first_rows.first.locator("td")).to_have_text(["+91 98765 43211", "Ravi", "******"])
     with page.expect_download() as download:
         page.click("text=Download the 1 rejected row")
     rejected = list(csv.reader(download.value.path().read_text().splitlines()))
     assert rejected == [
         ["number", "Name", "otp", "reason"],
         [
-            "12345",
+            "'12345",  # marked as text so a spreadsheet keeps its digits
             "Bad",
             "******",  # the otp is masked here too; it must be typed again
             "12345 is not a valid phone number with country code (for example +91 88671 35123).",
@@ -50,7 +53,9 @@ def test_a_campaign_reports_a_bad_row_then_runs_to_100_percent(
     ]
     screenshot(page, "campaign-draft")
 
-    page.click("button:has-text('Start calling 3 numbers')")
+    page.click("text=Start calling 3 numbers")
+    expect(page.locator("h1")).to_have_text("Start calling 3 numbers?")
+    page.click("button:has-text('Yes, start calling')")
     expect(page.locator("#progress progress")).to_have_attribute("value", "100", timeout=30_000)
     expect(page.locator("#progress")).to_contain_text("3 of 3 calls settled")
     counts = page.locator("#progress .counts")

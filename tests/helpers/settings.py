@@ -21,6 +21,8 @@ def read_settings(*names: str, **env: str) -> dict[str, object]:
         "SECRET_KEY_FALLBACKS",
         "OBD_TRUSTED_PROXY_COUNT",
         "EMAIL_URL",
+        "TIME_ZONE",
+        "OBD_DEFAULT_REGION",
     }
     result = subprocess.run(
         [sys.executable, "-c", script],

@@ -14,7 +14,7 @@ from calls.models import CallEvent, CallLog
 from calls.models.calls import TRANSITIONS, Mover, allowed_from
 from calls.provider.base import SendResult
 from calls.sealing import masked_echo
-from calls.vocabulary import CallStatus
+from calls.vocabulary import FINAL, OUTCOMES, CallStatus
 from tests.helpers.webhooks import CALL_ID, final_state, push
 
 EVERY_MOVE = [(mover, source, to) for mover in Mover for source in CallStatus for to in CallStatus]
@@ -43,6 +43,16 @@ def test_every_move_the_table_allows_is_made(make_call):
         call.refresh_from_db()
         assert call.status == to
     assert len(allowed) == 4 + 4 + 8 * 5 + 1 + 1 + 1  # the table, counted by hand
+
+
+def test_a_campaign_cancel_withdraws_waiting_rows_and_never_calls_them_canceled():
+    assert TRANSITIONS[Mover.CANCEL] == {CallStatus.PENDING: frozenset({CallStatus.WITHDRAWN})}
+    assert allowed_from(Mover.CANCEL, CallStatus.CANCELED) == []
+    # `canceled` is the provider's outcome (the caller hung up); withdrawn rows have none.
+    assert CallStatus.WITHDRAWN in FINAL and CallStatus.WITHDRAWN not in OUTCOMES
+    assert not any(
+        allowed_from(mover, CallStatus.WITHDRAWN) for mover in Mover if mover != "cancel"
+    )
 
 
 def test_no_one_moves_a_call_back_to_pending_but_a_person_retrying_an_unsent_call():

@@ -47,26 +47,15 @@ class Server:
     log: Path
 
 
-@pytest.fixture
-def gunicorn(transactional_db, tmp_path) -> Iterator[Server]:
-    """The portal under gunicorn, as the Procfile runs it (access log on), on the test database.
-    Its logs (access log and application log) are files the test can search."""
-    port = _free_port()
-    log = tmp_path / "gunicorn.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "OBD_WEBHOOK_SECRET": "hook-secret",
-        "OBD_WEBHOOK_VERIFICATION_TOKEN": "verify-me",
-        "OBD_SANDBOX_DELAY_SECONDS": "1",
-        "MOBTEXTING_API_TOKEN": "",
-        "LOG_LEVEL": "DEBUG",
-    }
+def serve(command: list[str], log: Path, **env: str) -> Iterator[str]:
+    """Start a server process on a free port with its output in `log`; its URL once /healthz
+    answers; stopped after."""
+    port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*GUNICORN, "--bind", f"127.0.0.1:{port}", "--access-logfile", "-"],
+            [*command, f"127.0.0.1:{port}"],
             cwd=ROOT,
-            env=env,
+            env={**os.environ, "DATABASE_URL": database_url(), **env},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -78,14 +67,40 @@ def gunicorn(transactional_db, tmp_path) -> Iterator[Server]:
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"gunicorn did not start: {log.read_text()}") from None
+                    raise AssertionError(f"{command} did not start: {log.read_text()}") from None
                 time.sleep(0.2)
-        yield Server(url=url, log=log)
+        yield url
         process.terminate()
         process.wait(timeout=10)
 
 
-def _free_port() -> int:
+@pytest.fixture
+def gunicorn(transactional_db, tmp_path) -> Iterator[Server]:
+    """The portal under gunicorn, as the Procfile runs it (access log on), on the test database.
+    Its logs (access log and application log) are files the test can search."""
+    log = tmp_path / "gunicorn.log"
+    for url in serve(
+        [*GUNICORN, "--access-logfile", "-", "--bind"],
+        log,
+        OBD_WEBHOOK_SECRET="hook-secret",
+        OBD_WEBHOOK_VERIFICATION_TOKEN="verify-me",
+        OBD_SANDBOX_DELAY_SECONDS="1",
+        MOBTEXTING_API_TOKEN="",
+        LOG_LEVEL="DEBUG",
+    ):
+        yield Server(url=url, log=log)
+
+
+@pytest.fixture
+def runserver(transactional_db, tmp_path) -> Iterator[Server]:
+    """The portal under `manage.py runserver`, as `make run` serves it."""
+    log = tmp_path / "runserver.log"
+    command = [sys.executable, "manage.py", "runserver", "--noreload"]
+    for url in serve(command, log, OBD_WEBHOOK_SECRET="hook-secret", MOBTEXTING_API_TOKEN=""):
+        yield Server(url=url, log=log)
+
+
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])

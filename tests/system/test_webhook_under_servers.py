@@ -4,6 +4,7 @@ Content-Length: it must be read whole, its outcome applied, and the body cap mus
 
 import http.client
 import json
+import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -95,3 +96,19 @@ def test_a_chunked_body_over_the_cap_is_refused_and_nothing_is_stored(server_url
     assert not CallEvent.objects.exists()
     waiting_call.refresh_from_db()
     assert waiting_call.status == "queued"
+
+
+def test_the_development_server_logs_requests_without_their_query_strings(runserver):
+    """`make run` serves with runserver, whose request log would keep `?token=` whole."""
+    status, answer = chunked_post(
+        runserver.url, "/webhooks/mobtexting/?token=verify-me", [b'{"challenge": "c-1"}']
+    )
+
+    assert (status, answer) == (200, {"challenge": "c-1"})
+    line = '"POST /webhooks/mobtexting/ HTTP/1.1" 200'
+    deadline = time.monotonic() + 10  # the server logs the request after answering it
+    while line not in runserver.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = runserver.log.read_text()
+    assert line in log
+    assert "verify-me" not in log

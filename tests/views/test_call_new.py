@@ -4,6 +4,7 @@ idempotency, and the log lines it writes."""
 
 import json
 import logging
+import re
 import socket
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from calls.models import MASK, CallLog, DoNotCall
+from calls.models import MASK, AudioAsset, CallLog, DoNotCall
 from calls.provider.sandbox import deliver_sandbox_outcome
 from tests.helpers.answers import QUEUED
 from tests.helpers.portal import (
@@ -69,7 +70,8 @@ def test_variables_in_a_link_are_never_taken_so_no_secret_is_asked_for_in_a_url(
 def test_the_live_parts_of_the_form_are_posted_never_sent_in_a_url(agent_client, otp_flow):
     html = agent_client.get("/calls/new/", {"flow": otp_flow.pk}).content.decode()
     assert "hx-get" not in html.split('id="call-form"', 1)[1].split("</form>", 1)[0]
-    assert html.count('hx-post="/calls/new/"') == 4  # the form, the flow and both variables
+    # The form, the number (its recent calls), the flow and both variables.
+    assert html.count('hx-post="/calls/new/"') == 5
 
 
 def test_it_places_a_flow_call_with_variables_and_stores_the_otp_masked(
@@ -277,6 +279,7 @@ def test_the_per_number_guard_refuses_a_call_over_the_limit(
 ):
     settings.OBD_MAX_CALLS_PER_NUMBER = limit
     settings.OBD_MAX_CALLS_WINDOW_MINUTES = 60
+    settings.OBD_REDIAL_WARN_MINUTES = 0  # the other guard, tested on its own
     for minutes in minutes_ago:
         CallLog.objects.create(
             bridge=bridge,
@@ -343,3 +346,125 @@ def test_a_provider_failure_logs_a_warning_without_secrets(
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings, [r.getMessage() for r in caplog.records]
     assert_no_secrets_in(caplog)
+
+
+# --- the redial guard -----------------------------------------------------------------------------
+
+
+def dialled(bridge, sound, minutes_ago: int, status: str = "answered") -> CallLog:
+    when = timezone.now() - timedelta(minutes=minutes_ago)
+    return CallLog.objects.create(
+        bridge=bridge,
+        audio=sound,
+        to="918867135123",
+        status=status,
+        submitted_at=when,
+        created_at=when,
+    )
+
+
+def test_a_number_called_minutes_ago_is_called_again_only_once_confirmed(
+    agent_client, bridge, sound
+):
+    earlier = dialled(bridge, sound, minutes_ago=3)
+    form = call_form(bridge, audio=sound, to="+91 88671 35123")
+
+    warned = agent_client.post("/calls/new/", form)
+    assert warned.status_code == 200
+    assert CallLog.objects.count() == 1
+    assert f"(call #{earlier.pk}, answered)" in warned.text
+    assert 'name="call_again"' in warned.text and "Call again anyway" in warned.text
+
+    confirmed = agent_client.post("/calls/new/", form | {"call_again": "on"})
+    assert confirmed.status_code == 302
+    assert CallLog.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("warn_minutes", "minutes_ago", "status", "warned"),
+    [
+        (10, 15, "answered", False),  # long enough ago
+        (10, 3, "error", False),  # never rang
+        (0, 1, "answered", False),  # the warning is off
+        (30, 15, "queued", True),
+    ],
+)
+def test_the_redial_warning_counts_calls_that_may_have_rung_within_its_minutes(
+    agent_client, bridge, sound, settings, warn_minutes, minutes_ago, status, warned
+):
+    settings.OBD_REDIAL_WARN_MINUTES = warn_minutes
+    dialled(bridge, sound, minutes_ago, status)
+    agent_client.post("/calls/new/", call_form(bridge, audio=sound))
+    assert CallLog.objects.count() == (1 if warned else 2)
+
+
+def test_a_double_click_is_one_call_and_no_redial_warning(agent_client, bridge, sound):
+    form = call_form(bridge, audio=sound)
+    first, second = (agent_client.post("/calls/new/", form) for _ in range(2))
+    assert (first.status_code, second.status_code) == (302, 302)
+    assert first["Location"] == second["Location"]
+    assert CallLog.objects.count() == 1
+
+
+# --- the number's recent calls, sandbox numbers, an audio URL, the secret's eye -------------------
+
+
+def test_typing_a_number_shows_its_recent_calls_and_posts_only_the_number(
+    agent_client, bridge, sound, otp_flow
+):
+    earlier = dialled(bridge, sound, minutes_ago=30, status="busy")
+    page = agent_client.get("/calls/new/", {"flow": otp_flow.pk}).text
+    to_input = re.search(r'<input[^>]*name="to"[^>]*>', page)[0]
+    assert 'hx-params="to"' in to_input and 'hx-target="#recent"' in to_input
+
+    part = agent_client.post(
+        "/calls/new/", {"to": "+91 88671 35123"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="recent"
+    )
+    assert part.text.lstrip().startswith('<div id="recent"')
+    assert f'href="/calls/{earlier.pk}/"' in part.text and ">Busy<" in part.text
+    other = agent_client.post(
+        "/calls/new/", {"to": "+91 88671 35199"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="recent"
+    )
+    assert "/calls/" not in other.text
+    assert not CallLog.objects.exclude(pk=earlier.pk).exists()
+
+
+def test_the_sandbox_numbers_fill_the_to_field(agent_client, bridge):
+    page = agent_client.get("/calls/new/").text
+    assert 'data-fill="id_to" data-value="+919876540002"' in page
+
+
+def test_an_audio_url_typed_on_the_form_is_kept_in_the_catalogue_and_reused(agent_client, bridge):
+    url = "https://cdn.example.com/sounds/reminder.mp3"
+    for number in ("+91 88671 35123", "+91 88671 35124"):
+        response = agent_client.post("/calls/new/", call_form(bridge, to=number, audio_url=url))
+        assert response.status_code == 302
+    (asset,) = AudioAsset.objects.all()
+    assert (asset.name, asset.url, asset.sound_id) == ("reminder.mp3", url, "")
+    assert [c.request_payload["audio"] for c in CallLog.objects.all()] == [url, url]
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://cdn.example.com/a.mp3", "javascript:alert(1)", "file:///etc/passwd"]
+)
+def test_an_audio_url_must_be_http_or_https(agent_client, bridge, url):
+    response = agent_client.post("/calls/new/", call_form(bridge, audio_url=url))
+    assert response.status_code == 200 and response.context["form"].errors["audio_url"]
+    assert not CallLog.objects.exists() and not AudioAsset.objects.exists()
+
+
+def test_an_audio_and_an_audio_url_together_are_refused(agent_client, bridge, sound):
+    form = call_form(bridge, audio=sound, audio_url="https://cdn.example.com/a.mp3")
+    response = agent_client.post("/calls/new/", form)
+    assert response.context["form"].errors["audio_url"]
+    assert not CallLog.objects.exists()
+
+
+def test_the_otp_input_has_an_eye_that_reveals_it_and_the_page_no_inline_script(
+    agent_client, otp_flow
+):
+    page = agent_client.get("/calls/new/", {"flow": otp_flow.pk}).text
+    otp = re.search(r'<input type="password"[^>]*id="([^"]+)"', page)
+    assert otp is not None
+    assert f'data-reveal="{otp[1]}"' in page and "Show otp" in page
+    assert "<script>" not in page and "onclick" not in page

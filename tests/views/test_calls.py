@@ -3,7 +3,6 @@ outcome, its retry and its audit trail, and the streamed CSV export."""
 
 import csv
 import io
-import json
 import re
 from datetime import timedelta
 
@@ -13,7 +12,8 @@ from django.test import Client
 from django.utils import timezone
 
 from calls.models import MASK, AuditEntry, CallLog, Campaign
-from tests.helpers.portal import OTP, audit_shown, call_form, logged_in, place_call
+from calls.vocabulary import provider_key
+from tests.helpers.portal import OTP, audit_shown, call_form, logged_in, place_call, text_of
 from tests.helpers.webhooks import deliver, push
 
 # --- the call log ---------------------------------------------------------------------------------
@@ -118,8 +118,8 @@ def test_the_export_is_a_streamed_csv_attachment_with_the_documented_columns(
     assert isinstance(response, StreamingHttpResponse)
     assert response["Content-Type"].startswith("text/csv")
     assert re.fullmatch(r'attachment; filename="[\w.-]+\.csv"', response["Content-Disposition"])
-    assert rows[0] == CallLog.EXPORT_COLUMNS
-    assert len(rows) == 2 and all(len(row) == len(CallLog.EXPORT_COLUMNS) for row in rows)
+    assert rows[0][:2] == ["id", "created_at (Asia/Kolkata)"]
+    assert len(rows) == 2 and all(len(row) == len(rows[0]) for row in rows)
 
 
 def test_the_export_masks_the_otp_of_a_call_placed_through_the_form(agent_client, bridge, otp_flow):
@@ -128,9 +128,9 @@ def test_the_export_masks_the_otp_of_a_call_placed_through_the_form(agent_client
     raw = "\n".join(",".join(row) for row in rows)
     assert OTP not in raw
     (row,) = rows[1:]
-    exported = dict(zip(CallLog.EXPORT_COLUMNS, row, strict=True))
+    exported = dict(zip(rows[0], row, strict=True))
     assert exported["id"] == str(call.pk)
-    assert json.loads(exported["variables"]) == {"Name": "Asha", "otp": MASK}
+    assert (exported["variables[Name]"], exported["variables[otp]"]) == ("Asha", MASK)
     assert exported["placed_by"]  # the agent who placed it
 
 
@@ -140,7 +140,12 @@ def export_calls(bridge, sound) -> dict[str, CallLog]:
 
     def call(to: str, status: str, campaign=None) -> CallLog:
         return CallLog.objects.create(
-            bridge=bridge, to=to, audio=sound, status=status, campaign=campaign
+            bridge=bridge,
+            to=to,
+            audio=sound,
+            status=status,
+            campaign=campaign,
+            submitted_at=timezone.now(),
         )
 
     return {
@@ -167,3 +172,207 @@ def test_the_export_honours_the_call_list_filters(agent_client, export_calls, fi
     _, rows = export(agent_client, **filters)
     exported = {int(row[0]) for row in rows[1:]}
     assert exported == {export_calls[name].pk for name in expected}
+
+
+# --- statuses that say one thing, in words ---------------------------------------------------------
+
+
+def outcome_card(client: Client, call: CallLog) -> str:
+    html = client.get(call.get_absolute_url()).content.decode()
+    return re.search(r'<section class="card outcome">.*?</section>', html, re.S)[0]
+
+
+def test_a_row_withdrawn_with_its_campaign_does_not_wear_the_hung_up_badge(
+    agent, make_call, campaign
+):
+    campaign.calls.add(make_call(status="pending", provider_id=""), bulk=False)
+    assert campaign.cancel()
+    hung_up = make_call(status="canceled", provider_status="CANCEL", submitted_at=timezone.now())
+    client = logged_in(agent)
+
+    withdrawn = outcome_card(client, campaign.calls.get())
+    canceled = outcome_card(client, hung_up)
+
+    assert '<span class="status status-withdrawn"' in withdrawn
+    assert text_of(withdrawn).startswith("Outcome Not sent (campaign canceled)")
+    assert '<span class="status status-canceled"' in canceled
+    assert text_of(canceled).startswith("Outcome Canceled")
+    assert "Caller hung up before the customer answered" in text_of(canceled)
+
+
+def test_a_call_settled_after_a_timeout_shows_its_outcome_without_no_answer_from_the_provider(
+    agent, make_call
+):
+    call = make_call(
+        status="answered",
+        provider_status="ANSWER",
+        error="No answer from the provider (read timeout). The call may or may not have been "
+        "placed, so it is not sent again; its outcome will come from the provider's webhook or "
+        "a status look-up.",
+    )
+
+    card = text_of(outcome_card(logged_in(agent), call))
+
+    assert card.startswith("Outcome Answered")
+    assert "No answer" not in card and "no answer" not in card
+    assert "it reported the outcome above later" in card
+
+
+def test_provider_words_such_as_congestion_are_shown_in_plain_language(agent, make_call):
+    call = make_call(status="failed", provider_status="CONGESTION", submitted_at=timezone.now())
+
+    card = outcome_card(logged_in(agent), call)
+
+    assert "Network congestion" in text_of(card)
+    assert ">CONGESTION<" not in card and 'title="network congestion"' in card
+
+
+# --- the call log: what it shows, by itself ------------------------------------------------------
+
+
+def test_the_newest_page_of_the_call_log_redraws_itself_and_an_older_page_does_not(
+    agent_client, bridge, sound
+):
+    for _ in range(3):
+        CallLog.objects.create(
+            bridge=bridge,
+            audio=sound,
+            to="918867135123",
+            status="answered",
+            submitted_at=timezone.now(),
+        )
+    newest = agent_client.get("/calls/").text
+    older = agent_client.get("/calls/", {"before": CallLog.objects.last().pk + 1}).text
+
+    assert 'hx-trigger="every 5s"' in newest
+    assert "New calls appear here by themselves." in newest
+    assert "hx-trigger" not in older.split('id="results"', 1)[1].split(">", 1)[0]
+
+
+def test_a_campaigns_rows_not_sent_yet_show_only_under_that_campaign(
+    agent_client, bridge, sound, campaign
+):
+    single = CallLog.objects.create(
+        bridge=bridge,
+        audio=sound,
+        to="918867135123",
+        status="queued",
+        submitted_at=timezone.now(),
+    )
+    sent = CallLog.objects.create(
+        bridge=bridge,
+        audio=sound,
+        to="918867135124",
+        status="busy",
+        campaign=campaign,
+        submitted_at=timezone.now(),
+    )
+    waiting = CallLog.objects.create(
+        bridge=bridge, audio=sound, to="918867135125", status="pending", campaign=campaign
+    )
+
+    def shown(**filters: object) -> list[CallLog]:
+        return agent_client.get("/calls/", filters).context["page"].rows
+
+    assert shown() == [sent, single]
+    assert shown(campaign=campaign.pk) == [waiting, sent]
+    assert shown(kind="single") == [single]
+    assert shown(kind="campaign") == [sent]
+    page = agent_client.get("/calls/", {"campaign": campaign.pk}).text
+    assert "not sent" in page and "November reminders" in page
+    assert "a campaign's rows not sent yet appear only when you filter" in page
+
+
+def test_a_campaign_row_shows_when_it_was_dialled_not_when_it_was_uploaded(
+    agent_client, bridge, sound, campaign
+):
+    uploaded, dialled = timezone.now() - timedelta(days=2), timezone.now()
+    CallLog.objects.create(
+        bridge=bridge,
+        audio=sound,
+        to="918867135124",
+        status="busy",
+        campaign=campaign,
+        created_at=uploaded,
+        submitted_at=dialled,
+    )
+    page = agent_client.get("/calls/").text
+    local = "%Y-%m-%dT%H:%M:%S"
+    assert f'datetime="{timezone.localtime(dialled):{local}}' in page
+    assert f"{timezone.localtime(uploaded):{local}}" not in page
+
+
+# --- searching and the filters in use -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["(+91) 98765-40004", "098765 40004", "+91 98765 40004", "40004", "0091 98765 40004"],
+)
+def test_the_call_log_finds_a_number_however_it_is_typed(agent_client, bridge, sound, typed):
+    wanted = CallLog.objects.create(bridge=bridge, audio=sound, to="919876540004", status="busy")
+    CallLog.objects.create(bridge=bridge, audio=sound, to="919876540005", status="busy")
+    assert agent_client.get("/calls/", {"q": typed}).context["page"].rows == [wanted]
+
+
+@pytest.mark.parametrize(
+    ("typed", "found"),
+    [("3B69ACA9", True), ("3b69aca9-3B55", True), ("39888925", True), ("b69", False)],
+)
+def test_the_call_log_finds_a_provider_id_by_its_start_in_any_case(
+    agent_client, bridge, sound, typed, found
+):
+    wanted = CallLog.objects.create(
+        bridge=bridge,
+        audio=sound,
+        to="918867135123",
+        status="queued",
+        provider_id="3B69ACA9-3B55-4E2D-BFE0-02B910DBE156",
+        provider_key=provider_key("3B69ACA9-3B55-4E2D-BFE0-02B910DBE156"),
+    )
+    numeric = CallLog.objects.create(
+        bridge=bridge,
+        audio=sound,
+        to="918867135124",
+        status="queued",
+        provider_id="39888925-718e-43bb-a8b1-d4a3c0de0001",
+        provider_key=provider_key("39888925-718e-43bb-a8b1-d4a3c0de0001"),
+    )
+    rows = agent_client.get("/calls/", {"q": typed}).context["page"].rows
+    expected = {"39888925": [numeric]}.get(typed, [wanted] if found else [])
+    assert rows == expected
+
+
+def test_the_filters_in_use_are_chips_that_each_remove_one(agent_client, bridge, sound):
+    page = agent_client.get("/calls/", {"status": "busy", "q": "40004", "before": "9"}).text
+    chips = re.findall(r'<a class="chip" href="\?([^"]*)"[^>]*>([^<]*)<', page)
+    assert chips == [("status=busy", "Search: 40004 "), ("q=40004", "Status: Busy ")]
+    assert ">Clear all</a>" in page
+    assert 'class="chip"' not in agent_client.get("/calls/").text
+
+
+# --- a call's timeline keeps every try ------------------------------------------------------------
+
+
+def test_a_retried_call_keeps_its_first_failed_try_on_its_page(agent, bridge, otp_flow):
+    client = logged_in(agent)
+    call = place_call(client, bridge, otp_flow, to="+91 98765 40009")  # unreachable
+    first_try, first_error = call.submitted_at, call.error
+    assert call.status == CallLog.Status.ERROR and first_error
+
+    client.post(f"/calls/{call.pk}/retry/", {"variables[otp]": OTP})
+
+    (kept,) = call.failed_submissions.all()
+    assert (kept.submitted_at, kept.error) == (first_try, first_error)
+    call.refresh_from_db()
+    assert call.submitted_at > first_try
+    timeline = client.get(call.get_absolute_url()).text.split("<h2>Timeline</h2>", 1)[1]
+    timeline = timeline.split("</ol>", 1)[0]
+    assert timeline.count("Tried to send") == 2  # the first try, and the retry
+    assert first_error in timeline
+
+
+def test_a_call_that_cannot_be_retried_keeps_no_try(agent_client, bridge, sound):
+    call = CallLog.objects.create(bridge=bridge, audio=sound, to="918867135123", status="queued")
+    assert not call.reopen_for_retry()
+    assert not call.failed_submissions.exists()

@@ -4,10 +4,13 @@ and their upload again, the actions, who may see and run campaigns, and the audi
 import csv
 import io
 import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from calls.models import CallLog, Campaign
@@ -38,7 +41,7 @@ def test_a_supervisor_creates_a_draft_from_a_csv_and_sees_its_report(supervisor,
     assert response["Location"] == f"/campaigns/{campaign.pk}/"
     assert (campaign.status, campaign.created_by, campaign.flow) == ("draft", supervisor, otp_flow)
     page = client.get(response["Location"])
-    assert messages_of(page) == ["2 row(s) ready to call, 1 rejected."]
+    assert messages_of(page) == ["2 rows ready to call, 1 rejected."]
     assert page.context["progress"]["counts"] == {"pending": 2}
     assert [(row.line, row.reason) for row in page.context["rejected"]] == [(3, BAD_NUMBER)]
     assert page.context["campaign"].columns == [
@@ -81,8 +84,8 @@ def test_the_rejected_rows_download_as_csv_with_their_reason(supervisor, bridge,
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows == [
         ["number", "Name", "city", "reason"],
-        ["12345", "Ravi", "Goa", BAD_NUMBER],
-        ["918867135123", "Dup", "Delhi", "Duplicate number in this campaign"],
+        ["'12345", "Ravi", "Goa", BAD_NUMBER],  # numbers marked as text for spreadsheets
+        ["'918867135123", "Dup", "Delhi", "Duplicate number in this campaign"],
     ]
 
 
@@ -91,7 +94,7 @@ def test_fixed_rejected_rows_can_be_uploaded_again_to_the_draft(supervisor, brid
     upload(campaign, "number,Name\n12345,Ravi\n918867135123,Asha\n")
     client = logged_in(supervisor)
     download = b"".join(client.get(f"/campaigns/{campaign.pk}/rejected.csv").streaming_content)
-    fixed = download.replace(b"12345,", b"+91 88671 35124,", 1)
+    fixed = download.replace(b"'12345,", b"+91 88671 35124,", 1)
 
     response = client.post(
         f"/campaigns/{campaign.pk}/upload/",
@@ -100,7 +103,7 @@ def test_fixed_rejected_rows_can_be_uploaded_again_to_the_draft(supervisor, brid
 
     assert response.status_code == 302 and response["Location"] == campaign.get_absolute_url()
     assert sorted(campaign.calls.values_list("to", flat=True)) == ["918867135123", "918867135124"]
-    assert messages_of(client.get(response["Location"])) == ["1 row(s) ready to call, 0 rejected."]
+    assert messages_of(client.get(response["Location"])) == ["1 row ready to call, 0 rejected."]
 
 
 def test_rows_cannot_be_added_once_the_campaign_has_started(supervisor, campaign):
@@ -144,7 +147,7 @@ def test_a_supervisor_starts_pauses_resumes_and_cancels_from_the_page(
     assert act("resume") == "running"
     assert dispatch_tasks(campaign) == [[campaign.pk]] * 4
     assert act("cancel") == "canceled"
-    assert set(statuses(campaign)) == {"canceled"}
+    assert set(statuses(campaign)) == {"withdrawn"}
 
 
 def test_an_action_the_state_does_not_allow_changes_nothing_and_says_so(supervisor, campaign):
@@ -176,6 +179,9 @@ CAMPAIGN_ROUTES = {
     "upload": ("post", "/campaigns/{pk}/upload/"),
     "start": ("post", "/campaigns/{pk}/start/"),
     "cancel": ("post", "/campaigns/{pk}/cancel/"),
+    "ask before start": ("get", "/campaigns/{pk}/start/confirm/"),
+    "ask before cancel": ("get", "/campaigns/{pk}/cancel/confirm/"),
+    "sample": ("get", "/campaigns/sample.csv"),
 }
 
 
@@ -225,6 +231,206 @@ def test_a_campaign_s_life_is_audited_and_shown_on_its_page(supervisor, bridge, 
         "supervisor resumed the campaign",
         "supervisor paused the campaign",
         "supervisor started the campaign",
-        "supervisor uploaded rows — 2 row(s) ready to call, 0 rejected.",
+        "supervisor uploaded rows — 2 rows ready to call, 0 rejected.",
         "supervisor created the campaign",
     ]
+
+
+# --- asked before starting or canceling -----------------------------------------------------------
+
+
+def test_starting_is_asked_first_with_the_count_and_how_long_it_takes(supervisor, campaign):
+    Campaign.objects.filter(pk=campaign.pk).update(window_start="09:00", window_end="20:00")
+    rows = "".join(f"91886713{i:04d},Asha,{i}\n" for i in range(1200))
+    upload(campaign, "number,Name,otp\n" + rows)
+    client = logged_in(supervisor)
+
+    page = client.get(campaign.get_absolute_url()).content.decode()
+    ask = f"/campaigns/{campaign.pk}/start/confirm/"
+    assert f'href="{ask}"' in page and 'action="/campaigns/{campaign.pk}/start/"' not in page
+    question = client.get(ask).content.decode()
+
+    assert "Start calling 1,200 numbers?" in text_of(question)
+    assert (
+        "At 2 calls/s this takes about 10 minutes (longer outside 09:00\N{EN DASH}20:00 Asia/Kolkata)."
+        in text_of(question)
+    )
+    assert f'<form method="post" action="/campaigns/{campaign.pk}/start/">' in question
+    campaign.refresh_from_db()
+    assert campaign.status == "draft" and dispatch_tasks(campaign) == []
+
+
+def test_canceling_is_asked_first_saying_what_will_not_be_sent(supervisor, campaign):
+    upload(campaign, "number,Name,otp\n918867135123,Asha,1\n918867135124,Ravi,2\n")
+    assert campaign.start()
+    client = logged_in(supervisor)
+
+    page = client.get(campaign.get_absolute_url()).content.decode()
+    ask = f"/campaigns/{campaign.pk}/cancel/confirm/"
+    assert f'href="{ask}"' in page and 'action="/campaigns/{campaign.pk}/cancel/"' not in page
+    question = client.get(ask).content.decode()
+
+    assert "Cancel “November reminders”?" in text_of(question)
+    assert "2 calls not sent yet will never be sent." in text_of(question)
+    assert f'<form method="post" action="/campaigns/{campaign.pk}/cancel/">' in question
+    campaign.refresh_from_db()
+    assert campaign.status == "running"
+
+
+def test_a_question_the_campaign_s_state_makes_moot_is_not_asked(supervisor, campaign):
+    assert campaign.start()
+
+    response = logged_in(supervisor).get(f"/campaigns/{campaign.pk}/start/confirm/", follow=True)
+
+    assert response.redirect_chain == [(campaign.get_absolute_url(), 302)]
+    assert messages_of(response) == ["A running campaign cannot start."]
+
+
+# --- what the campaign's state says ---------------------------------------------------------------
+
+
+def progress_text(client: Client, campaign: Campaign) -> str:
+    html = client.get(campaign.get_absolute_url()).content.decode()
+    return text_of(re.search(r'<section id="progress".*?</section>', html, re.S)[0])
+
+
+def list_status(client: Client) -> str:
+    html = client.get("/campaigns/").content.decode()
+    return text_of(re.search(r'<span class="status campaign-[a-z]+">(.*?)</span>', html)[1])
+
+
+def test_a_finished_campaign_with_calls_awaiting_their_outcome_says_so(supervisor, campaign):
+    upload(campaign, "number,Name,otp\n918867135123,Asha,1\n918867135124,Ravi,2\n")
+    campaign.calls.update(status="queued", submitted_at=timezone.now())
+    Campaign.objects.filter(pk=campaign.pk).update(status="finished")
+    client = logged_in(supervisor)
+
+    assert list_status(client) == "Sent, 2 awaiting outcome"
+    assert progress_text(client, campaign).startswith("Progress Sent, 2 awaiting outcome")
+    assert "0 of 2 calls settled, 2 sent and awaiting their outcome." in progress_text(
+        client, campaign
+    )
+    campaign.calls.update(status="answered")
+    assert list_status(client) == "Finished"
+
+
+def test_a_running_campaign_outside_its_calling_window_says_when_it_opens(supervisor, campaign):
+    here = timezone.now().astimezone(ZoneInfo("Asia/Kolkata"))
+    opens, closes = here + timedelta(hours=2), here + timedelta(hours=3)
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status="running", window_start=opens.time(), window_end=closes.time()
+    )
+
+    said = f"Waiting until {opens:%H:%M} (Asia/Kolkata)"
+    client = logged_in(supervisor)
+    assert list_status(client) == said
+    assert progress_text(client, campaign).startswith(f"Progress {said}")
+
+
+def test_a_draft_canceled_before_sending_does_not_say_100_percent_settled(supervisor, campaign):
+    upload(campaign, "number,Name,otp\n918867135123,Asha,1\n918867135124,Ravi,2\n")
+    assert campaign.cancel()
+    client = logged_in(supervisor)
+
+    text = progress_text(client, campaign)
+
+    assert "%" not in text and "settled" not in text
+    assert text.startswith(
+        "Progress Canceled before sending Canceled before any call was sent: 2 numbers not called."
+    )
+    assert "Not sent (campaign canceled) 2" in text
+    assert list_status(client) == "Canceled before sending"
+
+
+# --- words, not codes -----------------------------------------------------------------------------
+
+
+def test_a_pace_of_zero_is_refused_in_a_sentence(supervisor, bridge, otp_flow):
+    response = logged_in(supervisor).post(
+        "/campaigns/new/", campaign_form(bridge, otp_flow, VIEW_CSV, pace="0")
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 200 and not Campaign.objects.exists()
+    assert response.context["form"].errors == {
+        "pace": [
+            "The pace must be more than 0 calls per second: e.g. 2, or 0.5 for one call every 2 "
+            "seconds."
+        ]
+    }
+    assert "campaign_pace_positive" not in html and "onstraint" not in html
+
+
+def rejected_section(client: Client, campaign: Campaign) -> str:
+    html = client.get(campaign.get_absolute_url()).content.decode()
+    return text_of(re.search(r"<h2>Rows set aside.*?</section>", html, re.S)[0])
+
+
+def test_more_rejected_rows_than_shown_are_counted_with_their_download(supervisor, campaign):
+    upload(campaign, "number,Name,otp\n" + "".join(f"{i},Bad,1\n" for i in range(30)))
+
+    html = logged_in(supervisor).get(campaign.get_absolute_url()).content.decode()
+
+    assert "Showing the first 20 of 30 rejected rows; the download has them all." in text_of(html)
+    assert html.count("is not a valid phone number") == 20
+    assert f'href="/campaigns/{campaign.pk}/rejected.csv">Download the 30 rejected rows' in html
+
+
+def test_upload_it_below_is_said_only_where_the_upload_form_is(supervisor, agent, campaign):
+    upload(campaign, "number,Name,otp\n918867135123,Asha,1\n12345,Bad,2\n")
+    supervising, following = logged_in(supervisor), logged_in(agent)
+    assert "upload it below" in rejected_section(supervising, campaign)
+    assert "upload it below" not in rejected_section(following, campaign)
+
+    assert campaign.start()
+
+    assert "upload it below" not in rejected_section(supervising, campaign)
+    assert "upload it in a new campaign" in rejected_section(supervising, campaign)
+
+
+# --- a sample CSV and the first rows --------------------------------------------------------------
+
+
+def test_the_sample_csv_has_the_chosen_flow_s_columns_and_an_example_row(supervisor, otp_flow):
+    response = logged_in(supervisor).get(f"/campaigns/sample.csv?flow={otp_flow.pk}")
+
+    assert response["Content-Disposition"] == (
+        'attachment; filename="campaign-login-otp-sample.csv"'
+    )
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows == [["number", "Name", "otp"], ["'+91 98765 43210", "Asha", "482913"]]
+
+
+def test_choosing_a_flow_redraws_the_sample_and_its_link(supervisor, otp_flow):
+    client = logged_in(supervisor)
+    form = client.get("/campaigns/new/").content.decode()
+    assert 'href="/campaigns/sample.csv"' in form
+    select = re.search(r'<select name="flow"[^>]*>', form)[0]
+    assert 'hx-get="/campaigns/new/"' in select and 'hx-target="#csv-sample"' in select
+
+    part = client.get(
+        f"/campaigns/new/?flow={otp_flow.pk}",
+        headers={"HX-Request": "true", "HX-Target": "csv-sample"},
+    ).content.decode()
+
+    assert part.strip().startswith('<div id="csv-sample">') and "<form" not in part
+    assert f'href="/campaigns/sample.csv?flow={otp_flow.pk}"' in part
+    assert "number,Name,otp" in part and "Download a sample CSV for “Login OTP”" in text_of(part)
+
+
+def test_the_draft_previews_its_first_rows_with_secrets_masked(supervisor, bridge, otp_flow):
+    client = logged_in(supervisor)
+    rows = "".join(f"91886713512{i},Name{i},48291{i}\n" for i in range(7))
+    response = client.post(
+        "/campaigns/new/", campaign_form(bridge, otp_flow, f"number,Name,otp\n{rows}".encode())
+    )
+
+    html = client.get(response["Location"]).content.decode()
+
+    preview = text_of(re.search(r"<h2>First rows to call.*?</section>", html, re.S)[0])
+    assert preview.startswith(
+        "First rows to call 5 of 7 The first numbers this campaign will call "
+        "Number Name otp +91 88671 35120 Name0 ******"
+    )
+    assert "Name4" in preview and "Name5" not in preview
+    assert "482910" not in html

@@ -1,0 +1,174 @@
+"""The campaign pages: a draft from a CSV (with a sample file for the chosen flow), its report and
+first rows, the questions asked before starting or canceling, the actions, the rejected rows."""
+
+from django.contrib import messages
+from django.core.files.uploadedfile import UploadedFile
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
+from django.utils.text import slugify
+from django.views.decorators.http import require_POST
+
+from calls.exports import csv_download
+from calls.forms import CampaignForm, CsvUploadForm
+from calls.http import AuthenticatedHttpRequest
+from calls.imports import UnreadableFile, import_rows, sample
+from calls.models import AuditEntry, Campaign, IvrFlow
+from calls.roles import permission_required
+from calls.tasks import start_dispatchers
+
+REJECTED_SHOWN = 20  # rows set aside listed on the page; the download has them all
+
+
+@permission_required("calls.view_campaign")
+def campaign_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    campaigns = list(Campaign.objects.select_related("bridge", "flow", "audio", "created_by")[:100])
+    progress = Campaign.progress_of(campaigns)
+    rows = [(campaign, progress[campaign.pk]) for campaign in campaigns]
+    # Refresh while anything moves: a running campaign, or sent calls still awaiting outcomes.
+    live = any(c.status == Campaign.Status.RUNNING or p["in_flight"] for c, p in rows)
+    template = "calls/campaign_list.html#campaigns" if request.htmx else "calls/campaign_list.html"
+    return render(request, template, {"rows": rows, "live": live})
+
+
+@permission_required("calls.add_campaign")
+def campaign_new(request: AuthenticatedHttpRequest) -> HttpResponse:
+    if request.htmx and request.htmx.target == "csv-sample":  # a flow was chosen: its columns
+        flow = _active_flow(request.GET.get("flow"))
+        return render(request, "calls/campaign_new.html#csv-sample", _sample_context(flow))
+    form = CampaignForm(request.POST or None, request.FILES or None)
+    if form.is_valid():
+        campaign = form.save(commit=False)
+        campaign.created_by = request.user
+        campaign.save()
+        AuditEntry.record(request.user, AuditEntry.Action.CREATED, campaign=campaign)
+        if _import_into(request, campaign, form.cleaned_data["csv_file"]):
+            return redirect(campaign)
+        campaign.delete()  # nothing usable was uploaded: no empty draft left behind
+    flow = _active_flow(form["flow"].value())
+    return render(request, "calls/campaign_new.html", {"form": form, **_sample_context(flow)})
+
+
+def _active_flow(pk: object) -> IvrFlow | None:
+    """The flow a form or a link names, if it is one that may be played."""
+    digits = str(pk)
+    return (
+        IvrFlow.objects.filter(pk=int(digits), is_active=True).first() if digits.isdigit() else None
+    )
+
+
+def _sample_context(flow: IvrFlow | None) -> dict[str, object]:
+    header, example = sample(flow)
+    return {"sample_flow": flow, "sample_header": header, "sample_row": example}
+
+
+@permission_required("calls.add_campaign")
+def campaign_sample_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
+    """A CSV to fill in for the chosen flow: its columns and one example row."""
+    flow = _active_flow(request.GET.get("flow"))
+    header, example = sample(flow)
+    name = slugify(flow.name) if flow else "audio"
+    return csv_download(f"campaign-{name}-sample.csv", header, [example], phone_columns=["number"])
+
+
+def _import_into(
+    request: AuthenticatedHttpRequest, campaign: Campaign, upload: UploadedFile[bytes]
+) -> bool:
+    try:
+        report = import_rows(campaign, upload, user=request.user)
+    except UnreadableFile as exc:
+        messages.error(request, str(exc))
+        return False
+    accepted = report.accepted
+    summary = f"{accepted} row{pluralize(accepted)} ready to call, {report.rejected} rejected."
+    AuditEntry.record(request.user, AuditEntry.Action.UPLOADED, campaign=campaign, detail=summary)
+    messages.success(request, summary)
+    return True
+
+
+@permission_required("calls.view_campaign")
+def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.select_related("bridge", "flow", "audio"), pk=pk)
+    draft = campaign.status == Campaign.Status.DRAFT
+    context = {
+        "campaign": campaign,
+        "progress": campaign.progress(),
+        "rejected": list(campaign.rejected_rows.select_related("campaign")[:REJECTED_SHOWN]),
+        "first_rows": campaign.first_rows() if draft else [],
+        "audit": campaign.audit.select_related("actor"),
+        "upload_form": CsvUploadForm(),
+    }
+    template = (
+        "calls/campaign_detail.html#progress" if request.htmx else "calls/campaign_detail.html"
+    )
+    return render(request, template, context)
+
+
+@require_POST
+@permission_required("calls.change_campaign")
+def campaign_upload(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk, status=Campaign.Status.DRAFT)
+    form = CsvUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        _import_into(request, campaign, form.cleaned_data["csv_file"])
+    else:  # no file, or one over the size limit: the form says which
+        messages.error(request, " ".join(map(str, form.errors["csv_file"])))
+    return redirect(campaign)
+
+
+@permission_required("calls.change_campaign")
+def campaign_confirm(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
+    """Asked before starting or canceling, saying what will happen: a page, so it works without
+    JavaScript and needs no inline script. Its button posts to `campaign_action`."""
+    campaign = get_object_or_404(Campaign.objects.select_related("bridge", "flow", "audio"), pk=pk)
+    if campaign.status not in Campaign.ACTIONS_FROM[action]:
+        return _refused(request, campaign, action)
+    progress = campaign.progress()
+    context = {
+        "campaign": campaign,
+        "action": action,
+        "progress": progress,
+        "sending_time": campaign.sending_time(progress["waiting"]),
+        "window_closed_until": campaign.window_closed_until(),
+    }
+    return render(request, "calls/campaign_confirm.html", context)
+
+
+@require_POST
+@permission_required("calls.change_campaign")
+def campaign_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    move, recorded_as = {
+        "start": (campaign.start, AuditEntry.Action.STARTED),
+        "pause": (campaign.pause, AuditEntry.Action.PAUSED),
+        "resume": (campaign.resume, AuditEntry.Action.RESUMED),
+        "cancel": (campaign.cancel, AuditEntry.Action.CANCELED),
+    }[action]
+    if not move():
+        return _refused(request, campaign, action)
+    AuditEntry.record(request.user, recorded_as, campaign=campaign)
+    if action in ("start", "resume"):
+        start_dispatchers(campaign)
+    return redirect(campaign)
+
+
+def _refused(request: AuthenticatedHttpRequest, campaign: Campaign, action: str) -> HttpResponse:
+    messages.error(request, f"A {campaign.get_status_display().lower()} campaign cannot {action}.")
+    return redirect(campaign)
+
+
+@permission_required("calls.view_campaign")
+def campaign_rejected_csv(request: AuthenticatedHttpRequest, pk: int) -> StreamingHttpResponse:
+    """The rejected rows as they came, plus why, to fix and upload again."""
+    campaign = get_object_or_404(Campaign, pk=pk)
+    header = [column for column, _ in campaign.columns]
+    rows = (
+        [row.values.get(name, "") for name in header] + [row.reason]
+        for row in campaign.rejected_rows.iterator(chunk_size=2000)
+    )
+    # Values go back as typed (formulas neutralised, the number kept as text so a spreadsheet
+    # does not turn it into 9.18867E+11), to be fixed and uploaded again.
+    numbers = [column for column, target in campaign.columns if target == "number"]
+    return csv_download(
+        f"campaign-{campaign.pk}-rejected.csv", [*header, "reason"], rows, phone_columns=numbers
+    )

@@ -1,0 +1,267 @@
+"""Placing a call and retrying one that never left."""
+
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import PurePosixPath
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.urls import reverse_lazy
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from calls.forms.fields import NumberField
+from calls.models import (
+    INTERVAL_CHOICES,
+    MASK,
+    AudioAsset,
+    Bridge,
+    CallLog,
+    DoNotCall,
+    IvrFlow,
+)
+from calls.phone import normalize_number
+from calls.vocabulary import variable_field, variable_of
+
+
+class PlaceCallForm(forms.Form):
+    """One call to one number. Field names are the provider's; flow variables arrive as
+    `variables[<Name>]` fields, built from the chosen flow's template."""
+
+    bridge = forms.ModelChoiceField(Bridge.objects.filter(is_active=True), empty_label=None)
+    to = NumberField(
+        label="To",
+        # Typing a number shows its recent calls: only the number is posted, never a variable.
+        widget=forms.TextInput(
+            attrs={
+                "hx-post": reverse_lazy("calls:call-new"),
+                "hx-trigger": "input changed delay:300ms, change",
+                "hx-target": "#recent",
+                "hx-swap": "outerHTML",
+                "hx-params": "to",
+            }
+        ),
+    )
+    call_again = forms.BooleanField(required=False, label="Call again anyway")
+    flow = forms.ModelChoiceField(
+        IvrFlow.objects.filter(is_active=True),
+        required=False,
+        label="IVR flow",
+        empty_label="— none —",
+    )
+    audio = forms.ModelChoiceField(
+        AudioAsset.objects.filter(is_active=True), required=False, empty_label="— none —"
+    )
+    audio_url = forms.URLField(
+        max_length=500,
+        required=False,
+        label="or an audio URL",
+        validators=[URLValidator(schemes=["http", "https"])],
+        widget=forms.URLInput(attrs={"placeholder": "https://cdn.example.com/reminder.mp3"}),
+        help_text="A public MP3 or WAV; kept in the catalogue to choose next time",
+    )
+    name = forms.CharField(
+        max_length=100,
+        required=False,
+        label="Campaign name",
+        help_text="Optional, e.g. obd_api_call",
+    )
+    interval = forms.TypedChoiceField(
+        choices=INTERVAL_CHOICES,
+        coerce=int,
+        initial=0,
+        label="Retry interval",
+        help_text="Minutes before the provider retries an unanswered call",
+    )
+    webhook_id = forms.CharField(
+        max_length=64,
+        required=False,
+        label="Webhook id",
+        help_text="Optional; the configured default is used when empty",
+    )
+    idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("idempotency_key", uuid.uuid4())
+        self.chosen_flow = self._chosen_flow()
+        for variable, sensitive in self.chosen_flow.variable_specs if self.chosen_flow else []:
+            self.fields[variable_field(variable)] = forms.CharField(
+                label=variable,
+                max_length=200,
+                # A sensitive value is never sent back to the browser, even on a form error.
+                widget=forms.PasswordInput(attrs={"autocomplete": "off"}) if sensitive else None,
+                help_text="Sensitive: masked everywhere after sending" if sensitive else "",
+            )
+
+    def _chosen_flow(self) -> IvrFlow | None:
+        raw = self.data.get("flow") if self.is_bound else self.initial.get("flow")
+        if isinstance(raw, IvrFlow):
+            return raw
+        if not raw or not str(raw).isdigit():
+            return None
+        flows = cast("forms.ModelChoiceField[IvrFlow]", self.fields["flow"]).queryset
+        return flows.filter(pk=raw).first() if flows is not None else None
+
+    def variable_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if variable_of(name) is not None]
+
+    def variable_values(self, source: Mapping[str, Any] | None = None) -> dict[str, str]:
+        source = self.cleaned_data if source is None else source
+        return {
+            variable: source.get(name, "")
+            for name in self.fields
+            if (variable := variable_of(name)) is not None
+        }
+
+    def preview(self) -> str:
+        """The sentence the customer will hear, sensitive values masked."""
+        if not self.chosen_flow:
+            return ""
+        typed = self.variable_values(self.data if self.is_bound else self.initial)
+        return self.chosen_flow.render({k: v for k, v in typed.items() if v})
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        assert data is not None  # Form.clean returns cleaned_data (the stubs allow None)
+        if data.get("audio") and data.get("audio_url"):
+            self.add_error("audio_url", "Choose an audio or type its URL, not both.")
+        plays_audio = data.get("audio") or data.get("audio_url")
+        if data.get("flow") and plays_audio:
+            raise forms.ValidationError("Choose an IVR flow or an audio, not both.")
+        if not data.get("flow") and not plays_audio and not self.has_error("flow"):
+            raise forms.ValidationError("Choose an IVR flow or an audio to play.")
+        if data.get("to"):
+            self._check_number_may_be_called(data["to"])
+        return data
+
+    def _check_number_may_be_called(self, number: str) -> None:
+        if blocked := DoNotCall.objects.filter(number=number).first():
+            why = f" ({blocked.reason})" if blocked.reason else ""
+            self.add_error("to", f"This number is on the do-not-call list{why}.")
+            return
+        limit, minutes = settings.OBD_MAX_CALLS_PER_NUMBER, settings.OBD_MAX_CALLS_WINDOW_MINUTES
+        if limit and _rang(number, minutes).count() >= limit:
+            self.add_error(
+                "to",
+                f"This number was already called {limit} time(s) in the last {minutes} minutes; "
+                "try again later.",
+            )
+            return
+        # Back and submit again would ring the customer twice: say so, and let the agent confirm.
+        # A double click (the same key: the call already stored) is not a second call.
+        warn_minutes, data = settings.OBD_REDIAL_WARN_MINUTES, self.cleaned_data
+        if not warn_minutes or data.get("call_again") or self._already_stored():
+            return
+        if last := _rang(number, warn_minutes).order_by("-submitted_at").first():
+            assert last.submitted_at is not None  # _rang: only calls sent
+            self.add_error(
+                "call_again",
+                f"This number was called {timesince(last.submitted_at)} ago "
+                f"(call #{last.pk}, {last.get_status_display().lower()}). "
+                "Tick “Call again anyway” to ring it again.",
+            )
+
+    def _already_stored(self) -> bool:
+        key = self.cleaned_data.get("idempotency_key")
+        return key is not None and CallLog.objects.filter(idempotency_key=key).exists()
+
+    def recent_calls(self) -> list[CallLog]:
+        """The last calls to the number typed so far, so the agent sees them before calling."""
+        typed = self.data.get("to") if self.is_bound else self.initial.get("to")
+        try:
+            number = normalize_number(str(typed or ""))
+        except ValidationError:
+            return []
+        calls = CallLog.objects.filter(to=number, submitted_at__isnull=False)
+        return list(calls.select_related("created_by").order_by("-id")[:5])
+
+    def _audio(self) -> AudioAsset | None:
+        """The audio chosen, or the one at the URL typed: an asset with that URL is reused, or
+        one is added to the catalogue."""
+        data = self.cleaned_data
+        if not data.get("audio_url"):
+            return cast("AudioAsset | None", data.get("audio"))
+        url: str = data["audio_url"]
+        asset = AudioAsset.objects.filter(url=url).order_by("pk").first()
+        if asset is None:
+            name = PurePosixPath(urlsplit(url).path).name or urlsplit(url).netloc
+            asset = AudioAsset.objects.create(name=name[:100], url=url)
+        return asset
+
+    def save(self, user: User) -> tuple[CallLog, bool]:
+        """Store the pending call before anything is sent. The same idempotency key (a double
+        click, a resubmitted form) returns the call already stored instead of a second one."""
+        data = self.cleaned_data
+        existing = CallLog.objects.filter(idempotency_key=data["idempotency_key"]).first()
+        if existing:
+            return existing, False
+        call = CallLog.prepare(
+            flow=data.get("flow"),
+            variables=self.variable_values(),
+            bridge=data["bridge"],
+            to=data["to"],
+            audio=self._audio(),
+            name=data["name"],
+            interval=data["interval"],
+            webhook_id=data["webhook_id"],
+            created_by=user,
+            idempotency_key=data["idempotency_key"],
+        )
+        try:
+            with transaction.atomic():
+                call.save()
+        except IntegrityError:  # the same form posted twice at the same instant
+            return CallLog.objects.get(idempotency_key=data["idempotency_key"]), False
+        return call, True
+
+    @classmethod
+    def initial_from(cls, call: CallLog) -> dict[str, Any]:
+        """Pre-fill 'place again': everything but the sensitive values, and a new key."""
+        initial = {
+            "bridge": call.bridge_id,
+            "to": "+" + call.to,
+            "flow": call.flow,
+            "audio": call.audio_id,
+            "name": call.name,
+            "interval": call.interval,
+            "webhook_id": call.webhook_id,
+        }
+        initial |= {variable_field(k): v for k, v in call.variables.items() if v != MASK}
+        return initial
+
+
+class RetryForm(forms.Form):
+    """Re-enter the sensitive values of a call that was never sent: we never stored them."""
+
+    def __init__(self, call: CallLog, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.call = call
+        for variable in call.sensitive_variables:
+            self.fields[variable_field(variable)] = forms.CharField(
+                label=variable,
+                max_length=200,
+                widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+            )
+
+    def variables(self) -> dict[str, str]:
+        clear = {k: self.cleaned_data[variable_field(k)] for k in self.call.sensitive_variables}
+        return {k: clear.get(k, v) for k, v in self.call.variables.items()}
+
+
+def _rang(number: str, minutes: int) -> QuerySet[CallLog]:
+    """Calls to `number` dialled in the last `minutes` that may have rung: not those refused
+    or never sent."""
+    since = timezone.now() - timedelta(minutes=minutes)
+    return CallLog.objects.filter(to=number, submitted_at__gte=since).exclude(
+        status__in=[CallLog.Status.REJECTED, CallLog.Status.ERROR]
+    )

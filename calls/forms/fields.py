@@ -1,0 +1,73 @@
+"""Fields the forms share: a phone number typed any usual way, a day as the pages write it, a CSV file within its size cap."""
+
+from datetime import date
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.template.defaultfilters import filesizeformat
+from django.utils import formats
+
+from calls.phone import normalize_number
+
+
+class NumberField(forms.CharField):
+    """A phone number typed any usual way, cleaned to digits with country code."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 32)
+        kwargs.setdefault("help_text", "With country code, e.g. +91 88671 35123")
+        super().__init__(**kwargs)
+        # A phone's keypad, not its keyboard, whichever text widget (and hx-* attributes) the
+        # form gives the field; the widget is the field's own copy.
+        if isinstance(self.widget, forms.TextInput):
+            self.widget.input_type = "tel"
+        self.widget.attrs.setdefault("inputmode", "tel")
+
+    def clean(self, value: str) -> str:
+        return normalize_number(super().clean(value))
+
+
+class DayInput(forms.DateInput):
+    """A day shown as every page writes it (DATE_FORMAT: 27 Nov 2026), not as the browser's
+    locale would in a date picker."""
+
+    def format_value(self, value: Any) -> str | None:
+        if isinstance(value, date):
+            return formats.date_format(value)
+        return super().format_value(value)
+
+
+class DayField(forms.DateField):
+    """A day typed as the pages write it (27 Nov 2026); ISO days (2026-11-27) are read too, so
+    links keep working."""
+
+    widget = DayInput(attrs={"placeholder": "e.g. 27 Nov 2026", "size": 12})
+    input_formats = ["%d %b %Y", "%d %B %Y", "%Y-%m-%d"]
+
+    def prepare_value(self, value: Any) -> Any:
+        """A day as typed (2026-11-27) is shown back the pages' way; a typo as typed."""
+        if isinstance(value, str):
+            try:
+                return self.to_python(value)
+            except ValidationError:
+                pass
+        return value
+
+
+class CsvFileField(forms.FileField):
+    """An uploaded CSV no larger than OBD_CSV_MAX_BYTES; its content is checked by its importer."""
+
+    default_error_messages = {"required": "Choose a CSV file to upload."}
+
+    def validate(self, value: UploadedFile[bytes] | None) -> None:
+        super().validate(value)
+        limit = settings.OBD_CSV_MAX_BYTES
+        if value is not None and value.size is not None and value.size > limit:
+            raise ValidationError(
+                "The file is %(size)s; the limit is %(limit)s. Split it into smaller files.",
+                code="too_big",
+                params={"size": filesizeformat(value.size), "limit": filesizeformat(limit)},
+            )

@@ -1,0 +1,162 @@
+"""The call log's filters and its search."""
+
+import re
+from contextlib import suppress
+from datetime import date, datetime, time, timedelta
+from typing import Any, cast
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet, Subquery
+from django.http import QueryDict
+from django.utils import timezone
+
+from calls.forms.fields import DayField
+from calls.models import (
+    Bridge,
+    CallLog,
+    Campaign,
+    IvrFlow,
+)
+from calls.phone import normalize_number
+from calls.vocabulary import provider_key
+
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class CallFilterForm(forms.Form):
+    """The call log's filters; every field optional, bad values ignored rather than failing."""
+
+    q = forms.CharField(
+        required=False,
+        label="Search",
+        widget=forms.TextInput(attrs={"placeholder": "Number or provider id", "type": "search"}),
+    )
+    status = forms.ChoiceField(
+        required=False, choices=[("", "Any status"), *CallLog.Status.choices]
+    )
+    bridge = forms.ModelChoiceField(Bridge.objects.all(), required=False, empty_label="Any bridge")
+    flow = forms.ModelChoiceField(IvrFlow.objects.all(), required=False, empty_label="Any flow")
+    campaign = forms.ModelChoiceField(
+        Campaign.objects.all(), required=False, empty_label="Any campaign"
+    )
+    kind = forms.ChoiceField(
+        required=False,
+        label="Calls",
+        choices=[("", "Single and campaign"), ("single", "Single calls"), ("campaign", "Campaign")],
+    )
+    placed_by: forms.ModelChoiceField[User] = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="Anyone", label="Placed by"
+    )
+    since = DayField(required=False, label="From")
+    until = DayField(required=False, label="To")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        placed_by = cast("forms.ModelChoiceField[User]", self.fields["placed_by"])
+        placed_by.queryset = get_user_model().objects.filter(is_active=True)
+
+    def filter(self, calls: QuerySet[CallLog]) -> QuerySet[CallLog]:
+        data = self.cleaned_data if self.is_valid() else {}
+        if not data.get("campaign"):
+            # As the dashboard counts: a campaign's rows not sent yet (waiting, or withdrawn) are
+            # no calls placed, and are shown only when filtering by that campaign.
+            calls = calls.exclude(campaign__isnull=False, submitted_at__isnull=True)
+        if not data:
+            return calls
+        if q := data["q"].strip():
+            calls = calls.filter(_search(q))
+        if data["kind"]:
+            calls = calls.filter(campaign__isnull=data["kind"] == "single")
+        for name, lookup in (
+            ("status", "status"),
+            ("bridge", "bridge"),
+            ("flow", "flow"),
+            ("placed_by", "created_by"),
+            ("campaign", "campaign"),
+        ):
+            if data[name]:
+                calls = calls.filter(**{lookup: data[name]})
+        # Whole days in the user's time zone (calls.middleware activates it). Ids grow with
+        # created_at, so the days also become id bounds (found on the created_at index, a few
+        # minutes of clock skew allowed): the newest-first page then reads only that stretch of
+        # the primary key.
+        if data["since"]:
+            start = _day_start(data["since"])
+            first = CallLog.objects.filter(created_at__gte=start - CLOCK_SKEW).order_by(
+                "created_at"
+            )
+            calls = calls.filter(created_at__gte=start, id__gte=Subquery(first.values("id")[:1]))
+        if data["until"]:
+            end = _day_start(data["until"] + timedelta(days=1))
+            last = CallLog.objects.filter(created_at__lt=end + CLOCK_SKEW).order_by("-created_at")
+            calls = calls.filter(created_at__lt=end, id__lte=Subquery(last.values("id")[:1]))
+        return calls
+
+    def chips(self) -> list[tuple[str, str, str]]:
+        """Each filter in use as (label, value shown, the query without it), so one can be
+        removed at a time."""
+        if not self.is_valid():
+            return []
+        chips = []
+        for name, field in self.fields.items():
+            value = self.cleaned_data[name]
+            if value in (None, ""):
+                continue
+            if isinstance(field, forms.ModelChoiceField):
+                shown = str(value)
+            elif isinstance(field, forms.ChoiceField):
+                shown = str(dict(cast("list[tuple[str, str]]", field.choices))[value])
+            else:
+                shown = str(self[name].value())
+            rest = cast("QueryDict", self.data).copy()  # bound to request.GET
+            for key in (name, "before", "after"):
+                rest.pop(key, None)
+            chips.append((str(self[name].label), shown, rest.urlencode()))
+        return chips
+
+
+# What a typed phone number may hold besides digits: `(+91) 98765-40004`, `098765 40004`.
+PHONE_TEXT = re.compile(r"[\d\s()+.-]+")
+
+
+def _search(q: str) -> Q:
+    """Calls to a number however it is typed (its last digits will do), or whose provider id
+    starts with `q`, in any case. Both are index reads: `to` or `to_reversed` as a range, and
+    `provider_key` (stored lower case) by prefix."""
+    by_id = Q(provider_key__startswith=provider_key(q))
+    if not PHONE_TEXT.fullmatch(q):
+        return by_id
+    digits = re.sub(r"\D", "", q)
+    if not digits:
+        return by_id
+    by_number = None
+    if q.lstrip("( ").startswith("+"):
+        with suppress(ValidationError):
+            by_number = Q(to=normalize_number(q))
+    if by_number is None:
+        # A long number's leading zeros are a trunk or international prefix (098765 40004,
+        # 0091 …), never part of the stored digits; a short ending like 0004 keeps them.
+        by_number = _ending(digits.lstrip("0") if len(digits) > 8 else digits)
+    # An id of digits only (a uuid may start so) is a number or the start of an id.
+    return by_number | by_id if q.isdigit() else by_number
+
+
+def _ending(digits: str) -> Q:
+    """Numbers ending in `digits`, as a range on the reversed number's index."""
+    tail = digits[::-1]
+    after = _next_prefix(tail)
+    return Q(to_reversed__gte=tail, to_reversed__lt=after) if after else Q(to_reversed__gte=tail)
+
+
+def _next_prefix(digits: str) -> str | None:
+    """The smallest digit string after every one starting with `digits` ("129" → "13");
+    None for all nines, which nothing made of digits comes after."""
+    stripped = digits.rstrip("9")
+    return stripped[:-1] + str(int(stripped[-1]) + 1) if stripped else None
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))

@@ -1,0 +1,167 @@
+"""Times in the reader's zone: the portal's defaults (Asia/Kolkata, region IN), a user's own zone
+(calls/preferences.py, calls/middleware.py), the zone written beside every time, the call log's
+days and the dashboard's "today" and hours read in that zone."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from calls.models import CallLog, Campaign, UserPreference
+from tests.helpers.portal import logged_in, text_of
+from tests.helpers.settings import read_settings
+
+# 13:00:04 UTC: 18:30:04 in Kolkata, 08:00:04 in New York (EST in November).
+MOMENT = datetime(2026, 11, 27, 13, 0, 4, tzinfo=UTC)
+
+
+def in_zone(user, zone: str) -> Client:
+    UserPreference.objects.update_or_create(user=user, defaults={"time_zone": zone})
+    return logged_in(user)
+
+
+def test_the_defaults_fit_the_providers_market():
+    assert read_settings("TIME_ZONE", "OBD_DEFAULT_REGION") == {
+        "TIME_ZONE": "Asia/Kolkata",
+        "OBD_DEFAULT_REGION": "IN",
+    }
+
+
+def test_an_empty_default_region_asks_for_a_country_code():
+    assert read_settings("OBD_DEFAULT_REGION", OBD_DEFAULT_REGION="") == {
+        "OBD_DEFAULT_REGION": None
+    }
+
+
+def test_the_portal_zone_is_read_from_the_environment():
+    assert read_settings("TIME_ZONE", TIME_ZONE="Europe/London") == {"TIME_ZONE": "Europe/London"}
+
+
+def test_a_call_page_writes_its_times_with_the_zone(agent_client, bridge, sound):
+    call = CallLog.objects.create(bridge=bridge, to="918867135123", audio=sound, created_at=MOMENT)
+
+    html = agent_client.get(call.get_absolute_url()).text
+
+    assert "<time>27 Nov 2026, 18:30:04 IST</time>" in html
+
+
+def test_a_call_page_writes_its_times_in_the_users_own_zone(agent, bridge, sound):
+    call = CallLog.objects.create(bridge=bridge, to="918867135123", audio=sound, created_at=MOMENT)
+
+    html = in_zone(agent, "America/New_York").get(call.get_absolute_url()).text
+
+    assert "<time>27 Nov 2026, 08:00:04 EST</time>" in html
+    assert "IST" not in html
+
+
+def test_the_call_log_and_campaign_list_write_the_zone(supervisor, bridge, sound):
+    CallLog.objects.create(
+        bridge=bridge, to="918867135123", audio=sound, created_at=MOMENT, submitted_at=MOMENT
+    )
+    Campaign.objects.create(name="November", bridge=bridge, audio=sound, pace=2, created_at=MOMENT)
+    client = logged_in(supervisor)
+
+    assert "27 Nov, 18:30:04 IST" in text_of(client.get("/calls/").text)
+    assert "27 Nov 2026, 18:30:04 IST" in text_of(client.get("/campaigns/").text)
+
+
+def test_the_zone_is_shown_beside_the_users_name_and_leads_to_their_preferences(agent):
+    html = in_zone(agent, "Europe/Berlin").get("/calls/").text
+
+    assert re.search(r'<a href="/preferences/"[^>]*>Europe/Berlin</a>', html)
+
+
+def test_a_user_picks_their_zone_on_the_preferences_page(agent_client, agent):
+    page = agent_client.get("/preferences/")
+    assert page.status_code == 200
+    assert '<option value="America/New_York">America/New York</option>' in page.text
+
+    response = agent_client.post("/preferences/", {"time_zone": "America/New_York"}, follow=True)
+
+    assert UserPreference.objects.get(user=agent).time_zone == "America/New_York"
+    assert "Times are now shown in America/New York time." in response.text
+    assert re.search(r"It is now <time[^>]*>\d+ \w+ \d{4}, [\d:]+ E[SD]T</time>", response.text)
+
+
+def test_a_user_goes_back_to_the_portals_zone(agent):
+    client = in_zone(agent, "America/New_York")
+
+    client.post("/preferences/", {"time_zone": ""})
+
+    assert UserPreference.time_zone_of(agent) == ""
+    assert ">Asia/Kolkata</a>" in client.get("/calls/").text
+
+
+def test_an_unknown_zone_is_refused(agent_client, agent):
+    response = agent_client.post("/preferences/", {"time_zone": "Mars/Olympus_Mons"})
+
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.text
+    assert not UserPreference.objects.filter(user=agent).exists()
+
+
+def test_a_users_zone_does_not_stay_behind_for_the_next_request(agent):
+    in_zone(agent, "America/New_York").get("/calls/")
+
+    assert timezone.get_current_timezone_name() == "Asia/Kolkata"
+
+
+# --- the call log's days --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def around_midnight(bridge, sound) -> tuple[CallLog, CallLog]:
+    """27 Nov in Kolkata for both; in New York the first is still the 26th."""
+    late, morning = datetime(2026, 11, 26, 20, 0, tzinfo=UTC), datetime(2026, 11, 27, 6, tzinfo=UTC)
+    return tuple(
+        CallLog.objects.create(bridge=bridge, to=to, audio=sound, created_at=at, submitted_at=at)
+        for to, at in (("918867135101", late), ("918867135102", morning))
+    )
+
+
+def shown_on(client: Client, day: str) -> list[str]:
+    return [c.to for c in client.get("/calls/", {"since": day, "until": day}).context["page"].rows]
+
+
+def test_the_call_log_reads_its_days_in_the_users_zone(agent, around_midnight):
+    late, morning = around_midnight
+
+    assert shown_on(logged_in(agent), "27 Nov 2026") == [morning.to, late.to]
+    assert shown_on(in_zone(agent, "America/New_York"), "27 Nov 2026") == [morning.to]
+    assert shown_on(in_zone(agent, "America/New_York"), "26 Nov 2026") == [late.to]
+
+
+def test_the_call_log_writes_its_days_as_the_pages_do_and_reads_iso_days_too(
+    agent_client, around_midnight
+):
+    response = agent_client.get("/calls/", {"since": "2026-11-27", "until": "27 November 2026"})
+
+    assert len(response.context["page"].rows) == 2
+    assert 'name="since" value="27 Nov 2026"' in response.text
+    assert 'name="until" value="27 Nov 2026"' in response.text
+    assert 'type="date"' not in response.text  # a browser's picker writes the day its own way
+
+
+# --- the dashboard ------------------------------------------------------------------------------
+
+
+def test_the_dashboard_counts_today_and_its_hours_in_the_users_zone(agent, bridge, sound):
+    # Just after midnight on Kiritimati (UTC+14): today there, yesterday afternoon in Kolkata.
+    midnight = timezone.localtime(timezone=ZoneInfo("Pacific/Kiritimati")).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    sent = midnight + timedelta(seconds=1)
+    CallLog.objects.create(
+        bridge=bridge, to="918867135123", audio=sound, created_at=sent, submitted_at=sent
+    )
+
+    kolkata = logged_in(agent).get("/").text
+    kiritimati = in_zone(agent, "Pacific/Kiritimati").get("/").text
+
+    assert re.search(r'id="stat-placed"[^>]*>0<', kolkata)
+    assert re.search(r'id="stat-placed"[^>]*>1<', kiritimati)
+    assert "<title>0:00 — 1 call</title>" in kiritimati
+    assert "by outcome, Pacific/Kiritimati time" in kiritimati
