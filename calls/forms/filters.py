@@ -58,6 +58,18 @@ class CallFilterForm(forms.Form):
         placed_by = cast("forms.ModelChoiceField[User]", self.fields["placed_by"])
         placed_by.queryset = get_user_model().objects.filter(is_active=True)
 
+    # Shown first; the others fold under "More filters" on a phone while none is in use.
+    MAIN_FIELDS = ("q", "status")
+
+    def main_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.MAIN_FIELDS]
+
+    def more_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if name not in self.MAIN_FIELDS]
+
+    def more_in_use(self) -> bool:
+        return any(self.data.get(field.name) for field in self.more_fields())
+
     def filter(self, calls: QuerySet[CallLog]) -> QuerySet[CallLog]:
         data = self.cleaned_data if self.is_valid() else {}
         if not data.get("campaign"):

@@ -10,7 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from calls.models.calls import CallLog
-from calls.vocabulary import IN_FLIGHT, provider_key
+from calls.vocabulary import IN_FLIGHT, provider_key, provider_words
 from calls.webhooks import Delivery, MalformedDelivery, parse_delivery
 
 # PostgreSQL text cannot hold NUL: a body is stored with U+FFFD in its place, and flagged.
@@ -105,6 +105,10 @@ class CallEvent(models.Model):
     @property
     def is_matched(self) -> bool:
         return self.call_id is not None
+
+    @property
+    def status_words(self) -> str:
+        return provider_words(self.raw_status)
 
     def read(self, raw: bytes | None = None) -> Delivery | None:
         """Parse the delivery and note what it says (or why it cannot be read)."""

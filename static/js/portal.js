@@ -72,3 +72,10 @@ document.addEventListener("submit", (event) => {
     button.click();
   });
 });
+
+// On a phone the call log's less-used filters start folded, unless one of them is in use.
+if (window.matchMedia("(max-width: 640px)").matches) {
+  document.querySelectorAll("details[data-fold-on-phone]:not([data-in-use])").forEach((details) => {
+    details.open = false;
+  });
+}

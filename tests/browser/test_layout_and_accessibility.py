@@ -176,6 +176,26 @@ def test_the_call_log_keeps_status_in_view_and_numbers_on_one_line(supervisor_pa
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_call_log_s_less_used_filters_fold_on_a_phone_unless_in_use(supervisor_page, viewport):
+    page = supervisor_page
+    page.set_viewport_size(viewport)
+    page.goto("/calls/")
+    expect(page.get_by_label("Search")).to_be_visible()
+    expect(page.get_by_label("Status")).to_be_visible()
+    bridge = page.get_by_label("Bridge")
+    if viewport is DESK:
+        expect(bridge).to_be_visible()
+        expect(page.get_by_text("More filters")).to_be_hidden()
+    else:
+        expect(bridge).to_be_hidden()
+        page.get_by_text("More filters").click()
+        expect(bridge).to_be_visible()
+        page.goto("/calls/?kind=single")  # a folded filter in use stays in view
+        expect(page.locator("select[name=kind]")).to_be_visible()
+    screenshot(page, f"call-log-filters-{viewport['width']}")
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_the_to_field_brings_up_a_phone_keypad(supervisor_page, viewport):
     seed()
     page = supervisor_page

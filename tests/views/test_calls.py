@@ -59,6 +59,16 @@ def test_the_call_page_shows_the_outcome_once_it_arrives(provider_client, call, 
     assert ">Answered<" not in before.text
 
 
+def test_the_timeline_says_what_the_provider_reported_in_plain_words(
+    provider_client, call, agent_client
+):
+    deliver(provider_client, push(status="NOANSWER"))
+
+    html = agent_client.get(call.get_absolute_url()).text
+
+    assert '<strong title="NOANSWER">rang, not answered</strong>' in html
+
+
 def test_an_error_call_can_be_retried_once_with_its_otp_re_entered(
     agent_client, bridge, otp_flow, settings
 ):
