@@ -60,11 +60,10 @@ class PlaceCallForm(forms.Form):
     audio = forms.ModelChoiceField(
         AudioAsset.objects.filter(is_active=True), required=False, empty_label="— none —"
     )
-    audio_url = forms.URLField(
+    audio_url = forms.CharField(
         max_length=500,
         required=False,
         label="or an audio URL",
-        validators=[URLValidator(schemes=["http", "https"])],
         widget=forms.URLInput(attrs={"placeholder": "https://cdn.example.com/reminder.mp3"}),
         help_text="A public MP3 or WAV; kept in the catalogue to choose next time",
     )
@@ -130,6 +129,23 @@ class PlaceCallForm(forms.Form):
         typed = self.variable_values(self.data if self.is_bound else self.initial)
         return self.chosen_flow.render({k: v for k, v in typed.items() if v})
 
+    def clean_audio_url(self) -> str:
+        url = str(self.cleaned_data["audio_url"]).strip()
+        if not url:
+            return ""
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https"):
+            raise ValidationError("Only an http:// or https:// link can be played.")
+        try:
+            URLValidator(schemes=["http", "https"])(url)
+        except ValidationError:
+            raise ValidationError(
+                "Enter a whole link, e.g. https://cdn.example.com/reminder.mp3."
+            ) from None
+        if PurePosixPath(parts.path).suffix.lower() not in (".mp3", ".wav"):
+            raise ValidationError("Link to an MP3 or WAV file: its address ends in .mp3 or .wav.")
+        return url
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         assert data is not None  # Form.clean returns cleaned_data (the stubs allow None)
@@ -138,8 +154,10 @@ class PlaceCallForm(forms.Form):
         plays_audio = data.get("audio") or data.get("audio_url")
         if data.get("flow") and plays_audio:
             raise forms.ValidationError("Choose an IVR flow or an audio, not both.")
-        if not data.get("flow") and not plays_audio and not self.has_error("flow"):
-            raise forms.ValidationError("Choose an IVR flow or an audio to play.")
+        # Nothing to play, unless what was chosen or typed could not be read (its error says so).
+        unreadable = self.has_error("flow") or self.has_error("audio_url")
+        if not plays_audio and not data.get("flow") and not unreadable:
+            self.add_error(None, "Choose an IVR flow or an audio to play.")
         if data.get("to"):
             self._check_number_may_be_called(data["to"])
         return data

@@ -46,6 +46,7 @@ class DayField(forms.DateField):
 
     widget = DayInput(attrs={"placeholder": "e.g. 27 Nov 2026", "size": 12})
     input_formats = ["%d %b %Y", "%d %B %Y", "%Y-%m-%d"]
+    default_error_messages = {"invalid": "Enter a day like 27 Nov 2026."}
 
     def prepare_value(self, value: Any) -> Any:
         """A day as typed (2026-11-27) is shown back the pages' way; a typo as typed."""

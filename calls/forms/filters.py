@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet, Subquery
 from django.http import QueryDict
-from django.utils import timezone
+from django.utils import formats, timezone
 
 from calls.forms.fields import DayField
 from calls.models import (
@@ -71,16 +71,21 @@ class CallFilterForm(forms.Form):
         return any(self.data.get(field.name) for field in self.more_fields())
 
     def filter(self, calls: QuerySet[CallLog]) -> QuerySet[CallLog]:
-        data = self.cleaned_data if self.is_valid() else {}
+        # The filters that could be read apply; one that could not (a mistyped day) is shown with
+        # its error on the form, never silently dropped along with all the others.
+        data: dict[str, Any] = {}
+        if self.is_bound:
+            self.is_valid()  # cleaned_data then holds every filter that could be read
+            data = self.cleaned_data
         if not data.get("campaign"):
             # As the dashboard counts: a campaign's rows not sent yet (waiting, or withdrawn) are
             # no calls placed, and are shown only when filtering by that campaign.
             calls = calls.exclude(campaign__isnull=False, submitted_at__isnull=True)
         if not data:
             return calls
-        if q := data["q"].strip():
+        if q := (data.get("q") or "").strip():
             calls = calls.filter(_search(q))
-        if data["kind"]:
+        if data.get("kind"):
             calls = calls.filter(campaign__isnull=data["kind"] == "single")
         for name, lookup in (
             ("status", "status"),
@@ -89,19 +94,19 @@ class CallFilterForm(forms.Form):
             ("placed_by", "created_by"),
             ("campaign", "campaign"),
         ):
-            if data[name]:
+            if data.get(name):
                 calls = calls.filter(**{lookup: data[name]})
         # Whole days in the user's time zone (calls.middleware activates it). Ids grow with
         # created_at, so the days also become id bounds (found on the created_at index, a few
         # minutes of clock skew allowed): the newest-first page then reads only that stretch of
         # the primary key.
-        if data["since"]:
+        if data.get("since"):
             start = _day_start(data["since"])
             first = CallLog.objects.filter(created_at__gte=start - CLOCK_SKEW).order_by(
                 "created_at"
             )
             calls = calls.filter(created_at__gte=start, id__gte=Subquery(first.values("id")[:1]))
-        if data["until"]:
+        if data.get("until"):
             end = _day_start(data["until"] + timedelta(days=1))
             last = CallLog.objects.filter(created_at__lt=end + CLOCK_SKEW).order_by("-created_at")
             calls = calls.filter(created_at__lt=end, id__lte=Subquery(last.values("id")[:1]))
@@ -110,17 +115,20 @@ class CallFilterForm(forms.Form):
     def chips(self) -> list[tuple[str, str, str]]:
         """Each filter in use as (label, value shown, the query without it), so one can be
         removed at a time."""
-        if not self.is_valid():
+        if not self.is_bound:
             return []
+        self.is_valid()  # the filters that could be read have their values; the others an error
         chips = []
         for name, field in self.fields.items():
-            value = self.cleaned_data[name]
+            value: Any = self.cleaned_data.get(name)
             if value in (None, ""):
                 continue
             if isinstance(field, forms.ModelChoiceField):
                 shown = str(value)
             elif isinstance(field, forms.ChoiceField):
                 shown = str(dict(cast("list[tuple[str, str]]", field.choices))[value])
+            elif isinstance(value, date):
+                shown = formats.date_format(value)  # as the pages write a day
             else:
                 shown = str(self[name].value())
             rest = cast("QueryDict", self.data).copy()  # bound to request.GET

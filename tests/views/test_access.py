@@ -30,3 +30,10 @@ def test_a_demo_user_can_log_in_with_a_password(client, agent):
 @pytest.mark.parametrize("url", ["/catalogue/", "/calls/", "/calls/new/"])
 def test_an_outsider_is_refused_portal_pages(outsider, url):
     assert logged_in(outsider).get(url).status_code == 403
+
+
+def test_an_outsider_is_offered_no_link_to_a_page_that_refuses_them(outsider):
+    html = logged_in(outsider).get("/preferences/").text
+
+    nav = html.split('aria-label="Main"', 1)[1].split("</nav>", 1)[0]
+    assert "<a " not in nav

@@ -468,3 +468,34 @@ def test_the_otp_input_has_an_eye_that_reveals_it_and_the_page_no_inline_script(
     assert otp is not None
     assert f'data-reveal="{otp[1]}"' in page and "Show otp" in page
     assert "<script>" not in page and "onclick" not in page
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("javascript:alert(1)", "Only an http:// or https:// link can be played."),
+        ("ftp://cdn.example.com/c.mp3", "Only an http:// or https:// link can be played."),
+        ("https://cdn.example.com/page.html", "Link to an MP3 or WAV file"),
+        ("https://", "Enter a whole link"),
+    ],
+)
+def test_an_audio_url_that_cannot_be_played_says_why_once(agent_client, bridge, url, error):
+    response = agent_client.post("/calls/new/", call_form(bridge, audio_url=url))
+
+    assert response.status_code == 200
+    assert response.text.count(error) == 1
+    assert "Choose an IVR flow or an audio to play." not in response.text
+    assert not CallLog.objects.exists()
+
+
+def test_a_secret_field_sent_back_with_an_error_asks_for_the_secret_again(
+    agent_client, bridge, otp_flow
+):
+    data = call_form(
+        bridge, otp_flow, to="12", **{"variables[Name]": "Asha", "variables[otp]": "4829"}
+    )
+
+    response = agent_client.post("/calls/new/", data)
+
+    assert "Type it again: a secret is never sent back to the page." in response.text
+    assert "4829" not in response.text

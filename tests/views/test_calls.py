@@ -386,3 +386,21 @@ def test_a_call_that_cannot_be_retried_keeps_no_try(agent_client, bridge, sound)
     call = CallLog.objects.create(bridge=bridge, audio=sound, to="918867135123", status="queued")
     assert not call.reopen_for_retry()
     assert not call.failed_submissions.exists()
+
+
+def test_a_mistyped_day_is_named_and_the_other_filters_still_apply(agent_client, make_call):
+    make_call(to="918867135123", submitted_at=timezone.now())
+    make_call(provider_id="other-id", to="919876543210", submitted_at=timezone.now())
+
+    response = agent_client.get("/calls/", {"q": "35123", "since": "garbage"})
+
+    rows = re.findall(r'id="call-(\d+)"', response.text)
+    assert len(rows) == 1  # the search still applies
+    assert "Enter a day like 27 Nov 2026." in response.text
+    assert "Search: 35123" in text_of(response.text)
+
+
+def test_a_day_chip_is_written_as_the_pages_write_a_day(agent_client, db):
+    response = agent_client.get("/calls/", {"since": "2026-11-27"})
+
+    assert "From: 27 Nov 2026" in text_of(response.text)
