@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 from django import forms
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.urls import reverse_lazy
 from django.utils import timezone
-from django.utils.timesince import timesince
 
 from calls.forms.fields import NumberField
 from calls.models import (
@@ -184,7 +184,7 @@ class PlaceCallForm(forms.Form):
             assert last.submitted_at is not None  # _rang: only calls sent
             self.add_error(
                 "call_again",
-                f"This number was called {timesince(last.submitted_at)} ago "
+                f"This number was called {naturaltime(last.submitted_at)} "
                 f"(call #{last.pk}, {last.get_status_display().lower()}). "
                 "Tick “Call again anyway” to ring it again.",
             )

@@ -40,6 +40,10 @@ class Bridge(models.Model):
         pretty = pretty_number(self.number)
         return f"{self.label} ({pretty})" if self.label else pretty
 
+    @property
+    def number_display(self) -> str:
+        return pretty_number(self.number)
+
 
 class IvrFlow(models.Model):
     flow_id = models.CharField(

@@ -372,7 +372,7 @@ def test_a_number_called_minutes_ago_is_called_again_only_once_confirmed(
     warned = agent_client.post("/calls/new/", form)
     assert warned.status_code == 200
     assert CallLog.objects.count() == 1
-    assert f"(call #{earlier.pk}, answered)" in warned.text
+    assert f"This number was called 3\xa0minutes ago (call #{earlier.pk}, answered)" in warned.text
     assert 'name="call_again"' in warned.text and "Call again anyway" in warned.text
 
     confirmed = agent_client.post("/calls/new/", form | {"call_again": "on"})

@@ -100,3 +100,10 @@ def test_in_the_sandbox_an_upload_stores_a_made_up_sound_id(fake_provider, super
     assert asset.sound_id.startswith("sandbox-") and len(asset.sound_id) > len("sandbox-")
     assert fake_provider.requests == []
     assert AuditEntry.objects.filter(action=AuditEntry.Action.SOUND_UPLOADED).count() == 1
+
+
+def test_the_catalogue_writes_bridge_numbers_as_people_read_them(agent_client, bridge):
+    html = agent_client.get("/catalogue/").text
+
+    assert "+91 80 6828 7602" in html
+    assert ">918068287602<" not in html
