@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from calls.exports import csv_download
 from calls.forms import CampaignForm, CsvUploadForm
-from calls.http import AuthenticatedHttpRequest
+from calls.http import AuthenticatedHttpRequest, id_in
 from calls.imports import UnreadableFile, import_rows, sample
 from calls.models import AuditEntry, Campaign, IvrFlow
 from calls.roles import permission_required
@@ -51,10 +51,8 @@ def campaign_new(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 def _active_flow(pk: object) -> IvrFlow | None:
     """The flow a form or a link names, if it is one that may be played."""
-    digits = str(pk)
-    return (
-        IvrFlow.objects.filter(pk=int(digits), is_active=True).first() if digits.isdigit() else None
-    )
+    flow_id = id_in(pk)
+    return IvrFlow.objects.filter(pk=flow_id, is_active=True).first() if flow_id else None
 
 
 def _sample_context(flow: IvrFlow | None) -> dict[str, object]:

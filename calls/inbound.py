@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from calls.http import id_in
 from calls.models import CallEvent
 from calls.webhooks import MalformedDelivery, parse_delivery
 
@@ -110,8 +111,8 @@ def _answer_challenge(token: str | None, challenge: str) -> JsonResponse:
 def read_body(request: HttpRequest, limit: int) -> bytes:
     """The whole body, at most `limit` bytes (else BodyTooLarge). A chunked body has no
     Content-Length, so Django reads it as empty: it is read from the server's stream instead."""
-    declared = request.META.get("CONTENT_LENGTH") or ""
-    if declared.isdigit() and int(declared) > limit:
+    declared = id_in(request.META.get("CONTENT_LENGTH"))
+    if declared is not None and declared > limit:
         raise BodyTooLarge
     if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
         if len(request.body) > limit:

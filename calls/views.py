@@ -25,7 +25,7 @@ from calls.forms import (
     RetryForm,
     SoundUploadForm,
 )
-from calls.http import AuthenticatedHttpRequest
+from calls.http import AuthenticatedHttpRequest, id_in
 from calls.models import (
     AudioAsset,
     AuditEntry,
@@ -100,7 +100,7 @@ class KeysetPage:
 
 
 def keyset_page(rows: QuerySet[CallLog], params: QueryDict) -> KeysetPage:
-    before, after = _int(params.get("before")), _int(params.get("after"))
+    before, after = id_in(params.get("before")), id_in(params.get("after"))
     if after:
         found = list(rows.filter(id__gt=after).order_by("id")[: PAGE_SIZE + 1])
         more_newer = len(found) > PAGE_SIZE
@@ -118,10 +118,6 @@ def keyset_page(rows: QuerySet[CallLog], params: QueryDict) -> KeysetPage:
         found[0].id if found and before else None,
         found[-1].id if found and more_older else None,
     )
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
 
 
 @permission_required("calls.view_calllog")
@@ -181,7 +177,7 @@ def call_new(request: AuthenticatedHttpRequest) -> HttpResponse:
             return redirect(call)
         template = "calls/call_new.html#form" if request.htmx else "calls/call_new.html"
         return render(request, template, _form_context(form), status=422 if request.htmx else 200)
-    again = _int(request.GET.get("again"))
+    again = id_in(request.GET.get("again"))
     if again:
         initial = PlaceCallForm.initial_from(get_object_or_404(CallLog, pk=again))
     else:  # pre-filled from a link: never a variable's value, which would sit in the URL

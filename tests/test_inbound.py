@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from calls.models import CallEvent, CallLog
-from tests.helpers.webhooks import CALL_ID, deliver, final_state, push
+from tests.helpers.webhooks import AUTH, CALL_ID, deliver, final_state, push
 
 
 @pytest.fixture
@@ -217,3 +217,15 @@ def test_a_later_delivery_that_says_less_keeps_what_is_known(client, call):
 
     assert (response.status_code, flagged.status_code) == (200, 200)
     assert final_state(call) == known  # start, end, duration and recording all kept
+
+
+def test_a_content_length_in_other_digits_is_no_crash(client, db):
+    response = client.post(
+        "/webhooks/mobtexting/",
+        b"{}",
+        content_type="application/json",
+        headers=AUTH,
+        CONTENT_LENGTH="\u00b2",
+    )
+
+    assert response.status_code < 500

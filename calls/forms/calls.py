@@ -19,6 +19,7 @@ from django.urls import reverse_lazy
 from django.utils import timezone
 
 from calls.forms.fields import NumberField
+from calls.http import id_in
 from calls.models import (
     INTERVAL_CHOICES,
     MASK,
@@ -106,10 +107,9 @@ class PlaceCallForm(forms.Form):
         raw = self.data.get("flow") if self.is_bound else self.initial.get("flow")
         if isinstance(raw, IvrFlow):
             return raw
-        if not raw or not str(raw).isdigit():
-            return None
+        flow_id = id_in(raw)
         flows = cast("forms.ModelChoiceField[IvrFlow]", self.fields["flow"]).queryset
-        return flows.filter(pk=raw).first() if flows is not None else None
+        return flows.filter(pk=flow_id).first() if flow_id and flows is not None else None
 
     def variable_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.fields if variable_of(name) is not None]

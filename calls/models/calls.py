@@ -248,9 +248,10 @@ class CallLog(Playback):
         """Store the gateway's answer, under the row lock. An outcome that arrived while the POST
         was waiting wins: the answer then adds what it knows (id, cost) and changes no status.
         `sent`: the variables in clear, so a provider echoing them is stored masked."""
+        secrets = self._secrets(sent)
         fields: dict[str, object] = {
             "http_status": result.http_status,
-            "response_body": masked_echo(result.body, self._secrets(sent)),
+            "response_body": masked_echo(result.body, secrets),
             "cost": result.cost,
             "provider_created_at": result.created_at,
             "sealed_variables": "",  # sent (or refused): the secrets are no longer needed
@@ -266,7 +267,8 @@ class CallLog(Playback):
                 fields |= {
                     "status": result.status,
                     "provider_status": result.provider_status,
-                    "error": result.error,
+                    # The provider's message may quote what it was sent (it is shown and logged).
+                    "error": masked_echo(result.error, secrets),
                 }
             else:
                 logger.info(

@@ -189,3 +189,20 @@ def test_a_row_whose_lease_ran_out_and_was_claimed_again_is_not_sent_by_its_firs
     assert first.begin_sending() is False
     assert second.begin_sending() is True
     assert timezone.now() - second.submitted_at < timedelta(seconds=5)
+
+
+def test_a_refusal_quoting_a_secret_is_stored_and_logged_masked(otp_flow, bridge, caplog):
+    call = CallLog.prepare(
+        flow=otp_flow, variables={"Name": "Asha", "otp": "482913"}, bridge=bridge, to="91886713"
+    )
+    call.save()
+    refusal = SendResult(
+        status="rejected", http_status=422, error="variables[otp]: 482913 is invalid"
+    )
+    call.begin_sending()
+
+    call.record_submission(refusal, {"Name": "Asha", "otp": "482913"})
+
+    call.refresh_from_db()
+    assert call.error == "variables[otp]: ****** is invalid"
+    assert "482913" not in caplog.text

@@ -37,3 +37,19 @@ def test_an_outsider_is_offered_no_link_to_a_page_that_refuses_them(outsider):
 
     nav = html.split('aria-label="Main"', 1)[1].split("</nav>", 1)[0]
     assert "<a " not in nav
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/campaigns/sample.csv?flow=%C2%B2",  # ² is a digit to str.isdigit, not to int()
+        "/campaigns/sample.csv?flow=99999999999999999999999",
+        "/calls/?before=%C2%B2",
+        "/calls/?after=99999999999999999999999",
+        "/calls/new/?again=%C2%B2",
+        "/calls/new/?flow=%C2%B2",
+        "/calls/?campaign=99999999999999999999999",
+    ],
+)
+def test_hostile_ids_in_a_link_never_make_a_500(supervisor, url):
+    assert logged_in(supervisor).get(url).status_code in (200, 404)
