@@ -31,6 +31,7 @@ run: $(BIN)/.installed
 	@trap 'kill 0' EXIT; \
 	$(BIN)/python manage.py db_worker --no-reload --interval 0.5 --queue-name default & \
 	$(BIN)/python manage.py db_worker --no-reload --interval 0.5 --queue-name campaigns & \
+	$(BIN)/python manage.py apply_deliveries & \
 	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
 worker: $(BIN)/.installed

@@ -1,17 +1,15 @@
-"""Where a webhook delivery's time goes, in-process (no gunicorn, no network): the diagnosis
-behind bench/webhook_load.py's figures.
+"""Where a webhook delivery's time goes, in-process (no gunicorn, no network), and how fast one
+deliveries worker applies them: the diagnosis behind bench/webhook_load.py's figures.
 
-With Django's test Client on one database it measures, per delivery (median over --deliveries,
-after a warm-up, each delivery distinct, half of them matching a call in flight):
+On one database, with Django's test Client, per delivery (median over --deliveries, after a
+warm-up, each delivery distinct, half of them for a call in flight):
 
-- the whole request: the baseline view (one INSERT) and the portal's webhook view;
-- the portal's `CallEvent.objects.ingest` alone, and its parts as ingest runs them: parsing,
-  finding the call, the event INSERT (with its call), applying the outcome;
-- a sketch of a cheaper webhook, to size the next step (it re-implements the step here, in the
-  benchmark, and is not the application's code): "store only" (parse and INSERT the event;
-  matching left to the background worker);
-- the SQL statements of one matched and one unmatched delivery, and with --profile the top
-  functions (cProfile) of the portal view.
+- the whole request: the baseline view (one INSERT) and the portal's webhook door (one INSERT …
+  ON CONFLICT, then 202);
+- the deliveries worker: outcomes applied per second by one worker (`apply_waiting`) at batch
+  sizes 1 (one delivery per transaction, as the request applied them before) and 500 (the
+  default), side by side on the same kind of deliveries;
+- the SQL statements of one batch, and with --profile the top functions (cProfile) of a batch.
 
 Run from the repository root (the database is migrated, not emptied; use a benchmark database):
 
@@ -24,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import hashlib
 import io
 import os
 import pstats
@@ -61,26 +58,6 @@ def deliveries(n: int) -> list[bytes]:
     return [gen.next() for _ in range(n)]
 
 
-def new_event(body: bytes):
-    from calls.models import CallEvent
-
-    key = hashlib.sha256(b"webhook\nPOST\n\n" + body).hexdigest()
-    return CallEvent(
-        source="webhook",
-        method="POST",
-        content_type="application/json",
-        query="",
-        body=body.decode(),
-        dedupe_key=key,
-    )
-
-
-def store_only(body: bytes) -> None:
-    event = new_event(body)
-    event.read(body)
-    event.save()
-
-
 def timed(function, bodies: list[bytes]) -> float:
     times = []
     for body in bodies:
@@ -90,49 +67,18 @@ def timed(function, bodies: list[bytes]) -> float:
     return statistics.median(times)
 
 
-def steps(bodies: list[bytes]) -> dict[str, float]:
-    """The parts of the current ingest, timed one by one on the same deliveries."""
-    from django.db import transaction
-
-    from calls.models import find_call_for
-
-    parts: dict[str, list[float]] = {}
-
-    def clock(name, function):
-        began = time.perf_counter()
-        out = function()
-        parts.setdefault(name, []).append((time.perf_counter() - began) * 1000)
-        return out
-
-    def insert(event):
-        with transaction.atomic():
-            event.save()
+def applied_per_second(bodies: list[bytes], batch: int) -> float:
+    """Store the bodies, then time one worker applying all of them."""
+    from calls.models import CallEvent
+    from calls.models.events import apply_waiting
 
     for body in bodies:
-        event = new_event(body)
-        delivery = clock("parse", lambda e=event, b=body: e.read(b))
-        call = clock("find the call (1-2 SELECTs)", lambda d=delivery: find_call_for(d))
-        event.call = call
-        clock("INSERT event with its call (own transaction)", lambda e=event: insert(e))
-        if call is not None:
-            clock(
-                "apply_outcome (SELECT FOR UPDATE, COUNT, UPDATE)",
-                lambda d=delivery, e=event, c=call: c.apply_outcome(
-                    d, event_id=e.pk, received_at=e.received_at
-                ),
-            )
-    return {name: statistics.median(values) for name, values in parts.items()}
-
-
-def statements(body: bytes) -> list[str]:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from calls.models import CallEvent
-
-    with CaptureQueriesContext(connection) as queries:
-        CallEvent.objects.ingest(source="webhook", body=body)
-    return [q["sql"][:110] for q in queries.captured_queries]
+        CallEvent.objects.store(source="webhook", body=body)
+    began = time.perf_counter()
+    applied = 0
+    while claimed := apply_waiting(batch):
+        applied += claimed
+    return applied / (time.perf_counter() - began)
 
 
 def main() -> None:
@@ -142,16 +88,19 @@ def main() -> None:
         default="sqlite:////tmp/bench_hooks.sqlite3",
         help="a benchmark database (migrated, calls added; not emptied)",
     )
-    parser.add_argument("--deliveries", type=int, default=400, help="per measurement")
-    parser.add_argument("--profile", action="store_true", help="cProfile the portal view")
+    parser.add_argument("--deliveries", type=int, default=400, help="per request measurement")
+    parser.add_argument("--applied", type=int, default=4000, help="per worker measurement")
+    parser.add_argument("--profile", action="store_true", help="cProfile a worker's batches")
     args = parser.parse_args()
     setup(args.database_url)
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client, override_settings
+    from django.test.utils import CaptureQueriesContext
 
     from bench.baseline.views import create_table
     from calls.models import CallEvent
+    from calls.models.events import apply_waiting
 
     call_command("migrate", verbosity=0)
     create_table()
@@ -162,7 +111,7 @@ def main() -> None:
         response = client.post(
             "/webhooks/mobtexting/", body, content_type="application/json", headers=headers
         )
-        assert response.status_code in (200, 202), response.content
+        assert response.status_code == 202, response.content
 
     def baseline(body: bytes) -> None:
         with override_settings(ROOT_URLCONF="bench.baseline.urls"):
@@ -170,35 +119,41 @@ def main() -> None:
         assert response.status_code == 202, response.content
 
     n = args.deliveries
-    for function in (portal, baseline, store_only):
+    for function in (portal, baseline):
         timed(function, deliveries(20))  # warm-up
+    apply_waiting(10_000)
     rows = [
         ("request: baseline view (one INSERT)", timed(baseline, deliveries(n))),
-        ("request: portal webhook view", timed(portal, deliveries(n))),
-        (
-            "ingest() alone, current",
-            timed(lambda b: CallEvent.objects.ingest(source="webhook", body=b), deliveries(n)),
-        ),
-        ("sketch: store only (match later)", timed(store_only, deliveries(n))),
+        ("request: portal webhook door (store, 202)", timed(portal, deliveries(n))),
     ]
+    apply_waiting(10_000)
     print(f"\nWebhook cost per delivery on {connection.vendor}, in-process, median of {n}")
     for name, ms in rows:
         print(f"  {name:<58} {ms:6.2f} ms")
-    print("current ingest, step by step (the last: matched deliveries only):")
-    for name, ms in steps(deliveries(n)).items():
-        print(f"  {name:<58} {ms:6.2f} ms")
-    matched, unmatched = deliveries(2)
-    for label, body in (("matched", matched), ("unmatched", unmatched)):
-        sqls = statements(body)
-        print(f"SQL statements of one {label} delivery: {len(sqls)}")
-        for sql in sqls:
-            print(f"    {sql}")
+    print(f"one deliveries worker, {args.applied} deliveries (half matched), applied per second:")
+    rounds = {1: [], 500: []}
+    for _ in range(2):  # side by side, twice
+        for batch in rounds:
+            rounds[batch].append(applied_per_second(deliveries(args.applied), batch))
+    for batch, rates in rounds.items():
+        print(f"  batch {batch:<4} {statistics.fmean(rates):8.0f}/s  (runs: {rates})")
+    print(
+        f"  batch 500 / batch 1: {statistics.fmean(rounds[500]) / statistics.fmean(rounds[1]):.1f}x"
+    )
+    for body in deliveries(50):
+        CallEvent.objects.store(source="webhook", body=body)
+    with CaptureQueriesContext(connection) as queries:
+        apply_waiting(50)
+    print(f"SQL statements of one batch of 50: {len(queries.captured_queries)}")
+    for query in queries.captured_queries:
+        print(f"    {query['sql'][:110]}")
     if args.profile:
-        bodies = deliveries(n)
+        for body in deliveries(args.applied):
+            CallEvent.objects.store(source="webhook", body=body)
         profiler = cProfile.Profile()
         profiler.enable()
-        for body in bodies:
-            portal(body)
+        while apply_waiting():
+            pass
         profiler.disable()
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import URLPattern, path
 
 from calls.forms import CsvFileField, NumberField
+from calls.forms.flows import IvrFlowForm
 from calls.http import AuthenticatedHttpRequest
 from calls.models import (
     AudioAsset,
@@ -21,6 +22,7 @@ from calls.models import (
     IvrFlow,
     RejectedRow,
 )
+from calls.models.events import apply_events
 
 
 class NumberAdminForm(forms.ModelForm[Any]):  # Any: shared by Bridge and DoNotCall
@@ -40,7 +42,8 @@ class BridgeAdmin(admin.ModelAdmin[Bridge]):
 
 @admin.register(IvrFlow)
 class IvrFlowAdmin(admin.ModelAdmin[IvrFlow]):
-    list_display = ["name", "flow_id", "template", "variable_names", "is_active"]
+    form = IvrFlowForm
+    list_display = ["name", "flow_id", "template", "variable_names", "key_names", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["name", "flow_id", "template"]
     ordering = ["name"]
@@ -48,6 +51,10 @@ class IvrFlowAdmin(admin.ModelAdmin[IvrFlow]):
     @admin.display(description="Variables")
     def variable_names(self, flow: IvrFlow) -> str:
         return ", ".join(f"{n} (masked)" if s else n for n, s in flow.variable_specs) or "—"
+
+    @admin.display(description="Keys")
+    def key_names(self, flow: IvrFlow) -> str:
+        return ", ".join(flow.choice_words(key) for key in flow.choices) or "—"
 
 
 @admin.register(AudioAsset)
@@ -137,7 +144,10 @@ class CallEventAdmin(admin.ModelAdmin[CallEvent]):
 
     @admin.action(description="Match again to their calls")
     def rematch(self, request: HttpRequest, queryset: QuerySet[CallEvent]) -> None:
-        matched = sum(1 for event in queryset.filter(call=None) if event.match())
+        unmatched = queryset.filter(call=None)
+        ids = list(unmatched.values_list("pk", flat=True))
+        apply_events(CallEvent.objects.filter(pk__in=ids))
+        matched = CallEvent.objects.filter(pk__in=ids).exclude(call=None).count()
         self.message_user(request, f"{matched} event(s) matched to a call.", messages.SUCCESS)
 
 
@@ -151,10 +161,10 @@ class DoNotCallImportForm(forms.Form):
 @admin.register(DoNotCall)
 class DoNotCallAdmin(admin.ModelAdmin[DoNotCall]):
     form = NumberAdminForm
-    list_display = ["number", "reason", "added_by", "created_at"]
+    list_display = ["number", "source", "reason", "added_by", "created_at"]
     search_fields = ["=number", "reason"]
-    list_filter = ["created_at"]
-    readonly_fields = ["added_by", "created_at"]
+    list_filter = ["source", "created_at"]
+    readonly_fields = ["source", "added_by", "created_at"]
     change_list_template = "admin/calls/donotcall/change_list.html"
 
     def save_model(

@@ -8,5 +8,7 @@ class CallsConfig(AppConfig):
 
     def ready(self) -> None:
         from calls.roles import ensure_groups
+        from calls.rollups import ensure_tallies
 
         post_migrate.connect(ensure_groups, sender=self)
+        post_migrate.connect(ensure_tallies, sender=self)

@@ -3,19 +3,23 @@ first rows, the questions asked before starting or canceling, the actions, the r
 
 from django.contrib import messages
 from django.core.files.uploadedfile import UploadedFile
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
+from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from calls.exports import csv_download
-from calls.forms import CampaignForm, CsvUploadForm
+from calls.forms import CallAgainForm, CampaignForm, CsvUploadForm
 from calls.http import AuthenticatedHttpRequest, id_in
 from calls.imports import UnreadableFile, import_rows, sample
+from calls.keypresses import campaign_results
 from calls.models import AuditEntry, Campaign, IvrFlow
+from calls.models.retries import CannotCallAgain, eta, numbers, why_not_again
 from calls.roles import permission_required
 from calls.tasks import start_dispatchers
+from calls.vocabulary import CallStatus
 
 REJECTED_SHOWN = 20  # rows set aside listed on the page; the download has them all
 
@@ -41,7 +45,11 @@ def campaign_new(request: AuthenticatedHttpRequest) -> HttpResponse:
         campaign = form.save(commit=False)
         campaign.created_by = request.user
         campaign.save()
-        AuditEntry.record(request.user, AuditEntry.Action.CREATED, campaign=campaign)
+        # Exempting a campaign from the TRAI hours is a choice someone answers for.
+        exempt = (
+            "Marked transactional: exempt from the TRAI hours." if campaign.transactional else ""
+        )
+        AuditEntry.record(request.user, AuditEntry.Action.CREATED, campaign=campaign, detail=exempt)
         if _import_into(request, campaign, form.cleaned_data["csv_file"]):
             return redirect(campaign)
         campaign.delete()  # nothing usable was uploaded: no empty draft left behind
@@ -91,10 +99,13 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     context = {
         "campaign": campaign,
         "progress": campaign.progress(),
+        "numbers": numbers(campaign),
+        "eta": eta(campaign, timezone.now()),
         "rejected": list(campaign.rejected_rows.select_related("campaign")[:REJECTED_SHOWN]),
         "first_rows": campaign.first_rows() if draft else [],
         "audit": campaign.audit.select_related("actor"),
         "upload_form": CsvUploadForm(),
+        "keypress_results": None if draft or request.htmx else campaign_results(campaign),
     }
     template = (
         "calls/campaign_detail.html#progress" if request.htmx else "calls/campaign_detail.html"
@@ -141,11 +152,13 @@ def campaign_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> 
         "pause": (campaign.pause, AuditEntry.Action.PAUSED),
         "resume": (campaign.resume, AuditEntry.Action.RESUMED),
         "cancel": (campaign.cancel, AuditEntry.Action.CANCELED),
+        "unschedule": (campaign.unschedule, AuditEntry.Action.CANCELED),
     }[action]
     if not move():
         return _refused(request, campaign, action)
-    AuditEntry.record(request.user, recorded_as, campaign=campaign)
-    if action in ("start", "resume"):
+    detail = "Only its schedule: back to a draft." if action == "unschedule" else ""
+    AuditEntry.record(request.user, recorded_as, campaign=campaign, detail=detail)
+    if action in ("start", "resume") and campaign.status == Campaign.Status.RUNNING:
         start_dispatchers(campaign)
     return redirect(campaign)
 
@@ -153,6 +166,36 @@ def campaign_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> 
 def _refused(request: AuthenticatedHttpRequest, campaign: Campaign, action: str) -> HttpResponse:
     messages.error(request, f"A {campaign.get_status_display().lower()} campaign cannot {action}.")
     return redirect(campaign)
+
+
+@permission_required("calls.add_campaign")
+def campaign_again(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Call the unanswered again: pick the outcomes (the count follows each tick), confirm,
+    and a linked draft campaign of those numbers is made, to check and start like any other."""
+    campaign = get_object_or_404(Campaign.objects.select_related("flow"), pk=pk)
+    # Ticking redraws the count from the boxes ticked (none ticked: an empty query).
+    data = request.POST if request.method == "POST" else (request.GET if request.htmx else None)
+    form = CallAgainForm(campaign, data)
+    refused = why_not_again(campaign)
+    if request.htmx and request.htmx.target == "again-count":
+        return render(request, "calls/campaign_again.html#count", {"form": form})
+    if request.method == "POST" and not refused and form.is_valid():
+        try:
+            again = form.save(request.user)
+        except CannotCallAgain as exc:  # no number ended on those outcomes (any more)
+            messages.error(request, str(exc))
+        else:
+            picked = ", ".join(str(CallStatus(s).label).lower() for s in form.picked())
+            AuditEntry.record(
+                request.user,
+                AuditEntry.Action.CREATED,
+                campaign=again,
+                detail=f"Calling again the numbers of “{campaign.name}” that ended {picked}.",
+            )
+            messages.success(request, "A draft to call them again: check it and start it.")
+            return redirect(again)
+    context = {"campaign": campaign, "form": form, "refused": refused}
+    return render(request, "calls/campaign_again.html", context)
 
 
 @permission_required("calls.view_campaign")
@@ -169,4 +212,17 @@ def campaign_rejected_csv(request: AuthenticatedHttpRequest, pk: int) -> Streami
     numbers = [column for column, target in campaign.columns if target == "number"]
     return csv_download(
         f"campaign-{campaign.pk}-rejected.csv", [*header, "reason"], rows, phone_columns=numbers
+    )
+
+
+@permission_required("calls.view_campaign")
+def campaign_keypresses_csv(request: AuthenticatedHttpRequest, pk: int) -> StreamingHttpResponse:
+    """The keypress results as on the page: calls and share per key pressed first."""
+    campaign = get_object_or_404(Campaign.objects.select_related("flow"), pk=pk)
+    results = campaign_results(campaign)
+    if results is None:
+        raise Http404("An audio campaign takes no keypresses.")
+    rows = ([c.key, c.name, c.calls, c.share] for c in results.choices)
+    return csv_download(
+        f"campaign-{campaign.pk}-keypresses.csv", ["key", "choice", "calls", "share (%)"], rows
     )

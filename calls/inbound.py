@@ -54,21 +54,17 @@ def mobtexting_webhook(request: HttpRequest) -> HttpResponse:
     challenge = _challenge_in(body, content_type)
     if token is not None or challenge:
         return _answer_challenge(token, challenge)
-    event = CallEvent.objects.ingest(
+    # Stored in one statement and answered: the deliveries worker parses, matches and applies.
+    event = CallEvent.objects.store(
         source=CallEvent.Source.WEBHOOK,
         method=request.method or "",
         body=body,
         content_type=content_type,
         query=query,
     )
-    logger.info(
-        "webhook event=%s call=%s status=%s", event.pk, event.call_id, event.raw_status or "-"
-    )
-    if event.parse_error:
-        return JsonResponse({"error": event.parse_error, "event": event.pk}, status=400)
-    return JsonResponse(
-        {"event": event.pk, "matched": event.is_matched}, status=200 if event.is_matched else 202
-    )
+    logger.info("webhook stored event=%s", event)
+    # Any 2xx tells the provider the delivery arrived; 202: it is applied in a moment.
+    return JsonResponse({"event": event}, status=202)
 
 
 def _authorized(request: HttpRequest) -> bool:

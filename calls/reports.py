@@ -1,4 +1,4 @@
-"""The supervisor's numbers: one grouped aggregate query over the period, rolled up in Python."""
+"""The supervisor's numbers: the period's roll-ups (calls/rollups.py), rolled up in Python."""
 
 from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping
@@ -6,12 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypedDict, cast
 
-from django.db import connection, transaction
-from django.db.models import Count, Sum
-from django.db.models.functions import ExtractHour
 from django.utils import timezone
 
-from calls.models import AudioAsset, Bridge, CallLog, IvrFlow
+from calls.models import AudioAsset, Bridge, IvrFlow
+from calls.rollups import placed_by_hour, placed_groups
 from calls.vocabulary import FAILURES, OUTCOME_ORDER, OUTCOMES, CallStatus, provider_words
 
 PERIODS = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}
@@ -57,66 +55,40 @@ class Dashboard:
 
 
 def build_dashboard(period: str) -> Dashboard:
-    """Everything on the page from one grouped scan of the period's calls (served by a covering
-    index on PostgreSQL), rolled up here: at most a few thousand groups, whatever the rows."""
+    """Everything on the page from the roll-ups of the period's calls (calls/rollups.py): a few
+    thousand rows at most, whatever the number of calls, rolled up here."""
     since = period_start(period)
-    query = (
-        # Calls that were sent (or tried): not campaign rows still waiting, or canceled unsent.
-        CallLog.objects.filter(created_at__gte=since, submitted_at__isnull=False)
-        .annotate(hour=ExtractHour("created_at", tzinfo=timezone.get_current_timezone()))
-        .values_list(
-            "bridge_id", "flow_id", "audio_id", "status", "provider_status", "http_status", "hour"
-        )
-        .annotate(n=Count("*"), timed=Count("duration"), seconds=Sum("duration"), cost=Sum("cost"))
-        .order_by()
-    )
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # PostgreSQL over-estimates the groups (thousands really) and would sort 300k rows on
-            # disk with the default 4 MB; with room it hashes in memory (730 → 210 ms at 1M rows).
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL work_mem = '64MB'")
-        groups = list(query)
     total: Counter[str] = Counter()
     mix: Counter[str] = Counter()
     failures: Counter[tuple[str, str, int | None]] = Counter()
-    hours: defaultdict[int, Counter[str]] = defaultdict(Counter)
     by_bridge: defaultdict[int, Counter[str]] = defaultdict(Counter)
     by_content: defaultdict[ContentKey, Counter[str]] = defaultdict(Counter)
     answered_seconds = answered_timed = 0
     cost = None
-    for (
-        bridge,
-        flow,
-        audio,
-        status,
-        provider_status,
-        http_status,
-        hour,
-        n,
-        timed,
-        seconds,
-        money,
-    ) in groups:
+    # Calls that were sent (or tried): not campaign rows still waiting, or canceled unsent.
+    for group in placed_groups(since):
+        status, n = group.status, group.n
         tally = {
             "placed": n,
             "answered": n if status == CallStatus.ANSWERED else 0,
             "settled": n if status in OUTCOMES else 0,
         }
         total.update(tally)
-        by_bridge[bridge].update(tally)
-        by_content[flow, audio].update(tally)
+        by_bridge[group.bridge].update(tally)
+        by_content[group.flow, group.audio].update(tally)
         mix[status] += n
-        hours[hour][status if status in OUTCOME_ORDER else "other"] += n
         if status in FAILURES:
-            failures[
-                status, provider_status if status == CallStatus.FAILED else "", http_status
-            ] += n
+            provider_status = group.provider_status if status == CallStatus.FAILED else ""
+            failures[status, provider_status, group.http_status] += n
         if status == CallStatus.ANSWERED:
-            answered_seconds += seconds or 0
-            answered_timed += timed
-        if money is not None:
-            cost = (cost or 0) + money
+            answered_seconds += group.seconds
+            answered_timed += group.timed
+        if group.cost is not None:
+            cost = (cost or 0) + group.cost
+    hours: defaultdict[int, Counter[str]] = defaultdict(Counter)
+    for hour, statuses in placed_by_hour(since, timezone.get_current_timezone()).items():
+        for status, n in statuses.items():
+            hours[hour][status if status in OUTCOME_ORDER else "other"] += n
     labels = dict(CallStatus.choices)
     return Dashboard(
         period=period,

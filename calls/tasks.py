@@ -11,11 +11,18 @@ from django.tasks import Task, TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from calls.keypresses import LookupRun, fetch_keypresses
 from calls.models import CallLog, Campaign, WorkerHeartbeat
 from calls.models.campaigns import recover_abandoned_rows
+from calls.models.events import apply_waiting, oldest_waiting
+from calls.models.retries import allowed_to_send, schedule_retries, wipe_ended_campaigns_secrets
+from calls.notifications import check_notices_periodically
+from calls.optouts import sync_optouts_periodically
 from calls.provider.base import Gateway, SendResult
 from calls.provider.configured import get_gateway
 from calls.reconcile import reconcile_waiting
+from calls.rollups import fold_tallies_periodically
+from calls.schedules import send_scheduled_calls
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 30
@@ -43,12 +50,19 @@ class Dispatcher:
         self.budget = budget or timedelta(seconds=settings.OBD_DISPATCH_BUDGET_SECONDS)
         # About a second of calls per batch (at most 20): few rows are held claimed at a time.
         self.batch = max(1, min(20, int(campaign.pace)))
+        # When to come back after "later": the next row's hours or retry, or an outcome's.
+        self.resume_at: datetime | None = None
 
     def run(self) -> str:
         """Send until the campaign stops, runs out of rows, leaves its window or the budget
-        ends; returns which, so the task knows whether and when to come back."""
+        ends, or its rows all wait (for their hours, a retry interval, outcomes that may be
+        retried: "later", see `resume_at`); returns which, so the task knows whether and when
+        to come back."""
         started = self.now()
+        schedule_retries(self.campaign, self.now())
         while self.now() - started < self.budget:
+            if self.campaign.end_if_past(self.now()):
+                return "ended"
             if not self.campaign.in_window(self.now()):
                 return "window"
             # A few slots and rows at a time: the bucket and the queue are touched once a batch.
@@ -58,10 +72,11 @@ class Dispatcher:
             # Held until a while after the batch's last slot: long enough for a live worker,
             # short enough that a dead one's rows come back soon.
             hold = slots[-1] - self.now() + timedelta(seconds=settings.OBD_CLAIM_LEASE_SECONDS)
-            calls = self.campaign.claim_calls(len(slots), hold)
+            calls = allowed_to_send(self.campaign.claim_calls(len(slots), hold, self.now()))
             if not calls:
-                self.campaign.finish_if_done()
-                return "empty"
+                if schedule_retries(self.campaign, self.now()):
+                    continue
+                return self._nothing_to_send()
             for index, (call, slot) in enumerate(zip(calls, slots, strict=False)):
                 stop = self._wait_for(slot)
                 if stop or not self.send(call):
@@ -71,12 +86,32 @@ class Dispatcher:
                     break  # rate limited: the rest of the batch waits for the provider's time
         return "budget"
 
+    def _nothing_to_send(self) -> str:
+        """No row to send now: "empty" when the campaign is done or other workers hold the rest,
+        "later" (at `resume_at`) when rows wait for their hours or retry interval, or calls
+        whose outcome the policy may retry await it."""
+        if self.campaign.finish_if_done():
+            return "empty"
+        now = self.now()
+        due = self.campaign.next_due(after=now)
+        awaiting = (
+            self.campaign.retries
+            and self.campaign.retry_candidates(include_in_flight=True).exists()
+        )
+        if due is None and not awaiting:
+            return "empty"
+        soon = now + timedelta(seconds=settings.OBD_SCHEDULE_EVERY_SECONDS)
+        self.resume_at = min(due, soon) if due and awaiting else (due or soon)
+        return "later"
+
     def _wait_for(self, slot: datetime) -> str | None:
         """Sleep until the slot; then why not to send, if the campaign changed meanwhile."""
         if slot > (now := self.now()):
             self.sleep((slot - now).total_seconds())
             if not self.campaign.in_window(self.now()):
                 return "window"  # the window closed while this worker waited
+            if self.campaign.end_if_past(self.now()):
+                return "ended"  # so did the campaign
         # Checked before every send, so a pause or cancel stops the very next call.
         if not Campaign.objects.filter(
             pk=self.campaign.pk, status=Campaign.Status.RUNNING
@@ -107,15 +142,20 @@ class Dispatcher:
             self.campaign.slow_down(self.now() + timedelta(seconds=wait))
             logger.warning("campaign=%s provider rate limit: waiting %ss", self.campaign.pk, wait)
             return False
-        call.record_submission(result, variables)
+        call.record_submission(
+            result, variables, may_retry=self.campaign.may_follow(call.attempt_number)
+        )
         return True
 
 
 @task(queue_name="campaigns")
 def dispatch_campaign(campaign_id: int) -> str:
     campaign = Campaign.objects.get(pk=campaign_id)
-    reason = Dispatcher(campaign, get_gateway()).run()
-    if reason == "budget":
+    dispatcher = Dispatcher(campaign, get_gateway())
+    reason = dispatcher.run()
+    if reason == "later":
+        dispatch_campaign.using(run_after=dispatcher.resume_at).enqueue(campaign_id)
+    elif reason == "budget":
         dispatch_campaign.enqueue(campaign_id)  # let other work through, then go on
     elif reason == "window":
         opens = campaign.window_opens_after(timezone.now())
@@ -137,6 +177,51 @@ def reconcile_calls_periodically() -> int:
 
 
 @task
+def fetch_keypresses_periodically() -> dict[str, int]:
+    """Look up the keys pressed on answered flow calls, a batch a run. Comes back at the pace
+    while more wait, when the provider said after a 429, else after the interval."""
+    run = LookupRun()
+    try:
+        run = fetch_keypresses(get_gateway())
+    finally:  # queued even when the run failed, so the chain goes on
+        if run.wait is not None:
+            delay = run.wait
+        elif run.more:
+            delay = 60 / settings.OBD_KEYPRESS_LOOKUPS_PER_MINUTE
+        else:
+            delay = 60 * settings.OBD_KEYPRESS_EVERY_MINUTES
+        later = timezone.now() + timedelta(seconds=delay)
+        fetch_keypresses_periodically.using(run_after=later).enqueue()
+    for problem in run.problems:
+        logger.warning("keypress look-up failed: %s", problem)
+    return {"looked_up": run.looked_up, "stored": run.stored, "failed": run.failed}
+
+
+@task
+def run_schedules_periodically() -> dict[str, int]:
+    """Scheduled work come due: campaigns to start or to end, retries to make (dispatchers make
+    them too; this covers paused campaigns and dispatchers between runs), single calls placed
+    "at" a later time. Queues its next run first, so a crash keeps the chain."""
+    now = timezone.now()
+    later = now + timedelta(seconds=settings.OBD_SCHEDULE_EVERY_SECONDS)
+    run_schedules_periodically.using(run_after=later).enqueue()
+    begun = ended = retries = 0
+    for campaign in Campaign.objects.filter(
+        status__in=[Campaign.Status.SCHEDULED, Campaign.Status.RUNNING, Campaign.Status.PAUSED]
+    ):
+        if campaign.end_if_past(now):
+            ended += 1
+        elif campaign.begin_if_due(now):
+            start_dispatchers(campaign)
+            begun += 1
+        elif campaign.status != Campaign.Status.SCHEDULED:
+            retries += schedule_retries(campaign, now)
+    wipe_ended_campaigns_secrets()
+    sent = send_scheduled_calls(get_gateway(), now)
+    return {"begun": begun, "ended": ended, "retries": retries, "calls": sent}
+
+
+@task
 def worker_heartbeat() -> None:
     """Proves a worker is taking tasks (see /healthz); queues its next beat."""
     worker_heartbeat.using(
@@ -155,16 +240,33 @@ def sweep_abandoned_work() -> dict[str, int]:
         run_after=now + timedelta(seconds=settings.OBD_SWEEP_EVERY_SECONDS)
     ).enqueue()
     requeued, unknown = recover_abandoned_rows(now)
+    stranded = _apply_stranded_deliveries(now)
     lost = _fail_lost_tasks(now)
     chains = sum(ensure_periodic(periodic) for periodic in PERIODIC)
     revived = _revive_campaigns()
     return {
         "requeued": requeued,
         "unknown": unknown,
+        "deliveries": stranded,
         "lost_tasks": lost,
         "chains": chains,
         "campaigns": revived,
     }
+
+
+def _apply_stranded_deliveries(now: datetime) -> int:
+    """Webhook deliveries left waiting a while: no deliveries worker is running (or it is far
+    behind), so this worker applies them, and says so."""
+    waited = oldest_waiting(now)
+    if waited is None or waited < timedelta(seconds=settings.OBD_SWEEP_EVERY_SECONDS):
+        return 0
+    applied = 0
+    while claimed := apply_waiting():
+        applied += claimed
+    logger.warning(
+        "deliveries applied by the sweeper (is apply_deliveries running?) count=%s", applied
+    )
+    return applied
 
 
 def _fail_lost_tasks(now: datetime) -> int:
@@ -197,6 +299,11 @@ def _running_limits() -> dict[Task[..., Any], timedelta]:
         sweep_abandoned_work: timedelta(minutes=10),
         worker_heartbeat: timedelta(minutes=10),
         reconcile_calls_periodically: timedelta(hours=1),
+        run_schedules_periodically: timedelta(minutes=10),
+        sync_optouts_periodically: timedelta(hours=1),
+        check_notices_periodically: timedelta(minutes=10),
+        fetch_keypresses_periodically: timedelta(minutes=10),
+        fold_tallies_periodically: timedelta(minutes=10),
     }
 
 
@@ -234,4 +341,13 @@ def _revive_campaigns() -> int:
     return revived
 
 
-PERIODIC = (reconcile_calls_periodically, worker_heartbeat, sweep_abandoned_work)
+PERIODIC = (
+    reconcile_calls_periodically,
+    worker_heartbeat,
+    sweep_abandoned_work,
+    fetch_keypresses_periodically,
+    sync_optouts_periodically,
+    check_notices_periodically,
+    run_schedules_periodically,
+    fold_tallies_periodically,
+)

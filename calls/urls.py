@@ -1,6 +1,14 @@
 from django.urls import path, re_path
 
-from calls import campaign_views, inbound, preferences, views
+from calls import (
+    campaign_views,
+    connect,
+    inbound,
+    notifications,
+    preferences,
+    recordings,
+    views,
+)
 
 app_name = "calls"
 
@@ -14,15 +22,24 @@ urlpatterns = [
     path("calls/new/", views.call_new, name="call-new"),
     path("calls/<int:pk>/", views.call_detail, name="call-detail"),
     path("calls/<int:pk>/retry/", views.call_retry, name="call-retry"),
+    path("calls/<int:pk>/cancel/", views.call_cancel, name="call-cancel"),
+    path("calls/<int:pk>/recording/", recordings.call_recording, name="call-recording"),
+    path("sandbox/recording.wav", recordings.sandbox_clip, name="sandbox-recording"),
     path("campaigns/", campaign_views.campaign_list, name="campaign-list"),
     path("campaigns/new/", campaign_views.campaign_new, name="campaign-new"),
     path("campaigns/sample.csv", campaign_views.campaign_sample_csv, name="campaign-sample"),
     path("campaigns/<int:pk>/", campaign_views.campaign_detail, name="campaign-detail"),
     path("campaigns/<int:pk>/upload/", campaign_views.campaign_upload, name="campaign-upload"),
+    path("campaigns/<int:pk>/again/", campaign_views.campaign_again, name="campaign-again"),
     path(
         "campaigns/<int:pk>/rejected.csv",
         campaign_views.campaign_rejected_csv,
         name="campaign-rejected",
+    ),
+    path(
+        "campaigns/<int:pk>/keypresses.csv",
+        campaign_views.campaign_keypresses_csv,
+        name="campaign-keypresses",
     ),
     re_path(
         r"^campaigns/(?P<pk>\d+)/(?P<action>start|cancel)/confirm/$",
@@ -30,10 +47,12 @@ urlpatterns = [
         name="campaign-confirm",
     ),
     re_path(
-        r"^campaigns/(?P<pk>\d+)/(?P<action>start|pause|resume|cancel)/$",
+        r"^campaigns/(?P<pk>\d+)/(?P<action>start|pause|resume|cancel|unschedule)/$",
         campaign_views.campaign_action,
         name="campaign-action",
     ),
     path("preferences/", preferences.preferences, name="preferences"),
+    path("notices/", notifications.notices, name="notices"),
+    path("connect/", connect.connect_provider, name="connect"),
     path("webhooks/mobtexting/", inbound.mobtexting_webhook, name="webhook"),
 ]

@@ -1,20 +1,18 @@
 import logging
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection
-from django.db.models import QuerySet
 from django.http import (
     HttpRequest,
     HttpResponse,
     JsonResponse,
-    QueryDict,
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -26,6 +24,7 @@ from calls.forms import (
     SoundUploadForm,
 )
 from calls.http import AuthenticatedHttpRequest, id_in
+from calls.keypresses import describe
 from calls.models import (
     AudioAsset,
     AuditEntry,
@@ -34,16 +33,19 @@ from calls.models import (
     IvrFlow,
     WorkerHeartbeat,
 )
+from calls.models.events import oldest_waiting
+from calls.models.retries import attempt_chain
+from calls.paging import keyset_page
 from calls.provider.base import GatewayError
 from calls.provider.configured import get_gateway
 from calls.provider.sandbox import SANDBOX_EXAMPLE, SANDBOX_NUMBERS
 from calls.reports import PERIODS, build_dashboard
 from calls.roles import permission_required
+from calls.schedules import cancel_scheduled
 from calls.tasks import HEARTBEAT_SECONDS
 from calls.vocabulary import variable_of
 
 logger = logging.getLogger(__name__)
-PAGE_SIZE = 50
 # Parts of the call form redrawn as the agent types (see call_new.html).
 LIVE_PARTS = ("variables", "preview", "recent")
 
@@ -68,11 +70,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
     beat = WorkerHeartbeat.last() if database == "ok" else None
     age = (timezone.now() - beat).total_seconds() if beat else None
     worker = "ok" if age is not None and age < 3 * HEARTBEAT_SECONDS else "stale"
+    # A deliveries worker that stopped shows as deliveries waiting longer and longer.
+    waited = oldest_waiting() if database == "ok" else None
     body = {
         "database": database,
         "worker": worker,
         "worker_last_beat": beat,
         "worker_age_seconds": age,
+        "deliveries_waiting_seconds": waited.total_seconds() if waited else 0,
     }
     return JsonResponse(body, status=200 if database == "ok" else 503)
 
@@ -87,36 +92,6 @@ def catalogue(request: AuthenticatedHttpRequest) -> HttpResponse:
             "flows": IvrFlow.objects.all(),
             "audio_assets": AudioAsset.objects.all(),
         },
-    )
-
-
-@dataclass
-class KeysetPage:
-    """A page of newest-first rows found by id, never by OFFSET or COUNT(*)."""
-
-    rows: list[CallLog]
-    newer: int | None
-    older: int | None
-
-
-def keyset_page(rows: QuerySet[CallLog], params: QueryDict) -> KeysetPage:
-    before, after = id_in(params.get("before")), id_in(params.get("after"))
-    if after:
-        found = list(rows.filter(id__gt=after).order_by("id")[: PAGE_SIZE + 1])
-        more_newer = len(found) > PAGE_SIZE
-        found = found[:PAGE_SIZE][::-1]
-        return KeysetPage(
-            found, found[0].id if found and more_newer else None, found[-1].id if found else None
-        )
-    if before:
-        rows = rows.filter(id__lt=before)
-    found = list(rows.order_by("-id")[: PAGE_SIZE + 1])
-    more_older = len(found) > PAGE_SIZE
-    found = found[:PAGE_SIZE]
-    return KeysetPage(
-        found,
-        found[0].id if found and before else None,
-        found[-1].id if found and more_older else None,
     )
 
 
@@ -146,13 +121,17 @@ def call_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("calls.view_calllog")
 def call_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     call = get_object_or_404(
-        CallLog.objects.select_related("bridge", "flow", "audio", "created_by"), pk=pk
+        CallLog.objects.select_related("bridge", "flow", "audio", "created_by", "campaign"), pk=pk
     )
     context = {
         "call": call,
+        "attempts": attempt_chain(call),
         "events": call.events.all(),
         "audit": call.audit.select_related("actor"),
         "retry_form": RetryForm(call) if call.status == CallLog.Status.ERROR else None,
+        "keypresses": describe(call)
+        if call.status == CallLog.Status.ANSWERED and call.flow
+        else "",
     }
     template = "calls/call_detail.html#live" if request.htmx else "calls/call_detail.html"
     return render(request, template, context)
@@ -169,7 +148,13 @@ def call_new(request: AuthenticatedHttpRequest) -> HttpResponse:
         form = PlaceCallForm(request.POST)
         if form.is_valid():
             call, created = form.save(request.user)
-            if created:
+            if created and call.is_scheduled:
+                when = _when(call)
+                AuditEntry.record(
+                    request.user, AuditEntry.Action.PLACED, call=call, detail=f"for {when}"
+                )
+                messages.success(request, f"Scheduled for {when}: it is sent then.")
+            elif created:
                 AuditEntry.record(request.user, AuditEntry.Action.PLACED, call=call)
                 call.submit(get_gateway(), form.variable_values())
             if request.htmx:
@@ -215,6 +200,24 @@ def call_retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"Retried: {call.get_status_display().lower()}.")
     return redirect(call)
+
+
+@require_POST
+@permission_required("calls.add_calllog")
+def call_cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Cancel a call placed for a later time, until its POST begins."""
+    call = get_object_or_404(CallLog, pk=pk)
+    if cancel_scheduled(call):
+        AuditEntry.record(request.user, AuditEntry.Action.CANCELED_CALL, call=call)
+        messages.success(request, "Canceled: this call will not be sent.")
+    else:
+        messages.error(request, "Only a call placed for later and not sent yet can be canceled.")
+    return redirect(call)
+
+
+def _when(call: CallLog) -> str:
+    assert call.not_before is not None  # asked of a scheduled call
+    return date_format(timezone.localtime(call.not_before), "DATETIME_FORMAT")
 
 
 @permission_required("calls.view_calllog")

@@ -4,6 +4,8 @@ a provider id, and the form field that carries a flow variable. No ORM, no HTTP.
 from django.db import models
 
 MASK = "******"
+# The keys a phone's keypad can send (the provider's `dtmf`).
+KEYPAD = "0123456789*#"
 
 
 class CallStatus(models.TextChoices):
@@ -17,9 +19,10 @@ class CallStatus(models.TextChoices):
     BUSY = "busy", "Busy"
     CANCELED = "canceled", "Canceled"
     FAILED = "failed", "Failed"
-    # A campaign row never sent because its campaign was canceled: no outcome, unlike `canceled`
-    # (the provider's word for a caller who hung up before the customer answered).
-    WITHDRAWN = "withdrawn", "Not sent (campaign canceled)"
+    # A call never sent because it was withdrawn (its campaign canceled or ended, a retry the
+    # policy no longer allows, a scheduled call canceled; its error says which): no outcome,
+    # unlike `canceled` (the provider's word for a caller who hung up before the answer).
+    WITHDRAWN = "withdrawn", "Not sent (withdrawn)"
 
 
 # What the customer's phone did: the provider told us, by webhook or status look-up.

@@ -113,8 +113,24 @@ OBD_DEFAULT_REGION = env.str("OBD_DEFAULT_REGION", default="IN").upper() or None
 OBD_PROVIDER_TIMEZONE = env.str("OBD_PROVIDER_TIMEZONE", default="Asia/Kolkata")
 OBD_RECONCILE_AFTER_MINUTES = env.int("OBD_RECONCILE_AFTER_MINUTES", default=30)
 OBD_RECONCILE_EVERY_MINUTES = env.int("OBD_RECONCILE_EVERY_MINUTES", default=10)
+# Keypress look-ups (status API GETs): the provider allows 1,000 GETs a minute for everything.
+OBD_KEYPRESS_LOOKUPS_PER_MINUTE = env.int("OBD_KEYPRESS_LOOKUPS_PER_MINUTE", default=300)
+OBD_KEYPRESS_EVERY_MINUTES = env.int("OBD_KEYPRESS_EVERY_MINUTES", default=1)
+if OBD_KEYPRESS_LOOKUPS_PER_MINUTE < 1 or OBD_KEYPRESS_EVERY_MINUTES < 1:
+    raise ImproperlyConfigured(
+        "OBD_KEYPRESS_LOOKUPS_PER_MINUTE and OBD_KEYPRESS_EVERY_MINUTES must be 1 or more."
+    )
+# How often the worker copies the provider's unsubscribers list onto the do-not-call list, and
+# looks for what people asked to be told of (campaigns finished, failures, lack of balance).
+OBD_OPTOUT_SYNC_EVERY_MINUTES = env.int("OBD_OPTOUT_SYNC_EVERY_MINUTES", default=60)
+OBD_NOTICE_CHECK_EVERY_SECONDS = env.int("OBD_NOTICE_CHECK_EVERY_SECONDS", default=60)
 OBD_CAMPAIGN_PACE = env.float("OBD_CAMPAIGN_PACE", default=2.0)
 OBD_CAMPAIGN_DISPATCHERS = env.int("OBD_CAMPAIGN_DISPATCHERS", default=2)
+# TRAI: promotional campaign calls to Indian numbers only 09:00–21:00 the recipient's time
+# (campaigns marked transactional are exempt). How often scheduled work is looked for: campaigns
+# to start or end, retries to make, single calls placed "at" a later time.
+OBD_TRAI_PRESET = env.bool("OBD_TRAI_PRESET", default=True)
+OBD_SCHEDULE_EVERY_SECONDS = env.int("OBD_SCHEDULE_EVERY_SECONDS", default=15)
 OBD_DISPATCH_BUDGET_SECONDS = env.int("OBD_DISPATCH_BUDGET_SECONDS", default=60)
 # Crash recovery (see docs/reliability.md): how long a dispatcher holds rows past its batch's
 # last slot; how long after its POST began a call with no recorded answer is given up as unknown;

@@ -40,6 +40,9 @@ def _portal_settings(settings):
     settings.OBD_DEFAULT_REGION = None
     settings.TIME_ZONE = "Asia/Kolkata"
     settings.MOBTEXTING_WEBHOOK_ID = ""
+    # Tests on the wall clock must not depend on the hour in India; the calling-hours tests
+    # switch the TRAI preset (on by default) back on.
+    settings.OBD_TRAI_PRESET = False
     # Real password hashing costs ~0.3 s per user; tests need the check, not the cost.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -117,9 +120,22 @@ class FakeProvider:
     requests: list[Recorded] = field(default_factory=list)
     reply: Callable[[Recorded], tuple[int, dict, bytes]] = lambda r: (200, {}, b"{}")
 
+    # Replies by the path's end (e.g. "outgoing/callstatus"); other paths get `reply`.
+    routes: dict[str, Callable[[Recorded], tuple[int, dict, bytes]]] = field(default_factory=dict)
+
     def answer(self, status: int, body: object, headers: dict | None = None) -> None:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.reply = lambda r: (status, headers or {"Content-Type": "application/json"}, raw)
+
+    def route(self, path: str, reply: Callable[[Recorded], tuple[int, dict, bytes]]) -> None:
+        self.routes[path] = reply
+
+    def reply_for(self, recorded: Recorded) -> tuple[int, dict, bytes]:
+        path = recorded.path.split("?")[0]
+        for end, reply in self.routes.items():
+            if path.endswith(end):
+                return reply(recorded)
+        return self.reply(recorded)
 
 
 @pytest.fixture
@@ -134,7 +150,7 @@ def fake_provider() -> Iterator[FakeProvider]:
             )
             provider.requests.append(recorded)
             try:
-                status, headers, body = provider.reply(recorded)
+                status, headers, body = provider.reply_for(recorded)
             finally:  # a reply that looked at the database must not leave a session open
                 connections.close_all()
             self.send_response(status)
@@ -144,7 +160,7 @@ def fake_provider() -> Iterator[FakeProvider]:
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_POST = _handle
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
 
         def log_message(self, *args) -> None:
             pass

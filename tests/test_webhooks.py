@@ -144,7 +144,6 @@ def test_it_keeps_unknown_fields_in_extra_as_text():
     extra = {
         "hangup_by": "callee",
         "billing": 30,
-        "dtmf": None,
         "options": {"voice": "Aditi"},
         "answered": True,
     }
@@ -155,11 +154,29 @@ def test_it_keeps_unknown_fields_in_extra_as_text():
         "from": "918919525224",
         "hangup_by": "callee",
         "billing": "30",
-        "dtmf": "",
         "options": '{"voice": "Aditi"}',
         "answered": "True",
     }
     assert delivery.status == "ANSWER"  # known fields stay out of extra
+
+
+@pytest.mark.parametrize(
+    ("dtmf", "keys", "problems"),
+    [
+        (None, "", ()),
+        ("", "", ()),
+        (1, "1", ()),
+        ("19*#", "19*#", ()),
+        ("1, 9", "19", ()),
+        ("1a", "", ("dtmf is not keypad keys: '1a': not kept",)),
+        ("1" * 33, "", (f"dtmf is not keypad keys: {'1' * 33!r}: not kept",)),
+        ({"k": 1}, "", ("""dtmf is not keypad keys: '{"k": 1}': not kept""",)),
+    ],
+)
+def test_it_reads_the_keys_pressed(dtmf, keys, problems):
+    delivery = parse({**push(), "dtmf": dtmf})
+    assert (delivery.dtmf, delivery.problems) == (keys, problems)
+    assert "dtmf" not in delivery.extra
 
 
 def test_it_exposes_both_ids_once_each_in_order():

@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -31,6 +31,9 @@ from calls.models import (
 )
 from calls.phone import normalize_number
 from calls.vocabulary import variable_field, variable_of
+
+# How far ahead a single call may be placed: a reminder, not a campaign.
+SCHEDULE_AHEAD_DAYS = 30
 
 
 class PlaceCallForm(forms.Form):
@@ -87,12 +90,22 @@ class PlaceCallForm(forms.Form):
         label="Webhook id",
         help_text="Optional; the configured default is used when empty",
     )
+    at = forms.DateTimeField(
+        required=False,
+        label="Call at",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
     idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial.setdefault("idempotency_key", uuid.uuid4())
+        # Typed in the person's own zone (the middleware activates it).
+        self.fields["at"].help_text = (
+            f"Empty: now. A later time ({timezone.get_current_timezone_name()}): the call waits "
+            "and is sent then, and can be canceled until it is"
+        )
         self.chosen_flow = self._chosen_flow()
         for variable, sensitive in self.chosen_flow.variable_specs if self.chosen_flow else []:
             self.fields[variable_field(variable)] = forms.CharField(
@@ -145,6 +158,17 @@ class PlaceCallForm(forms.Form):
         if PurePosixPath(parts.path).suffix.lower() not in (".mp3", ".wav"):
             raise ValidationError("Link to an MP3 or WAV file: its address ends in .mp3 or .wav.")
         return url
+
+    def clean_at(self) -> datetime | None:
+        at: datetime | None = self.cleaned_data["at"]
+        if at is None:
+            return None
+        now = timezone.now()
+        if at <= now:
+            raise ValidationError("That time has passed: leave it empty to call now.")
+        if at > now + timedelta(days=SCHEDULE_AHEAD_DAYS):
+            raise ValidationError(f"A call can be placed at most {SCHEDULE_AHEAD_DAYS} days ahead.")
+        return at
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -218,7 +242,8 @@ class PlaceCallForm(forms.Form):
 
     def save(self, user: User) -> tuple[CallLog, bool]:
         """Store the pending call before anything is sent. The same idempotency key (a double
-        click, a resubmitted form) returns the call already stored instead of a second one."""
+        click, a resubmitted form) returns the call already stored instead of a second one.
+        A call placed "at" a later time keeps its secrets sealed until the worker sends it."""
         data = self.cleaned_data
         existing = CallLog.objects.filter(idempotency_key=data["idempotency_key"]).first()
         if existing:
@@ -234,6 +259,8 @@ class PlaceCallForm(forms.Form):
             webhook_id=data["webhook_id"],
             created_by=user,
             idempotency_key=data["idempotency_key"],
+            not_before=data.get("at"),
+            seal_secrets=data.get("at") is not None,
         )
         try:
             with transaction.atomic():

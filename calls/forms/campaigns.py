@@ -1,19 +1,25 @@
 """A new campaign and its CSV uploads."""
 
 import copy
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.urls import reverse
+from django.utils import timezone
 
 from calls.forms.calls import PlaceCallForm
 from calls.forms.fields import CsvFileField
 from calls.models import (
     Campaign,
 )
+from calls.models.policies import RETRYABLE, WEEKDAYS, every_day
+from calls.models.retries import CALL_AGAIN_OUTCOMES, call_again, unreached
+from calls.vocabulary import CallStatus
 
 
 class CampaignForm(forms.ModelForm[Campaign]):
@@ -38,11 +44,40 @@ class CampaignForm(forms.ModelForm[Campaign]):
             "window_start",
             "window_end",
             "window_timezone",
+            "calling_days",
+            "holidays",
+            "transactional",
+            "max_attempts",
+            "retry_on",
+            "retry_minutes",
+            "start_at",
+            "end_at",
         ]
         widgets = {
             "window_start": forms.TimeInput(attrs={"type": "time"}),
             "window_end": forms.TimeInput(attrs={"type": "time"}),
+            "start_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "end_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
         }
+
+    calling_days = forms.TypedMultipleChoiceField(
+        choices=WEEKDAYS,
+        coerce=int,
+        initial=every_day,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every day",
+    )
+    retry_on = forms.TypedMultipleChoiceField(
+        choices=[(status.value, status.label) for status in RETRYABLE],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Never an answered call, a refused one or a do-not-call number",
+    )
+    holidays = forms.CharField(
+        required=False,
+        help_text="Dates not to call, e.g. 2026-12-25, 2027-01-26 (the recipient's calendar)",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -51,6 +86,8 @@ class CampaignForm(forms.ModelForm[Campaign]):
             self.fields[name] = copy.deepcopy(PlaceCallForm.base_fields[name])
         self.fields["pace"].initial = settings.OBD_CAMPAIGN_PACE
         self.fields["window_timezone"].initial = settings.OBD_PROVIDER_TIMEZONE
+        for name in ("max_attempts", "retry_minutes"):  # the model's defaults when left empty
+            self.fields[name].required = False
         self.fields["webhook_id"].help_text = "Optional; the configured default is used when empty"
         # Choosing a flow redraws the sample CSV and its columns (campaign_new.html#csv-sample).
         self.fields["flow"].widget.attrs |= {
@@ -70,19 +107,78 @@ class CampaignForm(forms.ModelForm[Campaign]):
 
     def clean_window_timezone(self) -> str:
         name: str = self.cleaned_data["window_timezone"]
+        if not name:  # each recipient's own zone
+            return name
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             raise forms.ValidationError(f"{name} is not a time zone, e.g. Asia/Kolkata.") from None
         return name
 
+    def clean_calling_days(self) -> list[int]:
+        days: list[int] = self.cleaned_data["calling_days"]
+        return days or every_day()
+
+    def clean_max_attempts(self) -> int:
+        return int(self.cleaned_data["max_attempts"] or 1)  # safe by default: no retry
+
+    def clean_retry_minutes(self) -> int:
+        return int(self.cleaned_data["retry_minutes"] or 30)
+
+    def clean_holidays(self) -> list[str]:
+        days = []
+        for word in str(self.cleaned_data["holidays"]).replace(",", " ").split():
+            try:
+                days.append(date.fromisoformat(word).isoformat())
+            except ValueError:
+                raise forms.ValidationError(
+                    f"{word[:20]} is not a date: write it like 2026-12-25."
+                ) from None
+        return days
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()  # flow xor audio: the model's constraint says it, once
         assert data is not None  # ModelForm.clean returns cleaned_data (the stubs allow None)
         if bool(data.get("window_start")) != bool(data.get("window_end")):
             raise forms.ValidationError("Give both ends of the calling window, or neither.")
+        if data.get("max_attempts", 1) > 1 and not data.get("retry_on"):
+            self.add_error("retry_on", "Choose the outcomes to try again, or 1 attempt in all.")
+        start, end = data.get("start_at"), data.get("end_at")
+        if end and end <= (start or timezone.now()):
+            self.add_error("end_at", "The stop time must come after the start.")
         return data
 
 
 class CsvUploadForm(forms.Form):
     csv_file = CampaignForm.base_fields["csv_file"]
+
+
+class CallAgainForm(forms.Form):
+    """Which outcomes to call again, on a finished campaign: the numbers whose last attempt
+    ended so, never answered and not on the do-not-call list now."""
+
+    outcomes = forms.MultipleChoiceField(
+        choices=[(status.value, status.label) for status in CALL_AGAIN_OUTCOMES],
+        initial=[CallStatus.NO_ANSWER, CallStatus.BUSY],
+        widget=forms.CheckboxSelectMultiple,
+        label="Numbers whose last attempt ended",
+        error_messages={"required": "Tick at least one outcome."},
+    )
+
+    def __init__(self, campaign: Campaign, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.campaign = campaign
+
+    def picked(self) -> list[str]:
+        """The outcomes ticked so far (the initial ones on a new page)."""
+        if not self.is_bound:
+            return [str(status) for status in self.fields["outcomes"].initial]
+        return list(self.cleaned_data["outcomes"]) if self.is_valid() else []
+
+    def count(self) -> int:
+        """How many numbers the new campaign would call."""
+        picked = self.picked()
+        return unreached(self.campaign, picked).count() if picked else 0
+
+    def save(self, user: User) -> Campaign:
+        return call_again(self.campaign, self.cleaned_data["outcomes"], user)

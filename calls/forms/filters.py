@@ -9,7 +9,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet, Subquery
+from django.db.models import Q, QuerySet
 from django.http import QueryDict
 from django.utils import formats, timezone
 
@@ -20,10 +20,9 @@ from calls.models import (
     Campaign,
     IvrFlow,
 )
+from calls.models.calls import DIALLED_AT
 from calls.phone import normalize_number
-from calls.vocabulary import provider_key
-
-CLOCK_SKEW = timedelta(minutes=5)
+from calls.vocabulary import KEYPAD, provider_key
 
 
 class CallFilterForm(forms.Form):
@@ -49,6 +48,15 @@ class CallFilterForm(forms.Form):
     )
     placed_by: forms.ModelChoiceField[User] = forms.ModelChoiceField(
         queryset=None, required=False, empty_label="Anyone", label="Placed by"
+    )
+    pressed = forms.ChoiceField(
+        required=False,
+        label="Key pressed",
+        choices=[
+            ("", "Any keys"),
+            ("none", "No key pressed"),
+            *((key, f"{key} first") for key in KEYPAD),
+        ],
     )
     since = DayField(required=False, label="From")
     until = DayField(required=False, label="To")
@@ -87,6 +95,13 @@ class CallFilterForm(forms.Form):
             calls = calls.filter(_search(q))
         if data.get("kind"):
             calls = calls.filter(campaign__isnull=data["kind"] == "single")
+        if pressed := data.get("pressed"):
+            # A call's choice is the first key its customer pressed (see calls/keypresses.py).
+            calls = calls.filter(
+                Q(keypresses="", keypresses_at__isnull=False)
+                if pressed == "none"
+                else Q(keypresses__startswith=pressed)
+            )
         for name, lookup in (
             ("status", "status"),
             ("bridge", "bridge"),
@@ -96,20 +111,13 @@ class CallFilterForm(forms.Form):
         ):
             if data.get(name):
                 calls = calls.filter(**{lookup: data[name]})
-        # Whole days in the user's time zone (calls.middleware activates it). Ids grow with
-        # created_at, so the days also become id bounds (found on the created_at index, a few
-        # minutes of clock skew allowed): the newest-first page then reads only that stretch of
-        # the primary key.
+        # Whole days in the user's time zone (calls.middleware activates it), of when calls were
+        # dialled, as the log shows and orders them: a range on the log's own index.
         if data.get("since"):
-            start = _day_start(data["since"])
-            first = CallLog.objects.filter(created_at__gte=start - CLOCK_SKEW).order_by(
-                "created_at"
-            )
-            calls = calls.filter(created_at__gte=start, id__gte=Subquery(first.values("id")[:1]))
+            calls = calls.alias(dialled=DIALLED_AT).filter(dialled__gte=_day_start(data["since"]))
         if data.get("until"):
             end = _day_start(data["until"] + timedelta(days=1))
-            last = CallLog.objects.filter(created_at__lt=end + CLOCK_SKEW).order_by("-created_at")
-            calls = calls.filter(created_at__lt=end, id__lte=Subquery(last.values("id")[:1]))
+            calls = calls.alias(dialled=DIALLED_AT).filter(dialled__lt=end)
         return calls
 
     def chips(self) -> list[tuple[str, str, str]]:

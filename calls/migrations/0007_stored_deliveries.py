@@ -1,7 +1,68 @@
-from django.db import migrations
+from django.db import migrations, models
+from django.db.models import F
+from django.db.models.functions import Coalesce
+
+from calls.vocabulary import provider_key
+
+
+def mark_stored_as_applied(apps: object, schema_editor: object) -> None:
+    """Every event stored before this change was applied when it came; their ids' keys let a
+    call that learns its id later find them."""
+    event_model = apps.get_model("calls", "CallEvent")  # type: ignore[attr-defined]
+    event_model.objects.update(applied_at=F("received_at"))
+    waiting = event_model.objects.exclude(provider_id="").only("provider_id")
+    for event in waiting.iterator(chunk_size=2000):
+        event.provider_key = provider_key(event.provider_id)
+        event.save(update_fields=["provider_key"])
 
 
 class Migration(migrations.Migration):
     dependencies = [("calls", "0006_withdrawn_calls")]
 
-    operations: list[migrations.operations.base.Operation] = []
+    operations = [
+        migrations.AddField(
+            model_name="callevent",
+            name="applied_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the deliveries worker read it (empty: waiting).",
+                null=True,
+            ),
+        ),
+        migrations.AddField(
+            model_name="callevent",
+            name="provider_key",
+            field=models.CharField(blank=True, editable=False, max_length=128),
+        ),
+        migrations.RunPython(mark_stored_as_applied, migrations.RunPython.noop, elidable=True),
+        migrations.AddIndex(
+            model_name="callevent",
+            index=models.Index(
+                condition=models.Q(("applied_at", None)), fields=["id"], name="event_waiting"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="callevent",
+            index=models.Index(
+                condition=models.Q(("call", None)),
+                fields=["provider_key"],
+                name="event_unmatched_key",
+            ),
+        ),
+        # The call log's order, newest dialled first (calls.models.calls.DIALLED_AT).
+        migrations.AddIndex(
+            model_name="calllog",
+            index=models.Index(
+                Coalesce("submitted_at", "created_at"), F("id"), name="call_dialled"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="calllog",
+            index=models.Index(
+                F("campaign"),
+                Coalesce("submitted_at", "created_at"),
+                F("id"),
+                name="call_campaign_dialled",
+            ),
+        ),
+    ]

@@ -10,8 +10,10 @@ from calls.models.catalogue import (
     IvrFlow,
     Playback,
 )
-from calls.models.events import CallEvent, find_call_for
+from calls.models.events import CallEvent
+from calls.models.notices import Notice
 from calls.models.records import AuditEntry, DoNotCall, UserPreference, WorkerHeartbeat
+from calls.models.rollups import CallTally
 from calls.models.submissions import FailedSubmission
 from calls.vocabulary import MASK
 
@@ -24,13 +26,14 @@ __all__ = [
     "Bridge",
     "CallEvent",
     "CallLog",
+    "CallTally",
     "Campaign",
     "DoNotCall",
     "FailedSubmission",
     "IvrFlow",
+    "Notice",
     "Playback",
     "RejectedRow",
     "UserPreference",
     "WorkerHeartbeat",
-    "find_call_for",
 ]

@@ -7,7 +7,8 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models.functions import Reverse
+from django.db.models import Q
+from django.db.models.functions import Coalesce, Reverse
 from django.urls import reverse
 from django.utils import timezone
 
@@ -29,6 +30,8 @@ from calls.vocabulary import (
 from calls.webhooks import Delivery
 
 logger = logging.getLogger(__name__)
+# Look-ups of a call's keypresses before giving up (a timeout, a 5xx, an unreadable answer).
+KEYPRESS_TRIES = 3
 
 
 class Mover(StrEnum):
@@ -38,7 +41,10 @@ class Mover(StrEnum):
     OUTCOME = "outcome"  # a webhook, sandbox delivery or status look-up saying what happened
     SWEEPER = "sweeper"  # the worker holding the row died after its POST may have begun
     RETRY = "retry"  # a person sends again a call that never left
-    CANCEL = "cancel"  # the campaign was canceled before this row was sent
+    CANCEL = "cancel"  # the campaign (or a scheduled call) was canceled before it was sent
+    # The campaign's policy withdraws a row not sent: its end time passed, or a retry it no
+    # longer allows (the number answered meanwhile, or is on the do-not-call list now).
+    POLICY = "policy"
 
 
 S = CallStatus
@@ -55,6 +61,7 @@ TRANSITIONS: dict[Mover, dict[CallStatus, frozenset[CallStatus]]] = {
     Mover.RETRY: {S.ERROR: frozenset({S.PENDING})},
     # A row never sent is withdrawn, not `canceled`: that is an outcome (the caller hung up).
     Mover.CANCEL: {S.PENDING: frozenset({S.WITHDRAWN})},
+    Mover.POLICY: {S.PENDING: frozenset({S.WITHDRAWN})},
 }
 
 
@@ -67,6 +74,12 @@ class CallLogQuerySet(models.QuerySet["CallLog"]):
     def move(self, mover: Mover, to: CallStatus, **fields: object) -> int:
         """Move every call here that the table lets `mover` move to `to`; the others stay."""
         return self.filter(status__in=allowed_from(mover, to)).update(status=to, **fields)
+
+
+# Where a call stands in the call log: when it was dialled (its POST began) or, not sent yet, when
+# it was made. The log pages by it on an index (call_dialled), so a campaign row uploaded long
+# ago and dialled now is on top, at any size.
+DIALLED_AT = Coalesce("submitted_at", "created_at")
 
 
 class CallLog(Playback):
@@ -107,6 +120,12 @@ class CallLog(Playback):
         null=True, blank=True, help_text="Seconds, as the provider says."
     )
     recording_url = models.URLField(max_length=1000, blank=True)
+    # The keys the customer pressed (the status API's `dtmf`), looked up once after an answer
+    # (calls/keypresses.py); `keypresses_at` says when, and stays empty until it is known.
+    keypresses = models.CharField(max_length=32, blank=True)
+    keypresses_at = models.DateTimeField("keypresses fetched at", null=True, blank=True)
+    keypress_tries = models.PositiveSmallIntegerField(default=0, editable=False)
+    keypress_retry_at = models.DateTimeField(null=True, blank=True, editable=False)
     attempts = models.PositiveSmallIntegerField(default=0)
     outcome_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
@@ -121,8 +140,17 @@ class CallLog(Playback):
     campaign = models.ForeignKey(
         "Campaign", null=True, blank=True, on_delete=models.CASCADE, related_name="calls"
     )
-    # A campaign row's sensitive values, encrypted until sent and then wiped (see sealing.py).
+    # A campaign row's sensitive values, encrypted until sent and then wiped (see sealing.py);
+    # kept while a retry may follow, then moved to the retry (see models/retries.py).
     sealed_variables = models.TextField(blank=True, editable=False)
+    # Not sent before this instant: a campaign row's calling hours or retry interval, a single
+    # call placed "at" a later time. Empty: as soon as possible.
+    not_before = models.DateTimeField(null=True, blank=True, editable=False)
+    # A retry is a row of its own, linked to the number's first attempt.
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="retries"
+    )
+    attempt_number = models.PositiveSmallIntegerField(default=1, editable=False)
 
     objects = CallLogQuerySet.as_manager()
 
@@ -133,6 +161,26 @@ class CallLog(Playback):
             models.Index(fields=["status", "-id"], name="call_status_id"),
             models.Index(fields=["to", "bridge", "-created_at"], name="call_to_bridge_recent"),
             models.Index(fields=["campaign", "status", "id"], name="call_campaign_status"),
+            # The call log, newest dialled first (ties by id): all calls, and one campaign's.
+            models.Index(DIALLED_AT, "id", name="call_dialled"),
+            models.Index("campaign", DIALLED_AT, "id", name="call_campaign_dialled"),
+            # Scheduled single calls due: a short list, read by the schedule task.
+            models.Index(
+                fields=["not_before"],
+                condition=models.Q(status="pending", campaign=None, not_before__isnull=False),
+                name="call_scheduled",
+            ),
+            # The keypress look-ups' queue: answered flow calls still to look up (a few).
+            models.Index(
+                fields=["keypress_retry_at"],
+                condition=Q(
+                    status=CallStatus.ANSWERED,
+                    flow__isnull=False,
+                    keypresses_at=None,
+                    keypress_tries__lt=KEYPRESS_TRIES,
+                ),
+                name="call_keypresses_due",
+            ),
             # The dashboard reads only these columns: on PostgreSQL an index-only scan.
             models.Index(
                 fields=["created_at"],
@@ -150,6 +198,11 @@ class CallLog(Playback):
                 name="call_dashboard",
             ),
         ]
+        constraints = [
+            *Playback.Meta.constraints,
+            # A number's n-th attempt exists once, however many workers schedule retries.
+            models.UniqueConstraint(fields=["retry_of", "attempt_number"], name="call_one_attempt"),
+        ]
 
     def __str__(self) -> str:
         return f"Call #{self.pk} to {pretty_number(self.to)}"
@@ -164,6 +217,21 @@ class CallLog(Playback):
     @property
     def has_outcome(self) -> bool:
         return self.status in OUTCOMES
+
+    @property
+    def is_scheduled(self) -> bool:
+        """A single call placed "at" a later time, not sent yet (it may still be canceled)."""
+        return (
+            self.campaign_id is None
+            and self.status == CallStatus.PENDING
+            and self.submitted_at is None
+            and self.not_before is not None
+        )
+
+    @property
+    def attempts_allowed(self) -> int:
+        """How many attempts the number gets: its campaign's policy (a single call: one)."""
+        return self.campaign.max_attempts if self.campaign_id and self.campaign else 1
 
     @property
     def provider_status_words(self) -> str:
@@ -244,18 +312,22 @@ class CallLog(Playback):
         """The values to send: stored ones, with a campaign row's sealed secrets put back."""
         return {**self.variables, **unseal(self.sealed_variables)}
 
-    def record_submission(self, result: SendResult, sent: dict[str, str]) -> None:
+    def record_submission(
+        self, result: SendResult, sent: dict[str, str], *, may_retry: bool = False
+    ) -> None:
         """Store the gateway's answer, under the row lock. An outcome that arrived while the POST
         was waiting wins: the answer then adds what it knows (id, cost) and changes no status.
-        `sent`: the variables in clear, so a provider echoing them is stored masked."""
+        `sent`: the variables in clear, so a provider echoing them is stored masked.
+        `may_retry`: a retry may follow an accepted call, so its sealed secrets are kept."""
         secrets = self._secrets(sent)
         fields: dict[str, object] = {
             "http_status": result.http_status,
             "response_body": masked_echo(result.body, secrets),
             "cost": result.cost,
             "provider_created_at": result.created_at,
-            "sealed_variables": "",  # sent (or refused): the secrets are no longer needed
         }
+        if not (may_retry and result.status == CallStatus.QUEUED):
+            fields["sealed_variables"] = ""  # sent (or refused): the secrets are no longer needed
         with transaction.atomic():
             now = CallLog.objects.select_for_update().only("status", "provider_id").get(pk=self.pk)
             if result.provider_id and not now.provider_id:
@@ -278,6 +350,12 @@ class CallLog(Playback):
                     result.status,
                 )
             CallLog.objects.filter(pk=self.pk).update(**fields)
+        if "provider_key" in fields:
+            # Deliveries that came before this answer found no call: queued to be applied now.
+            # After the commit, so a worker that missed the id sees it when it looks again.
+            self.events.model.objects.filter(
+                call=None, provider_key=fields["provider_key"], parse_error=""
+            ).update(applied_at=None)
         for name, value in fields.items():
             setattr(self, name, value)
         if "status" not in fields:
@@ -317,52 +395,55 @@ class CallLog(Playback):
                 http_status=tried.http_status,
                 error=tried.error,
             )
+            # Sent now, by the person: no longer the schedule task's to send "at" its time.
             CallLog.objects.filter(pk=self.pk).update(
-                status=CallStatus.PENDING, submitted_at=None, error="", http_status=None
+                status=CallStatus.PENDING,
+                submitted_at=None,
+                error="",
+                http_status=None,
+                not_before=None,
             )
         self.status, self.submitted_at, self.error = self.Status.PENDING, None, ""
-        self.http_status = None
+        self.http_status = self.not_before = None
         return True
 
-    def apply_outcome(self, delivery: Delivery, *, event_id: int, received_at: datetime) -> None:
-        """Record one attempt's outcome. Safe for duplicate, concurrent and out-of-order deliveries:
-        the latest attempt by start time decides, and an answered call stays answered.
-
-        The webhook's hot path: one locked read of three columns, one check, one UPDATE."""
+    def take(self, delivery: Delivery, *, event_id: int, received_at: datetime) -> None:
+        """Take one attempt's outcome into this call, read under its row lock (the deliveries
+        worker writes it back). Safe for duplicate, concurrent and out-of-order deliveries: the
+        latest attempt by start time decides, and an answered call stays answered."""
+        if not self.provider_id and delivery.ids:
+            # Found by number after a timeout: learn its id so later deliveries match directly.
+            self.provider_id = delivery.ids[0][:128]
+            self.provider_key = provider_key(self.provider_id)
         if not delivery.outcome:
             return
-        with transaction.atomic():
-            call = CallLog.objects.select_for_update().only("status", "started_at").get(pk=self.pk)
-            # Each distinct start time is one attempt (retries with `interval`), counted under
-            # the lock from the stored events, so order and concurrency cannot skew it.
-            starts = call.events.exclude(started_at=None).values("started_at").distinct().count()
-            changes: dict[str, object] = {"attempts": max(starts, 1)}
-            if call.status not in allowed_from(Mover.OUTCOME, delivery.outcome):
-                logger.info(
-                    "call outcome refused call=%s status=%s outcome=%s event=%s",
-                    self.pk,
-                    call.status,
-                    delivery.outcome,
-                    event_id,
-                )
-            elif call._is_decided_by(delivery):
-                details: dict[str, object] = {
-                    "started_at": delivery.start_at,
-                    "ended_at": delivery.end_at,
-                    "duration": delivery.duration,
-                    "recording_url": delivery.recording_url,
-                }
-                # Another attempt brings all of its own details; the same attempt told again (or
-                # told without its start) keeps what is known wherever this delivery is silent.
-                if delivery.start_at is None or delivery.start_at == call.started_at:
-                    details = {k: v for k, v in details.items() if v not in (None, "")}
-                changes |= {
-                    "status": delivery.outcome,
-                    "provider_status": delivery.status,
-                    "outcome_at": received_at,
-                    **details,
-                }
-            CallLog.objects.filter(pk=self.pk).update(**changes)
+        if self.status not in allowed_from(Mover.OUTCOME, delivery.outcome):
+            logger.info(
+                "call outcome refused call=%s status=%s outcome=%s event=%s",
+                self.pk,
+                self.status,
+                delivery.outcome,
+                event_id,
+            )
+            return
+        if not self._is_decided_by(delivery):
+            return
+        details: dict[str, object] = {
+            "started_at": delivery.start_at,
+            "ended_at": delivery.end_at,
+            "duration": delivery.duration,
+            "recording_url": delivery.recording_url,
+        }
+        # Another attempt brings all of its own details; the same attempt told again (or told
+        # without its start) keeps what is known wherever this delivery is silent.
+        if delivery.start_at is None or delivery.start_at == self.started_at:
+            details = {k: v for k, v in details.items() if v not in (None, "")}
+        changes = {
+            "status": delivery.outcome,
+            "provider_status": delivery.status,
+            "outcome_at": received_at,
+            **details,
+        }
         for name, value in changes.items():
             setattr(self, name, value)
 

@@ -2,19 +2,21 @@
 CSV rows that did not become calls."""
 
 import logging
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import TypedDict
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q
+from django.db.models.functions import Coalesce
 from django.template.defaultfilters import floatformat, pluralize
 from django.urls import reverse
 from django.utils import timezone
 
 from calls.models.calls import CallLog, Mover
 from calls.models.catalogue import Playback
+from calls.models.policies import CampaignPolicy
 from calls.vocabulary import IN_FLIGHT, CallStatus
 
 logger = logging.getLogger(__name__)
@@ -47,11 +49,13 @@ def about(seconds: float) -> str:
     return f"about {n} second{pluralize(n)}"
 
 
-class Campaign(Playback):
-    """One flow or audio sent to many numbers from a CSV, at a set pace, in a calling window."""
+class Campaign(Playback, CampaignPolicy):
+    """One flow or audio sent to many numbers from a CSV, at a set pace, in its recipients'
+    calling hours, with its retry policy and schedule."""
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
+        SCHEDULED = "scheduled", "Scheduled"
         RUNNING = "running", "Running"
         PAUSED = "paused", "Paused"
         FINISHED = "finished", "Finished"
@@ -62,20 +66,16 @@ class Campaign(Playback):
         "start": frozenset({Status.DRAFT}),
         "pause": frozenset({Status.RUNNING}),
         "resume": frozenset({Status.PAUSED}),
-        "cancel": frozenset({Status.DRAFT, Status.RUNNING, Status.PAUSED}),
+        "cancel": frozenset({Status.DRAFT, Status.SCHEDULED, Status.RUNNING, Status.PAUSED}),
+        "unschedule": frozenset({Status.SCHEDULED}),  # back to a draft, to change or drop it
     }
+    # The schedule (start and stop times) may be changed until the campaign starts.
+    SCHEDULE_FROM = frozenset({Status.DRAFT, Status.SCHEDULED})
 
     name = models.CharField(max_length=100, help_text="e.g. November payment reminders")
     pace = models.DecimalField(
         max_digits=6, decimal_places=2, help_text="Calls per second for the whole campaign, e.g. 2"
     )
-    window_start = models.TimeField(
-        null=True, blank=True, help_text="Calls wait before this time, e.g. 09:00"
-    )
-    window_end = models.TimeField(
-        null=True, blank=True, help_text="and after this time, e.g. 20:00"
-    )
-    window_timezone = models.CharField(max_length=64, default="Asia/Kolkata")
     status = models.CharField(max_length=16, choices=Status, default=Status.DRAFT, db_index=True)
     # [[CSV column, "number" | "{variable}" | "" (ignored)], ...] in the file's order: a list,
     # because PostgreSQL's jsonb does not keep the key order of an object.
@@ -194,9 +194,48 @@ class Campaign(Playback):
         return True
 
     def start(self) -> bool:
-        return self._move(
-            self.ACTIONS_FROM["start"], self.Status.RUNNING, started_at=timezone.now()
+        """Start now, or at the campaign's start time when that is still to come."""
+        now = timezone.now()
+        if self.start_at and self.start_at > now:
+            return self._move(self.ACTIONS_FROM["start"], self.Status.SCHEDULED)
+        return self._move(self.ACTIONS_FROM["start"], self.Status.RUNNING, started_at=now)
+
+    def begin_if_due(self, now: datetime) -> bool:
+        """A scheduled campaign whose start time came starts (the schedule task asks)."""
+        if not (self.start_at and self.start_at <= now):
+            return False
+        return self._move(frozenset({self.Status.SCHEDULED}), self.Status.RUNNING, started_at=now)
+
+    def unschedule(self) -> bool:
+        return self._move(self.ACTIONS_FROM["unschedule"], self.Status.DRAFT)
+
+    def reschedule(self, start_at: datetime | None, end_at: datetime | None) -> bool:
+        """Change the start and stop times; only before the campaign starts (compare-and-set)."""
+        changed = Campaign.objects.filter(pk=self.pk, status__in=self.SCHEDULE_FROM).update(
+            start_at=start_at, end_at=end_at
         )
+        self.refresh_from_db()
+        return bool(changed)
+
+    def end_if_past(self, now: datetime) -> bool:
+        """At its stop time a campaign finishes: rows not sent by then are withdrawn, saying
+        so. Rows already sent keep their outcomes (and no retry follows them)."""
+        if not (self.end_at and self.end_at <= now):
+            return False
+        ended = self._move(
+            frozenset({self.Status.RUNNING, self.Status.PAUSED, self.Status.SCHEDULED}),
+            self.Status.FINISHED,
+            finished_at=now,
+        )
+        if ended:
+            self.calls.filter(submitted_at=None).move(
+                Mover.POLICY,
+                CallStatus.WITHDRAWN,
+                error="Not sent: the campaign's end time passed.",
+                sealed_variables="",
+                lease_until=None,
+            )
+        return ended
 
     def pause(self) -> bool:
         return self._move(self.ACTIONS_FROM["pause"], self.Status.PAUSED)
@@ -234,37 +273,16 @@ class Campaign(Playback):
             self._cancel_waiting_rows()
 
     def finish_if_done(self) -> bool:
+        """Finished when nothing waits to be sent and no call may still be retried: under a
+        retry policy, a call awaiting its outcome, or ended on an outcome retried, keeps the
+        campaign running until its retry exists."""
         if self.calls.filter(status=CallLog.Status.PENDING).exists():
+            return False
+        if self.retries and self.retry_candidates(include_in_flight=True).exists():
             return False
         return self._move(
             frozenset({self.Status.RUNNING}), self.Status.FINISHED, finished_at=timezone.now()
         )
-
-    def in_window(self, moment: datetime) -> bool:
-        if not (self.window_start and self.window_end):
-            return True
-        local = moment.astimezone(ZoneInfo(self.window_timezone)).time()
-        if self.window_start <= self.window_end:
-            return self.window_start <= local < self.window_end
-        return local >= self.window_start or local < self.window_end  # a window across midnight
-
-    def window_closed_until(self, moment: datetime | None = None) -> str:
-        """When the calling window, closed at `moment` (now), opens again, in its own zone:
-        "09:00 (Asia/Kolkata)"; empty while it is open."""
-        moment = moment or timezone.now()
-        if self.in_window(moment):
-            return ""
-        return f"{self.window_opens_after(moment):%H:%M} ({self.window_timezone})"
-
-    def window_opens_after(self, moment: datetime) -> datetime:
-        """The next instant the calling window opens after `moment`."""
-        assert self.window_start is not None  # asked only of a campaign with a window
-        zone = ZoneInfo(self.window_timezone)
-        local = moment.astimezone(zone)
-        opening = local.replace(
-            hour=self.window_start.hour, minute=self.window_start.minute, second=0, microsecond=0
-        )
-        return opening if opening > local else opening + timedelta(days=1)
 
     def take_slots(self, now: datetime, count: int) -> list[datetime]:
         """Reserve the next `count` send instants in the shared token bucket, so the pace holds
@@ -286,25 +304,88 @@ class Campaign(Playback):
         """The provider asked us to wait (HTTP 429): nobody sends before `until`."""
         Campaign.objects.filter(pk=self.pk, next_send_at__lt=until).update(next_send_at=until)
 
-    def claim_calls(self, limit: int, hold: timedelta) -> list[CallLog]:
-        """Take the oldest waiting rows for this worker alone, for `hold` (a lease): rows another
-        live worker holds are skipped, not waited for; rows whose lease ran out before their POST
-        began (their worker died) are free again. A claimed row is sent at most once: see
-        `CallLog.begin_sending`."""
-        now = timezone.now()
-        until = now + hold
-        with transaction.atomic():
-            calls = list(
-                self.calls.filter(status=CallLog.Status.PENDING, submitted_at=None)
-                .filter(Q(lease_until=None) | Q(lease_until__lt=now))
-                .select_for_update(skip_locked=True)
-                .order_by("id")[:limit]
+    def retry_candidates(self, include_in_flight: bool = False) -> "models.QuerySet[CallLog]":
+        """Calls whose outcome the policy retries and whose next attempt does not exist yet
+        (with `include_in_flight`, also calls whose outcome may still come as such)."""
+        outcomes = [*self.retry_on, *(IN_FLIGHT if include_in_flight else ())]
+        return (
+            self.calls.filter(status__in=outcomes, attempt_number__lt=self.max_attempts)
+            .exclude(status=CallStatus.PENDING)
+            .exclude(
+                models.Exists(
+                    CallLog.objects.filter(
+                        retry_of=Coalesce(OuterRef("retry_of"), OuterRef("pk")),
+                        attempt_number=OuterRef("attempt_number") + 1,
+                    )
+                )
             )
-            CallLog.objects.filter(id__in=[c.pk for c in calls]).update(lease_until=until)
-        for call in calls:  # every row of a campaign plays the campaign's content
+        )
+
+    def claim_calls(
+        self, limit: int, hold: timedelta, due: datetime | None = None
+    ) -> list[CallLog]:
+        """Take the oldest rows due by `due` (now) for this worker alone, for `hold` (a lease):
+        rows another live worker holds are skipped, not waited for; rows whose lease ran out
+        before their POST began (their worker died) are free again. A claimed row is sent at
+        most once: see `CallLog.begin_sending`.
+
+        A row whose recipient's calling hours are closed is not claimed: it is given the
+        instant they open (`not_before`) and skipped cheaply until then, so rows in open hours
+        go on (a campaign across zones keeps moving)."""
+        now = timezone.now()
+        due = due or now
+        if self.end_at and due >= self.end_at:
+            return []
+        until = now + hold
+        claimed: list[CallLog] = []
+        while len(claimed) < limit:
+            with transaction.atomic():
+                rows = list(
+                    self.calls.filter(status=CallLog.Status.PENDING, submitted_at=None)
+                    .filter(Q(lease_until=None) | Q(lease_until__lt=now))
+                    .filter(Q(not_before=None) | Q(not_before__lte=due))
+                    .select_for_update(skip_locked=True)
+                    .order_by("id")[: limit - len(claimed)]
+                )
+                if not rows:
+                    break
+                ready = self._defer_closed(rows, due)
+                CallLog.objects.filter(id__in=[c.pk for c in ready]).update(lease_until=until)
+            claimed += ready
+        for call in claimed:  # every row of a campaign plays the campaign's content
             call.lease_until = until
             call.bridge, call.flow, call.audio = self.bridge, self.flow, self.audio
-        return calls
+        return claimed
+
+    def _defer_closed(self, rows: list[CallLog], due: datetime) -> list[CallLog]:
+        """The rows whose recipients may be called at `due`; the others wait for their hours
+        to open (or, with no hours ever open, are withdrawn). Under the rows' locks."""
+        ready, later = [], defaultdict(list)
+        for row in rows:
+            opens = self.opens_for(row.to, due)
+            if opens == due:
+                ready.append(row)
+            else:
+                later[opens].append(row.pk)
+        for opens, ids in later.items():
+            if opens is None:
+                CallLog.objects.filter(pk__in=ids).move(
+                    Mover.POLICY,
+                    CallStatus.WITHDRAWN,
+                    error="Not sent: the campaign's calling days and hours never open for this "
+                    "number.",
+                    sealed_variables="",
+                )
+            else:
+                CallLog.objects.filter(pk__in=ids).update(not_before=opens)
+        return ready
+
+    def next_due(self, after: datetime) -> datetime | None:
+        """When the earliest row waiting past `after` for its hours or retry interval is due."""
+        first: datetime | None = self.calls.filter(
+            status=CallLog.Status.PENDING, submitted_at=None, not_before__gt=after
+        ).aggregate(first=models.Min("not_before"))["first"]
+        return first
 
 
 def recover_abandoned_rows(now: datetime) -> tuple[int, int]:

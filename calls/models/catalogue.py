@@ -64,6 +64,15 @@ class IvrFlow(models.Model):
         help_text="Comma-separated variables to mask besides those named like otp, pin, code or "
         "password, e.g. account_number",
     )
+    # What each key means in this flow, e.g. {"1": "confirm", "9": "stop calling me"}: campaign
+    # results count calls by the first key pressed, under these names.
+    choices = models.JSONField(default=dict, blank=True)
+    stop_key = models.CharField(
+        max_length=1,
+        blank=True,
+        help_text="The key that means “stop calling me”: a customer who presses it is put on "
+        "the do-not-call list. Empty: none.",
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -95,6 +104,20 @@ class IvrFlow(models.Model):
         """The sentence the customer hears, sensitive values masked (it is shown on pages)."""
         shown = self.mask(values)
         return VARIABLE_RE.sub(lambda m: shown.get(m[1]) or f"{{{m[1]}}}", self.template)
+
+    def choice_words(self, key: str) -> str:
+        """A key as the results name it: `1 (confirm)`, or `5` when the flow names no such key."""
+        name = self.choices.get(key) if isinstance(self.choices, dict) else None
+        return f"{key} ({name})" if name else key
+
+    def clean(self) -> None:
+        if self.stop_key and self.stop_key not in self.choices:
+            raise ValidationError(
+                {
+                    "stop_key": f"Name key {self.stop_key} among the choices first (e.g. "
+                    f"{self.stop_key}=stop calling me)."
+                }
+            )
 
 
 class AudioAsset(models.Model):

@@ -1,25 +1,54 @@
-"""One delivery about a call (CallEvent): stored raw first, then matched to its call and applied."""
+"""One delivery about a call (CallEvent): stored raw in one INSERT, then applied in batches.
+
+The webhook door only stores (`CallEvent.objects.store`) and answers; the deliveries worker
+(`manage.py apply_deliveries`) claims what waits (`apply_waiting`), parses it, matches the whole
+batch with one query and applies the outcomes under the calls' row locks. Sandbox outcomes and
+status look-ups store and apply at once (`ingest`), through the same batch code."""
 
 import hashlib
-from datetime import timedelta
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
-from django.db.models import F
+from django.db import connection, models, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
+from calls.models.bulk import update_rows
 from calls.models.calls import CallLog
+from calls.models.records import DoNotCall, record_keypresses
 from calls.vocabulary import IN_FLIGHT, provider_key, provider_words
 from calls.webhooks import Delivery, MalformedDelivery, parse_delivery
+
+logger = logging.getLogger(__name__)
 
 # PostgreSQL text cannot hold NUL: a body is stored with U+FFFD in its place, and flagged.
 NUL_STAND_IN = "\ufffd"
 NUL_STORED = "NUL bytes in the body, stored as U+FFFD"
+NOT_UTF8 = "the body is not UTF-8 text"
+# Deliveries applied per transaction: big enough to amortise the statements, small enough that
+# the calls it locks are held for milliseconds.
+BATCH = 500
+# The calls columns an outcome can change (read under the lock, written back in one statement).
+OUTCOME_COLUMNS = [
+    "status",
+    "provider_status",
+    "provider_id",
+    "provider_key",
+    "started_at",
+    "ended_at",
+    "duration",
+    "recording_url",
+    "attempts",
+    "outcome_at",
+]
 
 
 class CallEventQuerySet(models.QuerySet["CallEvent"]):
-    def ingest(
+    def store(
         self,
         *,
         source: str,
@@ -27,39 +56,66 @@ class CallEventQuerySet(models.QuerySet["CallEvent"]):
         content_type: str = "application/json",
         query: str = "",
         method: str = "POST",
-    ) -> "CallEvent":
-        """Store a delivery first, then match it to its call and apply its outcome.
+    ) -> int:
+        """Store a delivery as it came, in one statement, and return its event's id.
 
-        The one path for webhooks, sandbox outcomes and status look-ups. An exact re-delivery
-        (same source, method, query and body) is counted on the stored event, not stored again.
-        """
+        An exact re-delivery (same source, method, query and body) is counted on the stored
+        event and queued to be applied again: idempotent, and it finds a call that learned its
+        id since."""
         key = hashlib.sha256(f"{source}\n{method}\n{query}\n".encode() + body).hexdigest()
+        try:
+            text = body.decode()
+            unreadable = ""
+        except UnicodeDecodeError:
+            text, unreadable = body.decode(errors="replace"), NOT_UTF8
         event = self.model(
             source=source,
             method=method,
             content_type=content_type[:200],
             query=query,
-            body=body.decode("utf-8", errors="replace").replace("\x00", NUL_STAND_IN),
+            body=text.replace("\x00", NUL_STAND_IN),
             dedupe_key=key,
+            parse_error=unreadable,
+            problems=NUL_STORED if "\x00" in text else "",
+            # Nothing to apply in a body that is not text: it is kept, flagged, never parsed.
+            applied_at=timezone.now() if unreadable else None,
         )
-        delivery = event.read(body)  # the bytes as they came: a non-UTF-8 body is an error
-        if b"\x00" in body:
-            event.problems = "\n".join(filter(None, [event.problems, NUL_STORED]))
-        call = find_call_for(delivery) if delivery else None
-        event.call = call
-        try:
-            with transaction.atomic():
-                event.save()  # stored, with its call when known, before any outcome rule runs
-        except IntegrityError:
-            self.filter(dedupe_key=key).update(deliveries=F("deliveries") + 1)
-            event = self.get(dedupe_key=key)
-            if call is None or delivery is None:
-                return event  # counted; nothing to apply (yet)
-            # Applied again: idempotent, and it heals a first delivery whose outcome was lost.
-            return event.attach(call, delivery, stored=event.call_id == call.pk)
-        if call is not None and delivery is not None:
-            event.attach(call, delivery, stored=True)
-        return event
+        fields = [f for f in self.model._meta.concrete_fields if not f.primary_key]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _upsert_sql(connection.vendor),
+                [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields],
+            )
+            row = cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def ingest(self, *, source: str, body: bytes) -> "CallEvent":
+        """Store a delivery and apply it now: for deliveries made inside a worker already."""
+        pk = self.store(source=source, body=body)
+        apply_events(self.filter(pk=pk))
+        return self.get(pk=pk)
+
+    def waiting(self) -> "CallEventQuerySet":
+        return self.filter(applied_at=None)
+
+
+@cache
+def _upsert_sql(vendor: str) -> str:
+    """INSERT … ON CONFLICT (dedupe_key): PostgreSQL and SQLite both say it so. Every name here
+    is the model's own, quoted; every value is a parameter."""
+    meta = CallEvent._meta
+    q = connection.ops.quote_name
+    table = q(str(meta.db_table))
+    columns = [q(str(f.column)) for f in meta.concrete_fields if not f.primary_key]
+    was = f"{table}.{q('applied_at')}"
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608
+        f"ON CONFLICT ({q('dedupe_key')}) DO UPDATE SET "
+        f"{q('deliveries')} = {table}.{q('deliveries')} + 1, "
+        f"{q('applied_at')} = CASE WHEN {table}.{q('parse_error')} = '' THEN NULL ELSE {was} END "
+        f"RETURNING {q('id')}"
+    )
 
 
 class CallEvent(models.Model):
@@ -85,6 +141,8 @@ class CallEvent(models.Model):
         blank=True, help_text="Values that came but did not fit, so were not applied."
     )
     provider_id = models.CharField(max_length=128, blank=True, db_index=True)
+    # The id without its legacy `:n` suffix: how a call that learns its id finds its deliveries.
+    provider_key = models.CharField(max_length=128, blank=True, editable=False)
     raw_status = models.CharField(max_length=32, blank=True)
     outcome = models.CharField(max_length=16, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -92,12 +150,22 @@ class CallEvent(models.Model):
     deliveries = models.PositiveIntegerField(
         default=1, help_text="How many times this exact delivery came."
     )
+    applied_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the deliveries worker read it (empty: waiting)."
+    )
 
     objects = CallEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-received_at", "-id"]
         verbose_name = "call event"
+        indexes = [
+            # The worker's queue: only what waits is in it, so claiming stays one short read.
+            models.Index(fields=["id"], condition=Q(applied_at=None), name="event_waiting"),
+            models.Index(
+                fields=["provider_key"], condition=Q(call=None), name="event_unmatched_key"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_source_display()} {self.raw_status or self.parse_error[:30] or '?'} #{self.pk}"
@@ -110,12 +178,12 @@ class CallEvent(models.Model):
     def status_words(self) -> str:
         return provider_words(self.raw_status)
 
-    def read(self, raw: bytes | None = None) -> Delivery | None:
-        """Parse the delivery and note what it says (or why it cannot be read)."""
+    def read(self) -> Delivery | None:
+        """Parse the stored delivery and note what it says (or why it cannot be read)."""
         try:
             delivery = parse_delivery(
                 content_type=self.content_type,
-                body=self.body.encode() if raw is None else raw,
+                body=self.body.encode(),
                 query=self.query,
                 tz=ZoneInfo(settings.OBD_PROVIDER_TIMEZONE),
             )
@@ -123,58 +191,179 @@ class CallEvent(models.Model):
             self.parse_error = str(exc)
             return None
         self.parsed = delivery.as_json()
-        self.problems = "\n".join(delivery.problems)
+        self.problems = "\n".join(filter(None, [*self.problems.splitlines(), *delivery.problems]))
         self.provider_id = (delivery.ids or [""])[0][:128]
+        self.provider_key = provider_key(self.provider_id)
         self.raw_status = delivery.status[:32]
         self.outcome = delivery.outcome
         self.started_at = delivery.start_at
         return delivery
 
-    def match(self, delivery: Delivery | None = None) -> CallLog | None:
-        """Attach this event to its call and apply the outcome; None while no call matches."""
-        delivery = delivery or self.read()
-        call = find_call_for(delivery) if delivery else None
-        if call is None or delivery is None:
-            return None
-        self.attach(call, delivery)
-        return call
 
-    def attach(self, call: CallLog, delivery: Delivery, stored: bool = False) -> "CallEvent":
-        """Link this event to its call (unless it was stored linked) and apply its outcome."""
-        if not stored:
-            CallEvent.objects.filter(pk=self.pk).update(call=call)
-        self.call = call
-        if not call.provider_id and delivery.ids:
-            # Found by number after a timeout: learn its id so later deliveries match directly.
-            found = delivery.ids[0][:128]
-            CallLog.objects.filter(pk=call.pk, provider_id="").update(
-                provider_id=found, provider_key=provider_key(found)
-            )
-        call.apply_outcome(delivery, event_id=self.pk, received_at=self.received_at)
-        return self
-
-
-def find_call_for(delivery: Delivery) -> CallLog | None:
-    """By provider id (either id form), else the latest call sent to the same number from the
-    same bridge that is still waiting for its outcome and does not know its provider id yet: a
-    delivery never lands on a call whose known id differs from its own."""
-    calls = CallLog.objects.only("id", "provider_id")
-    keys = [provider_key(i) for i in delivery.ids]
-    if keys:
-        call = calls.filter(provider_key__in=keys).order_by("-id").first()
-        if call:
-            return call
-    if delivery.to and delivery.bridge:
-        since = timezone.now() - timedelta(days=1)
-        return (
-            calls.filter(
-                to=delivery.to,
-                bridge__number=delivery.bridge,
-                status__in=IN_FLIGHT,
-                provider_key="",
-                submitted_at__gte=since,
-            )
-            .order_by("-submitted_at")
-            .first()
+def apply_waiting(limit: int = BATCH) -> int:
+    """Claim up to `limit` waiting deliveries and apply them; returns how many were claimed.
+    On PostgreSQL several workers share the queue: each skips the rows another holds."""
+    with transaction.atomic():
+        claimed = list(
+            CallEvent.objects.waiting()
+            .select_for_update(skip_locked=True)
+            .order_by("id")
+            .defer("parsed")[:limit]
         )
-    return None
+        unmatched = _apply(claimed)
+    if unmatched and CallLog.objects.filter(provider_key__in=unmatched.values()).exists():
+        # A call learned one of these ids while the batch was applied (the POST's answer came
+        # just then): they are queued again, to be matched now.
+        CallEvent.objects.filter(pk__in=unmatched, call=None).update(applied_at=None)
+    return len(claimed)
+
+
+def apply_events(events: "models.QuerySet[CallEvent]") -> None:
+    """Apply these events now (again, if they were): the path for one event made in a worker
+    and for an administrator's "match again"."""
+    with transaction.atomic():
+        _apply(list(events.select_for_update().order_by("id")))
+
+
+def _apply(events: list[CallEvent]) -> dict[int, str]:
+    """Parse, match and apply a batch, inside the caller's transaction: few statements whatever
+    its size (one match read, one locked read of the calls, one count, two bulk writes).
+    Returns the events that carry an id but found no call, with their id's key."""
+    if not events:
+        return {}
+    now = timezone.now()
+    deliveries: dict[int, Delivery] = {}
+    for event in events:
+        event.applied_at = now
+        if not event.parse_error:
+            delivery = event.read()
+            if delivery is not None:
+                deliveries[event.pk] = delivery
+    matched = _match(events, deliveries)
+    for event in events:
+        event.call_id = matched.get(event.pk, event.call_id)
+    update_rows(
+        events,
+        [
+            "call",
+            "applied_at",
+            "parsed",
+            "parse_error",
+            "problems",
+            "provider_id",
+            "provider_key",
+            "raw_status",
+            "outcome",
+            "started_at",
+        ],
+    )
+    by_call: defaultdict[int, list[CallEvent]] = defaultdict(list)
+    for event in events:
+        logger.info(
+            "delivery applied event=%s call=%s status=%s%s",
+            event.pk,
+            event.call_id or "-",
+            event.raw_status or "-",
+            f" error={event.parse_error!r}" if event.parse_error else "",
+        )
+        if event.call_id is not None and event.pk in deliveries:
+            by_call[event.call_id].append(event)
+    for event in events:
+        if event.pk in deliveries and (numbers := deliveries[event.pk].unsubscribed):
+            # An opt-out (voice:unsubscription) is about a number, not a call.
+            DoNotCall.objects.record_opt_outs(
+                numbers, source=DoNotCall.Source.WEBHOOK, note=f"provider webhook, event {event.pk}"
+            )
+    unmatched = {e.pk: e.provider_key for e in events if e.call_id is None and e.provider_key}
+    if not by_call:
+        return unmatched
+    # Locked in id order, as every writer here does, so two batches never wait on each other.
+    calls = list(
+        CallLog.objects.select_for_update()
+        .filter(pk__in=by_call)
+        .order_by("pk")
+        .only(*OUTCOME_COLUMNS)
+    )
+    # Each distinct start time is one attempt (retries with `interval`), counted from the stored
+    # events under the lock, so order and concurrency cannot skew it.
+    starts = dict(
+        CallEvent.objects.filter(call_id__in=by_call)
+        .exclude(started_at=None)
+        .values("call_id")
+        .annotate(n=Count("started_at", distinct=True))
+        .values_list("call_id", "n")
+    )
+    for call in calls:
+        call.attempts = max(starts.get(call.pk, 0), 1)
+        for event in sorted(by_call[call.pk], key=lambda e: e.pk):
+            call.take(deliveries[event.pk], event_id=event.pk, received_at=event.received_at)
+    update_rows(calls, OUTCOME_COLUMNS)
+    # Keys pressed, when a delivery tells them (a look-up fetches them otherwise).
+    keys = {
+        call_id: deliveries[event.pk].dtmf
+        for call_id, told in by_call.items()
+        for event in told
+        if deliveries[event.pk].dtmf
+    }
+    for call in CallLog.objects.select_related("flow").filter(pk__in=keys, keypresses_at=None):
+        record_keypresses(call, keys[call.pk], now)
+    return unmatched
+
+
+def _match(events: list[CallEvent], deliveries: dict[int, Delivery]) -> dict[int, int]:
+    """Each event's call, for the whole batch: one read by provider id (either id form), then one
+    for the number + bridge fallback of those that carry no known id."""
+    keys = {
+        event.pk: [provider_key(i) for i in deliveries[event.pk].ids]
+        for event in events
+        if event.pk in deliveries and event.call_id is None
+    }
+    by_key: dict[str, int] = {}
+    wanted = {key for ks in keys.values() for key in ks}
+    if wanted:
+        # Oldest first, so the newest call with a key wins.
+        for key, pk in (
+            CallLog.objects.filter(provider_key__in=wanted)
+            .order_by("id")
+            .values_list("provider_key", "id")
+        ):
+            by_key[key] = pk
+    found = {
+        pk: call
+        for pk, ks in keys.items()
+        if (call := next((by_key[k] for k in ks if k in by_key), None)) is not None
+    }
+    by_number = _by_number([deliveries[pk] for pk in keys if pk not in found])
+    for pk in keys:
+        delivery = deliveries[pk]
+        if pk not in found and (delivery.to, delivery.bridge) in by_number:
+            found[pk] = by_number[delivery.to, delivery.bridge]
+    return found
+
+
+def _by_number(deliveries: list[Delivery]) -> dict[tuple[str, str], int]:
+    """For each (number, bridge): the latest call sent there that is still waiting for its outcome
+    and does not know its provider id yet. A delivery never lands on a call whose known id
+    differs from its own."""
+    numbers = {d.to for d in deliveries if d.to and d.bridge}
+    if not numbers:
+        return {}
+    latest: dict[tuple[str, str], int] = {}
+    for to, bridge, pk in (
+        CallLog.objects.filter(
+            to__in=numbers,
+            status__in=IN_FLIGHT,
+            provider_key="",
+            submitted_at__gte=timezone.now() - timedelta(days=1),
+        )
+        .order_by("submitted_at")
+        .values_list("to", "bridge__number", "id")
+    ):
+        latest[to, bridge] = pk
+    return latest
+
+
+def oldest_waiting(now: datetime | None = None) -> timedelta | None:
+    """How long the oldest waiting delivery has waited (for /healthz), None when none waits."""
+    first = CallEvent.objects.waiting().order_by("id").values_list("received_at", flat=True)[:1]
+    return ((now or timezone.now()) - first[0]) if first else None

@@ -4,7 +4,9 @@ and each user's preferences."""
 import csv
 import functools
 import io
+import logging
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,7 +15,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db import models
+from django.db import models, transaction
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
@@ -21,9 +23,39 @@ from calls.models.calls import CallLog
 from calls.models.campaigns import Campaign
 from calls.phone import normalize_number, pretty_number, validate_number
 
+logger = logging.getLogger(__name__)
+
+
+class DoNotCallQuerySet(models.QuerySet["DoNotCall"]):
+    def record_opt_out(self, number: str, *, source: str, note: str = "") -> bool:
+        """List a number that opted out (any form `normalize_number` reads; ValidationError if
+        none). Idempotent: a listed number keeps its first entry. True when newly listed."""
+        return (
+            self.record_opt_outs([normalize_number(number, region="")], source=source, note=note)
+            > 0
+        )
+
+    def record_opt_outs(self, numbers: Iterable[str], *, source: str, note: str = "") -> int:
+        """List normalised numbers not listed yet, in one INSERT; how many were new. Two runs
+        at once insert each number once (the unique number; conflicts ignored)."""
+        wanted = set(numbers)
+        listed = set(self.filter(number__in=wanted).values_list("number", flat=True))
+        new = [
+            DoNotCall(number=number, source=source, reason=note[:200])
+            for number in sorted(wanted - listed)
+        ]
+        self.bulk_create(new, ignore_conflicts=True)
+        return len(new)
+
 
 class DoNotCall(models.Model):
     """A number that must never be called: refused by the form, skipped by campaigns."""
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "added by a person"
+        WEBHOOK = "webhook", "opted out (provider webhook)"
+        PROVIDER_LIST = "provider_list", "opted out (provider's unsubscribers list)"
+        KEYPRESS = "keypress", "pressed the stop key"
 
     number = models.CharField(
         max_length=20, unique=True, validators=[validate_number], help_text="e.g. 918867135123"
@@ -34,7 +66,10 @@ class DoNotCall(models.Model):
     added_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    source = models.CharField(max_length=16, choices=Source, default=Source.MANUAL)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = DoNotCallQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -134,7 +169,11 @@ class AuditEntry(models.Model):
         PAUSED = "paused", "paused the campaign"
         RESUMED = "resumed", "resumed the campaign"
         CANCELED = "canceled", "canceled the campaign"
+        CANCELED_CALL = "canceled_call", "canceled the call before it was sent"
         SOUND_UPLOADED = "sound_uploaded", "uploaded a sound"
+        WEBHOOK_CREATED = "webhook_created", "created the provider's webhook"
+        WEBHOOK_UPDATED = "webhook_updated", "updated the provider's webhook"
+        SUBSCRIBED = "subscribed", "subscribed the webhook to an event"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -152,6 +191,8 @@ class AuditEntry(models.Model):
     class Meta:
         ordering = ["-at", "-id"]
         verbose_name_plural = "audit entries"
+        # Only administrators hold it (no group has it): the provider account is theirs.
+        permissions = [("connect_provider", "Can connect the portal to the provider")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.get_action_display()}"
@@ -204,7 +245,8 @@ def validate_time_zone(value: str) -> None:
 
 
 class UserPreference(models.Model):
-    """How one person wants the portal shown: for now, the time zone their times are written in."""
+    """How one person wants the portal shown (the time zone their times are written in) and
+    what they want to be told of (calls/notifications.py)."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
@@ -215,6 +257,16 @@ class UserPreference(models.Model):
         validators=[validate_time_zone],
         help_text="e.g. Asia/Kolkata; empty: the portal's zone (TIME_ZONE)",
     )
+    notify_campaign_finished = models.BooleanField("when a campaign finishes", default=False)
+    notify_failures_over = models.PositiveIntegerField(
+        "when failures in 15 minutes reach",
+        null=True,
+        blank=True,
+        help_text="A number of failed calls; empty: never",
+    )
+    notify_low_balance = models.BooleanField(
+        "when the provider refuses calls for lack of balance", default=False
+    )
 
     def __str__(self) -> str:
         return f"{self.user}: {self.time_zone or 'portal time zone'}"
@@ -223,3 +275,23 @@ class UserPreference(models.Model):
     def time_zone_of(cls, user: AbstractBaseUser) -> str:
         """The user's chosen zone, or "" for the portal's."""
         return cls.objects.filter(user_id=user.pk).values_list("time_zone", flat=True).first() or ""
+
+
+def record_keypresses(call: CallLog, keys: str, now: datetime) -> bool:
+    """Store a call's keys once (from a delivery or a look-up, whichever comes first); the first
+    store alone acts on the flow's stop key."""
+    with transaction.atomic():
+        stored = CallLog.objects.filter(pk=call.pk, keypresses_at=None).update(
+            keypresses=keys, keypresses_at=now
+        )
+        flow = call.flow
+        if stored and flow and flow.stop_key and flow.stop_key in keys:
+            # The customer pressed "stop": never called again (a listed number keeps its reason).
+            reason = f"pressed {flow.choice_words(flow.stop_key)} on call #{call.pk}"
+            added = DoNotCall.objects.record_opt_out(
+                call.to, source=DoNotCall.Source.KEYPRESS, note=reason
+            )
+            logger.info("do-not-call call=%s added=%s", call.pk, added)
+    if stored:
+        call.keypresses, call.keypresses_at = keys, now
+    return bool(stored)

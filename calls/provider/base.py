@@ -57,6 +57,26 @@ class GatewayError(Exception):
     """A look-up failed; the message is safe to show (it never holds the token)."""
 
 
+class RateLimited(GatewayError):
+    """The provider asked us to slow down (HTTP 429), for `retry_after` seconds when it said."""
+
+    def __init__(self, message: str, retry_after: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = _seconds(retry_after)
+
+
+# One object of the provider's management API (a webhook, a subscription, an unsubscriber).
+Row = dict[str, object]
+
+
+@dataclass(frozen=True)
+class ProviderPage:
+    """One page of a provider list (read in calls/provider/listing.py)."""
+
+    rows: list[Row]
+    more: bool  # another page follows
+
+
 class Gateway(Protocol):
     is_sandbox: bool
 
@@ -65,6 +85,18 @@ class Gateway(Protocol):
     def call_status(self, **query: str) -> bytes: ...
 
     def upload_sound(self, name: str, filename: str, content: bytes, content_type: str) -> str: ...
+
+    def recording_link(self, to: str, bridge: str, started_at: datetime) -> str: ...
+
+    def unsubscribers(self, page: int) -> ProviderPage: ...
+
+    def webhooks(self, page: int) -> ProviderPage: ...
+
+    def save_webhook(self, fields: Row, webhook_id: str = "") -> Row: ...
+
+    def subscriptions(self, page: int) -> ProviderPage: ...
+
+    def subscribe(self, event: str, webhook_id: str) -> Row: ...
 
 
 def transport_failure(exc: requests.RequestException) -> SendResult:

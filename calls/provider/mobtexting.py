@@ -1,18 +1,30 @@
 """The real provider: Mobtexting's REST API over one keep-alive requests.Session."""
 
 import json
+from datetime import datetime
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import requests
+from django.conf import settings
 
 from calls.provider.base import (
     GatewayError,
     Payload,
+    ProviderPage,
+    RateLimited,
+    Row,
     SendResult,
     parse_send_response,
     reason_of,
     rejection_message,
     transport_failure,
 )
+from calls.provider.listing import read_object, read_page
+from calls.provider.recordings import days_around, pick_recording
+
+# Fifteen recordings a page: a day's first 300 recordings are searched for a call's.
+RECORDING_PAGES = 20
 
 _sessions: dict[str, requests.Session] = {}
 
@@ -61,9 +73,45 @@ class MobtextingGateway:
             )
         except requests.RequestException as exc:
             raise GatewayError(f"status look-up failed ({reason_of(exc)})") from None
+        if response.status_code == 429:
+            raise RateLimited(
+                "status look-up answered HTTP 429 (too many requests)",
+                response.headers.get("Retry-After"),
+            )
         if response.status_code != 200:
             raise GatewayError(f"status look-up answered HTTP {response.status_code}")
         return response.content
+
+    def recording_link(self, to: str, bridge: str, started_at: datetime) -> str:
+        """A fresh link to a call's recording, from GET voice/recordings (the webhook's link
+        dies two hours after the call; the list's links last an hour). Pages read: bounded."""
+        zone = ZoneInfo(settings.OBD_PROVIDER_TIMEZONE)
+        params: dict[str, str | int] = {"datetime[r.created_at]": days_around(started_at, zone)}
+        for page in range(1, RECORDING_PAGES + 1):
+            try:
+                response = self.session.get(
+                    self.base_url + "voice/recordings",
+                    params={**params, "page": page},
+                    headers=self._headers,
+                    timeout=self.timeout,
+                )
+            except requests.RequestException as exc:
+                raise GatewayError(
+                    f"The provider's recordings could not be reached ({reason_of(exc)})."
+                ) from None
+            answer = read_page(response.status_code, response.text, "recordings list")
+            link = pick_recording(
+                answer.rows, to=to, bridge=bridge, started_at=started_at, zone=zone
+            )
+            if link and self._headers["Authorization"].removeprefix("Bearer ") in link:
+                raise GatewayError("The provider's recording link holds our API token: not used.")
+            if link:
+                return link
+            if not answer.more:
+                break
+        raise GatewayError(
+            "The provider lists no recording of this call (it keeps recordings 60 days)."
+        )
 
     def upload_sound(self, name: str, filename: str, content: bytes, content_type: str) -> str:
         """POST voice/sounds (multipart); the provider's sound id for `audio` on later calls."""
@@ -92,3 +140,48 @@ class MobtextingGateway:
         if response.status_code >= 400 or not sound_id:
             raise GatewayError(rejection_message(response.status_code, data, what="sound"))
         return str(sound_id)
+
+    def unsubscribers(self, page: int) -> ProviderPage:
+        """GET outgoing/suppressions/unsubscribers: one page of the voice opt-outs."""
+        response = self._management("GET", "outgoing/suppressions/unsubscribers", page=page)
+        return read_page(response.status_code, response.text, "unsubscribers list")
+
+    def webhooks(self, page: int) -> ProviderPage:
+        response = self._management("GET", "developer/webhooks", page=page)
+        return read_page(response.status_code, response.text, "webhooks list")
+
+    def save_webhook(self, fields: Row, webhook_id: str = "") -> Row:
+        """POST developer/webhooks (create) or PUT developer/webhooks/{id} (edit)."""
+        if webhook_id:
+            path = "developer/webhooks/" + quote(webhook_id, safe="")
+            response = self._management("PUT", path, body=fields)
+        else:
+            response = self._management("POST", "developer/webhooks", body=fields)
+        return read_object(response.status_code, response.text, "webhook")
+
+    def subscriptions(self, page: int) -> ProviderPage:
+        response = self._management("GET", "developer/subscriptions", page=page)
+        return read_page(response.status_code, response.text, "subscriptions list")
+
+    def subscribe(self, event: str, webhook_id: str) -> Row:
+        body: Row = {"event": event, "identity": "all", "webhook_id": webhook_id}
+        response = self._management("POST", "developer/subscriptions", body=body)
+        return read_object(response.status_code, response.text, "subscription")
+
+    def _management(
+        self, method: str, path: str, *, page: int | None = None, body: Row | None = None
+    ) -> requests.Response:
+        """One request to the management API, never retried (a POST may have been accepted)."""
+        try:
+            return self.session.request(
+                method,
+                self.base_url + path,
+                params={"page": page} if page else None,
+                data=json.dumps(body) if body is not None else None,
+                headers=self._headers,
+                timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            raise GatewayError(
+                f"No answer from the provider to {method} {path} ({reason_of(exc)})."
+            ) from None

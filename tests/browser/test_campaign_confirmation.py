@@ -87,12 +87,12 @@ def test_start_and_cancel_are_asked_first_and_unsent_rows_say_so(make_page, widt
     expect(progress.locator("h2 .status")).to_have_text("Canceled before sending")
     expect(progress).to_contain_text("Canceled before any call was sent: 2 numbers not called.")
     expect(progress).not_to_contain_text("100%")
-    expect(progress.locator(".counts")).to_contain_text("Not sent (campaign canceled) 2")
+    expect(progress.locator(".counts")).to_contain_text("Not sent (withdrawn) 2")
     screenshot(page, f"campaign-canceled-{width}")
     assert set(campaign.calls.values_list("status", flat=True)) == {"withdrawn"}
 
     page.goto(campaign.calls.first().get_absolute_url())
-    expect(page.locator(".outcome .status")).to_have_text("Not sent (campaign canceled)")
+    expect(page.locator(".outcome .status")).to_have_text("Not sent (withdrawn)")
     screenshot(page, f"call-withdrawn-{width}")
     page.goto(hung_up.get_absolute_url())
     expect(page.locator(".outcome .status")).to_have_text("Canceled")

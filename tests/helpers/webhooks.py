@@ -11,6 +11,7 @@ from django.db import connection
 from django.test import Client
 
 from calls.models import CallLog
+from calls.models.events import apply_waiting
 from tests.helpers.portal import WEBHOOK_SECRET
 
 URL = "/webhooks/mobtexting/"
@@ -90,12 +91,22 @@ def deliver(
 ):
     """POST one delivery the way the provider does: JSON with the shared secret."""
     body = json.dumps(payload) if isinstance(payload, dict) else payload
-    return client.post(
+    response = client.post(
         f"{URL}?{query}" if query else URL,
         body,
         content_type=content_type,
         headers=AUTH if headers is None else headers,
     )
+    apply_stored()
+    return response
+
+
+def apply_stored() -> int:
+    """What the deliveries worker does next: apply everything stored and waiting."""
+    applied = 0
+    while claimed := apply_waiting():
+        applied += claimed
+    return applied
 
 
 def decided_by(payload: dict, *, attempts: int) -> dict:
@@ -130,4 +141,6 @@ def deliver_at_once(payloads: list[dict]) -> list[int]:
             connection.close()
 
     with ThreadPoolExecutor(max_workers=len(payloads)) as pool:
-        return list(pool.map(post, payloads))
+        codes = list(pool.map(post, payloads))
+    apply_stored()
+    return codes

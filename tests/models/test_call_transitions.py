@@ -42,7 +42,7 @@ def test_every_move_the_table_allows_is_made(make_call):
         assert CallLog.objects.filter(pk=call.pk).move(mover, to) == 1
         call.refresh_from_db()
         assert call.status == to
-    assert len(allowed) == 4 + 4 + 8 * 5 + 1 + 1 + 1  # the table, counted by hand
+    assert len(allowed) == 4 + 4 + 8 * 5 + 1 + 1 + 1 + 1  # the table, counted by hand
 
 
 def test_a_campaign_cancel_withdraws_waiting_rows_and_never_calls_them_canceled():
@@ -50,9 +50,13 @@ def test_a_campaign_cancel_withdraws_waiting_rows_and_never_calls_them_canceled(
     assert allowed_from(Mover.CANCEL, CallStatus.CANCELED) == []
     # `canceled` is the provider's outcome (the caller hung up); withdrawn rows have none.
     assert CallStatus.WITHDRAWN in FINAL and CallStatus.WITHDRAWN not in OUTCOMES
+    # Only a cancel or the campaign's policy (its end time, a retry no longer allowed).
     assert not any(
-        allowed_from(mover, CallStatus.WITHDRAWN) for mover in Mover if mover != "cancel"
+        allowed_from(mover, CallStatus.WITHDRAWN)
+        for mover in Mover
+        if mover not in ("cancel", "policy")
     )
+    assert TRANSITIONS[Mover.POLICY] == {CallStatus.PENDING: frozenset({CallStatus.WITHDRAWN})}
 
 
 def test_no_one_moves_a_call_back_to_pending_but_a_person_retrying_an_unsent_call():

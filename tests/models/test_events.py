@@ -9,11 +9,14 @@ from itertools import permutations
 import pytest
 from django.utils import timezone
 
-from calls.models import CallEvent, CallLog
+from calls.models import CallEvent, CallLog, DoNotCall
+from calls.models.events import apply_events
+from calls.provider.base import SendResult
 from tests.helpers.webhooks import (
     CALL_ID,
     DAY,
     PROVIDER_STATUSES,
+    apply_stored,
     decided_by,
     deliver,
     deliver_at_once,
@@ -41,8 +44,7 @@ def attempt(status: str, start: str, duration: int = 0, **fields) -> dict:
 def test_it_matches_by_mid_equal_to_the_provider_id(provider_client, call):
     response = deliver(provider_client, push(mid=CALL_ID))
 
-    assert response.status_code == 200
-    assert response.json()["matched"] is True
+    assert response.status_code == 202
     assert CallEvent.objects.get().call == call
 
 
@@ -51,7 +53,7 @@ def test_it_matches_by_the_compose_id(provider_client, call, make_call):
 
     response = deliver(provider_client, {"id": CALL_ID, "status": "BUSY"})
 
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert CallEvent.objects.get().call == call
 
 
@@ -67,7 +69,7 @@ def test_it_matches_a_bare_uuid_and_a_suffixed_provider_id_either_way(
 
     response = deliver(provider_client, push(mid=delivered))
 
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert CallEvent.objects.get().call == call
 
 
@@ -79,7 +81,7 @@ def test_it_falls_back_to_the_latest_call_in_flight_to_the_same_number_from_the_
 
     response = deliver(provider_client, push(mid=None))
 
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert CallEvent.objects.get().call == latest
     latest.refresh_from_db()
     assert latest.status == "answered"
@@ -115,7 +117,7 @@ def test_an_unknown_id_is_kept_unmatched_and_answered_202(provider_client, db):
 
     event = CallEvent.objects.get()
     assert response.status_code == 202
-    assert response.json() == {"event": event.pk, "matched": False}
+    assert response.json() == {"event": event.pk}
     assert event.call is None
     assert list(CallEvent.objects.filter(call=None)) == [event]
 
@@ -123,14 +125,31 @@ def test_an_unknown_id_is_kept_unmatched_and_answered_202(provider_client, db):
 def test_matching_an_event_again_attaches_it_once_its_call_exists(provider_client, make_call):
     deliver(provider_client, push(status="BUSY"))
     event = CallEvent.objects.get()
-    assert event.match() is None
+    assert event.call is None
 
     call = make_call()
+    apply_events(CallEvent.objects.filter(pk=event.pk))  # the admin's "match again"
 
-    assert event.match() == call
     event.refresh_from_db()
     assert event.call == call
     call.refresh_from_db()
+    assert (call.status, call.provider_status) == ("busy", "BUSY")
+
+
+def test_a_delivery_before_the_posts_answer_is_applied_when_the_call_learns_its_id(
+    provider_client, make_call
+):
+    call = make_call(provider_id="", status="pending")
+    deliver(provider_client, {"id": CALL_ID, "status": "BUSY"})  # no number: matched by id only
+    assert CallEvent.objects.get().call is None
+
+    call.record_submission(
+        SendResult(status="queued", http_status=200, provider_id=CALL_ID, body="{}"), {}
+    )
+    apply_stored()
+
+    call.refresh_from_db()
+    assert CallEvent.objects.get().call == call
     assert (call.status, call.provider_status) == ("busy", "BUSY")
 
 
@@ -140,7 +159,7 @@ def test_a_redelivery_of_an_unmatched_event_matches_once_the_call_exists(
     assert deliver(provider_client, push()).status_code == 202
     call = make_call()
 
-    assert deliver(provider_client, push()).status_code == 200
+    assert deliver(provider_client, push()).status_code == 202
     assert CallEvent.objects.get().call == call
 
 
@@ -153,7 +172,7 @@ def test_each_provider_status_sets_the_calls_status_and_keeps_the_raw_one(
 ):
     response = deliver(provider_client, push(status=raw))
 
-    assert response.status_code == 200
+    assert response.status_code == 202
     call.refresh_from_db()
     assert (call.status, call.provider_status) == (status, raw)
     assert CallEvent.objects.get().raw_status == raw
@@ -170,7 +189,7 @@ def test_an_unknown_status_for_an_unknown_call_is_stored_not_an_error(provider_c
 def test_a_delivery_without_status_is_attached_but_changes_nothing(provider_client, call):
     response = deliver(provider_client, push(status=None))
 
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert CallEvent.objects.get().call == call
     assert final_state(call)["status"] == "queued"
 
@@ -212,7 +231,7 @@ def test_the_same_delivery_twice_is_stored_once_and_counted(provider_client, cal
     second = deliver(provider_client, push())
 
     event = CallEvent.objects.get()
-    assert (first.status_code, second.status_code) == (200, 200)
+    assert (first.status_code, second.status_code) == (202, 202)
     assert event.deliveries == 2
     assert event.call == call
     assert final_state(call)["attempts"] == 1
@@ -226,10 +245,10 @@ def test_an_unmatched_delivery_twice_is_stored_once_and_accepted_both_times(prov
     assert CallEvent.objects.get().deliveries == 2
 
 
-def test_an_unreadable_delivery_twice_is_stored_once_and_refused_both_times(provider_client, db):
+def test_an_unreadable_delivery_twice_is_stored_once_and_accepted_both_times(provider_client, db):
     codes = [deliver(provider_client, b"not json").status_code for _ in range(2)]
 
-    assert codes == [400, 400]
+    assert codes == [202, 202]
     assert CallEvent.objects.get().deliveries == 2
 
 
@@ -240,7 +259,7 @@ def test_the_same_delivery_at_the_same_time_is_stored_once(transactional_db, cal
     codes = deliver_at_once([push(), push()])
 
     event = CallEvent.objects.get()
-    assert codes == [200, 200]
+    assert codes == [202, 202]
     assert event.deliveries == 2
     assert event.call == call
     assert final_state(call) == decided_by(push(), attempts=1)
@@ -252,7 +271,7 @@ def test_different_deliveries_at_the_same_time_are_all_stored(transactional_db, 
 
     codes = deliver_at_once([push(mid=provider_id, status="BUSY") for provider_id in ids])
 
-    assert codes == [200] * len(ids)
+    assert codes == [202] * len(ids)
     assert CallEvent.objects.count() == len(ids)
     for call in calls:
         assert final_state(call)["status"] == "busy"
@@ -262,7 +281,7 @@ def test_different_deliveries_at_the_same_time_are_all_stored(transactional_db, 
 def test_retry_attempts_at_the_same_time_end_answered(transactional_db, call):
     codes = deliver_at_once([attempt("NOANSWER", "10:00"), attempt("ANSWER", "10:30", 40)])
 
-    assert codes == [200, 200]
+    assert codes == [202, 202]
     state = final_state(call)
     assert (state["status"], state["attempts"]) == ("answered", 2)
     assert state["started_at"] == provider_time("10:30")
@@ -330,6 +349,23 @@ def test_attempts_in_any_arrival_order_end_in_the_same_state(
     provider_client, call, attempts, deciding
 ):
     for payload in attempts:
-        assert deliver(provider_client, payload).status_code == 200
+        assert deliver(provider_client, payload).status_code == 202
 
     assert final_state(call) == decided_by(deciding, attempts=3)
+
+
+def test_keys_told_by_a_delivery_are_stored_once_and_a_stop_key_opts_the_number_out(
+    provider_client, call
+):
+    call.flow.choices = {"1": "confirm", "9": "stop calling me"}
+    call.flow.stop_key = "9"
+    call.flow.save()
+
+    deliver(provider_client, push(status="ANSWER", dtmf="1,9"))
+    deliver(provider_client, push(status="ANSWER", dtmf="1", start_at=f"{DAY} 10:05:00"))
+
+    call.refresh_from_db()
+    assert call.keypresses == "19"  # the first told wins; a later one changes nothing
+    entry = DoNotCall.objects.get()
+    assert (entry.number, entry.source) == (call.to, "keypress")
+    assert f"on call #{call.pk}" in entry.reason

@@ -35,7 +35,7 @@ def start_db_worker(**env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*DB_WORKER, "--interval", "0.2", "--no-startup-delay", "--no-reload"],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url(), **env},
+        env={**os.environ, "DATABASE_URL": database_url(), "OBD_TRAI_PRESET": "false", **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -55,7 +55,7 @@ def serve(command: list[str], log: Path, **env: str) -> Iterator[str]:
         process = subprocess.Popen(
             [*command, f"127.0.0.1:{port}"],
             cwd=ROOT,
-            env={**os.environ, "DATABASE_URL": database_url(), **env},
+            env={**os.environ, "DATABASE_URL": database_url(), "OBD_TRAI_PRESET": "false", **env},
             stdout=out,
             stderr=subprocess.STDOUT,
         )

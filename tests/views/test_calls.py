@@ -204,7 +204,7 @@ def test_a_row_withdrawn_with_its_campaign_does_not_wear_the_hung_up_badge(
     canceled = outcome_card(client, hung_up)
 
     assert '<span class="status status-withdrawn"' in withdrawn
-    assert text_of(withdrawn).startswith("Outcome Not sent (campaign canceled)")
+    assert text_of(withdrawn).startswith("Outcome Not sent (withdrawn)")
     assert '<span class="status status-canceled"' in canceled
     assert text_of(canceled).startswith("Outcome Canceled")
     assert "Caller hung up before the customer answered" in text_of(canceled)

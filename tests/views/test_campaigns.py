@@ -338,7 +338,7 @@ def test_a_draft_canceled_before_sending_does_not_say_100_percent_settled(superv
     assert text.startswith(
         "Progress Canceled before sending Canceled before any call was sent: 2 numbers not called."
     )
-    assert "Not sent (campaign canceled) 2" in text
+    assert "Not sent (withdrawn) 2" in text
     assert list_status(client) == "Canceled before sending"
 
 

@@ -11,7 +11,16 @@ import pytest
 from calls.models import CallEvent, CallLog
 from tests.helpers.answers import QUEUED
 from tests.helpers.portal import WEBHOOK_SECRET, assert_no_secrets_in
-from tests.helpers.webhooks import AUTH, CALL_ID, TO, URL, deliver, provider_time, push
+from tests.helpers.webhooks import (
+    AUTH,
+    CALL_ID,
+    TO,
+    URL,
+    apply_stored,
+    deliver,
+    provider_time,
+    push,
+)
 
 # --- who may knock --------------------------------------------------------------------------------
 
@@ -58,7 +67,7 @@ def test_the_secret_never_appears_in_the_logs(provider_client, call, caplog):
     )
     accepted = deliver(provider_client, push())
 
-    assert (refused.status_code, accepted.status_code) == (401, 200)
+    assert (refused.status_code, accepted.status_code) == (401, 202)
     assert caplog.records, "the refusal and the delivery should both be logged"
     logged = caplog.text + "".join(str(record.__dict__) for record in caplog.records)
     assert WEBHOOK_SECRET not in logged
@@ -68,8 +77,9 @@ def test_the_secret_never_appears_in_the_logs(provider_client, call, caplog):
 def test_it_needs_no_login_and_no_csrf_token(provider_client, call):
     response = deliver(provider_client, push())
 
-    assert response.status_code == 200
-    assert response.json() == {"event": CallEvent.objects.get().pk, "matched": True}
+    assert response.status_code == 202
+    assert response.json() == {"event": CallEvent.objects.get().pk}
+    assert CallEvent.objects.get().call == call
 
 
 # --- the verification handshake (§4.6) ------------------------------------------------------------
@@ -113,7 +123,7 @@ def test_it_stores_every_authenticated_delivery_as_it_came(provider_client, call
     response = deliver(provider_client, body.encode(), query="src=obd")
 
     event = CallEvent.objects.get()
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert (event.source, event.method, event.content_type) == (
         "webhook",
         "POST",
@@ -137,15 +147,15 @@ def test_it_stores_every_authenticated_delivery_as_it_came(provider_client, call
     ],
     ids=["not-json", "json-array", "not-utf8"],
 )
-def test_it_stores_an_unreadable_delivery_with_its_error_and_answers_400(
+def test_it_stores_an_unreadable_delivery_with_its_error_and_accepts_it(
     provider_client, call, body, error
 ):
     response = deliver(provider_client, body)
 
     event = CallEvent.objects.get()
-    assert response.status_code == 400
-    assert response.json()["event"] == event.pk
-    assert error in response.json()["error"]
+    # Accepted (a retry would be as unreadable), stored and flagged for a person to look at.
+    assert response.status_code == 202
+    assert response.json() == {"event": event.pk}
     assert error in event.parse_error
     assert event.body
     assert event.call is None
@@ -168,7 +178,7 @@ def test_an_unreadable_field_is_flagged_and_the_rest_of_the_outcome_applied(
     response = deliver(provider_client, push(status="BUSY", **field))
 
     event = CallEvent.objects.get()
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert (event.parse_error, event.call) == ("", call)
     assert problem in event.problems
     call.refresh_from_db()
@@ -182,7 +192,7 @@ def test_it_refuses_an_oversize_body_without_storing_it(provider_client, call, s
 
     assert deliver(provider_client, padded).status_code == 413
     assert not CallEvent.objects.exists()
-    assert deliver(provider_client, fits).status_code == 200
+    assert deliver(provider_client, fits).status_code == 202
 
 
 # --- methods and body formats of compose webhooks (§4.4, §5) --------------------------------------
@@ -190,8 +200,9 @@ def test_it_refuses_an_oversize_body_without_storing_it(provider_client, call, s
 
 def test_it_accepts_a_compose_get_with_values_in_the_query_string(provider_client, call):
     response = provider_client.get(URL, {"id": CALL_ID, "to": TO, "status": "BUSY"}, headers=AUTH)
+    apply_stored()
 
-    assert response.status_code == 200
+    assert response.status_code == 202
     call.refresh_from_db()
     assert call.status == "busy"
     assert CallEvent.objects.get().method == "GET"
@@ -201,8 +212,9 @@ def test_it_accepts_a_compose_put_with_a_json_body(provider_client, call):
     body = json.dumps({"id": CALL_ID, "to": TO, "status": "NOANSWER", "duration": "0"})
 
     response = provider_client.put(URL, body, content_type="application/json", headers=AUTH)
+    apply_stored()
 
-    assert response.status_code == 200
+    assert response.status_code == 202
     call.refresh_from_db()
     assert (call.status, call.duration) == ("no_answer", 0)
 
@@ -214,7 +226,7 @@ def test_it_accepts_a_form_encoded_compose_post(provider_client, call):
         provider_client, body.encode(), content_type="application/x-www-form-urlencoded"
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 202
     call.refresh_from_db()
     assert (call.status, call.duration) == ("answered", 12)
 
@@ -223,10 +235,11 @@ def test_it_accepts_a_multipart_compose_post(provider_client, call):
     response = provider_client.post(
         URL, {"id": CALL_ID, "to": TO, "status": "CANCEL"}, headers=AUTH
     )
+    apply_stored()
 
     event = CallEvent.objects.get()
     assert event.parse_error == ""
-    assert response.status_code == 200
+    assert response.status_code == 202
     call.refresh_from_db()
     assert call.status == "canceled"
 
@@ -236,7 +249,7 @@ def test_it_accepts_the_documented_compose_url_with_other_key_names(provider_cli
 
     response = deliver(provider_client, b"", query=query, content_type="")
 
-    assert response.status_code == 200
+    assert response.status_code == 202
     call.refresh_from_db()
     assert (call.status, call.provider_status) == ("busy", "BUSY")
 
@@ -272,9 +285,11 @@ def test_a_webhook_logs_a_line_with_its_event_id_and_no_secret(caplog, client, b
         "status": "ANSWER",
     }
     response = deliver(client, delivery)
-    assert response.status_code == 200
+    assert response.status_code == 202
     event = CallEvent.objects.get()
     lines = [r.getMessage() for r in caplog.records if f"event={event.pk}" in r.getMessage()]
-    assert len(lines) == 1
-    assert f"call={call.pk}" in lines[0] and "status=ANSWER" in lines[0]
+    assert lines == [
+        f"webhook stored event={event.pk}",
+        f"delivery applied event={event.pk} call={call.pk} status=ANSWER",
+    ]
     assert_no_secrets_in(caplog)

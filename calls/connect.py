@@ -1,0 +1,203 @@
+"""Connect the provider: check the configuration, make (or update) the portal's webhook at the
+provider and subscribe it to the call and opt-out events, and show what is connected.
+
+Idempotent: the webhook is looked up by its URL first and updated, subscriptions are made only
+for events the webhook lacks; a run stopped half-way (a timeout, a 5xx) is finished by the next
+one. Nothing is ever retried within a run (a POST may have been accepted). Secrets go to the
+provider only in request bodies; pages, logs and errors show them masked.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+from calls.http import AuthenticatedHttpRequest
+from calls.models import AuditEntry
+from calls.provider.base import Gateway, GatewayError, Row
+from calls.provider.configured import get_gateway
+from calls.provider.listing import every_row
+from calls.roles import permission_required
+from calls.sealing import masked_echo
+
+logger = logging.getLogger(__name__)
+EVENTS = ("voice:message:out", "voice:unsubscription")
+WEBHOOK_NAME = "OBD Portal"
+PERMISSION = "calls.connect_provider"
+
+
+@dataclass
+class Survey:
+    """What the provider holds for this portal: its webhook (found by URL) and its events."""
+
+    webhook: Row | None = None
+    events: set[str] = field(default_factory=set)
+
+    @property
+    def webhook_id(self) -> str:
+        return str(self.webhook.get("id") or "") if self.webhook else ""
+
+    def missing(self) -> list[str]:
+        return [event for event in EVENTS if event not in self.events]
+
+
+@dataclass
+class Report:
+    """What a run did (or, in the sandbox, would do), and what is connected after it."""
+
+    survey: Survey
+    done: list[str] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def survey(gateway: Gateway, url: str) -> Survey:
+    """The cheap authenticated look-up: lists the webhooks (token valid, base URL reachable),
+    then the subscriptions of the one pointing at `url`."""
+    found = Survey()
+    for row in every_row(gateway.webhooks):
+        if str(row.get("uri") or "").rstrip("/") == url.rstrip("/"):
+            found.webhook = row
+            break
+    if found.webhook_id:
+        found.events = {
+            str(row.get("event"))
+            for row in every_row(gateway.subscriptions)
+            if str(row.get("webhook_id") or "") == found.webhook_id
+        }
+    return found
+
+
+def plan(found: Survey, url: str) -> list[str]:
+    """The steps a run takes from here, in words."""
+    token = " and verification token" if settings.OBD_WEBHOOK_VERIFICATION_TOKEN else ""
+    steps = [
+        f"Update webhook {found.webhook_id} to {url} with the portal's secret"
+        if found.webhook
+        else f"Create a webhook “{WEBHOOK_NAME}” for {url} with the portal's secret{token}"
+    ]
+    steps += [f"Subscribe the webhook to {event}" for event in found.missing()]
+    return steps
+
+
+def connect(gateway: Gateway, url: str, actor: User) -> Report:
+    """Run the steps against the provider, recording each change; stops at the first failure."""
+    report = Report(survey=Survey())
+    try:
+        report.survey = found = survey(gateway, url)
+        report.planned = plan(found, url)
+        existing = found.webhook_id
+        fields: Row = {
+            "name": WEBHOOK_NAME,
+            "uri": url,
+            "status": 1,
+            "secret": settings.OBD_WEBHOOK_SECRET,
+        }
+        if not existing and settings.OBD_WEBHOOK_VERIFICATION_TOKEN:
+            fields["token"] = settings.OBD_WEBHOOK_VERIFICATION_TOKEN  # settable on create only
+        found.webhook = gateway.save_webhook(fields, existing)
+        saved = AuditEntry.Action.WEBHOOK_UPDATED if existing else AuditEntry.Action.WEBHOOK_CREATED
+        _record(report, actor, saved, report.planned[0], found.webhook_id)
+        for event, step in zip(found.missing(), report.planned[1:], strict=True):
+            gateway.subscribe(event, found.webhook_id)
+            found.events.add(event)
+            _record(report, actor, AuditEntry.Action.SUBSCRIBED, step, found.webhook_id)
+    except GatewayError as exc:
+        report.error = _masked(str(exc))
+        logger.warning("provider connect stopped: %s", report.error)
+    return report
+
+
+def _record(
+    report: Report, actor: User, action: AuditEntry.Action, step: str, webhook_id: str
+) -> None:
+    report.done.append(step)
+    AuditEntry.record(actor, action, detail=f"{step} (webhook {webhook_id})")
+
+
+def _masked(text: str) -> str:
+    """A provider message may quote what it was sent: the secrets are masked out of it."""
+    secrets = {
+        "secret": settings.OBD_WEBHOOK_SECRET,
+        "token": settings.OBD_WEBHOOK_VERIFICATION_TOKEN,
+        "api_token": settings.MOBTEXTING_API_TOKEN,
+    }
+    return masked_echo(text, secrets)
+
+
+class ConnectForm(forms.Form):
+    webhook_url = forms.URLField(
+        label="This portal's webhook URL",
+        assume_scheme="https",
+        max_length=1000,
+        help_text="Where the provider sends outcomes and opt-outs; it must reach this portal.",
+    )
+    action = forms.ChoiceField(choices=[("check", "Check"), ("connect", "Connect")])
+
+    def clean_webhook_url(self) -> str:
+        url: str = self.cleaned_data["webhook_url"]
+        if not url.lower().startswith(("http://", "https://")):
+            raise forms.ValidationError("Only an http(s) address can receive webhooks.")
+        return url
+
+
+@permission_required(PERMISSION)
+def connect_provider(request: AuthenticatedHttpRequest) -> HttpResponse:
+    gateway = get_gateway()
+    initial = {"webhook_url": request.build_absolute_uri(reverse("calls:webhook"))}
+    form = ConnectForm(request.POST or None, initial=initial)
+    report = None
+    if form.is_valid():
+        url = form.cleaned_data["webhook_url"]
+        if form.cleaned_data["action"] == "connect" and _ready(form, gateway):
+            report = connect(gateway, url, request.user)
+        elif not form.errors:
+            report = _check(gateway, url)
+    context = {
+        "form": form,
+        "report": report,
+        "gateway": gateway,
+        "events": EVENTS,
+        "config": _configuration(),
+    }
+    template = "calls/connect.html#result" if request.htmx else "calls/connect.html"
+    return render(request, template, context, status=422 if form.errors else 200)
+
+
+def _ready(form: ConnectForm, gateway: Gateway) -> bool:
+    """Connecting needs a real provider and a webhook secret (without one, anyone could post
+    outcomes); the sandbox only says what would be done."""
+    if not settings.OBD_WEBHOOK_SECRET:
+        form.add_error(None, "Set OBD_WEBHOOK_SECRET first: the webhook must carry a secret.")
+        return False
+    return not gateway.is_sandbox
+
+
+def _check(gateway: Gateway, url: str) -> Report:
+    try:
+        found = survey(gateway, url)
+    except GatewayError as exc:
+        return Report(survey=Survey(), error=_masked(str(exc)))
+    return Report(survey=found, planned=plan(found, url))
+
+
+def _configuration() -> list[tuple[str, str]]:
+    """What the portal is configured with, secrets only as set or not."""
+
+    def said(value: str) -> str:
+        return "set (hidden)" if value else "not set"
+
+    return [
+        ("Provider base URL", settings.MOBTEXTING_API_URL),
+        ("API token (MOBTEXTING_API_TOKEN)", said(settings.MOBTEXTING_API_TOKEN)),
+        ("Webhook secret (OBD_WEBHOOK_SECRET)", said(settings.OBD_WEBHOOK_SECRET)),
+        (
+            "Verification token (OBD_WEBHOOK_VERIFICATION_TOKEN)",
+            said(settings.OBD_WEBHOOK_VERIFICATION_TOKEN),
+        ),
+    ]

@@ -1,0 +1,198 @@
+"""Telling supervisors what they asked to hear of: a campaign finished, failures in the last 15
+minutes reached their threshold, the provider refused calls for lack of balance.
+
+A periodic check finds these in the data (however a campaign came to finish), posts each notice
+once (unique per person, kind and key) and e-mails it once (compare-and-set on `emailed_at`).
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.mail import EmailMessage, mailers
+from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.backends.console import EmailBackend as ConsoleBackend
+from django.core.mail.handler import DEFAULT_MAILER_ALIAS
+from django.db.models import Q
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.tasks import task
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
+from django.utils import timezone
+
+from calls.http import AuthenticatedHttpRequest
+from calls.models import CallLog, Campaign, Notice, UserPreference
+from calls.roles import permission_required
+from calls.vocabulary import FAILURES
+
+logger = logging.getLogger(__name__)
+WINDOW = timedelta(minutes=15)
+# Campaigns that finished longer ago than this are not news (a worker that was down a while
+# does not mail a backlog).
+FINISHED_LOOKBACK = timedelta(hours=1)
+# Who may ask for notices: supervisors (they run campaigns).
+NOTIFY_PERMISSION = "calls.change_campaign"
+# The documented 4xx causes include "insufficient balance"; its exact wording and code are not
+# documented, so the refusal's stored message is searched for the words (402 is Payment Required).
+BALANCE_WORDS = ("balance", "insufficient", "recharge")
+
+
+@dataclass(frozen=True)
+class News:
+    """Something worth a notice, for whoever asked for its kind."""
+
+    kind: str
+    key: str
+    title: str
+    link: str
+
+
+def window_start(now: datetime) -> datetime:
+    """The 15-minute window `now` is in: a notice about failures or balance is posted once a
+    window, however many checks see the same burst."""
+    minutes = now.minute - now.minute % 15
+    return now.replace(minute=minutes, second=0, microsecond=0)
+
+
+def finished_campaigns(now: datetime) -> list[News]:
+    finished = Campaign.objects.filter(
+        status__in=[Campaign.Status.FINISHED, Campaign.Status.CANCELED],
+        finished_at__gte=now - FINISHED_LOOKBACK,
+    ).only("pk", "name", "status")
+    return [
+        News(
+            Notice.Kind.CAMPAIGN_FINISHED,
+            str(campaign.pk),
+            f"Campaign “{campaign.name}” "
+            + ("finished" if campaign.status == Campaign.Status.FINISHED else "was canceled"),
+            reverse("calls:campaign-detail", args=[campaign.pk]),
+        )
+        for campaign in finished
+    ]
+
+
+def recent_failures(now: datetime) -> int:
+    return CallLog.objects.filter(status__in=FAILURES, submitted_at__gte=now - WINDOW).count()
+
+
+def balance_refusals(now: datetime) -> int:
+    words = Q(http_status=402)
+    for word in BALANCE_WORDS:
+        words |= Q(error__icontains=word)
+    return (
+        CallLog.objects.filter(status=CallLog.Status.REJECTED, submitted_at__gte=now - WINDOW)
+        .filter(words)
+        .count()
+    )
+
+
+def check_notices(now: datetime | None = None) -> int:
+    """Post (and e-mail) what is news for each person who asked for it; how many were posted."""
+    now = now or timezone.now()
+    asking = _asking()
+    key = window_start(now).isoformat()
+    # Each count once a check, and only when someone asked for it.
+    finished = finished_campaigns(now) if any(p.notify_campaign_finished for p in asking) else []
+    wanted = any(p.notify_failures_over is not None for p in asking)
+    failed = recent_failures(now) if wanted else 0
+    refused = balance_refusals(now) if any(p.notify_low_balance for p in asking) else 0
+    calls = reverse("calls:call-list")
+    posted = 0
+    for preference in asking:
+        news = list(finished) if preference.notify_campaign_finished else []
+        threshold = preference.notify_failures_over
+        if threshold is not None and failed >= max(threshold, 1):
+            title = f"{failed} call{pluralize(failed)} failed in the last 15 minutes"
+            news.append(News(Notice.Kind.FAILURES, key, title, calls))
+        if preference.notify_low_balance and refused:
+            title = (
+                f"The provider refused {refused} call{pluralize(refused)} for lack of balance: "
+                "top up the account"
+            )
+            news.append(News(Notice.Kind.LOW_BALANCE, key, title, calls))
+        for item in news:
+            notice = Notice.objects.post(
+                preference.user_id, item.kind, item.key, title=item.title, link=item.link
+            )
+            if notice is not None:
+                posted += 1
+                _email(notice, preference.user)
+    return posted
+
+
+def _asking() -> list[UserPreference]:
+    """Preferences asking for any notice, of active people still allowed to ask."""
+    asking = UserPreference.objects.filter(
+        Q(notify_campaign_finished=True)
+        | Q(notify_failures_over__isnull=False)
+        | Q(notify_low_balance=True),
+        user__is_active=True,
+    ).select_related("user")
+    return [p for p in asking if p.user.has_perm(NOTIFY_PERMISSION)]
+
+
+def _mailer() -> BaseEmailBackend:
+    """The configured mailer (EMAIL_URL); without one, the console, so nothing is lost silently."""
+    if DEFAULT_MAILER_ALIAS in mailers:
+        return mailers.default
+    return ConsoleBackend()
+
+
+def _email(notice: Notice, user: User) -> None:
+    if not user.email or not notice.claim_email():
+        return
+    message = EmailMessage(
+        subject=f"[OBD Portal] {notice.title}",
+        body=f"{notice.title}.\n\nSee it on the portal: {notice.link}\n",
+        to=[user.email],
+    )
+    try:
+        _mailer().send_messages([message])
+    except OSError as exc:  # SMTP failures included; the notice stays on the portal
+        logger.warning("notice e-mail failed notice=%s user=%s: %s", notice.pk, user.pk, exc)
+
+
+@task
+def check_notices_periodically() -> int:
+    """The periodic check; queues its next run first, so a failure keeps the chain."""
+    later = timezone.now() + timedelta(seconds=settings.OBD_NOTICE_CHECK_EVERY_SECONDS)
+    check_notices_periodically.using(run_after=later).enqueue()
+    return check_notices()
+
+
+class NoticePreferenceForm(forms.ModelForm[UserPreference]):
+    notify_failures_over = forms.IntegerField(
+        label="When failures in 15 minutes reach",
+        min_value=1,
+        max_value=1_000_000,
+        required=False,
+        help_text="A number of failed calls (rejected, not sent, unknown or failed); empty: never.",
+    )
+
+    class Meta:
+        model = UserPreference
+        fields = ["notify_campaign_finished", "notify_failures_over", "notify_low_balance"]
+
+
+@permission_required(NOTIFY_PERMISSION)
+def notices(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Your notices (newest first), what to be told of, and the header's count."""
+    mine = Notice.objects.filter(user=request.user)
+    if request.htmx and "bell" in request.GET:
+        return render(request, "calls/notices.html#bell", {"unread": mine.unread().count()})
+    if request.method == "POST" and "read" in request.POST:
+        mine.unread().update(read_at=timezone.now())
+        return redirect("calls:notices")
+    preference = UserPreference.objects.filter(user=request.user).first()
+    form = NoticePreferenceForm(
+        request.POST or None, instance=preference or UserPreference(user=request.user)
+    )
+    if form.is_valid():
+        form.save()
+        return redirect("calls:notices")
+    context = {"notices": mine[:50], "unread": mine.unread().count(), "form": form}
+    return render(request, "calls/notices.html", context)

@@ -1,0 +1,46 @@
+"""An administrator connects the provider from the portal (calls/connect.py): in the sandbox
+the page says what would be done; against the provider stand-in it is done, and shown. No
+secret is ever on the page."""
+
+from playwright.sync_api import expect
+
+from calls.models import AuditEntry
+from tests.browser.conftest import log_in, screenshot
+from tests.conftest import _user
+from tests.helpers.portal import API_TOKEN, WEBHOOK_SECRET
+from tests.helpers.provider_account import ProviderAccount
+
+SECRETS = (WEBHOOK_SECRET, "verify-me", API_TOKEN)
+
+
+def connect_as_admin(page, django_user_model) -> None:
+    _user(django_user_model, "root", is_staff=True, is_superuser=True)
+    log_in(page, "root", "pw-root")
+    page.get_by_role("link", name="Connect").click()
+    page.fill("#id_webhook_url", "https://obd.example.com/webhooks/mobtexting/")
+    page.get_by_role("button", name="Connect").click()
+
+
+def test_in_the_sandbox_an_admin_sees_what_connect_would_do(
+    page, transactional_db, django_user_model
+):
+    connect_as_admin(page, django_user_model)
+    result = page.locator("#connect-result")
+    expect(result).to_contain_text("Sandbox: nothing is sent to a provider")
+    expect(result).to_contain_text("Subscribe the webhook to voice:unsubscription")
+    assert not AuditEntry.objects.exists()
+    assert not [s for s in SECRETS if s in page.content()]
+
+
+def test_an_admin_connects_the_provider_and_sees_the_webhook(
+    page, transactional_db, django_user_model, real_gateway
+):
+    real_gateway.reply = account = ProviderAccount()
+    connect_as_admin(page, django_user_model)
+    result = page.locator("#connect-result")
+    expect(result.locator("#connected")).to_contain_text("voice:message:out")
+    (hook_id,) = account.webhooks
+    expect(result).to_contain_text(hook_id)
+    screenshot(page, "connect-provider")
+    assert not [s for s in SECRETS if s in page.content()]
+    assert len(account.subscriptions) == 2

@@ -1,0 +1,165 @@
+"""The deliveries worker's batches (calls/models/events.py `apply_waiting`): several workers at
+once share the queue without applying a delivery twice or losing one, and whatever the order and
+the batches, every call ends as the outcome rule says (latest attempt by start time, answered
+never replaced, attempts counted). Run on PostgreSQL in CI, where the row locks are real."""
+
+import json
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from calls.models import CallEvent, CallLog
+from calls.models.events import apply_waiting
+from tests.helpers.webhooks import DAY, apply_stored, provider_time
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CALLS = 40
+OUTCOMES = {"ANSWER": "answered", "NOANSWER": "no_answer", "BUSY": "busy"}
+
+
+def attempt(call_id: str, status: str, minute: int) -> bytes:
+    return json.dumps(
+        {
+            "mid": call_id,
+            "status": status,
+            "start_at": f"{DAY} 10:{minute:02d}:00",
+            "end_at": f"{DAY} 10:{minute:02d}:20",
+            "duration": "20",
+        }
+    ).encode()
+
+
+def expected(attempts: list[tuple[str, int]]) -> tuple[str, int]:
+    """The rule, said plainly: answered if any attempt was, else the latest attempt's outcome."""
+    answered = [minute for status, minute in attempts if status == "ANSWER"]
+    status, minute = max(attempts, key=lambda a: a[1])
+    if answered:
+        return "answered", max(answered)
+    return OUTCOMES[status], minute
+
+
+@pytest.fixture
+def calls(make_call) -> list[CallLog]:
+    return [make_call(provider_id=f"call-{n:03d}") for n in range(CALLS)]
+
+
+def store_shuffled(calls: list[CallLog], seed: int) -> dict[int, list[tuple[str, int]]]:
+    """Three attempts per call, each delivered once or twice, all in a random order."""
+    rng = random.Random(seed)
+    plan = {
+        call.pk: [(rng.choice(list(OUTCOMES)), minute) for minute in rng.sample(range(60), 3)]
+        for call in calls
+    }
+    bodies = [
+        attempt(call.provider_id, status, minute)
+        for call in calls
+        for status, minute in plan[call.pk]
+        for _ in range(rng.choice([1, 2]))
+    ]
+    rng.shuffle(bodies)
+    for body in bodies:
+        CallEvent.objects.store(source="webhook", body=body)
+    return plan
+
+
+def work_until_empty(batch: int) -> int:
+    try:
+        applied = 0
+        while claimed := apply_waiting(batch):
+            applied += claimed
+        return applied
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_four_workers_at_once_apply_every_delivery_once_and_follow_the_rule(calls, seed):
+    plan = store_shuffled(calls, seed)
+    stored = CallEvent.objects.count()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        claimed = sum(pool.map(work_until_empty, [7, 7, 7, 7]))
+
+    assert claimed == stored  # each stored delivery claimed by exactly one worker
+    assert not CallEvent.objects.waiting().exists()
+    assert not CallEvent.objects.filter(call=None).exists()
+    for call in CallLog.objects.filter(pk__in=plan):
+        status, minute = expected(plan[call.pk])
+        assert (call.status, call.started_at, call.attempts) == (
+            status,
+            provider_time(f"10:{minute:02d}:00"),
+            3,
+        ), plan[call.pk]
+
+
+def test_a_batch_held_by_one_worker_is_skipped_by_another_not_waited_for(calls):
+    store_shuffled(calls[:10], seed=4)
+    held, release = threading.Event(), threading.Event()
+    first_claim: list[int] = []
+
+    def slow_worker() -> None:
+        try:
+            with transaction.atomic():
+                rows = (
+                    CallEvent.objects.waiting()
+                    .select_for_update(skip_locked=True)
+                    .order_by("id")
+                    .values_list("pk", flat=True)
+                )
+                first_claim.extend(rows[:5])
+                held.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=slow_worker)
+    thread.start()
+    held.wait(timeout=10)
+    if connection.vendor == "postgresql":
+        other = work_until_empty(100)  # takes the rest at once, while the first still holds
+        release.set()
+        thread.join()
+        assert other == CallEvent.objects.count() - len(first_claim)
+        assert set(CallEvent.objects.waiting().values_list("pk", flat=True)) == set(first_claim)
+    else:
+        release.set()  # SQLite has one writer at a time: the second waits for the first
+        thread.join()
+        assert work_until_empty(100) == CallEvent.objects.count()
+
+
+def test_a_batch_costs_the_same_few_statements_whatever_its_size(calls):
+    counts = []
+    for size in (5, 40):
+        CallEvent.objects.all().delete()
+        for call in calls[:size]:
+            CallEvent.objects.store(source="webhook", body=attempt(call.provider_id, "BUSY", size))
+        with CaptureQueriesContext(connection) as queries:
+            assert apply_waiting() == size
+        counts.append(len(queries))
+
+    assert counts[0] == counts[1]
+    assert counts[1] <= 10
+
+
+def test_a_failed_batch_leaves_every_delivery_waiting_for_the_next_try(calls, monkeypatch):
+    store_shuffled(calls[:5], seed=5)
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("the database went away mid-batch")
+
+    monkeypatch.setattr(CallLog, "take", broken)
+    with pytest.raises(RuntimeError):
+        apply_waiting()
+    assert CallEvent.objects.waiting().count() == CallEvent.objects.count()
+    monkeypatch.undo()
+
+    apply_stored()
+    assert not CallEvent.objects.waiting().exists()
+    assert set(
+        CallLog.objects.filter(pk__in=[c.pk for c in calls[:5]]).values_list("attempts", flat=True)
+    ) == {3}

@@ -1,0 +1,149 @@
+"""Connect the provider (calls/connect.py): the administrators' page checks the configuration,
+makes or updates the portal's webhook, subscribes it to the call and opt-out events, and never
+shows a secret; against a real local provider stand-in and in the sandbox."""
+
+import pytest
+
+from calls.connect import EVENTS
+from calls.models import AuditEntry
+from tests.helpers.portal import API_TOKEN, WEBHOOK_SECRET, logged_in
+from tests.helpers.provider_account import ProviderAccount
+
+URL = "https://obd.example.com/webhooks/mobtexting/"
+
+
+@pytest.fixture
+def account(real_gateway) -> ProviderAccount:
+    real_gateway.reply = account = ProviderAccount()
+    return account
+
+
+@pytest.fixture
+def admin_client(admin_user):
+    return logged_in(admin_user)
+
+
+def run(client, action: str = "connect", url: str = URL, **headers) -> str:
+    response = client.post("/connect/", {"webhook_url": url, "action": action}, **headers)
+    assert response.status_code == 200, response.content.decode()[:2000]
+    page = response.content.decode()
+    for secret in (WEBHOOK_SECRET, "verify-me", API_TOKEN):
+        assert secret not in page
+    return page
+
+
+def actions() -> list[str]:
+    return list(AuditEntry.objects.order_by("id").values_list("action", flat=True))
+
+
+def test_connect_makes_the_webhook_with_its_secrets_and_subscribes_it(admin_client, account):
+    page = run(admin_client)
+
+    (hook,) = account.webhooks.values()
+    assert (hook["uri"], hook["secret"], hook["token"], hook["status"]) == (
+        URL,
+        WEBHOOK_SECRET,
+        "verify-me",
+        1,
+    )
+    assert [(s["event"], s["webhook_id"]) for s in account.subscriptions] == [
+        (event, hook["id"]) for event in EVENTS
+    ]
+    assert actions() == ["webhook_created", "subscribed", "subscribed"]
+    assert hook["id"] in page and "voice:unsubscription" in page
+
+
+def test_connecting_again_updates_the_webhook_and_duplicates_nothing(
+    admin_client, account, real_gateway
+):
+    run(admin_client)
+    run(admin_client)
+    assert len(account.webhooks) == 1 and len(account.subscriptions) == 2
+    assert actions()[-1] == "webhook_updated"
+    (put,) = [r for r in real_gateway.requests if r.method == "PUT"]
+    assert put.json() == {"name": "OBD Portal", "uri": URL, "status": 1, "secret": WEBHOOK_SECRET}
+
+
+def test_a_run_stopped_half_way_is_finished_by_the_next(admin_client, account, real_gateway):
+    account.faults["POST developer/subscriptions"] = [None, 500]
+    page = run(admin_client)
+    assert "HTTP 500" in page and "run Connect again" in page
+    assert [s["event"] for s in account.subscriptions] == ["voice:message:out"]
+
+    run(admin_client)
+    assert len(account.webhooks) == 1
+    assert [s["event"] for s in account.subscriptions] == list(EVENTS)
+    methods = [(r.method, r.path.split("?")[0]) for r in real_gateway.requests]
+    assert methods.count(("POST", "/api/v2/developer/webhooks")) == 1
+
+
+def test_a_webhook_created_though_its_answer_timed_out_is_found_not_made_twice(
+    admin_client, account, settings
+):
+    settings.MOBTEXTING_READ_TIMEOUT = 0.3
+    account.slow_seconds = 0.8
+    account.faults["POST developer/webhooks"] = ["slow"]
+    assert "No answer from the provider" in run(admin_client)
+    assert actions() == []  # nothing confirmed, nothing recorded as done
+    run(admin_client)
+    assert len(account.webhooks) == 1
+    assert actions() == ["webhook_updated", "subscribed", "subscribed"]
+
+
+def test_a_refusal_quoting_the_secret_is_shown_masked(admin_client, real_gateway, settings):
+    real_gateway.answer(422, {"message": f"secret {WEBHOOK_SECRET} is too weak"})
+    page = run(admin_client)  # asserts the secret is absent
+    assert "secret ****** is too weak" in page
+
+
+@pytest.mark.parametrize(
+    ("setup", "said"),
+    [
+        ("bad-token", "check MOBTEXTING_API_TOKEN"),
+        ("unreachable", "connection refused"),
+        ("garbage", "not the documented JSON"),
+    ],
+)
+def test_check_says_what_is_wrong_with_the_configuration(
+    admin_client, account, settings, setup, said
+):
+    if setup == "unreachable":
+        settings.MOBTEXTING_API_URL = "http://127.0.0.1:9/api/v2/"
+    else:
+        account.faults["GET developer/webhooks"] = [401 if setup == "bad-token" else "garbage"]
+    assert said in run(admin_client, "check")
+    assert account.webhooks == {}
+
+
+def test_check_shows_what_is_connected_and_what_connect_would_do(admin_client, account):
+    account.webhooks["h-1"] = {"id": "h-1", "name": "Old", "uri": URL, "secret": WEBHOOK_SECRET}
+    account.subscriptions.append({"id": 1, "event": "voice:message:out", "webhook_id": "h-1"})
+    page = run(admin_client, "check")
+    assert "h-1" in page and "voice:message:out" in page
+    assert "Update webhook h-1" in page and "Subscribe the webhook to voice:unsubscription" in page
+    assert actions() == []
+
+
+def test_in_the_sandbox_connect_explains_and_changes_nothing(admin_client):
+    page = run(admin_client, HTTP_HX_REQUEST="true")
+    assert "Sandbox:" in page and "nothing was created" in page
+    assert "Create a webhook" in page and "<html" not in page  # the partial only
+    assert actions() == []
+
+
+def test_without_a_webhook_secret_nothing_is_connected(admin_client, account, settings):
+    settings.OBD_WEBHOOK_SECRET = ""
+    response = admin_client.post("/connect/", {"webhook_url": URL, "action": "connect"})
+    assert response.status_code == 422
+    assert "Set OBD_WEBHOOK_SECRET first" in response.content.decode()
+    assert account.webhooks == {}
+
+
+def test_only_an_administrator_may_connect(supervisor, admin_client):
+    assert logged_in(supervisor).get("/connect/").status_code == 403
+    page = admin_client.get("/connect/").content.decode()
+    assert (
+        "http://testserver/webhooks/mobtexting/" in page
+        and "set (hidden)" in page
+        and WEBHOOK_SECRET not in page
+    )
