@@ -442,11 +442,16 @@ def stored_counts() -> dict:
     return counts
 
 
-def drain(after_id: int, timeout: float = 30) -> None:
+def drain(after_id: int, timeout: float = 30, in_process: bool = False) -> None:
+    """Wait until the run's deliveries are applied; with no deliveries worker (--appliers 0, the
+    door measured alone) apply them here, outside the servers' measured CPU."""
     from django.db import connection
 
     from calls.models import CallEvent
+    from calls.models.events import apply_waiting
 
+    while in_process and apply_waiting():
+        pass
     deadline = time.monotonic() + timeout
     while CallEvent.objects.filter(pk__gt=after_id, applied_at=None).exists():
         if time.monotonic() > deadline:
@@ -476,8 +481,9 @@ def measure(kind: str, label: str, name: str, server: Gunicorn, path: str, gen, 
     else:
         asyncio.run(flat_out(run, server.port, path, gen, args.clients, args.duration))
     if name == "portal":
-        drain(before["portal_last"])  # every delivery of the run applied (or 30 s passed)
-    cpu_after = server.cpu()
+        cpu_door = server.cpu()
+        drain(before["portal_last"], in_process=not server.companions)
+    cpu_after = cpu_door if name == "portal" and not server.companions else server.cpu()
     time.sleep(0.5)
     after = stored_counts()
     run.cpu_app_s = sum(t - cpu_before.get(pid, 0.0) for pid, t in cpu_after.items())

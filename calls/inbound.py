@@ -62,7 +62,7 @@ def mobtexting_webhook(request: HttpRequest) -> HttpResponse:
         content_type=content_type,
         query=query,
     )
-    logger.info("webhook stored event=%s", event)
+    logger.debug("webhook stored event=%s", event)  # the worker logs it when applied
     # Any 2xx tells the provider the delivery arrived; 202: it is applied in a moment.
     return JsonResponse({"event": event}, status=202)
 

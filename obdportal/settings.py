@@ -126,7 +126,7 @@ OBD_OPTOUT_SYNC_EVERY_MINUTES = env.int("OBD_OPTOUT_SYNC_EVERY_MINUTES", default
 OBD_NOTICE_CHECK_EVERY_SECONDS = env.int("OBD_NOTICE_CHECK_EVERY_SECONDS", default=60)
 OBD_CAMPAIGN_PACE = env.float("OBD_CAMPAIGN_PACE", default=2.0)
 OBD_CAMPAIGN_DISPATCHERS = env.int("OBD_CAMPAIGN_DISPATCHERS", default=2)
-# TRAI: promotional campaign calls to Indian numbers only 09:00–21:00 the recipient's time
+# TRAI: promotional campaign calls to Indian numbers only 09:00 to 21:00 the recipient's time
 # (campaigns marked transactional are exempt). How often scheduled work is looked for: campaigns
 # to start or end, retries to make, single calls placed "at" a later time.
 OBD_TRAI_PRESET = env.bool("OBD_TRAI_PRESET", default=True)

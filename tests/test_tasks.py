@@ -20,7 +20,7 @@ from django.db import connection
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from calls.models import CallLog, Campaign, WorkerHeartbeat
+from calls.models import CallEvent, CallLog, Campaign, WorkerHeartbeat
 from calls.provider.base import SendResult
 from calls.provider.configured import get_gateway
 from calls.sealing import unseal
@@ -40,6 +40,7 @@ from tests.helpers.dispatch import (
     rate_limited,
 )
 from tests.helpers.portal import database_dump, health, logged_in
+from tests.helpers.webhooks import push
 
 # --- pace -----------------------------------------------------------------------------------------
 
@@ -477,3 +478,14 @@ def test_the_sweeper_requeues_rows_never_begun_and_gives_up_on_rows_maybe_sent(b
     assert (never_begun.status, never_begun.lease_until) == ("pending", None)
     assert maybe_sent.status == "unknown" and "not sent again" in maybe_sent.error
     assert (fresh.status, fresh.lease_until is not None) == ("pending", True)
+
+
+def test_the_sweeper_applies_deliveries_no_deliveries_worker_took(call):
+    fresh = CallEvent.objects.store(source="webhook", body=json.dumps(push(status="BUSY")).encode())
+    assert sweep_abandoned_work.call()["deliveries"] == 0  # a worker may still take it
+
+    CallEvent.objects.filter(pk=fresh).update(received_at=timezone.now() - timedelta(minutes=5))
+    swept = sweep_abandoned_work.call()
+
+    call.refresh_from_db()
+    assert (swept["deliveries"], call.status) == (1, "busy")
