@@ -40,6 +40,9 @@ def playable_link(call: CallLog, gateway: Gateway) -> str:
 @permission_required("calls.view_calllog")
 def call_recording(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     call = get_object_or_404(CallLog.objects.select_related("bridge"), pk=pk)
+    if not call.recording_url:  # nothing to fetch: not the provider's failure, no use retrying
+        context = {"call": call, "reason": "The provider sent no recording for this call."}
+        return render(request, "calls/recording_unavailable.html", context, status=404)
     try:
         return redirect(playable_link(call, get_gateway()))
     except GatewayError as exc:

@@ -103,8 +103,9 @@ class PlaceCallForm(forms.Form):
             self.initial.setdefault("idempotency_key", uuid.uuid4())
         # Typed in the person's own zone (the middleware activates it).
         self.fields["at"].help_text = (
-            f"Empty: now. A later time ({timezone.get_current_timezone_name()}): the call waits "
-            "and is sent then, and can be canceled until it is"
+            f"Empty: now. A later time ({timezone.get_current_timezone_name()}, at most "
+            f"{SCHEDULE_AHEAD_DAYS} days ahead): the call waits, is sent then, and can be "
+            "canceled until it is sent."
         )
         self.chosen_flow = self._chosen_flow()
         for variable, sensitive in self.chosen_flow.variable_specs if self.chosen_flow else []:

@@ -234,7 +234,7 @@ def _apply(events: list[CallEvent]) -> dict[int, str]:
     now = timezone.now()
     deliveries: dict[int, Delivery] = {}
     for event in events:
-        event.applied_at = now
+        event.applied_at, event.parsed = now, {}  # `parsed` is not read back: it is rewritten
         if not event.parse_error:
             delivery = event.read()
             if delivery is not None:
@@ -277,7 +277,7 @@ def _apply(events: list[CallEvent]) -> dict[int, str]:
     unmatched = {e.pk: e.provider_key for e in events if e.call_id is None and e.provider_key}
     if not by_call:
         return unmatched
-    # Locked in id order, as every writer here does, so two batches never wait on each other.
+    # Locked in id order: two batches that share calls wait for each other, never deadlock.
     calls = list(
         CallLog.objects.select_for_update()
         .filter(pk__in=by_call)

@@ -135,8 +135,10 @@ def test_a_failed_fetch_is_not_remembered(agent_client, bridge, choices_flow, re
 def test_a_call_without_a_recording_has_none_to_play(agent_client, bridge, choices_flow):
     call = answered(bridge, choices_flow)
     response = agent_client.get(recording_url(call))
-    assert response.status_code == 502
-    assert "The provider sent no recording for this call." in response.content.decode()
+    assert response.status_code == 404  # not a provider failure: nothing to try again
+    html = response.content.decode()
+    assert "The provider sent no recording for this call." in html
+    assert "Try again" not in html
 
 
 def test_the_sandbox_plays_its_clip(agent_client, bridge, choices_flow):
