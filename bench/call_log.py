@@ -432,9 +432,14 @@ def _insert(connection, table: str, columns: list[str], data: list[list]) -> Non
 
 # --- Seeding 10^7 rows on PostgreSQL: one INSERT ... SELECT generate_series per million -----------
 
-CAMPAIGN_BLOCKS = 100  # the timeline is cut in this many blocks, each opening with a campaign
+CAMPAIGN_BLOCKS = 100  # the timeline is cut in up to this many blocks, each opening with a campaign
 CAMPAIGN_SHARE = 0.3  # of each block's rows: the campaign's (uploaded at once, sent over hours)
 SQL_CHUNK = 1_000_000  # rows per INSERT (each commits, so an interrupted seed resumes)
+
+
+def campaign_blocks(rows: int) -> int:
+    """Blocks of at least 20,000 rows, so every campaign has several pages of calls."""
+    return max(2, min(CAMPAIGN_BLOCKS, rows // 20_000))
 
 
 def seed_campaigns(start: datetime, rows: int) -> list[int]:
@@ -444,9 +449,10 @@ def seed_campaigns(start: datetime, rows: int) -> list[int]:
 
     from calls.models import Bridge, Campaign, IvrFlow
 
-    names = [f"Bench campaign {c:03d}" for c in range(CAMPAIGN_BLOCKS)]
+    blocks = campaign_blocks(rows)
+    names = [f"Bench campaign {c:03d}" for c in range(blocks)]
     have = dict(Campaign.objects.filter(name__in=names).values_list("name", "pk"))
-    block = SPAN / CAMPAIGN_BLOCKS
+    block = SPAN / blocks
     bridges = list(Bridge.objects.filter(number__in=[b[0] for b in BRIDGES]).order_by("pk"))
     flows = list(IvrFlow.objects.filter(flow_id__in=[f[0] for f in FLOWS]).order_by("pk"))
     agents = list(
@@ -457,9 +463,9 @@ def seed_campaigns(start: datetime, rows: int) -> list[int]:
         if name in have:
             continue
         state = Campaign.Status.FINISHED
-        if c == CAMPAIGN_BLOCKS - 1:
+        if c == blocks - 1:
             state = Campaign.Status.RUNNING
-        elif c == CAMPAIGN_BLOCKS // 2:
+        elif c == blocks // 2:
             state = Campaign.Status.CANCELED
         created = start + block * c
         new.append(
@@ -499,7 +505,7 @@ def seed_calls_postgres(rows: int) -> None:
     """Fill the calls table to `rows` rows in SQL (10^7 in minutes, not hours): each row is a
     function of its number, so an interrupted seed continues the same data.
 
-    The timeline (90 days up to now) is cut in CAMPAIGN_BLOCKS blocks. Each opens with a
+    The timeline (90 days up to now) is cut in blocks (100 for 2M rows and more). Each opens with a
     campaign upload (30 % of the block's rows, created together, then sent at its pace over most
     of the block: created long before they are dialled), followed by single calls placed through
     the block. The last campaign is still sending (rows due later are pending, not sent), the
@@ -597,9 +603,10 @@ def _insert_select(rows: int, start: datetime, now: datetime, cat: dict, campaig
     flows = cat["flows"]  # (IvrFlow, weight), in FLOWS order
     audio = cat["audio"]
     users = cat["users"]
-    block_rows = -(-rows // CAMPAIGN_BLOCKS)
+    blocks = campaign_blocks(rows)
+    block_rows = -(-rows // blocks)
     camp_rows = int(block_rows * CAMPAIGN_SHARE)
-    block_s = SPAN.total_seconds() / CAMPAIGN_BLOCKS
+    block_s = SPAN.total_seconds() / blocks
     status_names = [f"'{s}'" for s, _, _ in STATUSES]
     status_weights = [w for _, _, w in STATUSES]
     user_weights = [max(1, 100 // (k + 1)) for k in range(len(users))]
@@ -634,7 +641,7 @@ def _insert_select(rows: int, start: datetime, now: datetime, cat: dict, campaig
     base = f"""
       SELECT i, b, j, campaign_id, created_at, due,
         CASE
-          WHEN campaign_id IS NOT NULL AND b = {CAMPAIGN_BLOCKS // 2} AND j >= {camp_rows // 2}
+          WHEN campaign_id IS NOT NULL AND b = {blocks // 2} AND b < {blocks - 1} AND j >= {camp_rows // 2}
             THEN 'withdrawn'
           WHEN due > %(now)s THEN 'pending'
           WHEN due > %(now)s - interval '5 minutes' AND u(i, 2) < 0.6 THEN 'queued'
@@ -658,7 +665,7 @@ def _insert_select(rows: int, start: datetime, now: datetime, cat: dict, campaig
             AS created_at,
           %(start)s::timestamptz + make_interval(secs => b * {block_s}
             + CASE WHEN j < {camp_rows} THEN 600 + j * {block_s * 0.8 / max(camp_rows, 1)}
-                     * CASE WHEN b = {CAMPAIGN_BLOCKS - 1} THEN 2 ELSE 1 END
+                     * CASE WHEN b = {blocks - 1} THEN 2 ELSE 1 END
                    ELSE (j - {camp_rows} + u(i, 1)) * {block_s} / {block_rows - camp_rows} END)
             AS due
         FROM (SELECT i, i / {block_rows} AS b, mod(i, {block_rows}) AS j
@@ -805,7 +812,8 @@ def samples(client) -> dict:
     def day(when) -> str:
         return when.date().isoformat()
 
-    quarter = oldest + (newest - oldest) / 4
+    span = newest - oldest
+    quarter = oldest + span / 4
     older = "/calls/?" + link(_q("/calls/", until=day(quarter)), "before")
     values = {
         "bridge": middle.bridge_id,
@@ -819,7 +827,7 @@ def samples(client) -> dict:
         "week_ago": day(newest - timedelta(days=7)),
         "older": older,
         "newer": "/calls/?" + link(older, "after"),
-        "oldest": "/calls/?" + link(_q("/calls/", until=day(oldest + timedelta(days=2))), "before"),
+        "oldest": "/calls/?" + link(_q("/calls/", until=day(oldest + span / 20)), "before"),
         "busy_older": "/calls/?status=busy&"
         + link(_q("/calls/", status="busy", until=day(quarter)), "before"),
         "old_campaign": campaigns[len(campaigns) // 5] if campaigns else "",

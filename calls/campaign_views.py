@@ -16,7 +16,7 @@ from calls.http import AuthenticatedHttpRequest, id_in
 from calls.imports import UnreadableFile, import_rows, sample
 from calls.keypresses import campaign_results
 from calls.models import AuditEntry, Campaign, IvrFlow
-from calls.models.retries import CannotCallAgain, eta, numbers, why_not_again
+from calls.models.retries import CannotCallAgain, eta, held_for_hours, numbers, why_not_again
 from calls.roles import permission_required
 from calls.tasks import start_dispatchers
 from calls.vocabulary import CallStatus
@@ -101,6 +101,7 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "progress": campaign.progress(),
         "numbers": numbers(campaign),
         "eta": eta(campaign, timezone.now()),
+        "held": held_for_hours(campaign, timezone.now()),
         "rejected": list(campaign.rejected_rows.select_related("campaign")[:REJECTED_SHOWN]),
         "first_rows": campaign.first_rows() if draft else [],
         "audit": campaign.audit.select_related("actor"),

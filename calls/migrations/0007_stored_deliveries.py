@@ -1,3 +1,4 @@
+import django.db.models.deletion
 from django.db import migrations, models
 from django.db.models import F
 from django.db.models.functions import Coalesce
@@ -41,27 +42,59 @@ class Migration(migrations.Migration):
                 condition=models.Q(("applied_at", None)), fields=["id"], name="event_waiting"
             ),
         ),
+        # The webhook's INSERT writes only the indexes it needs: the others are partial.
+        migrations.AlterField(
+            model_name="callevent",
+            name="call",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="events",
+                to="calls.calllog",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="callevent",
+            name="provider_id",
+            field=models.CharField(blank=True, max_length=128),
+        ),
         migrations.AddIndex(
             model_name="callevent",
             index=models.Index(
-                condition=models.Q(("call", None)),
+                condition=models.Q(("call__isnull", False)), fields=["call"], name="event_call"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="callevent",
+            index=models.Index(
+                condition=models.Q(("provider_id", ""), _negated=True),
+                fields=["provider_id"],
+                name="event_provider_id",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="callevent",
+            index=models.Index(
+                condition=models.Q(("call", None), models.Q(("provider_key", ""), _negated=True)),
                 fields=["provider_key"],
                 name="event_unmatched_key",
             ),
         ),
-        # The call log's order, newest dialled first (calls.models.calls.DIALLED_AT).
+        # The call log's order: most recently dialled first (calls/paging.py).
         migrations.AddIndex(
             model_name="calllog",
             index=models.Index(
-                Coalesce("submitted_at", "created_at"), F("id"), name="call_dialled"
+                Coalesce("submitted_at", "created_at"), models.F("id"), name="call_dialled"
             ),
         ),
         migrations.AddIndex(
             model_name="calllog",
             index=models.Index(
-                F("campaign"),
+                models.F("campaign"),
                 Coalesce("submitted_at", "created_at"),
-                F("id"),
+                models.F("id"),
                 name="call_campaign_dialled",
             ),
         ),

@@ -126,8 +126,14 @@ class CallEvent(models.Model):
         SANDBOX = "sandbox", "Sandbox"
         RECONCILE = "reconcile", "Status look-up"
 
+    # Indexed only where set (see Meta): the webhook's INSERT, the hot path, skips the index.
     call = models.ForeignKey(
-        CallLog, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+        CallLog,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="events",
+        db_index=False,
     )
     source = models.CharField(max_length=16, choices=Source, default=Source.WEBHOOK)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -140,7 +146,7 @@ class CallEvent(models.Model):
     problems = models.TextField(
         blank=True, help_text="Values that came but did not fit, so were not applied."
     )
-    provider_id = models.CharField(max_length=128, blank=True, db_index=True)
+    provider_id = models.CharField(max_length=128, blank=True)
     # The id without its legacy `:n` suffix: how a call that learns its id finds its deliveries.
     provider_key = models.CharField(max_length=128, blank=True, editable=False)
     raw_status = models.CharField(max_length=32, blank=True)
@@ -159,11 +165,19 @@ class CallEvent(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         verbose_name = "call event"
+        # Partial indexes: a delivery is stored with no call and no id yet, so the webhook's
+        # INSERT writes only the indexes it needs (id, received_at, dedupe_key, the queue).
         indexes = [
             # The worker's queue: only what waits is in it, so claiming stays one short read.
             models.Index(fields=["id"], condition=Q(applied_at=None), name="event_waiting"),
+            models.Index(fields=["call"], condition=Q(call__isnull=False), name="event_call"),
             models.Index(
-                fields=["provider_key"], condition=Q(call=None), name="event_unmatched_key"
+                fields=["provider_id"], condition=~Q(provider_id=""), name="event_provider_id"
+            ),
+            models.Index(
+                fields=["provider_key"],
+                condition=Q(call=None) & ~Q(provider_key=""),
+                name="event_unmatched_key",
             ),
         ]
 

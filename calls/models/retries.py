@@ -314,3 +314,13 @@ def eta(campaign: Campaign, now: datetime) -> datetime | None:
     if campaign.retries and campaign.retry_candidates(include_in_flight=True).exists():
         done += timedelta(minutes=campaign.retry_minutes)
     return done
+
+
+def held_for_hours(campaign: Campaign, now: datetime) -> tuple[int, datetime | None]:
+    """Rows of a running campaign waiting for their recipients' calling hours (or a retry's
+    interval), and when the first of them may go: so a campaign that waits says why."""
+    if campaign.status != Campaign.Status.RUNNING:
+        return 0, None
+    held = campaign.calls.filter(status=CallStatus.PENDING, submitted_at=None, not_before__gt=now)
+    summary = held.aggregate(n=models.Count("id"), first=models.Min("not_before"))
+    return summary["n"], summary["first"]

@@ -32,6 +32,8 @@ MAIN_PAGES = {
     "campaign-page": "/campaigns/{campaign}/",
     "new-campaign": "/campaigns/new/",
     "catalogue": "/catalogue/",
+    "notices": "/notices/",
+    "preferences": "/preferences/",
 }
 
 
@@ -73,6 +75,7 @@ def long_values() -> dict[str, int]:
         provider_status=LONG[:32],
         status=CallLog.Status.REJECTED,
         error="The provider refused the call: " + LONG,
+        recording_url=f"https://recordings.example.com/{LONG}.mp3",  # its player fits too
         submitted_at=timezone.now(),
     )
     CallLog.objects.create(  # and an ordinary one beside it

@@ -434,3 +434,32 @@ def test_the_draft_previews_its_first_rows_with_secrets_masked(supervisor, bridg
     )
     assert "Name4" in preview and "Name5" not in preview
     assert "482910" not in html
+
+
+def test_the_forms_tick_boxes_sit_beside_their_names(supervisor, db):
+    """A single box in a label with its name; several (calling days, retry on) in a fieldset
+    named by its legend (a <label for> cannot name a group of boxes)."""
+    html = logged_in(supervisor).get("/campaigns/new/").content.decode()
+    assert re.search(r'<label class="check"><input type="checkbox" name="transactional"', html)
+    for name, legend in (("calling_days", "Calling days"), ("retry_on", "Retry on")):
+        group = re.search(
+            rf'<fieldset class="choices"[^>]*>\s*<legend>{legend}</legend>(.*?)</fieldset>',
+            html,
+            re.S,
+        )
+        assert group and f'name="{name}"' in group.group(1)
+        assert f'<label for="id_{name}">' not in html
+    notices = logged_in(supervisor).get("/notices/").content.decode()
+    assert '<label class="check"><input type="checkbox" name="notify_low_balance"' in notices
+
+
+def test_a_running_campaign_says_which_numbers_wait_for_their_calling_hours(supervisor, campaign):
+    upload(campaign, "number,Name,otp\n918867135123,Asha,1\n918867135124,Ravi,2\n")
+    assert campaign.start()
+    first = campaign.calls.order_by("id").first()
+    CallLog.objects.filter(pk=first.pk).update(not_before=timezone.now() + timedelta(hours=5))
+
+    page = text_of(logged_in(supervisor).get(f"/campaigns/{campaign.pk}/").content.decode())
+
+    assert "1 number waits for its calling hours" in page
+    assert "The others are not held up." in page
