@@ -718,7 +718,16 @@ def main() -> None:
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             command = [sys.executable, __file__, "--child", "--database-url", url]
             command += ["--result-file", out.name, "--log-dir", str(log_dir)]
-            names = ("rate", "duration", "clients", "workers", "worker_class", "threads", "rounds")
+            names = (
+                "rate",
+                "duration",
+                "clients",
+                "workers",
+                "worker_class",
+                "threads",
+                "rounds",
+                "appliers",
+            )
             for name in names:
                 command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
             command += ["--warmup", str(args.warmup), "--log-level", args.log_level]
