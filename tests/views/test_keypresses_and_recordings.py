@@ -249,3 +249,14 @@ def test_the_admin_refuses_keys_it_cannot_read(admin_user, otp_flow, choices, st
     assert response.status_code == 200
     assert error in response.content.decode()
     assert IvrFlow.objects.get(pk=otp_flow.pk).choices == {}
+
+
+def test_a_flow_campaign_with_no_answered_call_says_so_instead_of_an_empty_table(
+    agent_client, bridge, choices_flow
+):
+    campaign = make_campaign(bridge, flow=choices_flow, status="running")
+
+    html = agent_client.get(campaign.get_absolute_url()).content.decode()
+
+    assert "No call of this campaign has been answered yet" in html
+    assert "Key pressed first" not in html
