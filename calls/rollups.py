@@ -170,14 +170,14 @@ def rebuild_tallies(conn: BaseDatabaseWrapper = connection) -> dict[str, int]:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FOLD_LOCK])
             # Readers go on; transactions writing calls finish first, later ones wait for us.
             cursor.execute(f"LOCK TABLE {CALLS} IN SHARE MODE")
-        cursor.execute(f"DELETE FROM {TALLIES}")  # noqa: S608
+        cursor.execute(f"DELETE FROM {TALLIES}")  # noqa: S608  # nosec B608
         for select in _rows(conn.vendor, "", sums):
             cursor.execute(
-                f"INSERT INTO {TALLIES} ({', '.join(KEY + SUMS)}, folded) "  # noqa: S608
+                f"INSERT INTO {TALLIES} ({', '.join(KEY + SUMS)}, folded) "  # noqa: S608  # nosec B608
                 f"SELECT {select}, TRUE FROM {CALLS} WHERE submitted_at IS NOT NULL "
                 f"GROUP BY {group}"
             )
-        cursor.execute(f"SELECT kind, count(*) FROM {TALLIES} GROUP BY kind")  # noqa: S608
+        cursor.execute(f"SELECT kind, count(*) FROM {TALLIES} GROUP BY kind")  # noqa: S608  # nosec B608
         return dict(cursor.fetchall())
 
 
@@ -205,7 +205,7 @@ def fold_tallies() -> int:
     they sum to zero); how many rows it took away. One fold at a time; the triggers go on."""
     key, sums = ", ".join(KEY), ", ".join(f"SUM({s})" for s in SUMS)
     nonzero = " OR ".join(f"SUM({s}) <> 0" for s in SUMS)
-    fresh = f"SELECT {key} FROM {TALLIES} WHERE NOT folded"  # noqa: S608
+    fresh = f"SELECT {key} FROM {TALLIES} WHERE NOT folded"  # noqa: S608  # nosec B608
     insert = f"INSERT INTO {TALLIES} ({key}, {', '.join(SUMS)}, folded)"
     if not CallTally.objects.filter(folded=False).exists():
         return 0  # nothing new: no lock taken, no scan
@@ -215,7 +215,7 @@ def fold_tallies() -> int:
             # One statement, one snapshot: the rows deleted are exactly the rows summed (rows
             # that other transactions commit meanwhile stay, for the next fold).
             cursor.execute(
-                f"WITH gone AS (DELETE FROM {TALLIES} WHERE ({key}) IN ({fresh}) "  # noqa: S608
+                f"WITH gone AS (DELETE FROM {TALLIES} WHERE ({key}) IN ({fresh}) "  # noqa: S608  # nosec B608
                 f"RETURNING {key}, {', '.join(SUMS)}), "
                 f"kept AS ({insert} SELECT {key}, {sums}, TRUE FROM gone GROUP BY {key} "
                 f"HAVING {nonzero} RETURNING 1) "
@@ -224,15 +224,15 @@ def fold_tallies() -> int:
             deleted, inserted = cursor.fetchone()
         else:
             # This transaction holds SQLite's one write lock from its start: nothing moves.
-            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {TALLIES}")  # noqa: S608
+            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {TALLIES}")  # noqa: S608  # nosec B608
             (last,) = cursor.fetchone()
             cursor.execute(
-                f"{insert} SELECT {key}, {sums}, TRUE FROM {TALLIES} WHERE ({key}) IN ({fresh}) "  # noqa: S608
+                f"{insert} SELECT {key}, {sums}, TRUE FROM {TALLIES} WHERE ({key}) IN ({fresh}) "  # noqa: S608  # nosec B608
                 f"GROUP BY {key} HAVING {nonzero}"
             )
             inserted = cursor.rowcount
             cursor.execute(
-                f"DELETE FROM {TALLIES} WHERE id <= %s AND ({key}) IN ({fresh} AND id <= %s)",  # noqa: S608
+                f"DELETE FROM {TALLIES} WHERE id <= %s AND ({key}) IN ({fresh} AND id <= %s)",  # noqa: S608  # nosec B608
                 [last, last],
             )
             deleted = cursor.rowcount

@@ -37,7 +37,7 @@ def update_rows(rows: Sequence[models.Model], fields: Sequence[str]) -> None:
         source = f"(VALUES {', '.join([holders] * len(rows))})"
         params = [value for row in zip(*values, strict=True) for value in row]
     sql = (
-        f"WITH v ({', '.join(names)}) AS (SELECT * FROM {source}) "  # noqa: S608 (names are the model's own, values parameters)
+        f"WITH v ({', '.join(names)}) AS (SELECT * FROM {source}) "  # noqa: S608  # nosec B608 (the model's own names; values are parameters)
         f"UPDATE {table} SET {assignments} FROM v WHERE {table}.{key} = v.{names[0]}"
     )
     with connection.cursor() as cursor:

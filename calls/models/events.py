@@ -110,7 +110,7 @@ def _upsert_sql(vendor: str) -> str:
     columns = [q(str(f.column)) for f in meta.concrete_fields if not f.primary_key]
     was = f"{table}.{q('applied_at')}"
     return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608  # nosec B608
         f"ON CONFLICT ({q('dedupe_key')}) DO UPDATE SET "
         f"{q('deliveries')} = {table}.{q('deliveries')} + 1, "
         f"{q('applied_at')} = CASE WHEN {table}.{q('parse_error')} = '' THEN NULL ELSE {was} END "
