@@ -189,19 +189,7 @@ def _check_number(raw: str, seen: set[str], do_not_call: dict[str, str]) -> tupl
 
 
 def _call(campaign: Campaign, number: str, variables: dict[str, str], user: User | None) -> CallLog:
-    return CallLog.prepare(
-        flow=campaign.flow,
-        variables=variables,
-        seal_secrets=True,
-        bridge=campaign.bridge,
-        to=number,
-        audio=campaign.audio,
-        name=campaign.name,
-        interval=campaign.interval,
-        webhook_id=campaign.webhook_id,
-        campaign=campaign,
-        created_by=user,
-    )
+    return campaign.new_row(number, variables, seal_secrets=True, created_by=user)
 
 
 def _flush(calls: list[CallLog], rejected: list[RejectedRow]) -> None:

@@ -117,6 +117,23 @@ class Campaign(Playback, CampaignPolicy):
         """Roughly how long `count` calls take at this pace, calling window aside."""
         return about(count / float(self.pace))
 
+    def new_row(
+        self, to: str, variables: dict[str, str], *, seal_secrets: bool = False, **fields: object
+    ) -> CallLog:
+        """A pending call of this campaign to `to`: its content, bridge and options, unsaved."""
+        row: dict[str, object] = {
+            "bridge": self.bridge,
+            "audio": self.audio,
+            "name": self.name,
+            "interval": self.interval,
+            "webhook_id": self.webhook_id,
+            "campaign": self,
+            **fields,
+        }
+        return CallLog.prepare(
+            flow=self.flow, variables=variables, seal_secrets=seal_secrets, to=to, **row
+        )
+
     def progress(self, counts: dict[str, int] | None = None) -> Progress:
         """Counts per call status and the share of calls to be sent that reached a final state
         (withdrawn rows were never to be sent: a canceled draft is not "100 % settled")."""

@@ -272,6 +272,7 @@ def _apply(events: list[CallEvent]) -> dict[int, str]:
         ],
     )
     by_call: defaultdict[int, list[CallEvent]] = defaultdict(list)
+    unmatched: dict[int, str] = {}
     for event in events:
         logger.info(
             "delivery applied event=%s call=%s status=%s%s",
@@ -280,15 +281,20 @@ def _apply(events: list[CallEvent]) -> dict[int, str]:
             event.raw_status or "-",
             f" error={event.parse_error!r}" if event.parse_error else "",
         )
-        if event.call_id is not None and event.pk in deliveries:
+        delivery = deliveries.get(event.pk)
+        if delivery is None:
+            continue
+        if event.call_id is not None:
             by_call[event.call_id].append(event)
-    for event in events:
-        if event.pk in deliveries and (numbers := deliveries[event.pk].unsubscribed):
+        elif event.provider_key:
+            unmatched[event.pk] = event.provider_key
+        if delivery.unsubscribed:
             # An opt-out (voice:unsubscription) is about a number, not a call.
             DoNotCall.objects.record_opt_outs(
-                numbers, source=DoNotCall.Source.WEBHOOK, note=f"provider webhook, event {event.pk}"
+                delivery.unsubscribed,
+                source=DoNotCall.Source.WEBHOOK,
+                note=f"provider webhook, event {event.pk}",
             )
-    unmatched = {e.pk: e.provider_key for e in events if e.call_id is None and e.provider_key}
     if not by_call:
         return unmatched
     # Locked in id order: two batches that share calls wait for each other, never deadlock.

@@ -113,16 +113,10 @@ def _retry(campaign: Campaign, call: CallLog, now: datetime) -> int:
             or CallLog.objects.filter(retry_of=root_id, attempt_number=attempt).exists()
         ):
             return 0  # an outcome changed it meanwhile, or another worker made the retry
-        retry = CallLog.prepare(
-            flow=campaign.flow,
-            variables=tried.variables,  # masked: the secrets travel sealed, below
-            bridge=campaign.bridge,
-            audio=campaign.audio,
-            to=tried.to,
+        retry = campaign.new_row(
+            tried.to,
+            tried.variables,  # masked: the secrets travel sealed, below
             name=tried.name,
-            interval=campaign.interval,
-            webhook_id=campaign.webhook_id,
-            campaign=campaign,
             created_by_id=tried.created_by_id,
             retry_of_id=root_id,
             attempt_number=attempt,
@@ -284,19 +278,7 @@ def call_again(campaign: Campaign, outcomes: list[str], user: User) -> Campaign:
             created_by=user,
         )
         CallLog.objects.bulk_create(
-            CallLog.prepare(
-                flow=again.flow,
-                variables=row.variables,
-                bridge=again.bridge,
-                audio=again.audio,
-                to=row.to,
-                name=again.name,
-                interval=again.interval,
-                webhook_id=again.webhook_id,
-                campaign=again,
-                created_by=user,
-            )
-            for row in rows
+            again.new_row(row.to, row.variables, created_by=user) for row in rows
         )
     return again
 

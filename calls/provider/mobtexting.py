@@ -88,17 +88,7 @@ class MobtextingGateway:
         zone = ZoneInfo(settings.OBD_PROVIDER_TIMEZONE)
         params: dict[str, str | int] = {"datetime[r.created_at]": days_around(started_at, zone)}
         for page in range(1, RECORDING_PAGES + 1):
-            try:
-                response = self.session.get(
-                    self.base_url + "voice/recordings",
-                    params={**params, "page": page},
-                    headers=self._headers,
-                    timeout=self.timeout,
-                )
-            except requests.RequestException as exc:
-                raise GatewayError(
-                    f"The provider's recordings could not be reached ({reason_of(exc)})."
-                ) from None
+            response = self._request("GET", "voice/recordings", params={**params, "page": page})
             answer = read_page(response.status_code, response.text, "recordings list")
             link = pick_recording(
                 answer.rows, to=to, bridge=bridge, started_at=started_at, zone=zone
@@ -143,40 +133,48 @@ class MobtextingGateway:
 
     def unsubscribers(self, page: int) -> ProviderPage:
         """GET outgoing/suppressions/unsubscribers: one page of the voice opt-outs."""
-        response = self._management("GET", "outgoing/suppressions/unsubscribers", page=page)
+        response = self._request(
+            "GET", "outgoing/suppressions/unsubscribers", params={"page": page}
+        )
         return read_page(response.status_code, response.text, "unsubscribers list")
 
     def webhooks(self, page: int) -> ProviderPage:
-        response = self._management("GET", "developer/webhooks", page=page)
+        response = self._request("GET", "developer/webhooks", params={"page": page})
         return read_page(response.status_code, response.text, "webhooks list")
 
     def save_webhook(self, fields: Row, webhook_id: str = "") -> Row:
         """POST developer/webhooks (create) or PUT developer/webhooks/{id} (edit)."""
         if webhook_id:
             path = "developer/webhooks/" + quote(webhook_id, safe="")
-            response = self._management("PUT", path, body=fields)
+            response = self._request("PUT", path, body=fields)
         else:
-            response = self._management("POST", "developer/webhooks", body=fields)
+            response = self._request("POST", "developer/webhooks", body=fields)
         return read_object(response.status_code, response.text, "webhook")
 
     def subscriptions(self, page: int) -> ProviderPage:
-        response = self._management("GET", "developer/subscriptions", page=page)
+        response = self._request("GET", "developer/subscriptions", params={"page": page})
         return read_page(response.status_code, response.text, "subscriptions list")
 
     def subscribe(self, event: str, webhook_id: str) -> Row:
         body: Row = {"event": event, "identity": "all", "webhook_id": webhook_id}
-        response = self._management("POST", "developer/subscriptions", body=body)
+        response = self._request("POST", "developer/subscriptions", body=body)
         return read_object(response.status_code, response.text, "subscription")
 
-    def _management(
-        self, method: str, path: str, *, page: int | None = None, body: Row | None = None
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        body: Row | None = None,
     ) -> requests.Response:
-        """One request to the management API, never retried (a POST may have been accepted)."""
+        """One request to the provider's lists and management API, never retried (a POST may
+        have been accepted); no answer at all is a GatewayError naming the request."""
         try:
             return self.session.request(
                 method,
                 self.base_url + path,
-                params={"page": page} if page else None,
+                params=params,
                 data=json.dumps(body) if body is not None else None,
                 headers=self._headers,
                 timeout=self.timeout,

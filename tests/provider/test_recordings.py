@@ -141,7 +141,9 @@ def test_a_timeout_is_a_clear_error(fake_provider):
 
     fake_provider.route("voice/recordings", slow)
     gateway = MobtextingGateway(fake_provider.url, "tok", timeout=(2, 0.3))
-    with pytest.raises(GatewayError, match=r"could not be reached \(read timeout\)"):
+    with pytest.raises(
+        GatewayError, match=r"No answer from the provider to GET voice/recordings \(read timeout\)"
+    ):
         gateway.recording_link(TO, BRIDGE, STARTED)
 
 

@@ -27,7 +27,12 @@ def database_url() -> str:
     if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
     auth = quote(db["USER"] or "") + (":" + quote(db["PASSWORD"]) if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+    options = db.get("OPTIONS", {})  # a socket directory given as ?host= lands here
+    host = db["HOST"] or options.get("host") or "localhost"
+    port = db["PORT"] or options.get("port") or 5432
+    if host.startswith("/"):  # a Unix socket directory: a URL's host cannot hold it
+        return f"postgres://{auth}@/{db['NAME']}?host={quote(host)}&port={port}"
+    return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
 
 
 def start_db_worker(**env: str) -> subprocess.Popen[bytes]:
