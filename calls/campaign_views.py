@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
+from calls.engine.dispatch import start_dispatchers
 from calls.exports import csv_download
 from calls.forms import CallAgainForm, CampaignForm, CsvUploadForm
 from calls.http import AuthenticatedHttpRequest, id_in
@@ -18,7 +19,6 @@ from calls.keypresses import campaign_results
 from calls.models import AuditEntry, Campaign, IvrFlow
 from calls.models.retries import CannotCallAgain, eta, held_for_hours, numbers, why_not_again
 from calls.roles import permission_required
-from calls.tasks import start_dispatchers
 from calls.vocabulary import CallStatus
 
 REJECTED_SHOWN = 20  # rows set aside listed on the page; the download has them all

@@ -7,11 +7,8 @@ number already listed keeps its entry (and its source).
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.tasks import task
 from django.utils import timezone
 
 from calls.models import DoNotCall
@@ -58,11 +55,9 @@ def _list(numbers: set[str], note: str) -> int:
     return added
 
 
-@task
-def sync_optouts_periodically() -> dict[str, int]:
-    """The periodic pull; queues its next run first, so a failure keeps the chain."""
-    later = timezone.now() + timedelta(minutes=settings.OBD_OPTOUT_SYNC_EVERY_MINUTES)
-    sync_optouts_periodically.using(run_after=later).enqueue()
+def sync_optouts() -> dict[str, int]:
+    """The periodic pull (calls/engine/jobs.py); a provider that cannot be read is logged and
+    tried at the next run."""
     try:
         result = sync_unsubscribers(get_gateway())
     except GatewayError as exc:

@@ -10,9 +10,10 @@ from calls.models.catalogue import (
     IvrFlow,
     Playback,
 )
+from calls.models.engine import DispatchSeat, PeriodicJob, WorkerHeartbeat
 from calls.models.events import CallEvent
 from calls.models.notices import Notice
-from calls.models.records import AuditEntry, DoNotCall, UserPreference, WorkerHeartbeat
+from calls.models.records import AuditEntry, DoNotCall, UserPreference
 from calls.models.rollups import CallTally
 from calls.models.submissions import FailedSubmission
 from calls.vocabulary import MASK
@@ -28,10 +29,12 @@ __all__ = [
     "CallLog",
     "CallTally",
     "Campaign",
+    "DispatchSeat",
     "DoNotCall",
     "FailedSubmission",
     "IvrFlow",
     "Notice",
+    "PeriodicJob",
     "Playback",
     "RejectedRow",
     "UserPreference",

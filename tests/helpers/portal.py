@@ -74,12 +74,6 @@ def audit_shown(html: str) -> list[str]:
     return [text_of(re.sub(r"<time>.*?</time>", "", item, flags=re.S)) for item in items]
 
 
-def health(client: Client) -> dict:
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    return response.json()
-
-
 def database_dump() -> str:
     """Every row of every table, as text: what someone reading the database would see."""
     with connection.cursor() as cursor:

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
+from calls.engine.jobs import run_schedules
 from calls.models import MASK, AuditEntry, CallLog, UserPreference
 from calls.sealing import unseal
-from calls.tasks import run_schedules_periodically
 from tests.helpers.campaigns import number, running_campaign
 from tests.helpers.dispatch import FakeGateway
 from tests.helpers.portal import OTP, audit_shown, call_form, database_dump, text_of
@@ -95,13 +95,13 @@ def test_the_periodic_task_sends_it_once_when_due_with_the_otp_in_clear(
     scheduled, agent_client, monkeypatch
 ):
     gateway = FakeGateway()
-    monkeypatch.setattr("calls.tasks.get_gateway", lambda: gateway)
-    run_schedules_periodically.call()
+    monkeypatch.setattr("calls.engine.jobs.get_gateway", lambda: gateway)
+    run_schedules()
     assert gateway.sent == []  # not before its time
 
     CallLog.objects.filter(pk=scheduled.pk).update(not_before=timezone.now())
-    run_schedules_periodically.call()
-    run_schedules_periodically.call()
+    run_schedules()
+    run_schedules()
 
     assert [sent.payload["variables[otp]"] for sent in gateway.sent] == [OTP]
     scheduled.refresh_from_db()
@@ -132,9 +132,9 @@ def test_canceling_it_withdraws_it_once_audited_and_it_is_never_sent(
     assert AuditEntry.objects.filter(action="canceled_call").count() == 1
 
     gateway = FakeGateway()
-    monkeypatch.setattr("calls.tasks.get_gateway", lambda: gateway)
+    monkeypatch.setattr("calls.engine.jobs.get_gateway", lambda: gateway)
     CallLog.objects.filter(pk=scheduled.pk).update(not_before=timezone.now())
-    run_schedules_periodically.call()
+    run_schedules()
     assert gateway.sent == []
 
 
