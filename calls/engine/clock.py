@@ -94,8 +94,11 @@ class Engine:
             if not self.step():
                 time.sleep(self.interval)
         self.pool.shutdown(wait=True)
-        self.collect()
-        self.record()
+        try:
+            self.collect()
+            self.record()
+        except DATABASE_ERRORS:  # their leases run out: another engine runs them again
+            logger.warning("%s stopped without recording its last runs", self.process.id)
         self.process.forget()
 
     def step(self) -> bool:

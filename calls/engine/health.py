@@ -142,7 +142,8 @@ def check_health(now: datetime | None = None) -> Health:
 
 
 def process_kinds(now: datetime) -> list[ProcessKind]:
-    """The engine, and the workers of each queue; an extra deliveries applier when one ran."""
+    """The engine, and the workers of each queue (extra deliveries appliers are not needed:
+    the engine applies deliveries, and deliveries waiting are reported on their own)."""
     beats = list(WorkerHeartbeat.objects.all())
 
     def kind(name: str, does: str, members: list[WorkerHeartbeat]) -> ProcessKind:
