@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from calls.keypresses import (
@@ -25,6 +24,7 @@ from calls.provider.configured import get_gateway
 from calls.provider.mobtexting import MobtextingGateway
 from calls.provider.sandbox import SandboxGateway
 from calls.tasks import fetch_keypresses_periodically
+from tests.clock import pinned_now
 from tests.helpers.campaigns import make_campaign
 from tests.helpers.keypresses import STATUS_ID, answered, json_reply, status_answer
 
@@ -160,7 +160,7 @@ def test_a_failed_try_waits_its_backoff(bridge, choices_flow, status_api, real_g
 
     call.refresh_from_db()
     assert call.keypress_tries == 1 and len(asked(real_gateway)) == 1
-    assert call.keypress_retry_at > timezone.now() + timedelta(seconds=50)
+    assert call.keypress_retry_at > pinned_now() + timedelta(seconds=50)
 
 
 def test_a_timeout_is_a_try_and_the_next_try_stores_the_keys(
@@ -193,7 +193,7 @@ def test_a_rate_limit_stops_the_run_and_is_not_a_try(
     assert run.wait == 10.0 and run.looked_up == 0
     assert len(asked(real_gateway)) == 1  # the second call was not asked about
     assert first.keypress_tries == 0
-    assert first.keypress_retry_at > timezone.now()
+    assert first.keypress_retry_at > pinned_now()
 
 
 def test_a_run_stops_after_two_failures_in_a_row(bridge, choices_flow, status_api, real_gateway):
@@ -226,8 +226,8 @@ def test_a_duplicate_fetch_asks_once(bridge, choices_flow, status_api, real_gate
     call = answered(bridge, choices_flow)
     stale = CallLog.objects.get(pk=call.pk)
 
-    assert look_up(call, get_gateway(), timezone.now()) is True
-    assert look_up(stale, get_gateway(), timezone.now()) is False
+    assert look_up(call, get_gateway(), pinned_now()) is True
+    assert look_up(stale, get_gateway(), pinned_now()) is False
     assert len(asked(real_gateway)) == 1
 
 
@@ -245,7 +245,7 @@ def test_concurrent_look_ups_of_one_call_ask_once_and_list_the_number_once(
     def worker(copy: CallLog) -> None:
         gate.wait()
         try:
-            results.append(look_up(copy, get_gateway(), timezone.now()))
+            results.append(look_up(copy, get_gateway(), pinned_now()))
         finally:
             connection.close()
 
@@ -319,20 +319,20 @@ def test_the_periodic_task_comes_back_after_the_interval(
 ):
     settings.OBD_KEYPRESS_EVERY_MINUTES = 2
     call = answered(bridge, choices_flow)
-    before = timezone.now()
+    before = pinned_now()
 
     assert fetch_keypresses_periodically.call() == {"looked_up": 1, "stored": 1, "failed": 0}
 
     call.refresh_from_db()
     assert call.keypresses == "1"
     [task] = chained()
-    assert before + timedelta(minutes=2) <= task.run_after <= timezone.now() + timedelta(minutes=2)
+    assert before + timedelta(minutes=2) <= task.run_after <= pinned_now() + timedelta(minutes=2)
 
 
 def test_the_periodic_task_waits_as_a_429_says(bridge, choices_flow, real_gateway):
     real_gateway.route("outgoing/callstatus", lambda r: (429, {"Retry-After": "40"}, b"{}"))
     answered(bridge, choices_flow)
-    before = timezone.now()
+    before = pinned_now()
 
     fetch_keypresses_periodically.call()
 
@@ -355,7 +355,7 @@ def test_the_periodic_task_keeps_its_chain_when_the_run_fails(monkeypatch, db):
 
 def test_a_campaigns_results_count_the_first_key_with_shares(bridge, choices_flow, sound):
     campaign = make_campaign(bridge, flow=choices_flow)
-    now = timezone.now()
+    now = pinned_now()
     for keys in ("1", "1", "12", "2", "5", ""):
         answered(bridge, choices_flow, campaign=campaign, keypresses=keys, keypresses_at=now)
     answered(bridge, choices_flow, campaign=campaign)  # still being looked up

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from calls.models import CallEvent, CallLog
 from calls.reconcile import reconcile_waiting
 from calls.tasks import reconcile_calls_periodically
+from tests.clock import pinned_now
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
 CALL_ID = "8456bf26-1b6e-4ac1-adb9-2768258f71d0"
@@ -43,7 +43,7 @@ def make_call(bridge, sound):
         to: str = TO,
         submitted: bool = True,
     ) -> CallLog:
-        sent = timezone.now() - timedelta(minutes=minutes_ago)
+        sent = pinned_now() - timedelta(minutes=minutes_ago)
         return CallLog.objects.create(
             bridge=bridge,
             audio=sound,
@@ -325,7 +325,7 @@ def test_the_periodic_task_settles_calls_and_comes_back_after_the_interval(
     settings.OBD_RECONCILE_EVERY_MINUTES = 10
     call = make_call()
     answer_with(provider, status_row("ANSWER", call.submitted_at))
-    before = timezone.now()
+    before = pinned_now()
 
     assert reconcile_calls_periodically.call() == 1
 
@@ -333,7 +333,7 @@ def test_the_periodic_task_settles_calls_and_comes_back_after_the_interval(
     assert call.status == "answered"
     [task] = periodic_tasks()
     assert before + timedelta(minutes=10) <= task.run_after
-    assert task.run_after <= timezone.now() + timedelta(minutes=10)
+    assert task.run_after <= pinned_now() + timedelta(minutes=10)
 
 
 def test_scheduling_queues_the_periodic_look_up_once(db):

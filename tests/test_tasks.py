@@ -17,7 +17,6 @@ from datetime import time as clock_time
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from calls.models import CallEvent, CallLog, Campaign, WorkerHeartbeat
@@ -31,6 +30,7 @@ from calls.tasks import (
     sweep_abandoned_work,
     worker_heartbeat,
 )
+from tests.clock import pinned_now
 from tests.helpers.campaigns import make_campaign, number, running_campaign, statuses, upload, utc
 from tests.helpers.dispatch import (
     FakeClock,
@@ -313,7 +313,7 @@ def test_no_call_is_sent_once_the_window_has_closed_while_waiting_for_its_turn(b
 
 
 def test_the_dispatch_task_comes_back_when_the_window_opens(bridge, sound):
-    opening = (timezone.now() + timedelta(hours=2)).astimezone(UTC)
+    opening = (pinned_now() + timedelta(hours=2)).astimezone(UTC)
     closing = opening + timedelta(hours=1)
     campaign = running_campaign(
         bridge,
@@ -327,7 +327,7 @@ def test_the_dispatch_task_comes_back_when_the_window_opens(bridge, sound):
 
     [task] = DBTaskResult.objects.filter(task_path=dispatch_campaign.module_path)
     assert task.args_kwargs["args"] == [campaign.pk]
-    assert task.run_after == campaign.window_opens_after(timezone.now())
+    assert task.run_after == campaign.window_opens_after(pinned_now())
     assert set(statuses(campaign)) == {"pending"}
 
 
@@ -396,12 +396,12 @@ def waiting(task) -> list[DBTaskResult]:
 
 
 def test_the_heartbeat_task_beats_and_queues_its_next_beat(client, db):
-    before = timezone.now()
+    before = pinned_now()
     worker_heartbeat.call()
     assert WorkerHeartbeat.last() >= before
     assert health(client)["worker"] == "ok"
     (following,) = waiting(worker_heartbeat)
-    assert before < following.run_after < timezone.now() + timedelta(minutes=5)
+    assert before < following.run_after < pinned_now() + timedelta(minutes=5)
 
 
 def test_start_periodic_tasks_queues_reconcile_and_heartbeat_once_however_often_it_runs(db):
@@ -416,7 +416,7 @@ def started_long_ago(task, *args, minutes: int) -> DBTaskResult:
     """A task a worker took `minutes` ago and never finished: the worker was killed."""
     result = DBTaskResult.objects.get(id=task.enqueue(*args).id)
     DBTaskResult.objects.filter(pk=result.pk).update(
-        status="RUNNING", started_at=timezone.now() - timedelta(minutes=minutes)
+        status="RUNNING", started_at=pinned_now() - timedelta(minutes=minutes)
     )
     return result
 
@@ -463,11 +463,11 @@ def test_the_sweeper_dispatches_a_running_campaign_nobody_dispatches_and_finishe
 def test_the_sweeper_requeues_rows_never_begun_and_gives_up_on_rows_maybe_sent(bridge, sound):
     campaign = running_campaign(bridge, sound, rows=3)
     never_begun, maybe_sent, fresh = campaign.calls.order_by("id")
-    long_ago = timezone.now() - timedelta(minutes=10)
+    long_ago = pinned_now() - timedelta(minutes=10)
     CallLog.objects.filter(pk=never_begun.pk).update(lease_until=long_ago)
     CallLog.objects.filter(pk=maybe_sent.pk).update(lease_until=long_ago, submitted_at=long_ago)
     CallLog.objects.filter(pk=fresh.pk).update(
-        lease_until=timezone.now() + timedelta(minutes=1), submitted_at=timezone.now()
+        lease_until=pinned_now() + timedelta(minutes=1), submitted_at=pinned_now()
     )
 
     swept = sweep_abandoned_work.call()
@@ -484,7 +484,7 @@ def test_the_sweeper_applies_deliveries_no_deliveries_worker_took(call):
     fresh = CallEvent.objects.store(source="webhook", body=json.dumps(push(status="BUSY")).encode())
     assert sweep_abandoned_work.call()["deliveries"] == 0  # a worker may still take it
 
-    CallEvent.objects.filter(pk=fresh).update(received_at=timezone.now() - timedelta(minutes=5))
+    CallEvent.objects.filter(pk=fresh).update(received_at=pinned_now() - timedelta(minutes=5))
     swept = sweep_abandoned_work.call()
 
     call.refresh_from_db()

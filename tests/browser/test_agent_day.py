@@ -5,11 +5,11 @@ import re
 
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
 from playwright.sync_api import expect
 
 from calls.models import AudioAsset, Bridge, CallLog
 from tests.browser.conftest import screenshot
+from tests.clock import pinned_now
 
 DESK, PHONE = {"width": 1366, "height": 900}, {"width": 390, "height": 844}
 VIEWPORTS = pytest.mark.parametrize("viewport", [DESK, PHONE], ids=["desk", "phone"])
@@ -26,7 +26,7 @@ def dialled(to: str, status: str = "answered") -> CallLog:
         audio=AudioAsset.objects.first(),
         to=to,
         status=status,
-        submitted_at=timezone.now(),
+        submitted_at=pinned_now(),
     )
 
 

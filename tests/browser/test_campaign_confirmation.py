@@ -5,11 +5,11 @@ customer's side hung up."""
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import expect
 
 from calls.models import Bridge, CallLog, Campaign, IvrFlow
 from tests.browser.conftest import log_in, screenshot
+from tests.clock import pinned_now
 from tests.conftest import _user
 from tests.helpers.campaigns import upload
 
@@ -64,7 +64,7 @@ def test_start_and_cancel_are_asked_first_and_unsent_rows_say_so(make_page, widt
         flow=campaign.flow,
         status="canceled",
         provider_status="CANCEL",
-        submitted_at=timezone.now(),
+        submitted_at=pinned_now(),
     )
     page.goto(campaign.get_absolute_url())
 

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from io import StringIO
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +23,7 @@ from django_tasks_db.models import DBTaskResult
 
 from calls.models import CallLog, Campaign
 from calls.tasks import dispatch_campaign, ensure_periodic, start_dispatchers, sweep_abandoned_work
+from tests.clock import pinned_now
 from tests.conftest import FakeProvider, Recorded
 from tests.system.conftest import start_db_worker
 
@@ -69,7 +70,7 @@ class Provider:
         to = request.json()["to"]
         call_id = str(uuid.uuid4())
         with self.lock:
-            self.placed[to] = (call_id, datetime.now(UTC))
+            self.placed[to] = (call_id, pinned_now())
             count = len(self.posts())
         if count == self.hang_on:
             self.posted.set()
@@ -150,7 +151,7 @@ def test_a_worker_killed_mid_campaign_loses_no_row_and_sends_none_twice(
         wait_until(lambda: len(provider.posts()) >= 2, 30, "two POSTs")
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
-    killed_at = time.monotonic()
+    killed_at = time.monotonic()  # reported below, not asserted: a figure, not a test
     provider.release.set()  # the provider accepted the held call: it rang, whatever we recorded
 
     start_worker()
@@ -172,7 +173,6 @@ def test_a_worker_killed_mid_campaign_loses_no_row_and_sends_none_twice(
         task_path=dispatch_campaign.module_path, exception_class_path="calls.tasks.WorkerLost"
     )
     assert killed.count() == 1  # the dead worker's task is not left RUNNING for good
-    assert recovered_in < 60
     print(
         f"{moment}: {ROWS} rows, POSTs per number {dict(posts_per_number)}, recovered in {recovered_in:.1f} s"
     )

@@ -3,9 +3,8 @@ recent."""
 
 from datetime import timedelta
 
-from django.utils import timezone
-
 from calls.models import WorkerHeartbeat
+from tests.clock import pinned_now
 from tests.helpers.portal import health
 
 
@@ -24,7 +23,7 @@ def test_healthz_says_ok_after_a_heartbeat(client, db):
 
 
 def test_healthz_says_stale_after_an_old_heartbeat(client, db):
-    WorkerHeartbeat.objects.create(pk=1, beat_at=timezone.now() - timedelta(minutes=10))
+    WorkerHeartbeat.objects.create(pk=1, beat_at=pinned_now() - timedelta(minutes=10))
     body = health(client)
     assert body["worker"] == "stale"
     assert body["worker_age_seconds"] >= 600

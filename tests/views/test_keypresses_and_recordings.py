@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calls.models import IvrFlow
+from tests.clock import pinned_now
 from tests.helpers.campaigns import make_campaign
 from tests.helpers.keypresses import answered, json_reply
 from tests.helpers.portal import API_TOKEN, logged_in
@@ -41,7 +42,7 @@ def recording_url(call) -> str:
 
 def recordings_list(fake_provider, to="918867135123", at=None):
     def reply(recorded):
-        moment = (at or timezone.now()).astimezone(timezone.get_fixed_timezone(330))
+        moment = (at or pinned_now()).astimezone(timezone.get_fixed_timezone(330))
         row = {
             "id": 1,
             "call_from": "918068287602",
@@ -60,7 +61,7 @@ def recordings_list(fake_provider, to="918867135123", at=None):
 
 def test_the_call_page_shows_the_keys_and_a_player(agent_client, bridge, choices_flow):
     call = answered(
-        bridge, choices_flow, keypresses="1", keypresses_at=timezone.now(), recording_url=OLD
+        bridge, choices_flow, keypresses="1", keypresses_at=pinned_now(), recording_url=OLD
     )
     html = agent_client.get(call.get_absolute_url()).content.decode()
     assert '<dd class="keypresses">1 (confirm)</dd>' in html
@@ -165,7 +166,7 @@ def test_the_recording_needs_a_login_and_the_right(client, outsider, bridge, cho
 @pytest.fixture
 def results_campaign(bridge, choices_flow):
     campaign = make_campaign(bridge, flow=choices_flow, status="finished")
-    now = timezone.now()
+    now = pinned_now()
     for keys in ("1", "1", "2", "9", ""):
         answered(bridge, choices_flow, campaign=campaign, keypresses=keys, keypresses_at=now)
     return campaign
