@@ -45,7 +45,7 @@ def test_a_call_placed_elsewhere_appears_in_the_call_log_without_a_reload(
     other = dialled("919876540011", status="busy")
 
     row = page.locator(f"#call-{other.pk}")
-    expect(row).to_be_visible(timeout=10_000)
+    expect(row).to_be_visible(timeout=30_000)
     expect(page.locator("tbody tr").first).to_have_id(f"call-{other.pk}")
     expect(row.locator(".status")).to_have_text("Busy")
     assert page.evaluate("performance.timeOrigin") == loaded  # the same page, not reloaded

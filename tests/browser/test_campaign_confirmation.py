@@ -28,7 +28,7 @@ def make_page(browser, live_server, transactional_db, django_user_model):
             viewport={"width": width, "height": 900},
             java_script_enabled=javascript,
         )
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(20_000)  # generous: CI machines are small and busy
         contexts.append(context)
         page = context.new_page()
         log_in(page, "sam", "pw-sam")

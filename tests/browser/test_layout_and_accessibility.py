@@ -268,9 +268,9 @@ def test_status_changes_on_the_call_log_and_call_page_are_announced(supervisor_p
     page.wait_for_timeout(2500)  # a poll that changes nothing says nothing
     expect(announcer).to_have_text("")
     CallLog.objects.filter(pk=call.pk).update(status=CallLog.Status.BUSY)
-    expect(announcer).to_have_text(f"Call #{call.pk} to +91 98765 40002: Busy", timeout=10_000)
+    expect(announcer).to_have_text(f"Call #{call.pk} to +91 98765 40002: Busy", timeout=30_000)
 
     call = in_flight_call("919876543210")
     page.goto(f"/calls/{call.pk}/")
     CallLog.objects.filter(pk=call.pk).update(status=CallLog.Status.ANSWERED, duration=30)
-    expect(announcer).to_have_text(f"Call #{call.pk} to +91 98765 43210: Answered", timeout=10_000)
+    expect(announcer).to_have_text(f"Call #{call.pk} to +91 98765 43210: Answered", timeout=30_000)
