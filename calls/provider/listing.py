@@ -98,6 +98,7 @@ class ListReader:
 
 
 def every_row(fetch: Callable[[int], ProviderPage], max_pages: int = MAX_PAGES) -> Iterator[Row]:
+    """Each row of a paged list, for readers with nothing to account for (webhooks, subscriptions)."""
     return iter(ListReader(fetch, max_pages))
 
 

@@ -105,7 +105,10 @@ class MobtextingGateway:
             if link or not answer.more:
                 break
         ProviderListRead.objects.note(
-            ProviderListRead.Name.RECORDINGS, rows=rows, unreadable=unreadable
+            ProviderListRead.Name.RECORDINGS,
+            rows=rows,
+            unreadable=unreadable,
+            complete=bool(link) or not answer.more,
         )
         if unreadable:
             logger.warning("recordings list unreadable=%s of read=%s", unreadable, rows)

@@ -182,6 +182,8 @@ def test_the_pages_read_are_bounded(db, fake_provider):
     with pytest.raises(GatewayError):
         MobtextingGateway(fake_provider.url, "tok").recording_link(TO, BRIDGE, STARTED)
     assert len(fake_provider.requests) == 20
+    read = ProviderListRead.objects.get(name="recordings")
+    assert (read.rows, read.unreadable, read.complete) == (20, 0, False)  # pages left unread
 
 
 @pytest.mark.parametrize(
