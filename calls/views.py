@@ -31,6 +31,7 @@ from calls.models import (
     Bridge,
     CallLog,
     IvrFlow,
+    ProviderListRead,
     WorkerHeartbeat,
 )
 from calls.models.events import oldest_waiting
@@ -78,6 +79,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "worker_last_beat": beat,
         "worker_age_seconds": age,
         "deliveries_waiting_seconds": waited.total_seconds() if waited else 0,
+        # Each provider list's last read: rows that could not be read are never silent.
+        "provider": ProviderListRead.objects.health() if database == "ok" else {},
     }
     return JsonResponse(body, status=200 if database == "ok" else 503)
 

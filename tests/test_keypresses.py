@@ -27,6 +27,7 @@ from calls.tasks import fetch_keypresses_periodically
 from tests.clock import pinned_now
 from tests.helpers.campaigns import make_campaign
 from tests.helpers.keypresses import STATUS_ID, answered, json_reply, status_answer
+from tests.helpers.provider_shapes import STATUS_CURRENT, STATUS_LEGACY
 
 
 @pytest.fixture
@@ -89,6 +90,24 @@ def test_no_key_pressed_is_known_and_empty(bridge, choices_flow, status_api):
     call.refresh_from_db()
     assert call.keypresses == "" and call.keypresses_at is not None
     assert describe(call) == "None pressed"
+
+
+@pytest.mark.parametrize("shape", [STATUS_CURRENT, STATUS_LEGACY], ids=["current", "legacy"])
+@pytest.mark.parametrize("pressed", ["documented", "12"])
+def test_both_documented_shapes_of_the_status_answer_give_the_keys(
+    bridge, choices_flow, real_gateway, shape, pressed
+):
+    [row] = shape["data"]
+    if pressed != "documented":  # the examples pressed nothing ("" now, null before)
+        shape = {**shape, "data": [{**row, "dtmf": pressed}]}
+    real_gateway.route("outgoing/callstatus", lambda r: json_reply(200, shape))
+    call = answered(bridge, choices_flow, provider_id=row["id"])
+
+    fetch_keypresses(get_gateway(), sleep=no_sleep)
+
+    call.refresh_from_db()
+    assert call.keypresses_at is not None
+    assert call.keypresses == ("" if pressed == "documented" else pressed)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from calls.models.catalogue import (
 )
 from calls.models.events import CallEvent
 from calls.models.notices import Notice
+from calls.models.provider_lists import ProviderListRead
 from calls.models.records import AuditEntry, DoNotCall, UserPreference, WorkerHeartbeat
 from calls.models.rollups import CallTally
 from calls.models.submissions import FailedSubmission
@@ -33,6 +34,7 @@ __all__ = [
     "IvrFlow",
     "Notice",
     "Playback",
+    "ProviderListRead",
     "RejectedRow",
     "UserPreference",
     "WorkerHeartbeat",
