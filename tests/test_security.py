@@ -27,7 +27,7 @@ def csp_directives(response) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize(("url", "who"), [(LOGIN, None), ("/calls/", "agent")])
-def test_portal_pages_send_a_strict_csp_whose_nonce_is_on_the_htmx_script(request, url, who):
+def test_portal_pages_send_a_strict_csp_whose_nonce_is_on_the_htmx_script(db, request, url, who):
     client = logged_in(request.getfixturevalue(who)) if who else Client()
     response = client.get(url)
     assert response.status_code == 200
