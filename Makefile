@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format worker clean check-deploy bandit
+.PHONY: run test test-clock lint format worker clean check-deploy bandit
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ test: $(BIN)/.installed
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The tests that deal with dates, zones, hours, schedules, retries and roll-ups, run as if it were
+# each of the instants in tests/clock (year and month ends, zones on other dates than UTC,
+# daylight-saving changes both ways). `make test` runs everything at one pinned instant.
+test-clock: $(BIN)/.installed
+	@for now in $$($(BIN)/python -c 'from tests.clock import INSTANTS; print(*INSTANTS)'); do \
+	  echo "== clock tests at $$now"; \
+	  $(BIN)/pytest -m clock -q -p no:cacheprovider --now $$now $(PYTEST_ARGS) || exit 1; \
+	done
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,5 +1,6 @@
 """Telling supervisors what they asked to hear of: a campaign finished, failures in the last 15
-minutes reached their threshold, the provider refused calls for lack of balance.
+minutes reached their threshold, the provider refused calls for lack of balance; and, to every
+supervisor, what nobody may miss (`tell_supervisors`: opt-outs the portal could not read).
 
 A periodic check finds these in the data (however a campaign came to finish), posts each notice
 once (unique per person, kind and key) and e-mails it once (compare-and-set on `emailed_at`).
@@ -34,6 +35,7 @@ WINDOW = timedelta(minutes=15)
 FINISHED_LOOKBACK = timedelta(hours=1)
 # Who may ask for notices: supervisors (they run campaigns).
 NOTIFY_PERMISSION = "calls.change_campaign"
+PERMISSIONS_BACKEND = "django.contrib.auth.backends.ModelBackend"
 # The documented 4xx causes include "insufficient balance"; its exact wording and code are not
 # documented, so the refusal's stored message is searched for the words (402 is Payment Required).
 BALANCE_WORDS = ("balance", "insufficient", "recharge")
@@ -119,6 +121,20 @@ def check_notices(now: datetime | None = None) -> int:
             if notice is not None:
                 posted += 1
                 _email(notice, preference.user)
+    return posted
+
+
+def tell_supervisors(kind: str, key: str, title: str, link: str = "") -> int:
+    """Post (and e-mail) a notice to every active supervisor, whatever they asked to be told:
+    for news nobody may miss, such as opt-outs that could not be read. Once per person, kind and
+    key, however often it is told; how many were posted."""
+    posted = 0
+    supervisors = User.objects.with_perm(NOTIFY_PERMISSION, backend=PERMISSIONS_BACKEND)
+    for user in supervisors.distinct().order_by("pk"):
+        notice = Notice.objects.post(user.pk, kind, key, title=title, link=link)
+        if notice is not None:
+            posted += 1
+            _email(notice, user)
     return posted
 
 

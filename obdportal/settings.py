@@ -246,6 +246,8 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "calls.context_processors.portal",
             ],
+            # `|moment` writes every instant the same way on every page.
+            "builtins": ["calls.templatetags.moments"],
         },
     },
 ]

@@ -10,14 +10,40 @@ import pytest
 from django.contrib.auth.models import Group
 from django.db import connections
 from django.test import Client
-from django.utils import timezone
 
 from calls.models import AudioAsset, Bridge, CallLog, Campaign, IvrFlow
+from tests.clock import CLOCK_MODULES, DEFAULT_NOW, instant, pinned, pinned_now
 from tests.helpers.campaigns import make_campaign
 from tests.helpers.dashboard import KNOWN_CALLS
 from tests.helpers.portal import API_TOKEN, WEBHOOK_SECRET, logged_in
 from tests.helpers.portal import campaign_form as campaign_form  # tests may still import it here
 from tests.helpers.webhooks import CALL_ID, TO
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--now",
+        default=DEFAULT_NOW,
+        type=instant,
+        help=f"run every test as if it began at this ISO instant (default {DEFAULT_NOW})",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.relative_to(config.rootpath).as_posix() in CLOCK_MODULES:
+            item.add_marker(pytest.mark.clock)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"clock: every test begins at {config.getoption('--now').isoformat()}"
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """No test reads the real clock: each begins at `--now` (see tests/clock)."""
+    with pinned(request.config.getoption("--now")):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -224,7 +250,7 @@ def campaign(bridge, otp_flow) -> Campaign:
 @pytest.fixture
 def known_calls(bridge, otp_flow, sound) -> datetime:
     """KNOWN_CALLS, each created at this instant minus its days; returns the instant."""
-    now = timezone.now()
+    now = pinned_now()
     bridges = {"blr": bridge, "mum": Bridge.objects.create(number="912262345678", label="Mumbai")}
     for days, status, where, plays, duration, cost, extra in KNOWN_CALLS:
         CallLog.objects.create(

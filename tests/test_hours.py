@@ -3,12 +3,13 @@ number's own zone, the TRAI preset for Indian numbers unless transactional, call
 holidays; rows outside their hours wait without holding up the others; schedules (start, end,
 single calls "at" a later time), all on a fake clock."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import time, timedelta
 
 import pytest
 
 from calls.models import CallLog, Campaign
 from calls.schedules import cancel_scheduled, scheduled_calls, send_scheduled_calls
+from tests.clock import pinned_now
 from tests.helpers.campaigns import make_campaign, number, running_campaign, upload, utc
 from tests.helpers.dispatch import FakeClock, FakeGateway, dispatcher
 
@@ -107,7 +108,7 @@ def test_a_campaign_with_a_start_time_waits_scheduled_and_can_be_changed_until_i
 ):
     campaign = make_campaign(bridge, audio=sound)
     upload(campaign, f"number\n{number(0)}\n")
-    later = datetime.now(UTC) + timedelta(days=1)
+    later = pinned_now() + timedelta(days=1)
     assert campaign.reschedule(later, None)
     assert campaign.start() and campaign.status == "scheduled"
     assert not campaign.begin_if_due(later - timedelta(minutes=1))

@@ -188,7 +188,9 @@ def test_a_body_built_to_make_the_lenient_reader_backtrack_is_answered_at_once(c
     response = deliver(client, b'{"a":1' + b"X" * 60000)
 
     assert response.status_code == 202
-    assert time.perf_counter() - began < 1  # was 74 s for 60 KB, holding the whole process
+    # Was 74 s for 60 KB, holding the whole process: a bound a loaded machine cannot miss by
+    # chance, and a backtracking reader cannot meet.
+    assert time.perf_counter() - began < 15
     assert "body is not JSON" in CallEvent.objects.get().parse_error
 
 

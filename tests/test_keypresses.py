@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from calls.keypresses import (
     BATCH,
@@ -23,9 +22,11 @@ from calls.provider.base import RateLimited
 from calls.provider.configured import get_gateway
 from calls.provider.mobtexting import MobtextingGateway
 from calls.provider.sandbox import SandboxGateway
+from tests.clock import pinned_now
 from tests.helpers.campaigns import make_campaign
 from tests.helpers.engine import job
 from tests.helpers.keypresses import STATUS_ID, answered, json_reply, status_answer
+from tests.helpers.provider_shapes import STATUS_CURRENT, STATUS_LEGACY
 
 
 @pytest.fixture
@@ -88,6 +89,24 @@ def test_no_key_pressed_is_known_and_empty(bridge, choices_flow, status_api):
     call.refresh_from_db()
     assert call.keypresses == "" and call.keypresses_at is not None
     assert describe(call) == "None pressed"
+
+
+@pytest.mark.parametrize("shape", [STATUS_CURRENT, STATUS_LEGACY], ids=["current", "legacy"])
+@pytest.mark.parametrize("pressed", ["documented", "12"])
+def test_both_documented_shapes_of_the_status_answer_give_the_keys(
+    bridge, choices_flow, real_gateway, shape, pressed
+):
+    [row] = shape["data"]
+    if pressed != "documented":  # the examples pressed nothing ("" now, null before)
+        shape = {**shape, "data": [{**row, "dtmf": pressed}]}
+    real_gateway.route("outgoing/callstatus", lambda r: json_reply(200, shape))
+    call = answered(bridge, choices_flow, provider_id=row["id"])
+
+    fetch_keypresses(get_gateway(), sleep=no_sleep)
+
+    call.refresh_from_db()
+    assert call.keypresses_at is not None
+    assert call.keypresses == ("" if pressed == "documented" else pressed)
 
 
 @pytest.mark.parametrize(
@@ -159,7 +178,7 @@ def test_a_failed_try_waits_its_backoff(bridge, choices_flow, status_api, real_g
 
     call.refresh_from_db()
     assert call.keypress_tries == 1 and len(asked(real_gateway)) == 1
-    assert call.keypress_retry_at > timezone.now() + timedelta(seconds=50)
+    assert call.keypress_retry_at > pinned_now() + timedelta(seconds=50)
 
 
 def test_a_timeout_is_a_try_and_the_next_try_stores_the_keys(
@@ -192,7 +211,7 @@ def test_a_rate_limit_stops_the_run_and_is_not_a_try(
     assert run.wait == 10.0 and run.looked_up == 0
     assert len(asked(real_gateway)) == 1  # the second call was not asked about
     assert first.keypress_tries == 0
-    assert first.keypress_retry_at > timezone.now()
+    assert first.keypress_retry_at > pinned_now()
 
 
 def test_a_run_stops_after_two_failures_in_a_row(bridge, choices_flow, status_api, real_gateway):
@@ -225,8 +244,8 @@ def test_a_duplicate_fetch_asks_once(bridge, choices_flow, status_api, real_gate
     call = answered(bridge, choices_flow)
     stale = CallLog.objects.get(pk=call.pk)
 
-    assert look_up(call, get_gateway(), timezone.now()) is True
-    assert look_up(stale, get_gateway(), timezone.now()) is False
+    assert look_up(call, get_gateway(), pinned_now()) is True
+    assert look_up(stale, get_gateway(), pinned_now()) is False
     assert len(asked(real_gateway)) == 1
 
 
@@ -244,7 +263,7 @@ def test_concurrent_look_ups_of_one_call_ask_once_and_list_the_number_once(
     def worker(copy: CallLog) -> None:
         gate.wait()
         try:
-            results.append(look_up(copy, get_gateway(), timezone.now()))
+            results.append(look_up(copy, get_gateway(), pinned_now()))
         finally:
             connection.close()
 
@@ -345,7 +364,7 @@ def test_the_periodic_job_waits_as_a_429_says(bridge, choices_flow, real_gateway
 
 def test_a_campaigns_results_count_the_first_key_with_shares(bridge, choices_flow, sound):
     campaign = make_campaign(bridge, flow=choices_flow)
-    now = timezone.now()
+    now = pinned_now()
     for keys in ("1", "1", "12", "2", "5", ""):
         answered(bridge, choices_flow, campaign=campaign, keypresses=keys, keypresses_at=now)
     answered(bridge, choices_flow, campaign=campaign)  # still being looked up

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core import mail
 from django.db import connections
-from django.utils import timezone
 
 from calls.models import AudioAsset, Bridge, CallLog, Campaign, Notice, UserPreference
 from calls.notifications import check_notices, window_start
+from tests.clock import pinned_now
 from tests.conftest import _user
 from tests.helpers.campaigns import make_campaign, running_campaign
 from tests.helpers.engine import job
@@ -38,7 +38,7 @@ def wants(user, **choices) -> UserPreference:
 
 
 def failed_calls(bridge, sound, count: int, *, ago=timedelta(minutes=1), now=None, **fields):
-    sent = (now or timezone.now()) - ago
+    sent = (now or pinned_now()) - ago
     for _ in range(count):
         CallLog.objects.create(
             bridge=bridge, to="918867135123", audio=sound, submitted_at=sent, **fields
@@ -72,7 +72,7 @@ def test_a_canceled_campaign_is_told_and_an_old_one_is_not_news(sam, bridge, sou
     assert canceled.cancel()
     old = running_campaign(bridge, sound, rows=1)
     Campaign.objects.filter(pk=old.pk).update(
-        status="finished", finished_at=timezone.now() - timedelta(hours=2)
+        status="finished", finished_at=pinned_now() - timedelta(hours=2)
     )
     check_notices()
     assert list(Notice.objects.values_list("title", flat=True)) == [
@@ -82,7 +82,7 @@ def test_a_canceled_campaign_is_told_and_an_old_one_is_not_news(sam, bridge, sou
 
 def test_failures_reaching_the_threshold_are_told_once_a_window(sam, bridge, sound, mailer):
     wants(sam, notify_failures_over=3)
-    now = window_start(timezone.now()) + timedelta(minutes=7)
+    now = window_start(pinned_now()) + timedelta(minutes=7)
     failed_calls(bridge, sound, 2, now=now, status="rejected")
     failed_calls(bridge, sound, 5, now=now, ago=timedelta(minutes=20), status="failed")  # old
     failed_calls(bridge, sound, 4, now=now, status="answered")
@@ -172,7 +172,7 @@ def test_two_checks_at_once_post_and_mail_each_notice_once(settings, django_user
     bridge = Bridge.objects.create(number="918068287602", label="Bengaluru")
     sound = AudioAsset.objects.create(name="Reminder", sound_id="s-1")
     for _ in range(5):
-        make_campaign(bridge, audio=sound, status="finished", finished_at=timezone.now())
+        make_campaign(bridge, audio=sound, status="finished", finished_at=pinned_now())
     barrier = threading.Barrier(2)
     counts: list[int] = []
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from calls.models import CallEvent, CallLog, PeriodicJob
 from calls.reconcile import reconcile_waiting
+from tests.clock import pinned_now
 from tests.helpers.engine import job
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -42,7 +43,7 @@ def make_call(bridge, sound):
         to: str = TO,
         submitted: bool = True,
     ) -> CallLog:
-        sent = timezone.now() - timedelta(minutes=minutes_ago)
+        sent = pinned_now() - timedelta(minutes=minutes_ago)
         return CallLog.objects.create(
             bridge=bridge,
             audio=sound,

@@ -35,6 +35,7 @@ from calls.rollups import (
     placed_groups,
     quarter,
 )
+from tests.clock import pinned_now
 from tests.helpers.campaigns import running_campaign
 from tests.helpers.engine import job
 from tests.helpers.webhooks import BRIDGE, push
@@ -85,7 +86,7 @@ def other_bridge(db) -> Bridge:
 
 
 def placed(bridge, flow, **fields) -> CallLog:
-    fields = {"status": "queued", "submitted_at": timezone.now(), **fields}
+    fields = {"status": "queued", "submitted_at": pinned_now(), **fields}
     return CallLog.objects.create(bridge=bridge, flow=flow, to="918867135123", **fields)
 
 
@@ -107,7 +108,7 @@ def test_a_call_is_counted_once_its_post_begins_and_with_its_answer(bridge, otp_
 
 
 def test_an_outcome_from_the_webhook_moves_the_call_to_its_outcome(make_call):
-    call = make_call(submitted_at=timezone.now())
+    call = make_call(submitted_at=pinned_now())
     before = assert_counted()
 
     body = json.dumps(push(status="ANSWER", duration="23")).encode()
@@ -121,12 +122,12 @@ def test_an_outcome_from_the_webhook_moves_the_call_to_its_outcome(make_call):
 
 
 def test_the_sweeper_and_a_retry_move_the_call_and_take_it_out(bridge, otp_flow):
-    began = timezone.now() - timedelta(hours=1)
+    began = pinned_now() - timedelta(hours=1)
     stuck = placed(bridge, otp_flow, status="pending", submitted_at=began)
     failed = placed(bridge, otp_flow, status="error")
     assert_counted()
 
-    assert recover_abandoned_rows(timezone.now()) == (0, 1)
+    assert recover_abandoned_rows(pinned_now()) == (0, 1)
     counted = assert_counted()
     assert ("s", quarter(stuck.created_at), 0, 0, 0, "unknown", "", 0) in counted
 
@@ -149,7 +150,7 @@ def test_cancel_and_delete_of_a_campaign_count_its_calls_right(bridge, sound):
 
 
 def test_bulk_writes_and_admin_edits_are_counted(bridge, other_bridge, otp_flow, sound):
-    now = timezone.now()
+    now = pinned_now()
     CallLog.objects.bulk_create(
         [
             CallLog(bridge=bridge, audio=sound, to="918867135123", status=status, submitted_at=at)
@@ -174,8 +175,8 @@ def test_changes_to_columns_not_counted_write_no_tally(bridge, otp_flow):
     call = placed(bridge, otp_flow)
     rows = CallTally.objects.count()
 
-    CallLog.objects.filter(pk=call.pk).update(error="x", lease_until=timezone.now(), attempts=2)
-    CallLog.objects.filter(pk=call.pk).update(submitted_at=timezone.now())  # still placed
+    CallLog.objects.filter(pk=call.pk).update(error="x", lease_until=pinned_now(), attempts=2)
+    CallLog.objects.filter(pk=call.pk).update(submitted_at=pinned_now())  # still placed
 
     assert CallTally.objects.count() == rows
 
@@ -261,7 +262,7 @@ def test_concurrent_submissions_outcomes_and_folds_lose_nothing(bridge, other_br
         step = rng.choice(["create", "submit", "submit", "outcome", "outcome", "other"])
         if step == "create":
             to = f"9188671{rng.randrange(10**5):05d}"
-            created = timezone.now() - timedelta(minutes=rng.randrange(3 * 24 * 60))
+            created = pinned_now() - timedelta(minutes=rng.randrange(3 * 24 * 60))
             CallLog.objects.create(
                 bridge=rng.choice(bridges), flow=otp_flow, to=to, created_at=created
             )
@@ -305,6 +306,10 @@ def test_concurrent_submissions_outcomes_and_folds_lose_nothing(bridge, other_br
             else:
                 fold_tallies()
 
+    # Calls waiting to be sent from the start, so every "submit" finds one however the threads
+    # interleave on a loaded machine, and the mix reaches many statuses.
+    for n in range(40):
+        CallLog.objects.create(bridge=bridges[n % 2], flow=otp_flow, to=f"91886700{n:04d}")
     threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
     for thread in threads:
         thread.start()
@@ -335,7 +340,7 @@ def scanned(since: datetime) -> list[tuple]:
 
 
 def random_calls(rng: random.Random, bridges, flow, sound, count: int) -> None:
-    now = timezone.now()
+    now = pinned_now()
     for _ in range(count):
         status, provider_status = rng.choice(
             [
@@ -408,7 +413,7 @@ def test_calls_per_hour_follow_a_change_of_summer_time(bridge, sound):
     """The stretches before and after the latest DST change in New York each get their own
     offset (on a day of the change too)."""
     zone = ZoneInfo("America/New_York")
-    day = timezone.now().astimezone(zone)
+    day = pinned_now().astimezone(zone)
     while day.utcoffset() == (day - timedelta(days=1)).utcoffset():
         day -= timedelta(days=1)
     since = (day - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)

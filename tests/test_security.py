@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from axes.models import AccessAttempt
 from django.test import Client
-from django.utils import timezone
 
+from tests.clock import pinned_now
 from tests.helpers.portal import logged_in
 
 LOGIN = "/accounts/login/"
@@ -27,7 +27,7 @@ def csp_directives(response) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize(("url", "who"), [(LOGIN, None), ("/calls/", "agent")])
-def test_portal_pages_send_a_strict_csp_whose_nonce_is_on_the_htmx_script(request, url, who):
+def test_portal_pages_send_a_strict_csp_whose_nonce_is_on_the_htmx_script(db, request, url, who):
     client = logged_in(request.getfixturevalue(who)) if who else Client()
     response = client.get(url)
     assert response.status_code == 200
@@ -103,7 +103,7 @@ def test_a_lock_out_does_not_lock_anyone_else(locked_out, supervisor, username, 
 
 def test_after_the_cool_off_the_right_password_works_again(locked_out, settings):
     assert_refused(log_in(locked_out, "agent", "pw-agent"), locked_out)
-    past = timezone.now() - settings.AXES_COOLOFF_TIME - timedelta(minutes=1)
+    past = pinned_now() - settings.AXES_COOLOFF_TIME - timedelta(minutes=1)
     assert AccessAttempt.objects.update(attempt_time=past) == 1
     response = log_in(locked_out, "agent", "pw-agent")
     assert response.status_code == 302 and response["Location"] == "/"

@@ -3,7 +3,11 @@ from django.db import migrations, models
 from django.db.models import F
 from django.db.models.functions import Coalesce
 
-from calls.vocabulary import provider_key
+
+
+def provider_key(provider_id: str) -> str:
+    """calls.vocabulary.provider_key as it was when this migration was written (frozen)."""
+    return provider_id.split(":")[0].lower()
 
 
 def mark_stored_as_applied(apps: object, schema_editor: object) -> None:

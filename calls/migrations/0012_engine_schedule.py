@@ -10,7 +10,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("calls", "0011_optouts_notifications"),
+        ("calls", "0012_provider_list_reads"),
     ]
 
     operations: list[migrations.operations.base.Operation] = [

@@ -13,6 +13,7 @@ from calls.models.catalogue import (
 from calls.models.engine import DispatchSeat, PeriodicJob, WorkerHeartbeat
 from calls.models.events import CallEvent
 from calls.models.notices import Notice
+from calls.models.provider_lists import ProviderListRead
 from calls.models.records import AuditEntry, DoNotCall, UserPreference
 from calls.models.rollups import CallTally
 from calls.models.submissions import FailedSubmission
@@ -36,6 +37,7 @@ __all__ = [
     "Notice",
     "PeriodicJob",
     "Playback",
+    "ProviderListRead",
     "RejectedRow",
     "UserPreference",
     "WorkerHeartbeat",

@@ -28,12 +28,14 @@ class Notice(models.Model):
         CAMPAIGN_FINISHED = "campaign_finished", "a campaign finished"
         FAILURES = "failures", "failures passed your threshold"
         LOW_BALANCE = "low_balance", "calls refused for lack of balance"
+        UNREADABLE_OPTOUTS = "unreadable_optouts", "opt-outs the provider listed could not be read"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notices"
     )
     kind = models.CharField(max_length=20, choices=Kind)
-    # Which occurrence: the campaign's id, or the start of the window counted.
+    # Which occurrence: the campaign's id, the start of the window counted, or the digest of
+    # the unreadable rows (one notice per distinct problem).
     key = models.CharField(max_length=64)
     title = models.CharField(max_length=200)
     link = models.CharField(max_length=200, blank=True)

@@ -75,6 +75,7 @@ class ProviderPage:
 
     rows: list[Row]
     more: bool  # another page follows
+    junk: tuple[object, ...] = ()  # entries of `data` that are no JSON object: unreadable rows
 
 
 class Gateway(Protocol):

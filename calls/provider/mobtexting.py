@@ -1,6 +1,7 @@
 """The real provider: Mobtexting's REST API over one keep-alive requests.Session."""
 
 import json
+import logging
 from datetime import datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -8,6 +9,7 @@ from zoneinfo import ZoneInfo
 import requests
 from django.conf import settings
 
+from calls.models import ProviderListRead
 from calls.provider.base import (
     GatewayError,
     Payload,
@@ -27,6 +29,7 @@ from calls.provider.recordings import days_around, pick_recording
 RECORDING_PAGES = 20
 
 _sessions: dict[str, requests.Session] = {}
+logger = logging.getLogger(__name__)
 
 
 def _session_for(base_url: str) -> requests.Session:
@@ -84,23 +87,38 @@ class MobtextingGateway:
 
     def recording_link(self, to: str, bridge: str, started_at: datetime) -> str:
         """A fresh link to a call's recording, from GET voice/recordings (the webhook's link
-        dies two hours after the call; the list's links last an hour). Pages read: bounded."""
+        dies two hours after the call; the list's links last an hour). Pages read: bounded.
+        Rows that could not be read are logged and kept for /healthz."""
         zone = ZoneInfo(settings.OBD_PROVIDER_TIMEZONE)
         params: dict[str, str | int] = {"datetime[r.created_at]": days_around(started_at, zone)}
+        rows = unreadable = 0
+        link: str | None = None
         for page in range(1, RECORDING_PAGES + 1):
             response = self._request("GET", "voice/recordings", params={**params, "page": page})
             answer = read_page(response.status_code, response.text, "recordings list")
-            link = pick_recording(
+            pick = pick_recording(
                 answer.rows, to=to, bridge=bridge, started_at=started_at, zone=zone
             )
-            if link and self._headers["Authorization"].removeprefix("Bearer ") in link:
-                raise GatewayError("The provider's recording link holds our API token: not used.")
-            if link:
-                return link
-            if not answer.more:
+            rows += len(answer.rows) + len(answer.junk)
+            unreadable += pick.unreadable + len(answer.junk)
+            link = pick.link
+            if link or not answer.more:
                 break
+        ProviderListRead.objects.note(
+            ProviderListRead.Name.RECORDINGS,
+            rows=rows,
+            unreadable=unreadable,
+            complete=bool(link) or not answer.more,
+        )
+        if unreadable:
+            logger.warning("recordings list unreadable=%s of read=%s", unreadable, rows)
+        if link and self._headers["Authorization"].removeprefix("Bearer ") in link:
+            raise GatewayError("The provider's recording link holds our API token: not used.")
+        if link:
+            return link
+        unread = f" {unreadable} of its rows could not be read." if unreadable else ""
         raise GatewayError(
-            "The provider lists no recording of this call (it keeps recordings 60 days)."
+            "The provider lists no recording of this call (it keeps recordings 60 days)." + unread
         )
 
     def upload_sound(self, name: str, filename: str, content: bytes, content_type: str) -> str:

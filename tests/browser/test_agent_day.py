@@ -5,11 +5,11 @@ import re
 
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
 from playwright.sync_api import expect
 
 from calls.models import AudioAsset, Bridge, CallLog
 from tests.browser.conftest import screenshot
+from tests.clock import pinned_now
 
 DESK, PHONE = {"width": 1366, "height": 900}, {"width": 390, "height": 844}
 VIEWPORTS = pytest.mark.parametrize("viewport", [DESK, PHONE], ids=["desk", "phone"])
@@ -26,7 +26,7 @@ def dialled(to: str, status: str = "answered") -> CallLog:
         audio=AudioAsset.objects.first(),
         to=to,
         status=status,
-        submitted_at=timezone.now(),
+        submitted_at=pinned_now(),
     )
 
 
@@ -45,7 +45,7 @@ def test_a_call_placed_elsewhere_appears_in_the_call_log_without_a_reload(
     other = dialled("919876540011", status="busy")
 
     row = page.locator(f"#call-{other.pk}")
-    expect(row).to_be_visible(timeout=10_000)
+    expect(row).to_be_visible(timeout=30_000)
     expect(page.locator("tbody tr").first).to_have_id(f"call-{other.pk}")
     expect(row.locator(".status")).to_have_text("Busy")
     assert page.evaluate("performance.timeOrigin") == loaded  # the same page, not reloaded

@@ -5,11 +5,11 @@ customer's side hung up."""
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import expect
 
 from calls.models import Bridge, CallLog, Campaign, IvrFlow
 from tests.browser.conftest import log_in, screenshot
+from tests.clock import pinned_now
 from tests.conftest import _user
 from tests.helpers.campaigns import upload
 
@@ -28,7 +28,7 @@ def make_page(browser, live_server, transactional_db, django_user_model):
             viewport={"width": width, "height": 900},
             java_script_enabled=javascript,
         )
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(20_000)  # generous: CI machines are small and busy
         contexts.append(context)
         page = context.new_page()
         log_in(page, "sam", "pw-sam")
@@ -64,7 +64,7 @@ def test_start_and_cancel_are_asked_first_and_unsent_rows_say_so(make_page, widt
         flow=campaign.flow,
         status="canceled",
         provider_status="CANCEL",
-        submitted_at=timezone.now(),
+        submitted_at=pinned_now(),
     )
     page.goto(campaign.get_absolute_url())
 

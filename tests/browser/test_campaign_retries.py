@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 from calls.models import AudioAsset, Bridge, CallLog, Campaign
 from calls.vocabulary import IN_FLIGHT
 from tests.browser.conftest import screenshot
+from tests.clock import pinned_now
 from tests.system.conftest import start_db_worker, start_engine
 
 NO_ANSWER, BUSY, ANSWERED = "919876540003", "919876540002", "919876541231"
@@ -24,7 +25,7 @@ CSV = "number\n+91 98765 40003\n+91 98765 40002\n+91 98765 41231\n"
 
 def shorten_retry_intervals() -> None:
     """The clock shift: retries due now, and the dispatcher waiting for them woken now."""
-    now = timezone.now()
+    now = pinned_now()
     CallLog.objects.filter(status="pending", attempt_number__gt=1, not_before__gt=now).update(
         not_before=now
     )
@@ -55,7 +56,7 @@ def test_a_scheduled_campaign_retries_no_answer_and_busy_three_times(
         page.check("input[name=retry_on][value=no_answer]")
         page.check("input[name=retry_on][value=busy]")
         page.fill("#id_retry_minutes", "1")
-        later = timezone.localtime() + timedelta(minutes=5)
+        later = timezone.localtime(pinned_now()) + timedelta(minutes=5)
         page.fill("#id_start_at", later.strftime("%Y-%m-%dT%H:%M"))
         page.click("button:has-text('Upload and check rows')")
         expect(page.locator(".flash")).to_have_text("3 rows ready to call, 0 rejected.")
@@ -68,9 +69,7 @@ def test_a_scheduled_campaign_retries_no_answer_and_busy_three_times(
         campaign = Campaign.objects.get()
         assert campaign.status == "scheduled"
         # Its start a few seconds ahead now, rather than minutes.
-        Campaign.objects.filter(pk=campaign.pk).update(
-            start_at=timezone.now() + timedelta(seconds=2)
-        )
+        Campaign.objects.filter(pk=campaign.pk).update(start_at=pinned_now() + timedelta(seconds=2))
 
         deadline = time.monotonic() + 90
         # Finished once the last attempts are sent; their outcomes follow.

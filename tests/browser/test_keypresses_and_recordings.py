@@ -4,12 +4,12 @@ a call's recording plays (the sandbox's clip, through the portal)."""
 
 import time
 
-from django.utils import timezone
 from playwright.sync_api import expect
 
 from calls.engine.clock import ensure_schedule
 from calls.models import CallLog, DoNotCall, IvrFlow, PeriodicJob
 from tests.browser.conftest import SCREENSHOTS, screenshot
+from tests.clock import pinned_now
 from tests.helpers.campaigns import make_campaign
 from tests.helpers.keypresses import answered
 
@@ -36,12 +36,12 @@ def test_a_campaigns_keys_are_looked_up_charted_and_a_recording_plays(
             campaign=campaign,
             provider_id=f"5b6c7d8e-0000-4000-8000-00000000000{n}",
             recording_url=f"https://sandbox.invalid/{n}.wav",
-            submitted_at=timezone.now(),
+            submitted_at=pinned_now(),
         )
         for n, number in enumerate(NUMBERS)
     ]
     ensure_schedule()  # the engine's look-up runs now, not a minute from now
-    PeriodicJob.objects.filter(name="keypresses").update(next_run_at=timezone.now())
+    PeriodicJob.objects.filter(name="keypresses").update(next_run_at=pinned_now())
     page = supervisor_page
 
     page.goto(campaign.get_absolute_url())

@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.core.management import call_command
-from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from calls.models import AudioAsset, Bridge, CallEvent, CallLog, Campaign, IvrFlow, RejectedRow
 from tests.browser.conftest import screenshot
+from tests.clock import pinned_now
 
 DESK = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -76,7 +76,7 @@ def long_values() -> dict[str, int]:
         status=CallLog.Status.REJECTED,
         error="The provider refused the call: " + LONG,
         recording_url=f"https://recordings.example.com/{LONG}.mp3",  # its player fits too
-        submitted_at=timezone.now(),
+        submitted_at=pinned_now(),
     )
     CallLog.objects.create(  # and an ordinary one beside it
         bridge=Bridge.objects.get(number="918068287602"),
@@ -86,7 +86,7 @@ def long_values() -> dict[str, int]:
         status=CallLog.Status.ANSWERED,
         provider_id="a1b2c3",
         duration=42,
-        submitted_at=timezone.now(),
+        submitted_at=pinned_now(),
     )
     CallEvent.objects.create(
         call=call, dedupe_key="long-event", raw_status=LONG[:32], parse_error=LONG
@@ -251,7 +251,7 @@ def in_flight_call(to: str) -> CallLog:
         to=to,
         status=CallLog.Status.QUEUED,
         provider_id="live-" + to,
-        submitted_at=timezone.now(),
+        submitted_at=pinned_now(),
     )
 
 
@@ -268,9 +268,9 @@ def test_status_changes_on_the_call_log_and_call_page_are_announced(supervisor_p
     page.wait_for_timeout(2500)  # a poll that changes nothing says nothing
     expect(announcer).to_have_text("")
     CallLog.objects.filter(pk=call.pk).update(status=CallLog.Status.BUSY)
-    expect(announcer).to_have_text(f"Call #{call.pk} to +91 98765 40002: Busy", timeout=10_000)
+    expect(announcer).to_have_text(f"Call #{call.pk} to +91 98765 40002: Busy", timeout=30_000)
 
     call = in_flight_call("919876543210")
     page.goto(f"/calls/{call.pk}/")
     CallLog.objects.filter(pk=call.pk).update(status=CallLog.Status.ANSWERED, duration=30)
-    expect(announcer).to_have_text(f"Call #{call.pk} to +91 98765 43210: Answered", timeout=10_000)
+    expect(announcer).to_have_text(f"Call #{call.pk} to +91 98765 43210: Answered", timeout=30_000)

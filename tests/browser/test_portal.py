@@ -45,7 +45,7 @@ def test_an_agent_places_a_flow_call_and_watches_it_reach_its_outcome(supervisor
     page.wait_for_url(re.compile(r"/calls/\d+/$"))
     assert len(posts) == 1
     assert CallLog.objects.count() == 1
-    expect(page.locator(".outcome .status")).to_have_text("Answered", timeout=15_000)
+    expect(page.locator(".outcome .status")).to_have_text("Answered", timeout=30_000)
 
     page.click("nav >> text=Calls")
     row = page.locator("tbody tr").first
@@ -68,7 +68,7 @@ def test_the_call_log_updates_itself_while_a_call_is_in_flight(supervisor_page, 
     page.goto("/calls/")
     status = page.locator("tbody tr").first.locator(".status")
     expect(status).to_have_text("Queued")
-    expect(status).to_have_text("Busy", timeout=15_000)
+    expect(status).to_have_text("Busy", timeout=30_000)
     screenshot(page, "call-list-busy")
 
 

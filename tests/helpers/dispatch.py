@@ -9,11 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.utils import timezone
-
 from calls.models import Campaign
 from calls.provider.base import SendResult
 from calls.tasks import Dispatcher
+from tests.clock import pinned_now
 
 START = datetime(2026, 11, 2, 5, 0, tzinfo=UTC)  # 10:30 in Kolkata
 
@@ -67,7 +66,7 @@ class FakeGateway:
 
     def __init__(
         self,
-        now: Callable[[], datetime] = timezone.now,
+        now: Callable[[], datetime] = pinned_now,
         answers: tuple[SendResult, ...] = (),
         after_send: dict[int, Callable[[], object]] | None = None,
         delay: float = 0.0,

@@ -3,9 +3,8 @@
 import json
 from datetime import timedelta
 
-from django.utils import timezone
-
 from calls.models import CallLog
+from tests.clock import pinned_now
 
 STATUS_ID = "8456bf26-1b6e-4ac1-adb9-2768258f71d0"
 
@@ -30,7 +29,7 @@ def status_answer(call_id: str = STATUS_ID, dtmf: object = "", status: str = "AN
 def answered(bridge, flow, *, minutes_ago: float = 5, to: str = "918867135123", **fields):
     """An answered call playing `flow`, its outcome `minutes_ago` (keys not looked up yet)."""
     provider_id = fields.pop("provider_id", STATUS_ID)
-    moment = timezone.now() - timedelta(minutes=minutes_ago)
+    moment = pinned_now() - timedelta(minutes=minutes_ago)
     values = {
         "bridge": bridge,
         "to": to,

@@ -74,6 +74,12 @@ def audit_shown(html: str) -> list[str]:
     return [text_of(re.sub(r"<time>.*?</time>", "", item, flags=re.S)) for item in items]
 
 
+def health(client: Client) -> dict:
+    """/healthz's body, whether it answers 200 or 503 (its sections on the provider's lists say
+    the same either way; tests/views/test_health.py reads the status)."""
+    return dict(client.get("/healthz").json())
+
+
 def database_dump() -> str:
     """Every row of every table, as text: what someone reading the database would see."""
     with connection.cursor() as cursor:

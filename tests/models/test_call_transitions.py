@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from calls.models import CallEvent, CallLog
 from calls.models.calls import TRANSITIONS, Mover, allowed_from
 from calls.provider.base import SendResult
 from calls.sealing import masked_echo
 from calls.vocabulary import FINAL, OUTCOMES, CallStatus
+from tests.clock import pinned_now
 from tests.helpers.webhooks import CALL_ID, final_state, push
 
 EVERY_MOVE = [(mover, source, to) for mover in Mover for source in CallStatus for to in CallStatus]
@@ -192,7 +192,7 @@ def test_a_row_whose_lease_ran_out_and_was_claimed_again_is_not_sent_by_its_firs
     assert first.pk == second.pk
     assert first.begin_sending() is False
     assert second.begin_sending() is True
-    assert timezone.now() - second.submitted_at < timedelta(seconds=5)
+    assert pinned_now() - second.submitted_at < timedelta(seconds=5)
 
 
 def test_a_refusal_quoting_a_secret_is_stored_and_logged_masked(otp_flow, bridge, caplog):

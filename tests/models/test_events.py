@@ -12,6 +12,7 @@ from django.utils import timezone
 from calls.models import CallEvent, CallLog, DoNotCall
 from calls.models.events import apply_events
 from calls.provider.base import SendResult
+from tests.clock import pinned_now
 from tests.helpers.webhooks import (
     CALL_ID,
     DAY,
@@ -76,8 +77,8 @@ def test_it_matches_a_bare_uuid_and_a_suffixed_provider_id_either_way(
 def test_it_falls_back_to_the_latest_call_in_flight_to_the_same_number_from_the_same_bridge(
     provider_client, make_call
 ):
-    make_call("", status="unknown", submitted_at=timezone.now() - timedelta(hours=2))
-    latest = make_call("", status="unknown", submitted_at=timezone.now())
+    make_call("", status="unknown", submitted_at=pinned_now() - timedelta(hours=2))
+    latest = make_call("", status="unknown", submitted_at=pinned_now())
 
     response = deliver(provider_client, push(mid=None))
 
@@ -91,7 +92,7 @@ def test_it_falls_back_to_the_latest_call_in_flight_to_the_same_number_from_the_
     "fields",
     [
         {"status": "busy", "provider_status": "BUSY"},
-        {"submitted_at": timezone.now() - timedelta(days=2)},
+        {"submitted_at": -timedelta(days=2)},
         {"to": "918867135999"},
         {"submitted_at": None},
         {"provider_id": "0f6c1f3e-0000-4000-8000-000000000000"},
@@ -101,7 +102,10 @@ def test_it_falls_back_to_the_latest_call_in_flight_to_the_same_number_from_the_
 def test_the_fallback_ignores_calls_that_are_settled_old_or_elsewhere(
     provider_client, make_call, fields
 ):
-    fields = {"status": "unknown", "submitted_at": timezone.now(), **fields}
+    # Times are given from the test's clock, which starts only when the test does.
+    fields = {"status": "unknown", "submitted_at": timedelta(0), **fields}
+    if fields["submitted_at"] is not None:
+        fields["submitted_at"] = pinned_now() + fields["submitted_at"]
     other = make_call(fields.pop("provider_id", ""), **fields)
 
     response = deliver(provider_client, push(mid=None))

@@ -7,22 +7,7 @@ from decimal import Decimal
 from calls.provider.base import SendResult, parse_send_response
 from calls.provider.mobtexting import MobtextingGateway
 from tests.helpers.answers import CURRENT
-
-LEGACY = {
-    "status": 200,
-    "message": "1 numbers accepted for delivery.",
-    "data": [
-        {
-            "id": "70fa87e0-9df9-4327-bc80-a561c48703d8:1",
-            "mobile": "918867135123",
-            "charges": "0.5000",
-            "customid": "",
-            "customid1": "",
-            "iso_code": None,
-            "submitted_at": "2019-08-16 15:09:51",
-        }
-    ],
-}
+from tests.helpers.provider_shapes import SEND_LEGACY
 
 
 def assert_queued(result: SendResult, provider_id: str, cost: str, created_at: str) -> None:
@@ -43,7 +28,7 @@ def test_it_reads_the_current_success_shape(fake_provider):
 
 
 def test_it_reads_the_legacy_success_shape(fake_provider):
-    fake_provider.answer(200, LEGACY)
+    fake_provider.answer(200, SEND_LEGACY)
     result = MobtextingGateway(fake_provider.url, "tok").send({"to": "1"})
     taken_at = "2019-08-16T15:09:51+05:30"  # a naive time, read in the provider's time zone
     assert_queued(result, "70fa87e0-9df9-4327-bc80-a561c48703d8:1", "0.5000", taken_at)

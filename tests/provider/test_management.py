@@ -4,10 +4,18 @@ unsubscribers, webhooks and subscriptions over real HTTP, in pages, and every wa
 import pytest
 
 from calls.provider.base import GatewayError, ProviderPage
-from calls.provider.listing import MAX_PAGES, every_row, read_object, read_page
+from calls.provider.listing import (
+    MAX_PAGES,
+    ListReader,
+    every_row,
+    read_object,
+    read_page,
+    unsubscriber_number,
+)
 from calls.provider.mobtexting import MobtextingGateway
 from calls.provider.sandbox import SANDBOX_UNSUBSCRIBERS, SandboxGateway
 from tests.helpers.provider_account import ProviderAccount
+from tests.helpers.provider_shapes import UNSUBSCRIBER_SHAPES, listed
 
 TOKEN = "tok-management-1"
 
@@ -90,14 +98,24 @@ def test_a_created_object_without_an_id_is_refused():
 
 
 def test_pages_follow_links_when_meta_is_missing_and_stop_on_an_empty_page():
+    # Entries that are no JSON object are kept apart, for the reader to count as unreadable.
     assert read_page(200, '{"data": [{"id": 1}, 5, "x"], "links": {"next": "?page=2"}}', "l") == (
-        ProviderPage(rows=[{"id": 1}], more=True)
+        ProviderPage(rows=[{"id": 1}], more=True, junk=(5, "x"))
     )
     # A page without rows ends the list whatever its links say (no endless paging).
     assert not read_page(200, '{"data": [], "links": {"next": "?page=9"}}', "l").more
     assert not read_page(
         200, '{"data": [{"id": 1}], "meta": {"current_page": 3, "last_page": 3}}', "l"
     ).more
+
+
+@pytest.mark.parametrize("shape", UNSUBSCRIBER_SHAPES.values(), ids=UNSUBSCRIBER_SHAPES.keys())
+def test_every_documented_unsubscriber_row_gives_its_number(fake_provider, shape):
+    fake_provider.answer(200, listed([shape, "junk", shape]))
+    rows = ListReader(gateway(fake_provider).unsubscribers)
+    numbers = [unsubscriber_number(row) for row in rows]
+    assert numbers == [shape.get("receiver") or shape["mobile"]] * 2
+    assert (rows.junk, rows.complete) == (["junk"], True)
 
 
 def test_paging_is_bounded(caplog):

@@ -1,6 +1,7 @@
 """The deliveries worker as it runs: a real `manage.py apply_deliveries` process beside gunicorn.
-A delivery posted to the webhook shows on its call within a second; a worker killed with SIGKILL
-mid-batch loses nothing and applies nothing twice once another runs."""
+A delivery posted to the webhook is applied to its call by the running worker; a worker killed
+with SIGKILL mid-batch loses nothing and applies nothing twice once another runs. How soon a
+delivery shows is a benchmark's figure (bench/webhook_load.py), not a test's."""
 
 import json
 import os
@@ -59,21 +60,19 @@ def post(url: str, body: bytes) -> int:
         return int(response.status)
 
 
-def test_a_posted_delivery_shows_on_its_call_within_a_second(gunicorn, applier, make_call):
+def test_each_posted_delivery_is_applied_to_its_call_by_the_running_worker(
+    gunicorn, applier, make_call
+):
     calls = [make_call(provider_id=f"live-{n}") for n in range(20)]
-    post(gunicorn.url, push("warm-up"))  # once the worker has started, it applies this
-    while CallEvent.objects.waiting().exists():
-        time.sleep(0.05)
-    waited = []
     for call in calls:
-        started = time.monotonic()
         assert post(gunicorn.url, push(call.provider_id)) == 202
+        # Generous: a loaded machine may be slow, but a delivery left waiting is a failure.
+        deadline = time.monotonic() + 30
         while CallLog.objects.get(pk=call.pk).status != "busy":
-            assert time.monotonic() - started < 5, "not applied within 5 s"
-            time.sleep(0.01)
-        waited.append(time.monotonic() - started)
+            assert time.monotonic() < deadline, "the worker never applied the delivery"
+            assert applier.poll() is None, "the worker exited"
+            time.sleep(0.02)
 
-    assert max(waited) < 1.0, waited
     assert not CallEvent.objects.waiting().exists()
 
 

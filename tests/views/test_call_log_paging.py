@@ -2,7 +2,7 @@
 index, in as many queries whatever the table holds."""
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -11,8 +11,13 @@ from django.utils import timezone
 
 from calls import paging
 from calls.models import CallLog
+from tests.clock import pinned_now
 
-NOW = timezone.now()
+
+@pytest.fixture
+def now() -> datetime:
+    """The test's pinned clock read once, so the rows it makes share one instant."""
+    return pinned_now()
 
 
 def _calls(bridge, sound, count: int, **fields: object) -> list[CallLog]:
@@ -32,9 +37,9 @@ def _shown(agent_client, url: str, params: dict) -> tuple[list[int], dict[str, s
 
 
 def test_a_campaign_row_uploaded_long_ago_and_dialled_now_is_on_top(
-    agent_client, bridge, sound, campaign
+    now, agent_client, bridge, sound, campaign
 ):
-    uploaded = NOW - timedelta(days=10)
+    uploaded = now - timedelta(days=10)
     dialled_now = CallLog.objects.create(
         bridge=bridge,
         audio=sound,
@@ -44,14 +49,14 @@ def test_a_campaign_row_uploaded_long_ago_and_dialled_now_is_on_top(
         created_at=uploaded,
     )
     _calls(
-        bridge, sound, 3, created_at=NOW - timedelta(hours=1), submitted_at=NOW - timedelta(hours=1)
+        bridge, sound, 3, created_at=now - timedelta(hours=1), submitted_at=now - timedelta(hours=1)
     )
-    CallLog.objects.filter(pk=dialled_now.pk).update(submitted_at=NOW)
+    CallLog.objects.filter(pk=dialled_now.pk).update(submitted_at=now)
 
     rows = agent_client.get("/calls/").context["page"].rows
     assert rows[0] == dialled_now
     # The days are those of dialling too, as the log shows them.
-    today = {"since": timezone.localdate(NOW).isoformat()}
+    today = {"since": timezone.localdate(now).isoformat()}
     assert dialled_now in agent_client.get("/calls/", today).context["page"].rows
     upload_day = {"until": timezone.localdate(uploaded).isoformat()}
     assert agent_client.get("/calls/", upload_day).context["page"].rows == []
@@ -62,15 +67,15 @@ def test_a_campaign_row_uploaded_long_ago_and_dialled_now_is_on_top(
     [({}, {}), ({"status": "answered"}, {"status": "answered"}), ({"kind": "single"}, {})],
 )
 def test_older_and_newer_links_walk_every_call_once_in_order_through_ties(
-    agent_client, bridge, sound, monkeypatch, filters, matching
+    now, agent_client, bridge, sound, monkeypatch, filters, matching
 ):
     monkeypatch.setattr(paging, "PAGE_SIZE", 4)
     # Ties on the dialled time across page boundaries, calls not sent yet (placed by when they
     # were made), and ids that do not follow the dialled order.
-    same = NOW - timedelta(minutes=5)
+    same = now - timedelta(minutes=5)
     _calls(bridge, sound, 7, submitted_at=same)
-    _calls(bridge, sound, 3, submitted_at=NOW - timedelta(minutes=1))
-    _calls(bridge, sound, 2, submitted_at=NOW - timedelta(days=1))
+    _calls(bridge, sound, 3, submitted_at=now - timedelta(minutes=1))
+    _calls(bridge, sound, 2, submitted_at=now - timedelta(days=1))
     _calls(bridge, sound, 2, created_at=same, status="pending")
     calls = CallLog.objects.filter(**matching)
     newest_first = sorted(calls, key=lambda c: (c.submitted_at or c.created_at, c.pk), reverse=True)
@@ -106,7 +111,7 @@ URLS = [
 
 @pytest.mark.parametrize("htmx", [False, True])
 def test_a_call_log_page_takes_as_many_queries_and_no_count_with_more_calls(
-    agent_client, bridge, sound, campaign, htmx
+    now, agent_client, bridge, sound, campaign, htmx
 ):
     headers = {"HX-Request": "true"} if htmx else {}
 
@@ -118,10 +123,10 @@ def test_a_call_log_page_takes_as_many_queries_and_no_count_with_more_calls(
             seen.append([q["sql"] for q in captured.captured_queries])
         return seen
 
-    _calls(bridge, sound, 3, submitted_at=NOW)
+    _calls(bridge, sound, 3, submitted_at=now)
     few = queries()
-    _calls(bridge, sound, 300, submitted_at=NOW - timedelta(hours=2))
-    _calls(bridge, sound, 100, campaign=campaign, submitted_at=NOW - timedelta(hours=1))
+    _calls(bridge, sound, 300, submitted_at=now - timedelta(hours=2))
+    _calls(bridge, sound, 100, campaign=campaign, submitted_at=now - timedelta(hours=1))
     many = queries()
 
     assert [len(page) for page in many] == [len(page) for page in few]
@@ -142,13 +147,13 @@ def test_a_call_log_page_takes_as_many_queries_and_no_count_with_more_calls(
         "1.5-1",
     ],
 )
-def test_a_mangled_cursor_never_fails_the_call_log(agent_client, bridge, sound, cursor):
-    _calls(bridge, sound, 2, submitted_at=NOW)
+def test_a_mangled_cursor_never_fails_the_call_log(now, agent_client, bridge, sound, cursor):
+    _calls(bridge, sound, 2, submitted_at=now)
     for name in ("before", "after"):
         assert agent_client.get("/calls/", {name: cursor}).status_code == 200
 
 
-def test_a_cursor_reads_back_what_it_wrote():
-    cursor = paging.Cursor(NOW, 42)
+def test_a_cursor_reads_back_what_it_wrote(now):
+    cursor = paging.Cursor(now, 42)
     assert paging.Cursor.read(str(cursor)) == cursor
     assert paging.Cursor.read("nonsense") is None

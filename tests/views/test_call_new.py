@@ -9,11 +9,11 @@ import socket
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from calls.models import MASK, AudioAsset, CallLog, DoNotCall
 from calls.provider.sandbox import deliver_sandbox_outcome
+from tests.clock import pinned_now
 from tests.helpers.answers import QUEUED
 from tests.helpers.portal import (
     assert_no_secrets_in,
@@ -286,8 +286,8 @@ def test_the_per_number_guard_refuses_a_call_over_the_limit(
             audio=sound,
             to="918867135123",
             status="answered",
-            created_at=timezone.now() - timedelta(minutes=minutes),
-            submitted_at=timezone.now() - timedelta(minutes=minutes),
+            created_at=pinned_now() - timedelta(minutes=minutes),
+            submitted_at=pinned_now() - timedelta(minutes=minutes),
         )
     CallLog.objects.create(bridge=bridge, audio=sound, to="918867135124", status="answered")
 
@@ -352,7 +352,7 @@ def test_a_provider_failure_logs_a_warning_without_secrets(
 
 
 def dialled(bridge, sound, minutes_ago: int, status: str = "answered") -> CallLog:
-    when = timezone.now() - timedelta(minutes=minutes_ago)
+    when = pinned_now() - timedelta(minutes=minutes_ago)
     return CallLog.objects.create(
         bridge=bridge,
         audio=sound,

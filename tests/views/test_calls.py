@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from calls.models import MASK, AuditEntry, CallLog, Campaign
 from calls.vocabulary import provider_key
+from tests.clock import pinned_now
 from tests.helpers.portal import OTP, audit_shown, call_form, logged_in, place_call, text_of
 from tests.helpers.webhooks import deliver, push
 
@@ -31,7 +32,7 @@ def test_the_call_log_finds_calls_by_the_last_digits_of_the_number(
 
 
 def test_the_call_log_keeps_whole_days_between_from_and_to(agent_client, bridge, sound):
-    today = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0)
+    today = timezone.localtime(pinned_now()).replace(hour=12, minute=0, second=0, microsecond=0)
     for days_ago in (9, 5, 4, 3, 1):  # created in that order, as ids grow with time
         CallLog.objects.create(
             bridge=bridge,
@@ -155,7 +156,7 @@ def export_calls(bridge, sound) -> dict[str, CallLog]:
             audio=sound,
             status=status,
             campaign=campaign,
-            submitted_at=timezone.now(),
+            submitted_at=pinned_now(),
         )
 
     return {
@@ -197,7 +198,7 @@ def test_a_row_withdrawn_with_its_campaign_does_not_wear_the_hung_up_badge(
 ):
     campaign.calls.add(make_call(status="pending", provider_id=""), bulk=False)
     assert campaign.cancel()
-    hung_up = make_call(status="canceled", provider_status="CANCEL", submitted_at=timezone.now())
+    hung_up = make_call(status="canceled", provider_status="CANCEL", submitted_at=pinned_now())
     client = logged_in(agent)
 
     withdrawn = outcome_card(client, campaign.calls.get())
@@ -229,7 +230,7 @@ def test_a_call_settled_after_a_timeout_shows_its_outcome_without_no_answer_from
 
 
 def test_provider_words_such_as_congestion_are_shown_in_plain_language(agent, make_call):
-    call = make_call(status="failed", provider_status="CONGESTION", submitted_at=timezone.now())
+    call = make_call(status="failed", provider_status="CONGESTION", submitted_at=pinned_now())
 
     card = outcome_card(logged_in(agent), call)
 
@@ -249,7 +250,7 @@ def test_the_newest_page_of_the_call_log_redraws_itself_and_an_older_page_does_n
             audio=sound,
             to="918867135123",
             status="answered",
-            submitted_at=timezone.now(),
+            submitted_at=pinned_now(),
         )
     newest = agent_client.get("/calls/").text
     older = agent_client.get("/calls/", {"before": CallLog.objects.last().pk + 1}).text
@@ -267,7 +268,7 @@ def test_a_campaigns_rows_not_sent_yet_show_only_under_that_campaign(
         audio=sound,
         to="918867135123",
         status="queued",
-        submitted_at=timezone.now(),
+        submitted_at=pinned_now(),
     )
     sent = CallLog.objects.create(
         bridge=bridge,
@@ -275,7 +276,7 @@ def test_a_campaigns_rows_not_sent_yet_show_only_under_that_campaign(
         to="918867135124",
         status="busy",
         campaign=campaign,
-        submitted_at=timezone.now(),
+        submitted_at=pinned_now(),
     )
     waiting = CallLog.objects.create(
         bridge=bridge, audio=sound, to="918867135125", status="pending", campaign=campaign
@@ -296,7 +297,7 @@ def test_a_campaigns_rows_not_sent_yet_show_only_under_that_campaign(
 def test_a_campaign_row_shows_when_it_was_dialled_not_when_it_was_uploaded(
     agent_client, bridge, sound, campaign
 ):
-    uploaded, dialled = timezone.now() - timedelta(days=2), timezone.now()
+    uploaded, dialled = pinned_now() - timedelta(days=2), pinned_now()
     CallLog.objects.create(
         bridge=bridge,
         audio=sound,
@@ -389,8 +390,8 @@ def test_a_call_that_cannot_be_retried_keeps_no_try(agent_client, bridge, sound)
 
 
 def test_a_mistyped_day_is_named_and_the_other_filters_still_apply(agent_client, make_call):
-    make_call(to="918867135123", submitted_at=timezone.now())
-    make_call(provider_id="other-id", to="919876543210", submitted_at=timezone.now())
+    make_call(to="918867135123", submitted_at=pinned_now())
+    make_call(provider_id="other-id", to="919876543210", submitted_at=pinned_now())
 
     response = agent_client.get("/calls/", {"q": "35123", "since": "garbage"})
 

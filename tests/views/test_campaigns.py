@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from calls.engine.dispatch import dispatch_campaign
 from calls.models import CallLog, Campaign
+from tests.clock import pinned_now
 from tests.helpers.campaigns import BAD_NUMBER, LATIN_1, make_campaign, statuses, upload
 from tests.helpers.portal import audit_shown, campaign_form, logged_in, text_of
 
@@ -303,7 +303,7 @@ def list_status(client: Client) -> str:
 
 def test_a_finished_campaign_with_calls_awaiting_their_outcome_says_so(supervisor, campaign):
     upload(campaign, "number,Name,otp\n918867135123,Asha,1\n918867135124,Ravi,2\n")
-    campaign.calls.update(status="queued", submitted_at=timezone.now())
+    campaign.calls.update(status="queued", submitted_at=pinned_now())
     Campaign.objects.filter(pk=campaign.pk).update(status="finished")
     client = logged_in(supervisor)
 
@@ -317,7 +317,7 @@ def test_a_finished_campaign_with_calls_awaiting_their_outcome_says_so(superviso
 
 
 def test_a_running_campaign_outside_its_calling_window_says_when_it_opens(supervisor, campaign):
-    here = timezone.now().astimezone(ZoneInfo("Asia/Kolkata"))
+    here = pinned_now().astimezone(ZoneInfo("Asia/Kolkata"))
     opens, closes = here + timedelta(hours=2), here + timedelta(hours=3)
     Campaign.objects.filter(pk=campaign.pk).update(
         status="running", window_start=opens.time(), window_end=closes.time()
@@ -459,7 +459,7 @@ def test_a_running_campaign_says_which_numbers_wait_for_their_calling_hours(supe
     upload(campaign, "number,Name,otp\n918867135123,Asha,1\n918867135124,Ravi,2\n")
     assert campaign.start()
     first = campaign.calls.order_by("id").first()
-    CallLog.objects.filter(pk=first.pk).update(not_before=timezone.now() + timedelta(hours=5))
+    CallLog.objects.filter(pk=first.pk).update(not_before=pinned_now() + timedelta(hours=5))
 
     page = text_of(logged_in(supervisor).get(f"/campaigns/{campaign.pk}/").content.decode())
 

@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 from django.db import OperationalError
-from django.utils import timezone
 
 from calls.engine.clock import ensure_schedule
 from calls.models import CallEvent, CallLog, Campaign, PeriodicJob
+from tests.clock import pinned_now
 from tests.helpers.campaigns import running_campaign
 from tests.helpers.engine import beat, everything_beating
 from tests.helpers.portal import logged_in, text_of
@@ -42,7 +42,7 @@ def test_with_no_background_process_it_is_503_and_names_what_never_ran(client, d
 
 
 def test_with_every_kind_beating_and_nothing_late_it_is_ok(client, db):
-    everything_beating(at=timezone.now() - timedelta(seconds=3))
+    everything_beating(at=pinned_now() - timedelta(seconds=3))
 
     status, body = healthz(client)
 
@@ -67,7 +67,7 @@ def test_one_worker_on_every_queue_serves_them_all(client, db):
 def test_a_process_that_stopped_beating_is_stale(client, db):
     beat("engine")
     beat("worker", "default")
-    beat("worker", "campaigns", at=timezone.now() - timedelta(minutes=5))
+    beat("worker", "campaigns", at=pinned_now() - timedelta(minutes=5))
 
     status, body = healthz(client)
 
@@ -82,7 +82,7 @@ def test_a_process_that_stopped_beating_is_stale(client, db):
 
 def test_a_dead_engine_beside_a_live_one_is_no_problem(client, db):
     everything_beating()
-    beat("engine", at=timezone.now() - timedelta(hours=1))
+    beat("engine", at=pinned_now() - timedelta(hours=1))
     status, body = healthz(client)
     assert status == 200 and body["processes"]["engine"]["running"] == 1
 
@@ -90,7 +90,7 @@ def test_a_dead_engine_beside_a_live_one_is_no_problem(client, db):
 def test_deliveries_waiting_past_a_minute_are_a_problem(client, db):
     everything_beating()
     event = CallEvent.objects.store(source="webhook", body=json.dumps(push()).encode())
-    CallEvent.objects.filter(pk=event).update(received_at=timezone.now() - timedelta(seconds=90))
+    CallEvent.objects.filter(pk=event).update(received_at=pinned_now() - timedelta(seconds=90))
 
     status, body = healthz(client)
 
@@ -101,9 +101,9 @@ def test_deliveries_waiting_past_a_minute_are_a_problem(client, db):
 def test_a_periodic_job_overdue_with_nobody_running_it_is_a_problem(client, db):
     everything_beating()
     ensure_schedule()
-    PeriodicJob.objects.update(next_run_at=timezone.now() + timedelta(minutes=1))
+    PeriodicJob.objects.update(next_run_at=pinned_now() + timedelta(minutes=1))
     PeriodicJob.objects.filter(name="reconcile").update(
-        next_run_at=timezone.now() - timedelta(minutes=10)
+        next_run_at=pinned_now() - timedelta(minutes=10)
     )
     status, body = healthz(client)
     assert status == 503 and body["periodic_overdue_job"] == "reconcile"
@@ -111,7 +111,7 @@ def test_a_periodic_job_overdue_with_nobody_running_it_is_a_problem(client, db):
 
     # Running it (its lease held) is not being overdue.
     PeriodicJob.objects.filter(name="reconcile").update(
-        lease_until=timezone.now() + timedelta(seconds=10)
+        lease_until=pinned_now() + timedelta(seconds=10)
     )
     assert healthz(client)[0] == 200
 
@@ -119,9 +119,7 @@ def test_a_periodic_job_overdue_with_nobody_running_it_is_a_problem(client, db):
 def test_a_running_campaign_nobody_sends_is_a_problem(client, bridge, sound):
     everything_beating()
     campaign = running_campaign(bridge, sound, rows=2)
-    Campaign.objects.filter(pk=campaign.pk).update(
-        next_send_at=timezone.now() - timedelta(minutes=3)
-    )
+    Campaign.objects.filter(pk=campaign.pk).update(next_send_at=pinned_now() - timedelta(minutes=3))
 
     status, body = healthz(client)
 
@@ -129,9 +127,7 @@ def test_a_running_campaign_nobody_sends_is_a_problem(client, bridge, sound):
     assert body["problems"] == ["A call due to be sent has waited about 3 minutes."]
 
     # A dispatcher keeps its pace: the next send is reserved ahead.
-    Campaign.objects.filter(pk=campaign.pk).update(
-        next_send_at=timezone.now() + timedelta(seconds=1)
-    )
+    Campaign.objects.filter(pk=campaign.pk).update(next_send_at=pinned_now() + timedelta(seconds=1))
     assert healthz(client)[0] == 200
 
 
@@ -141,7 +137,7 @@ def test_a_single_call_past_its_time_and_unsent_is_a_problem(client, bridge, sou
         bridge=bridge,
         audio=sound,
         to="918867135123",
-        not_before=timezone.now() - timedelta(hours=2),
+        not_before=pinned_now() - timedelta(hours=2),
     )
     status, body = healthz(client)
     assert status == 503 and body["problems"] == ["A call due to be sent has waited about 2 hours."]

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calls.models import IvrFlow
+from tests.clock import pinned_now
 from tests.helpers.campaigns import make_campaign
 from tests.helpers.keypresses import answered, json_reply
 from tests.helpers.portal import API_TOKEN, logged_in
@@ -39,13 +40,17 @@ def recording_url(call) -> str:
     return reverse("calls:call-recording", args=[call.pk])
 
 
-def recordings_list(fake_provider, to="918867135123", at=None):
+def recordings_list(fake_provider, to="918867135123", at=None, inbound=False):
+    """The list with the call's recording: from the bridge to `to`, or (`inbound`) the other
+    way round, as the documentation's only example row is listed."""
+    ends = (to, "918068287602") if inbound else ("918068287602", to)
+
     def reply(recorded):
-        moment = (at or timezone.now()).astimezone(timezone.get_fixed_timezone(330))
+        moment = (at or pinned_now()).astimezone(timezone.get_fixed_timezone(330))
         row = {
             "id": 1,
-            "call_from": "918068287602",
-            "call_to": to,
+            "call_from": ends[0],
+            "call_to": ends[1],
             "audio": FRESH,
             "duration": "00:00:30",
             "created_at": moment.strftime("%Y-%m-%d %H:%M:%S"),
@@ -60,7 +65,7 @@ def recordings_list(fake_provider, to="918867135123", at=None):
 
 def test_the_call_page_shows_the_keys_and_a_player(agent_client, bridge, choices_flow):
     call = answered(
-        bridge, choices_flow, keypresses="1", keypresses_at=timezone.now(), recording_url=OLD
+        bridge, choices_flow, keypresses="1", keypresses_at=pinned_now(), recording_url=OLD
     )
     html = agent_client.get(call.get_absolute_url()).content.decode()
     assert '<dd class="keypresses">1 (confirm)</dd>' in html
@@ -99,6 +104,16 @@ def test_an_expired_link_is_fetched_anew_once_and_reused(
     assert second["Location"] == FRESH
     assert len(real_gateway.requests) == 1
     assert API_TOKEN not in first["Location"]
+
+
+@pytest.mark.parametrize("inbound", [False, True], ids=["bridge to customer", "customer to bridge"])
+def test_an_expired_link_is_found_whichever_way_round_the_call_is_listed(
+    agent_client, bridge, choices_flow, real_gateway, inbound
+):
+    call = answered(bridge, choices_flow, minutes_ago=180, recording_url=OLD)
+    recordings_list(real_gateway, at=call.started_at + timedelta(seconds=20), inbound=inbound)
+    response = agent_client.get(recording_url(call))
+    assert (response.status_code, response["Location"]) == (302, FRESH)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +180,7 @@ def test_the_recording_needs_a_login_and_the_right(client, outsider, bridge, cho
 @pytest.fixture
 def results_campaign(bridge, choices_flow):
     campaign = make_campaign(bridge, flow=choices_flow, status="finished")
-    now = timezone.now()
+    now = pinned_now()
     for keys in ("1", "1", "2", "9", ""):
         answered(bridge, choices_flow, campaign=campaign, keypresses=keys, keypresses_at=now)
     return campaign

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.utils import timezone
 
 from calls.engine.jobs import run_schedules
 from calls.models import MASK, AuditEntry, CallLog, UserPreference
 from calls.sealing import unseal
+from tests.clock import pinned_now
 from tests.helpers.campaigns import number, running_campaign
 from tests.helpers.dispatch import FakeGateway
 from tests.helpers.portal import OTP, audit_shown, call_form, database_dump, text_of
@@ -20,7 +20,7 @@ KOLKATA = ZoneInfo("Asia/Kolkata")
 
 
 def tomorrow_at_ten(zone: ZoneInfo) -> datetime:
-    return (timezone.now().astimezone(zone) + timedelta(days=1)).replace(
+    return (pinned_now().astimezone(zone) + timedelta(days=1)).replace(
         hour=10, minute=0, second=0, microsecond=0
     )
 
@@ -99,7 +99,7 @@ def test_the_periodic_task_sends_it_once_when_due_with_the_otp_in_clear(
     run_schedules()
     assert gateway.sent == []  # not before its time
 
-    CallLog.objects.filter(pk=scheduled.pk).update(not_before=timezone.now())
+    CallLog.objects.filter(pk=scheduled.pk).update(not_before=pinned_now())
     run_schedules()
     run_schedules()
 
@@ -133,7 +133,7 @@ def test_canceling_it_withdraws_it_once_audited_and_it_is_never_sent(
 
     gateway = FakeGateway()
     monkeypatch.setattr("calls.engine.jobs.get_gateway", lambda: gateway)
-    CallLog.objects.filter(pk=scheduled.pk).update(not_before=timezone.now())
+    CallLog.objects.filter(pk=scheduled.pk).update(not_before=pinned_now())
     run_schedules()
     assert gateway.sent == []
 
@@ -171,7 +171,7 @@ def test_each_attempt_says_which_it_is_and_links_the_others(agent_client, bridge
         retry_of=first,
         attempt_number=2,
         status="busy",
-        submitted_at=timezone.now(),
+        submitted_at=pinned_now(),
     )
 
     for shown, other in ((retry, first), (first, retry)):

@@ -1,0 +1,23 @@
+from datetime import datetime
+from datetime import timezone as fixed_offset
+
+from django import template
+from django.utils import timezone
+from django.utils.formats import date_format
+
+register = template.Library()
+
+
+@register.filter
+def moment(value: datetime | None, name: str = "DATETIME_FORMAT") -> str:
+    """`{{ call.created_at|moment }}`, `{{ …|moment:"SHORT_DATETIME_FORMAT" }}`: an instant in
+    the reader's zone as the portal writes it, with the zone's abbreviation even in the hour a
+    clock change repeats (01:30 EDT, then 01:30 EST), where Django's `T` writes nothing."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    offset, abbreviation = local.utcoffset(), local.tzname()
+    if offset is None or abbreviation is None:
+        return date_format(local, name)
+    # A fixed offset is never ambiguous, and it carries the name the zone gives this instant.
+    return date_format(local.astimezone(fixed_offset(offset, abbreviation)), name)
