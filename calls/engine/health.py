@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from calls.engine.jobs import JOBS
 from calls.engine.processes import DATABASE_ERRORS
-from calls.models import CallLog, Campaign, PeriodicJob, WorkerHeartbeat
+from calls.models import CallLog, Campaign, PeriodicJob, ProviderListRead, WorkerHeartbeat
 from calls.models.campaigns import about
 from calls.models.engine import STALE
 from calls.models.events import oldest_waiting
@@ -64,6 +64,7 @@ class Health:
     deliveries_waiting: timedelta = ZERO
     job_overdue: timedelta = ZERO
     overdue_job: str = ""
+    provider: dict[str, dict[str, object]] = field(default_factory=dict)  # its lists' last reads
 
     @property
     def problems(self) -> list[str]:
@@ -124,6 +125,8 @@ class Health:
             "deliveries_waiting_seconds": self.deliveries_waiting.total_seconds(),
             "periodic_overdue_seconds": self.job_overdue.total_seconds(),
             "periodic_overdue_job": self.overdue_job or None,
+            # Each provider list's last read: rows that could not be read are never silent.
+            "provider": self.provider,
             "problems": self.problems,
         }
 
@@ -136,6 +139,7 @@ def check_health(now: datetime | None = None) -> Health:
         health = Health(now, kinds=process_kinds(now), calls_waiting=calls_waiting(now))
         health.deliveries_waiting = oldest_waiting(now) or ZERO
         health.overdue_job, health.job_overdue = most_overdue(now)
+        health.provider = ProviderListRead.objects.health()
     except DATABASE_ERRORS:
         return Health(now, database=False)
     return health
