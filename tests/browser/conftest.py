@@ -1,5 +1,5 @@
-"""Playwright driving Debian's Chromium against pytest-django's live server, plus a real
-`db_worker` process on the same test database for background work (sandbox outcomes)."""
+"""Playwright driving Debian's Chromium against pytest-django's live server, plus a real worker
+and the engine on the same test database for background work (sandbox outcomes, periodic jobs)."""
 
 import os
 import shutil
