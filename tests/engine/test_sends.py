@@ -13,13 +13,13 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import Client
-from django.utils import timezone
 
 from calls.engine.sends import send_call
 from calls.models import CallLog
 from calls.models.campaigns import recover_abandoned_rows
 from calls.schedules import LOST_AFTER, queue_overdue_calls
 from calls.sealing import unseal
+from tests.clock import pinned_now
 from tests.helpers.answers import QUEUED
 from tests.helpers.portal import OTP, call_form, database_dump, place_call, text_of
 from tests.helpers.webhooks import CALL_ID, deliver, push
@@ -83,7 +83,7 @@ def test_a_send_task_run_again_finds_the_call_sent_and_posts_nothing(
 def test_two_workers_sending_the_same_call_at_once_post_it_once(bridge, sound, real_gateway):
     real_gateway.answer(200, QUEUED)
     call = CallLog.objects.create(
-        bridge=bridge, audio=sound, to="918867135123", not_before=timezone.now()
+        bridge=bridge, audio=sound, to="918867135123", not_before=pinned_now()
     )
     start = threading.Barrier(4)
 
@@ -135,7 +135,7 @@ def test_a_call_whose_send_task_was_lost_is_queued_again_and_sent_once(
     lost.claim("a-worker-killed-before-it-began")  # RUNNING for ever: its worker died
     call = CallLog.objects.get()
 
-    assert queue_overdue_calls(timezone.now()) == 0  # its task may still come
+    assert queue_overdue_calls(pinned_now()) == 0  # its task may still come
     later = call.not_before + LOST_AFTER
     assert queue_overdue_calls(later) == 1
     assert queue_overdue_calls(later + timedelta(seconds=15)) == 0  # queued once a lease
@@ -153,11 +153,11 @@ def test_a_call_whose_worker_died_after_the_post_began_becomes_unknown_and_is_ne
     assert call.begin_sending()  # the worker began the POST, then was killed
 
     grace = timedelta(seconds=settings.OBD_SEND_GRACE_SECONDS)
-    assert recover_abandoned_rows(timezone.now() + grace + timedelta(seconds=1)) == (0, 1)
+    assert recover_abandoned_rows(pinned_now() + grace + timedelta(seconds=1)) == (0, 1)
 
     call.refresh_from_db()
     assert call.status == "unknown" and call.sealed_variables == ""
-    assert queue_overdue_calls(timezone.now() + timedelta(hours=1)) == 0
+    assert queue_overdue_calls(pinned_now() + timedelta(hours=1)) == 0
     assert sends.run() == ["not ours"]  # the task the request queued
     assert posts(real_gateway) == []
     page = text_of(agent_client.get(call.get_absolute_url()).text)

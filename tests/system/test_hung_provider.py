@@ -18,10 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 from django.test import Client
-from django.utils import timezone
 
 from calls.models import CallLog
 from calls.schedules import queue_overdue_calls
+from tests.clock import pinned_now
 from tests.conftest import _user
 from tests.system.conftest import GUNICORN, Server, serve, start_db_worker
 
@@ -168,7 +168,7 @@ def test_four_agents_place_calls_while_the_provider_hangs_and_the_portal_keeps_a
 
     wait_for("every call leaves pending (its read timeout passed)", settled, PATIENCE * 2)
     assert set(CallLog.objects.values_list("status", flat=True)) <= {"unknown", "answered"}
-    assert queue_overdue_calls(timezone.now() + timedelta(hours=1)) == 0  # never sent again
+    assert queue_overdue_calls(pinned_now() + timedelta(hours=1)) == 0  # never sent again
     time.sleep(2)  # a second POST would come now, if any process were to make one
     assert hung_provider.posted == Counter(CallLog.objects.values_list("to", flat=True))
     assert set(hung_provider.posted.values()) == {1}  # each call POSTed once
