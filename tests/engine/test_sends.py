@@ -79,6 +79,17 @@ def test_a_send_task_run_again_finds_the_call_sent_and_posts_nothing(
     assert len(posts(real_gateway)) == 1
 
 
+def test_a_worker_whose_clock_is_a_little_behind_the_webs_still_sends_a_call_placed_now(
+    bridge, sound, real_gateway
+):
+    real_gateway.answer(200, QUEUED)
+    ahead = pinned_now() + timedelta(milliseconds=300)  # the clock of the web that placed it
+    call = CallLog.objects.create(bridge=bridge, audio=sound, to="918867135123", not_before=ahead)
+
+    assert send_call.call(call.pk) == "queued"
+    assert len(posts(real_gateway)) == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_sending_the_same_call_at_once_post_it_once(bridge, sound, real_gateway):
     real_gateway.answer(200, QUEUED)
