@@ -45,7 +45,7 @@ def queue_overdue_calls(now: datetime, limit: int = 50) -> int:
         )
         CallLog.objects.filter(pk__in=overdue).update(lease_until=lease)
         for pk in overdue:
-            transaction.on_commit(partial(send_call.enqueue, pk))
+            transaction.on_commit(partial(send_call.enqueue, pk), robust=True)
     return len(overdue)
 
 
