@@ -11,18 +11,19 @@ from django.tasks import Task, TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from calls.engine import sends
 from calls.keypresses import LookupRun, fetch_keypresses
-from calls.models import CallLog, Campaign, WorkerHeartbeat
+from calls.models import CallLog, Campaign, Notice, WorkerHeartbeat
 from calls.models.campaigns import recover_abandoned_rows
 from calls.models.events import apply_waiting, oldest_waiting
 from calls.models.retries import allowed_to_send, schedule_retries, wipe_ended_campaigns_secrets
-from calls.notifications import check_notices_periodically
+from calls.notifications import check_notices_periodically, tell_supervisors
 from calls.optouts import sync_optouts_periodically
-from calls.provider.base import Gateway, SendResult
+from calls.provider.base import Gateway
 from calls.provider.configured import get_gateway
 from calls.reconcile import reconcile_waiting
 from calls.rollups import fold_tallies_periodically
-from calls.schedules import send_scheduled_calls
+from calls.schedules import queue_overdue_calls
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 30
@@ -121,31 +122,47 @@ class Dispatcher:
 
     def send(self, call: CallLog) -> bool:
         """Send one claimed row; False when the provider asked us to slow down (429)."""
-        try:
-            variables = call.variables_in_clear()
-        except ValueError as exc:
-            call.record_submission(SendResult(status=CallLog.Status.ERROR, error=str(exc)), {})
-            return True
-        if not call.begin_sending(self.now()):
+        sent = sends.send(
+            call,
+            self.gateway,
+            now=self.now(),
+            may_retry=self.campaign.may_follow(call.attempt_number),
+            hold_if_rate_limited=True,
+        )
+        if sent is None:
             # Its lease ran out and another worker took it, or the campaign was canceled.
             logger.info("campaign=%s call=%s no longer ours to send", self.campaign.pk, call.pk)
             return True
-        result = self.gateway.send(call.provider_payload(variables))
-        if result.http_status == 429:
+        if sent.result.http_status == 429:
             # Refused before it was placed: back in the queue, and the campaign waits as told.
             self.campaign.release([call])
-            wait = (
-                result.retry_after
-                if result.retry_after is not None
-                else settings.OBD_RATE_LIMIT_WAIT_SECONDS
-            )
+            wait = sent.result.retry_after
+            wait = settings.OBD_RATE_LIMIT_WAIT_SECONDS if wait is None else wait
             self.campaign.slow_down(self.now() + timedelta(seconds=wait))
             logger.warning("campaign=%s provider rate limit: waiting %ss", self.campaign.pk, wait)
             return False
-        call.record_submission(
-            result, variables, may_retry=self.campaign.may_follow(call.attempt_number)
-        )
+        if sent.asked:
+            self._watch_provider(sent)
         return True
+
+    def _watch_provider(self, sent: sends.Sent) -> None:
+        """The circuit breaker: a provider that stops answering (hung, unreachable, failing
+        with 5xx) would turn row after row into `unknown`. After a few such sends in a row,
+        counted for the campaign across its dispatchers, the campaign pauses itself, says why,
+        and its supervisors are told; a person resumes it."""
+        if not self.campaign.note_provider_answer(silent=sent.provider_silent):
+            return
+        logger.warning(
+            "campaign=%s paused: the provider stopped answering (%s)",
+            self.campaign.pk,
+            sent.result.error,
+        )
+        tell_supervisors(
+            Notice.Kind.CAMPAIGN_PAUSED,
+            key=f"{self.campaign.pk}-{self.now():%Y%m%dT%H%M%S%f}",
+            title=f"Campaign “{self.campaign.name}” paused itself: the provider is not answering",
+            link=self.campaign.get_absolute_url(),
+        )
 
 
 @task(queue_name="campaigns")
@@ -200,8 +217,8 @@ def fetch_keypresses_periodically() -> dict[str, int]:
 @task
 def run_schedules_periodically() -> dict[str, int]:
     """Scheduled work come due: campaigns to start or to end, retries to make (dispatchers make
-    them too; this covers paused campaigns and dispatchers between runs), single calls placed
-    "at" a later time. Queues its next run first, so a crash keeps the chain."""
+    them too; this covers paused campaigns and dispatchers between runs), single calls whose
+    send task was lost. Queues its next run first, so a crash keeps the chain."""
     now = timezone.now()
     later = now + timedelta(seconds=settings.OBD_SCHEDULE_EVERY_SECONDS)
     run_schedules_periodically.using(run_after=later).enqueue()
@@ -217,8 +234,8 @@ def run_schedules_periodically() -> dict[str, int]:
         elif campaign.status != Campaign.Status.SCHEDULED:
             retries += schedule_retries(campaign, now)
     wipe_ended_campaigns_secrets()
-    sent = send_scheduled_calls(get_gateway(), now)
-    return {"begun": begun, "ended": ended, "retries": retries, "calls": sent}
+    queued = queue_overdue_calls(now)
+    return {"begun": begun, "ended": ended, "retries": retries, "calls": queued}
 
 
 @task

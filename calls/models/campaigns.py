@@ -95,6 +95,11 @@ class Campaign(Playback, CampaignPolicy):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The circuit breaker: sends in a row the provider left without an answer (timed out,
+    # unreachable, 5xx), counted across dispatchers; past the limit the campaign pauses itself
+    # and says why here until a person resumes it.
+    provider_failures = models.PositiveIntegerField(default=0, editable=False)
+    paused_reason = models.CharField(max_length=300, blank=True, editable=False)
 
     class Meta(Playback.Meta):
         ordering = ["-id"]
@@ -174,6 +179,8 @@ class Campaign(Playback, CampaignPolicy):
             return f"Sent, {awaiting} awaiting outcome"
         if self.status == self.Status.CANCELED and not to_call:
             return "Canceled before sending"
+        if self.status == self.Status.PAUSED and self.paused_reason:
+            return "Paused: the provider is not answering"
         return self.get_status_display()
 
     def first_rows(self, limit: int = 5) -> list[tuple[str, list[str]]]:
@@ -255,10 +262,35 @@ class Campaign(Playback, CampaignPolicy):
         return ended
 
     def pause(self) -> bool:
-        return self._move(self.ACTIONS_FROM["pause"], self.Status.PAUSED)
+        return self._move(self.ACTIONS_FROM["pause"], self.Status.PAUSED, paused_reason="")
 
     def resume(self) -> bool:
-        return self._move(self.ACTIONS_FROM["resume"], self.Status.RUNNING)
+        """A person resumes it (after a pause of their own, or one the breaker made)."""
+        return self._move(
+            self.ACTIONS_FROM["resume"], self.Status.RUNNING, paused_reason="", provider_failures=0
+        )
+
+    def note_provider_answer(self, *, silent: bool) -> bool:
+        """Count a send the provider left without an answer (`silent`), or start the count
+        again after one it answered. True for the one caller whose count paused the campaign
+        (`OBD_PAUSE_AFTER_PROVIDER_FAILURES` in a row; 0: never)."""
+        mine = Campaign.objects.filter(pk=self.pk)
+        if not silent:
+            mine.filter(provider_failures__gt=0).update(provider_failures=0)
+            return False
+        mine.update(provider_failures=models.F("provider_failures") + 1)
+        failures = mine.values_list("provider_failures", flat=True).get()
+        limit = settings.OBD_PAUSE_AFTER_PROVIDER_FAILURES
+        if not limit or failures < limit:
+            return False
+        reason = (
+            f"Paused by itself: the provider left {failures} calls in a row without an answer "
+            "(timed out, unreachable or failing). Calls already sent stay unknown until the "
+            "provider's status look-up settles them. Resume once the provider answers again."
+        )
+        return self._move(
+            frozenset({self.Status.RUNNING}), self.Status.PAUSED, paused_reason=reason
+        )
 
     def cancel(self) -> bool:
         """Stop for good; calls not yet sent are withdrawn and never sent."""

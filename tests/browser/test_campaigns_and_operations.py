@@ -67,7 +67,7 @@ def test_a_campaign_reports_a_bad_row_then_runs_to_100_percent(
 
 
 def test_a_supervisor_reads_the_dashboard_exports_calls_and_uploads_a_sound(
-    supervisor_page, tmp_path
+    supervisor_page, task_worker, tmp_path
 ):
     seed()
     page = supervisor_page
@@ -76,7 +76,8 @@ def test_a_supervisor_reads_the_dashboard_exports_calls_and_uploads_a_sound(
     page.select_option("#id_audio", label="Payment reminder (sound)")
     page.click("button:has-text('Place call')")
     page.wait_for_url(re.compile(r"/calls/\d+/$"))
-    expect(page.locator(".outcome .status")).to_have_text("Rejected")
+    # "Sending…" until the worker records the provider's answer; the page redraws itself.
+    expect(page.locator(".outcome .status")).to_have_text("Rejected", timeout=30_000)
     screenshot(page, "call-detail")
 
     page.click("nav >> text=Dashboard")
