@@ -212,13 +212,15 @@ class CampaignImport(models.Model):
                 lease_until=timezone.now() + LEASE
             ):
                 return 0
-            for rows, above in (
-                (CallLog.objects.filter(campaign_id=self.campaign_id), self.calls_before),
-                (RejectedRow.objects.filter(campaign_id=self.campaign_id), self.set_aside_before),
+            for model, above in (
+                (CallLog, self.calls_before),
+                (RejectedRow, self.set_aside_before),
             ):
-                ids = list(rows.filter(id__gt=above).order_by("id").values_list("id", flat=True))
-                if ids := ids[:limit]:
-                    rows.filter(id__in=ids).delete()
+                ours = model.objects.filter(campaign_id=self.campaign_id, id__gt=above)
+                # The `limit` lowest ids: a range, so the DELETE binds two values, not thousands.
+                ids = list(ours.order_by("id").values_list("id", flat=True)[:limit])
+                if ids:
+                    ours.filter(id__lte=ids[-1]).delete()
                     return len(ids)
         return 0
 
