@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db import models, transaction
 from django.db.models import F, Max, Q
 from django.template.defaultfilters import pluralize
@@ -94,8 +95,8 @@ class CampaignImport(models.Model):
     @property
     def summary(self) -> str:
         return (
-            f"{self.accepted} row{pluralize(self.accepted)} ready to call, "
-            f"{self.rejected} set aside."
+            f"{intcomma(self.accepted)} row{pluralize(self.accepted)} ready to call, "
+            f"{intcomma(self.rejected)} set aside."
         )
 
     # --- arrival and the person's cancel (web) ---------------------------------------------
