@@ -69,13 +69,17 @@ def _read(job: CampaignImport, holder: uuid.UUID) -> None:
     """Read and store chunks from the last committed mark until the end of the file, a row
     that cannot be read (the import is given up, saying why), or the import is no longer ours
     (canceled, or taken by another worker after our lease ran out)."""
+    playing = Campaign.objects.select_related("bridge", "flow", "audio")
+    if not (campaign := playing.filter(pk=job.campaign_id).first()):  # deleted (in the admin)
+        job.give_up(holder, "Its campaign was deleted while the file was read.")
+        return
     try:
         text = decode(bytes(job.content))
-        layout = read_layout(job.campaign, text)
+        layout = read_layout(campaign, text)
     except UnreadableFile as exc:
         job.give_up(holder, str(exc))
         return
-    check = RowCheck(job.campaign, layout, job.uploaded_by)
+    check = RowCheck(campaign, layout, job.uploaded_by)
     stored = job.position
     rows = RowReader(text, layout, Mark(job.position, job.line) if stored else layout.rows_from)
     found = job.accepted + job.rejected

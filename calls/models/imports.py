@@ -189,7 +189,7 @@ class CampaignImport(models.Model):
         if not ended:
             return False
         self.refresh_from_db(fields=["accepted", "rejected"])
-        campaign = self.campaign
+        campaign = Campaign.objects.get(pk=self.campaign_id)
         campaign.rejected_rows.filter(id__lte=self.set_aside_before).delete()
         campaign.end_import(columns=columns, rows_rejected=self.rejected)
         AuditEntry.record(
@@ -232,10 +232,11 @@ class CampaignImport(models.Model):
             ended = self._ours(holder, self.State.UNDOING).update(
                 state=F("ending"), content=b"", finished_at=timezone.now(), lease_until=None
             )
+            campaign = Campaign.objects.filter(pk=self.campaign_id)
             if ended and self.made_campaign:
-                Campaign.objects.filter(pk=self.campaign_id).delete()
-            elif ended:
-                self.campaign.end_import()
+                campaign.delete()
+            elif ended and (draft := campaign.first()):  # unless deleted meanwhile
+                draft.end_import()
         return bool(ended)
 
     # --- the sweeper ----------------------------------------------------------------------

@@ -253,3 +253,15 @@ def test_an_import_that_keeps_stopping_fails_instead_of_stopping_workers_for_eve
     assert job.attempts == MAX_ATTEMPTS
     assert job.error.startswith(f"The import stopped {MAX_ATTEMPTS} times before the end")
     assert not Campaign.objects.exists() and not CallLog.objects.exists()
+
+
+def test_an_import_whose_campaign_was_deleted_meanwhile_ends_instead_of_failing_for_ever(
+    bridge, otp_flow
+):
+    campaign = make_campaign(bridge, flow=otp_flow)
+    job = arrive(campaign, csv_of(ROWS))
+    Campaign.objects.filter(pk=campaign.pk).delete()  # in the admin, say
+
+    assert engine.work_on(job.pk) == "failed"
+    job.refresh_from_db()
+    assert job.error == "Its campaign was deleted while the file was read."
