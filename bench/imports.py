@@ -14,7 +14,8 @@ For each database (a fresh SQLite file and/or a fresh PostgreSQL database):
 
 Files (a flow campaign: number, Name, otp; 2 % bad numbers; the otp sealed as in production):
 `--rows 300000,600000`; plus `junk`: an audio campaign's 600,000 rows of "1" (1.2 MB), the file
-that ran past gunicorn's timeout when the request read it.
+that ran past gunicorn's timeout when the request read it; and 20 MB of random bytes (the size
+cap; it compresses worst, so it is the longest to store; the worker refuses it).
 
 Run from the repository root (PostgreSQL must trust the user, or the URL carry a password):
 
@@ -54,6 +55,11 @@ def flow_csv(path: Path, rows: int) -> None:
 
 def junk_csv(path: Path, rows: int) -> None:
     path.write_bytes(b"number\n" + b"1\n" * rows)
+
+
+def binary_file(path: Path) -> None:
+    """Random bytes just under the size cap: what compresses worst, the longest to store."""
+    path.write_bytes(os.urandom(20 * 2**20 - 2**10))
 
 
 def manage(env: dict[str, str], *args: str) -> str:
@@ -210,11 +216,12 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=PG_URL)
     parser.add_argument("--rows", default="300000,600000", help="flow CSVs, rows each")
     parser.add_argument("--no-junk", action="store_true", help="skip the 600,000 junk rows")
+    parser.add_argument("--no-binary", action="store_true", help="skip the 20 MB binary file")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-imports-"))
     files = []
-    for rows in (int(n) for n in args.rows.split(",")):
+    for rows in (int(n) for n in args.rows.split(",") if n):
         path = workdir / f"flow-{rows}.csv"
         flow_csv(path, rows)
         files.append((f"{rows:,} rows", path, True))
@@ -222,6 +229,10 @@ def main() -> None:
         path = workdir / "junk-600000.csv"
         junk_csv(path, 600_000)
         files.append(("600,000 junk rows", path, False))
+    if not args.no_binary:
+        path = workdir / "binary.csv"
+        binary_file(path)
+        files.append(("20 MB binary", path, False))
 
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     for database in args.databases.split(","):

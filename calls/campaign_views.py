@@ -45,22 +45,7 @@ def campaign_new(request: AuthenticatedHttpRequest) -> HttpResponse:
         return render(request, "calls/campaign_new.html#csv-sample", _sample_context(flow))
     form = CampaignForm(request.POST or None, request.FILES or None)
     if form.is_valid():
-        with transaction.atomic():  # the campaign and its file, or neither
-            campaign = form.save(commit=False)
-            campaign.created_by = request.user
-            campaign.status = Campaign.Status.IMPORTING  # a draft once a worker read every row
-            campaign.save()
-            # Exempting a campaign from the TRAI hours is a choice someone answers for.
-            exempt = (
-                "Marked transactional: exempt from the TRAI hours."
-                if campaign.transactional
-                else ""
-            )
-            AuditEntry.record(
-                request.user, AuditEntry.Action.CREATED, campaign=campaign, detail=exempt
-            )
-            queue_import(campaign, form.cleaned_data["csv_file"], request.user)
-        return redirect(campaign)
+        return redirect(form.create(request.user))
     flow = _active_flow(form["flow"].value())
     return render(request, "calls/campaign_new.html", {"form": form, **_sample_context(flow)})
 
