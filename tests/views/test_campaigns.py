@@ -614,3 +614,15 @@ def test_a_running_campaign_says_which_numbers_wait_for_their_calling_hours(supe
 
     assert "1 number waits for its calling hours" in page
     assert "The others are not held up." in page
+
+
+def test_the_list_says_an_importing_campaign_is_reading_its_csv_and_refreshes_itself(
+    supervisor, bridge, otp_flow
+):
+    make_campaign(bridge, flow=otp_flow, status="importing")
+
+    html = logged_in(supervisor).get("/campaigns/").content.decode()
+
+    assert list_status(logged_in(supervisor)) == "Importing"
+    assert "Reading its CSV…" in text_of(html)
+    assert 'hx-trigger="every 3s"' in html
