@@ -74,7 +74,7 @@ def _read(job: CampaignImport, holder: uuid.UUID) -> None:
         job.give_up(holder, "Its campaign was deleted while the file was read.")
         return
     try:
-        text = decode(job.file())
+        text = decode(bytes(job.content))
         layout = read_layout(campaign, text)
     except UnreadableFile as exc:
         job.give_up(holder, str(exc))

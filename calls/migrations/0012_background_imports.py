@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
                 ('made_campaign', models.BooleanField(default=False, help_text='The campaign was created with this upload: removed with it')),
                 ('filename', models.CharField(max_length=255)),
                 ('size', models.PositiveIntegerField(help_text='Bytes')),
-                ('content', models.BinaryField(help_text='The file, zlib-compressed; emptied at the end')),
+                ('content', models.BinaryField(help_text='The file; emptied once it ends')),
                 ('uploaded_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('state', models.CharField(choices=[('waiting', 'Waiting for a worker'), ('reading', 'Reading'), ('undoing', 'Removing the rows read'), ('done', 'Imported'), ('failed', 'Failed'), ('canceled', 'Canceled')], db_index=True, default='waiting', max_length=16)),
                 ('ending', models.CharField(blank=True, choices=[('waiting', 'Waiting for a worker'), ('reading', 'Reading'), ('undoing', 'Removing the rows read'), ('done', 'Imported'), ('failed', 'Failed'), ('canceled', 'Canceled')], max_length=16)),

@@ -68,7 +68,7 @@ def test_the_upload_answers_at_once_without_reading_a_row(post, supervisor, brid
         otp_flow,
     )
     job = CampaignImport.objects.get()
-    assert (job.state, job.file(), job.position, job.filename) == (
+    assert (job.state, bytes(job.content), job.position, job.filename) == (
         "waiting",
         VIEW_CSV,
         0,
