@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from calls.engine import sends
+from calls.engine.imports import resume_stalled_imports
 from calls.keypresses import LookupRun, fetch_keypresses
 from calls.models import CallLog, Campaign, Notice, WorkerHeartbeat
 from calls.models.campaigns import recover_abandoned_rows
@@ -251,7 +252,8 @@ def worker_heartbeat() -> None:
 def sweep_abandoned_work() -> dict[str, int]:
     """What a worker killed mid-task leaves behind, healed: rows it held (back to the queue, or
     `unknown` when their POST may have begun), its tasks stuck RUNNING (the queue never learns
-    that a worker died), periodic chains it broke, running campaigns nobody dispatches any more."""
+    that a worker died), periodic chains it broke, running campaigns nobody dispatches any more,
+    CSV imports nobody reads any more."""
     now = timezone.now()
     sweep_abandoned_work.using(
         run_after=now + timedelta(seconds=settings.OBD_SWEEP_EVERY_SECONDS)
@@ -261,6 +263,7 @@ def sweep_abandoned_work() -> dict[str, int]:
     lost = _fail_lost_tasks(now)
     chains = sum(ensure_periodic(periodic) for periodic in PERIODIC)
     revived = _revive_campaigns()
+    imports = resume_stalled_imports()
     return {
         "requeued": requeued,
         "unknown": unknown,
@@ -268,6 +271,7 @@ def sweep_abandoned_work() -> dict[str, int]:
         "lost_tasks": lost,
         "chains": chains,
         "campaigns": revived,
+        "imports": imports,
     }
 
 

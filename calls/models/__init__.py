@@ -11,6 +11,7 @@ from calls.models.catalogue import (
     Playback,
 )
 from calls.models.events import CallEvent
+from calls.models.imports import CampaignImport
 from calls.models.notices import Notice
 from calls.models.provider_lists import ProviderListRead
 from calls.models.records import AuditEntry, DoNotCall, UserPreference, WorkerHeartbeat
@@ -29,6 +30,7 @@ __all__ = [
     "CallLog",
     "CallTally",
     "Campaign",
+    "CampaignImport",
     "DoNotCall",
     "FailedSubmission",
     "IvrFlow",

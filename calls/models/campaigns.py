@@ -54,6 +54,7 @@ class Campaign(Playback, CampaignPolicy):
     calling hours, with its retry policy and schedule."""
 
     class Status(models.TextChoices):
+        IMPORTING = "importing", "Importing"  # its CSV is being read: nothing may start it yet
         DRAFT = "draft", "Draft"
         SCHEDULED = "scheduled", "Scheduled"
         RUNNING = "running", "Running"
@@ -216,6 +217,14 @@ class Campaign(Playback, CampaignPolicy):
             locked.save(update_fields=["status", *extra])
         self.refresh_from_db()
         return True
+
+    def begin_import(self) -> bool:
+        """A draft takes more rows from a CSV: it cannot be started until they are all read."""
+        return self._move(frozenset({self.Status.DRAFT}), self.Status.IMPORTING)
+
+    def end_import(self, **report: object) -> bool:
+        """Its CSV read (with `columns` and `rows_rejected`), or undone: a draft again."""
+        return self._move(frozenset({self.Status.IMPORTING}), self.Status.DRAFT, **report)
 
     def start(self) -> bool:
         """Start now, or at the campaign's start time when that is still to come."""

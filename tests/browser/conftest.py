@@ -92,8 +92,11 @@ def supervisor_page(page, transactional_db, django_user_model):
 
 @pytest.fixture
 def task_worker(transactional_db) -> Iterator[subprocess.Popen]:
-    """A real worker process on the test database, as `make run` starts one beside the server."""
-    worker = start_db_worker(OBD_SANDBOX_DELAY_SECONDS="1", MOBTEXTING_API_TOKEN="")
+    """A real worker process on the test database, as `make run` starts one beside the server,
+    with the live server's settings (no default region: the tests' autouse settings)."""
+    worker = start_db_worker(
+        OBD_SANDBOX_DELAY_SECONDS="1", MOBTEXTING_API_TOKEN="", OBD_DEFAULT_REGION=""
+    )
     yield worker
     worker.terminate()
     worker.wait(timeout=10)
