@@ -1,22 +1,24 @@
-"""The campaign pages: a draft from a CSV (with a sample file for the chosen flow), its report and
-first rows, the questions asked before starting or canceling, the actions, the rejected rows."""
+"""The campaign pages: a draft from a CSV (with a sample file for the chosen flow; a worker reads
+it while the page shows how far), its report and first rows, the questions asked before starting
+or canceling, the actions, the rejected rows."""
 
 from django.contrib import messages
-from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from calls.engine.dispatch import start_dispatchers
+from calls.engine.imports import queue_import
 from calls.exports import csv_download
 from calls.forms import CallAgainForm, CampaignForm, CsvUploadForm
 from calls.http import AuthenticatedHttpRequest, id_in
-from calls.imports import UnreadableFile, import_rows, sample
+from calls.imports import sample
 from calls.keypresses import campaign_results
-from calls.models import AuditEntry, Campaign, IvrFlow
+from calls.models import AuditEntry, Campaign, CampaignImport, IvrFlow
 from calls.models.retries import CannotCallAgain, eta, held_for_hours, numbers, why_not_again
 from calls.roles import permission_required
 from calls.vocabulary import CallStatus
@@ -29,8 +31,9 @@ def campaign_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     campaigns = list(Campaign.objects.select_related("bridge", "flow", "audio", "created_by")[:100])
     progress = Campaign.progress_of(campaigns)
     rows = [(campaign, progress[campaign.pk]) for campaign in campaigns]
-    # Refresh while anything moves: a running campaign, or sent calls still awaiting outcomes.
-    live = any(c.status == Campaign.Status.RUNNING or p["in_flight"] for c, p in rows)
+    # Refresh while anything moves: a running or importing campaign, calls awaiting outcomes.
+    moving = {Campaign.Status.RUNNING, Campaign.Status.IMPORTING}
+    live = any(c.status in moving or p["in_flight"] for c, p in rows)
     template = "calls/campaign_list.html#campaigns" if request.htmx else "calls/campaign_list.html"
     return render(request, template, {"rows": rows, "live": live})
 
@@ -42,17 +45,7 @@ def campaign_new(request: AuthenticatedHttpRequest) -> HttpResponse:
         return render(request, "calls/campaign_new.html#csv-sample", _sample_context(flow))
     form = CampaignForm(request.POST or None, request.FILES or None)
     if form.is_valid():
-        campaign = form.save(commit=False)
-        campaign.created_by = request.user
-        campaign.save()
-        # Exempting a campaign from the TRAI hours is a choice someone answers for.
-        exempt = (
-            "Marked transactional: exempt from the TRAI hours." if campaign.transactional else ""
-        )
-        AuditEntry.record(request.user, AuditEntry.Action.CREATED, campaign=campaign, detail=exempt)
-        if _import_into(request, campaign, form.cleaned_data["csv_file"]):
-            return redirect(campaign)
-        campaign.delete()  # nothing usable was uploaded: no empty draft left behind
+        return redirect(form.create(request.user))
     flow = _active_flow(form["flow"].value())
     return render(request, "calls/campaign_new.html", {"form": form, **_sample_context(flow)})
 
@@ -77,27 +70,23 @@ def campaign_sample_csv(request: AuthenticatedHttpRequest) -> StreamingHttpRespo
     return csv_download(f"campaign-{name}-sample.csv", header, [example], phone_columns=["number"])
 
 
-def _import_into(
-    request: AuthenticatedHttpRequest, campaign: Campaign, upload: UploadedFile[bytes]
-) -> bool:
-    try:
-        report = import_rows(campaign, upload, user=request.user)
-    except UnreadableFile as exc:
-        messages.error(request, str(exc))
-        return False
-    accepted = report.accepted
-    summary = f"{accepted} row{pluralize(accepted)} ready to call, {report.rejected} rejected."
-    AuditEntry.record(request.user, AuditEntry.Action.UPLOADED, campaign=campaign, detail=summary)
-    messages.success(request, summary)
-    return True
-
-
 @permission_required("calls.view_campaign")
 def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign.objects.select_related("bridge", "flow", "audio"), pk=pk)
+    campaign = Campaign.objects.select_related("bridge", "flow", "audio").filter(pk=pk).first()
+    if campaign is None:
+        return _gone(request, pk)
+    upload = campaign.imports.defer("content").first()  # the latest
+    polled = request.htmx and request.htmx.target == "import-progress"
+    if campaign.status == Campaign.Status.IMPORTING:  # how far the worker has read
+        template = "calls/campaign_detail.html" + ("#import-progress" if polled else "")
+        audit = campaign.audit.select_related("actor")
+        return render(request, template, {"campaign": campaign, "upload": upload, "audit": audit})
+    if polled:  # read (or undone) since: the whole page changed
+        return HttpResponseClientRefresh()
     draft = campaign.status == Campaign.Status.DRAFT
     context = {
         "campaign": campaign,
+        "upload": upload,
         "progress": campaign.progress(),
         "numbers": numbers(campaign),
         "eta": eta(campaign, timezone.now()),
@@ -119,11 +108,38 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 def campaign_upload(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk, status=Campaign.Status.DRAFT)
     form = CsvUploadForm(request.POST, request.FILES)
-    if form.is_valid():
-        _import_into(request, campaign, form.cleaned_data["csv_file"])
-    else:  # no file, or one over the size limit: the form says which
+    if not form.is_valid():  # no file, or one over the size limit: the form says which
         messages.error(request, " ".join(map(str, form.errors["csv_file"])))
+    else:
+        with transaction.atomic():
+            if queue_import(campaign, form.cleaned_data["csv_file"], request.user) is None:
+                messages.error(request, "The campaign is no longer a draft: rows cannot be added.")
     return redirect(campaign)
+
+
+@require_POST
+@permission_required("calls.change_campaign")
+def campaign_import_cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Stop reading the upload; a worker removes what it stored (a new campaign with it)."""
+    upload = CampaignImport.objects.defer("content").filter(campaign_id=pk).first()  # the latest
+    if upload is None:
+        raise Http404("This campaign has no upload.")
+    if not upload.cancel(request.user):
+        messages.error(request, "The import had already ended: nothing to cancel.")
+    return redirect("calls:campaign-detail", pk)
+
+
+def _gone(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """A campaign removed with the upload it was made for says why, to whoever waited on it."""
+    if request.htmx:
+        return HttpResponseClientRefresh()
+    upload = get_object_or_404(
+        CampaignImport.objects.defer("content"),
+        campaign_id=pk,
+        made_campaign=True,
+        state__in=[CampaignImport.State.FAILED, CampaignImport.State.CANCELED],
+    )
+    return render(request, "calls/campaign_gone.html", {"upload": upload}, status=410)
 
 
 @permission_required("calls.change_campaign")

@@ -1,55 +1,58 @@
-"""Single calls placed "at" a later time (a reminder at 10:00 tomorrow): stored with their
-sensitive values sealed, like campaign rows, sent by the worker once due, cancellable until
-their POST begins. A worker that dies holding one leaves it to the sweeper like a campaign row:
-back to the queue if its POST never began, `unknown` (never re-sent) if it may have."""
+"""Single calls not sent yet: placed for now, or "at" a later time (a reminder at 10:00 tomorrow).
+Either way stored with their sensitive values sealed and sent by a worker's task (engine/sends.py)
+queued when they were placed; a call placed for later can be canceled until its POST begins.
+
+A task can be lost (a worker killed before it began it, a queue that could not be written): the
+schedule's sweep queues again any call still waiting a little past its time, under a lease so it
+is queued once a lease. Whichever task comes first sends it; the others find it begun. A worker
+that dies after the POST began leaves the call to the sweeper: `unknown`, never sent again."""
 
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from calls.engine.sends import send_call
 from calls.models import CallLog
 from calls.models.calls import CallLogQuerySet, Mover
-from calls.provider.base import Gateway, SendResult
 from calls.vocabulary import CallStatus
 
+# A call still waiting this long past its time has lost its task, or its worker is far behind.
+LOST_AFTER = timedelta(seconds=5)
 
-def scheduled_calls() -> CallLogQuerySet:
-    """Single calls waiting for their time (campaign rows wait with their campaign)."""
+
+def waiting_calls() -> CallLogQuerySet:
+    """Single calls whose POST has not begun (a campaign's rows wait with their campaign)."""
     return CallLog.objects.filter(
         campaign=None, status=CallStatus.PENDING, submitted_at=None, not_before__isnull=False
     )
 
 
-def send_scheduled_calls(gateway: Gateway, now: datetime, limit: int = 50) -> int:
-    """Send the scheduled calls due by `now`, each once (claimed with a lease, then sent through
-    `begin_sending`'s compare-and-set). Returns how many were taken."""
+def queue_overdue_calls(now: datetime, limit: int = 50) -> int:
+    """Queue again the single calls due a while ago whose POST has not begun, each claimed with
+    a lease first (so the next sweep leaves it to the task queued now). How many were queued."""
     lease = now + timedelta(seconds=settings.OBD_CLAIM_LEASE_SECONDS)
     with transaction.atomic():
-        calls = list(
-            scheduled_calls()
-            .filter(not_before__lte=now)
+        overdue = list(
+            waiting_calls()
+            .filter(not_before__lte=now - LOST_AFTER)
             .filter(Q(lease_until=None) | Q(lease_until__lt=now))
             .select_for_update(skip_locked=True)
-            .order_by("not_before", "id")[:limit]
+            .order_by("not_before", "id")
+            .values_list("pk", flat=True)[:limit]
         )
-        CallLog.objects.filter(pk__in=[c.pk for c in calls]).update(lease_until=lease)
-    for call in calls:
-        call.lease_until = lease
-        try:
-            variables = call.variables_in_clear()
-        except ValueError as exc:
-            call.record_submission(SendResult(status=CallStatus.ERROR, error=str(exc)), {})
-            continue
-        call.submit(gateway, variables)
-    return len(calls)
+        CallLog.objects.filter(pk__in=overdue).update(lease_until=lease)
+        for pk in overdue:
+            transaction.on_commit(partial(send_call.enqueue, pk), robust=True)
+    return len(overdue)
 
 
 def cancel_scheduled(call: CallLog) -> bool:
-    """Withdraw a scheduled call not sent yet; False once its POST began (or it was not one)."""
+    """Withdraw a single call not sent yet; False once its POST began (or it was not one)."""
     moved = (
-        scheduled_calls()
+        waiting_calls()
         .filter(pk=call.pk)
         .move(
             Mover.CANCEL,

@@ -1,5 +1,5 @@
-"""Sensitive variable values of campaign rows wait for their send encrypted, never in clear, and
-are wiped once sent. Single calls never store them at all (they are sent from the request).
+"""Sensitive variable values of a call wait for their send encrypted, never in clear (a call
+placed from the form, a retry, a campaign row), and are wiped once sent.
 
 The key is derived from SECRET_KEY with HKDF under this module's own label, so it is never the
 key Django signs with. Sealing uses the current SECRET_KEY; unsealing also tries every

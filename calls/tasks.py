@@ -9,9 +9,11 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from calls.models import CallLog, Campaign
+from calls.engine import sends
+from calls.models import CallLog, Campaign, Notice
 from calls.models.retries import allowed_to_send, schedule_retries
-from calls.provider.base import Gateway, SendResult
+from calls.notifications import tell_supervisors
+from calls.provider.base import Gateway
 
 logger = logging.getLogger(__name__)
 
@@ -109,28 +111,44 @@ class Dispatcher:
 
     def send(self, call: CallLog) -> bool:
         """Send one claimed row; False when the provider asked us to slow down (429)."""
-        try:
-            variables = call.variables_in_clear()
-        except ValueError as exc:
-            call.record_submission(SendResult(status=CallLog.Status.ERROR, error=str(exc)), {})
-            return True
-        if not call.begin_sending(self.now()):
+        sent = sends.send(
+            call,
+            self.gateway,
+            now=self.now(),
+            may_retry=self.campaign.may_follow(call.attempt_number),
+            hold_if_rate_limited=True,
+        )
+        if sent is None:
             # Its lease ran out and another worker took it, or the campaign was canceled.
             logger.info("campaign=%s call=%s no longer ours to send", self.campaign.pk, call.pk)
             return True
-        result = self.gateway.send(call.provider_payload(variables))
-        if result.http_status == 429:
+        if sent.result.http_status == 429:
             # Refused before it was placed: back in the queue, and the campaign waits as told.
             self.campaign.release([call])
-            wait = (
-                result.retry_after
-                if result.retry_after is not None
-                else settings.OBD_RATE_LIMIT_WAIT_SECONDS
-            )
+            wait = sent.result.retry_after
+            wait = settings.OBD_RATE_LIMIT_WAIT_SECONDS if wait is None else wait
             self.campaign.slow_down(self.now() + timedelta(seconds=wait))
             logger.warning("campaign=%s provider rate limit: waiting %ss", self.campaign.pk, wait)
             return False
-        call.record_submission(
-            result, variables, may_retry=self.campaign.may_follow(call.attempt_number)
-        )
+        if sent.asked:
+            self._watch_provider(sent)
         return True
+
+    def _watch_provider(self, sent: sends.Sent) -> None:
+        """The circuit breaker: a provider that stops answering (hung, unreachable, failing
+        with 5xx) would turn row after row into `unknown`. After a few such sends in a row,
+        counted for the campaign across its dispatchers, the campaign pauses itself, says why,
+        and its supervisors are told; a person resumes it."""
+        if not self.campaign.note_provider_answer(silent=sent.provider_silent):
+            return
+        logger.warning(
+            "campaign=%s paused: the provider stopped answering (%s)",
+            self.campaign.pk,
+            sent.result.error,
+        )
+        tell_supervisors(
+            Notice.Kind.CAMPAIGN_PAUSED,
+            key=f"{self.campaign.pk}-{self.now():%Y%m%dT%H%M%S%f}",
+            title=f"Campaign “{self.campaign.name}” paused itself: the provider is not answering",
+            link=self.campaign.get_absolute_url(),
+        )

@@ -30,6 +30,11 @@ urlpatterns = [
     path("campaigns/sample.csv", campaign_views.campaign_sample_csv, name="campaign-sample"),
     path("campaigns/<int:pk>/", campaign_views.campaign_detail, name="campaign-detail"),
     path("campaigns/<int:pk>/upload/", campaign_views.campaign_upload, name="campaign-upload"),
+    path(
+        "campaigns/<int:pk>/import/cancel/",
+        campaign_views.campaign_import_cancel,
+        name="campaign-import-cancel",
+    ),
     path("campaigns/<int:pk>/again/", campaign_views.campaign_again, name="campaign-again"),
     path(
         "campaigns/<int:pk>/rejected.csv",

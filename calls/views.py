@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from calls.engine.health import check_health
+from calls.engine.sends import queue_send
 from calls.exports import call_log_csv
 from calls.forms import (
     CallFilterForm,
@@ -130,15 +131,8 @@ def call_new(request: AuthenticatedHttpRequest) -> HttpResponse:
         form = PlaceCallForm(request.POST)
         if form.is_valid():
             call, created = form.save(request.user)
-            if created and call.is_scheduled:
-                when = _when(call)
-                AuditEntry.record(
-                    request.user, AuditEntry.Action.PLACED, call=call, detail=f"for {when}"
-                )
-                messages.success(request, f"Scheduled for {when}: it is sent then.")
-            elif created:
-                AuditEntry.record(request.user, AuditEntry.Action.PLACED, call=call)
-                call.submit(get_gateway(), form.variable_values())
+            if created:
+                _placed(request, call)
             if request.htmx:
                 return HttpResponseClientRedirect(call.get_absolute_url())
             return redirect(call)
@@ -151,6 +145,17 @@ def call_new(request: AuthenticatedHttpRequest) -> HttpResponse:
         initial = {k: v for k, v in request.GET.items() if variable_of(k) is None}
     form = PlaceCallForm(initial=initial)
     return render(request, "calls/call_new.html", _form_context(form))
+
+
+def _placed(request: AuthenticatedHttpRequest, call: CallLog) -> None:
+    """Audit a call just stored and queue its send; its page shows "Sending…", then the outcome."""
+    if call.is_scheduled:
+        when = _when(call)
+        AuditEntry.record(request.user, AuditEntry.Action.PLACED, call=call, detail=f"for {when}")
+        messages.success(request, f"Scheduled for {when}: it is sent then.")
+    else:
+        AuditEntry.record(request.user, AuditEntry.Action.PLACED, call=call)
+    queue_send(call)
 
 
 def _form_context(form: PlaceCallForm) -> dict[str, object]:
@@ -172,15 +177,12 @@ def call_retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     form = RetryForm(call, request.POST)
     if not form.is_valid():
         messages.error(request, "Type the masked values again to retry.")
-    elif not call.reopen_for_retry():
+    elif not call.reopen_for_retry(form.secrets()):
         messages.error(request, "Only a call that never reached the provider can be retried.")
     else:
         AuditEntry.record(request.user, AuditEntry.Action.RETRIED, call=call)
-        call.submit(get_gateway(), form.variables())
-        if call.status == CallLog.Status.ERROR:
-            messages.error(request, "Retried: the provider still cannot be reached.")
-        else:
-            messages.success(request, f"Retried: {call.get_status_display().lower()}.")
+        queue_send(call)
+        messages.success(request, "Retrying: sending it again.")
     return redirect(call)
 
 

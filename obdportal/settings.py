@@ -128,7 +128,7 @@ OBD_CAMPAIGN_PACE = env.float("OBD_CAMPAIGN_PACE", default=2.0)
 OBD_CAMPAIGN_DISPATCHERS = env.int("OBD_CAMPAIGN_DISPATCHERS", default=2)
 # TRAI: promotional campaign calls to Indian numbers only 09:00 to 21:00 the recipient's time
 # (campaigns marked transactional are exempt). How often scheduled work is looked for: campaigns
-# to start or end, retries to make, single calls placed "at" a later time.
+# to start or end, retries to make, single calls whose send task was lost.
 OBD_TRAI_PRESET = env.bool("OBD_TRAI_PRESET", default=True)
 OBD_SCHEDULE_EVERY_SECONDS = env.int("OBD_SCHEDULE_EVERY_SECONDS", default=15)
 OBD_DISPATCH_BUDGET_SECONDS = env.int("OBD_DISPATCH_BUDGET_SECONDS", default=60)
@@ -141,6 +141,11 @@ OBD_CLAIM_LEASE_SECONDS = env.int("OBD_CLAIM_LEASE_SECONDS", default=10)
 OBD_SEND_GRACE_SECONDS = env.int("OBD_SEND_GRACE_SECONDS", default=30)
 OBD_SWEEP_EVERY_SECONDS = env.int("OBD_SWEEP_EVERY_SECONDS", default=5)
 OBD_RATE_LIMIT_WAIT_SECONDS = env.float("OBD_RATE_LIMIT_WAIT_SECONDS", default=10.0)
+# The circuit breaker: a campaign pauses itself after this many sends in a row the provider left
+# without an answer (timed out, unreachable, 5xx); 0: never.
+OBD_PAUSE_AFTER_PROVIDER_FAILURES = env.int("OBD_PAUSE_AFTER_PROVIDER_FAILURES", default=3)
+if OBD_PAUSE_AFTER_PROVIDER_FAILURES < 0:
+    raise ImproperlyConfigured("OBD_PAUSE_AFTER_PROVIDER_FAILURES must be 0 (never) or more.")
 OBD_MAX_CALLS_PER_NUMBER = env.int("OBD_MAX_CALLS_PER_NUMBER", default=0)
 OBD_MAX_CALLS_WINDOW_MINUTES = env.int("OBD_MAX_CALLS_WINDOW_MINUTES", default=60)
 # The call form asks to confirm a number called this many minutes ago or less (0: never asks).

@@ -17,6 +17,7 @@ from tests.helpers.campaigns import make_campaign
 from tests.helpers.dashboard import KNOWN_CALLS
 from tests.helpers.portal import API_TOKEN, WEBHOOK_SECRET, logged_in
 from tests.helpers.portal import campaign_form as campaign_form  # tests may still import it here
+from tests.helpers.sends import QueuedSends
 from tests.helpers.webhooks import CALL_ID, TO
 
 
@@ -199,6 +200,14 @@ def fake_provider() -> Iterator[FakeProvider]:
     yield provider
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def sends(django_capture_on_commit_callbacks) -> Iterator[QueuedSends]:
+    """The sends requests queued, run in this process as the worker would (`sends.run()`)."""
+    queued = QueuedSends(django_capture_on_commit_callbacks)
+    yield queued
+    queued.close()
 
 
 @pytest.fixture

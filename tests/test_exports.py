@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from calls.models import MASK, CallLog, Campaign, IvrFlow, UserPreference
+from tests.helpers.campaigns import post_then_import
 from tests.helpers.portal import campaign_form, logged_in
 
 # What a spreadsheet would run, one per character OWASP lists, and what the file must hold.
@@ -273,7 +274,8 @@ def test_the_cost_is_exported_in_credits_and_as_money_when_a_credit_has_a_price(
 
 
 def new_audio_campaign(client: Client, bridge, sound, content: bytes) -> Campaign:
-    response = client.post("/campaigns/new/", campaign_form(bridge, None, content, audio=sound.pk))
+    form = campaign_form(bridge, None, content, audio=sound.pk)
+    response = post_then_import(client, "/campaigns/new/", form)
     assert response.status_code == 302
     return Campaign.objects.get()
 
@@ -309,7 +311,8 @@ def test_a_neutralised_number_in_the_rejected_rows_uploads_again_once_fixed(
     assert b"'+91 98765," in rejected
     fixed = rejected.replace(b"'+91 98765,", b"'+91 98765 43210,")
 
-    response = client.post(
+    response = post_then_import(
+        client,
         f"/campaigns/{campaign.pk}/upload/",
         {"csv_file": SimpleUploadedFile("fixed.csv", fixed, content_type="text/csv")},
     )

@@ -1,14 +1,14 @@
 """The recipient's calling hours (calls/hours.py, CampaignPolicy.opens_for, claims): the
 number's own zone, the TRAI preset for Indian numbers unless transactional, calling days and
 holidays; rows outside their hours wait without holding up the others; schedules (start, end,
-single calls "at" a later time), all on a fake clock."""
+single calls "at" a later time and their lost sends), all on a fake clock."""
 
 from datetime import time, timedelta
 
 import pytest
 
 from calls.models import CallLog, Campaign
-from calls.schedules import cancel_scheduled, scheduled_calls, send_scheduled_calls
+from calls.schedules import LOST_AFTER, cancel_scheduled, queue_overdue_calls, waiting_calls
 from tests.clock import pinned_now
 from tests.helpers.campaigns import make_campaign, number, running_campaign, upload, utc
 from tests.helpers.dispatch import FakeClock, FakeGateway, dispatcher
@@ -138,28 +138,30 @@ def test_at_its_end_time_a_campaign_stops_and_says_why_rows_were_not_sent(bridge
     }
 
 
-def test_a_single_call_placed_at_a_later_time_is_sent_once_then_and_not_before(bridge, sound):
+def test_a_single_call_whose_send_was_lost_is_queued_again_once_a_while_past_its_time(
+    bridge, sound, sends
+):
     at = utc(4, 30)
     call = CallLog.objects.create(bridge=bridge, audio=sound, to=number(0), not_before=at)
-    gateway = FakeGateway()
 
-    assert send_scheduled_calls(gateway, at - timedelta(seconds=1)) == 0
-    assert list(scheduled_calls()) == [call]
-    assert send_scheduled_calls(gateway, at) == 1
-    assert send_scheduled_calls(gateway, at + timedelta(minutes=5)) == 0
+    assert queue_overdue_calls(at) == 0  # its own task may still come
+    assert list(waiting_calls()) == [call]
+    assert queue_overdue_calls(at + LOST_AFTER) == 1
+    assert queue_overdue_calls(at + timedelta(seconds=30)) == 0  # leased to the task queued
 
-    assert gateway.numbers == [number(0)]
+    assert sends.run() == ["queued"]
+    assert sends.run() == []
     call.refresh_from_db()
     assert call.status == "queued"
+    assert queue_overdue_calls(at + timedelta(minutes=5)) == 0  # sent: never again
     assert not cancel_scheduled(call)  # sent: too late
 
 
-def test_a_scheduled_call_canceled_before_its_time_is_never_sent(bridge, sound):
+def test_a_scheduled_call_canceled_before_its_time_is_never_sent(bridge, sound, sends):
     call = CallLog.objects.create(bridge=bridge, audio=sound, to=number(0), not_before=utc(4))
     assert cancel_scheduled(call)
     assert call.status == "withdrawn" and call.error == "Canceled before it was sent."
-    gateway = FakeGateway()
-    assert send_scheduled_calls(gateway, utc(5)) == 0 and gateway.sent == []
+    assert queue_overdue_calls(utc(5)) == 0 and sends.run() == []
 
 
 def test_the_trai_preset_is_on_by_default():

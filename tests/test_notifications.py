@@ -225,9 +225,13 @@ def test_a_supervisor_chooses_what_to_be_told_and_an_agent_may_not(sam, agent):
     assert logged_in(agent).get("/notices/").status_code == 403
 
 
-def test_a_sandbox_call_refused_for_lack_of_balance_is_told(sam, agent, bridge, otp_flow, mailer):
+def test_a_sandbox_call_refused_for_lack_of_balance_is_told(
+    sam, agent, bridge, otp_flow, mailer, sends
+):
     wants(sam, notify_low_balance=True)
     call = place_call(logged_in(agent), bridge, otp_flow, to="+91 98765 40008")
+    assert sends.run() == ["rejected"]
+    call.refresh_from_db()
     assert (call.status, call.http_status) == ("rejected", 402)
     check_notices()
     assert Notice.objects.get().kind == "low_balance"

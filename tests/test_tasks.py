@@ -223,7 +223,7 @@ def test_after_a_429_the_next_send_waits_for_retry_after_and_each_row_is_placed_
 
 
 def test_an_error_row_stays_error_for_the_user_to_retry_and_an_unknown_row_is_never_resent(
-    campaign, agent
+    campaign, agent, sends
 ):
     upload(
         campaign,
@@ -250,6 +250,7 @@ def test_an_error_row_stays_error_for_the_user_to_retry_and_an_unknown_row_is_ne
     assert list(retry_form.fields) == ["variables[otp]"]  # the sealed otp was wiped: asked again
     client.post(f"/calls/{error_row.pk}/retry/", {"variables[otp]": "111111"})
     client.post(f"/calls/{unknown_row.pk}/retry/", {"variables[otp]": "222222"})
+    assert sends.run() == ["queued"]  # the retry, sent by the worker
     error_row.refresh_from_db()
     unknown_row.refresh_from_db()
     assert (error_row.status, unknown_row.status) == ("queued", "unknown")

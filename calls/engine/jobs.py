@@ -20,7 +20,7 @@ from calls.optouts import sync_optouts
 from calls.provider.configured import get_gateway
 from calls.reconcile import reconcile_waiting
 from calls.rollups import FOLD_EVERY, fold_tallies
-from calls.schedules import send_scheduled_calls
+from calls.schedules import queue_overdue_calls
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,8 @@ class Job:
 
 def run_schedules() -> Ran:
     """Scheduled work come due: campaigns to start or to end, retries to make (dispatchers make
-    them too; this covers paused campaigns and dispatchers between runs), single calls placed
-    "at" a later time."""
+    them too; this covers paused campaigns and dispatchers between runs), single calls whose
+    send task was lost."""
     now = timezone.now()
     begun = ended = retries = 0
     for campaign in Campaign.objects.filter(
@@ -58,8 +58,8 @@ def run_schedules() -> Ran:
         elif campaign.status != Campaign.Status.SCHEDULED:
             retries += schedule_retries(campaign, now)
     wipe_ended_campaigns_secrets()
-    sent = send_scheduled_calls(get_gateway(), now)
-    return Ran({"begun": begun, "ended": ended, "retries": retries, "calls": sent})
+    queued = queue_overdue_calls(now)
+    return Ran({"begun": begun, "ended": ended, "retries": retries, "calls": queued})
 
 
 def look_up_keypresses() -> Ran:

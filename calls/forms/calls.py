@@ -14,7 +14,7 @@ from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.urls import reverse_lazy
 from django.utils import timezone
 
@@ -29,6 +29,7 @@ from calls.models import (
     DoNotCall,
     IvrFlow,
 )
+from calls.models.calls import DIALLED_AT
 from calls.phone import normalize_number
 from calls.vocabulary import variable_field, variable_of
 
@@ -205,11 +206,10 @@ class PlaceCallForm(forms.Form):
         warn_minutes, data = settings.OBD_REDIAL_WARN_MINUTES, self.cleaned_data
         if not warn_minutes or data.get("call_again") or self._already_stored():
             return
-        if last := _rang(number, warn_minutes).order_by("-submitted_at").first():
-            assert last.submitted_at is not None  # _rang: only calls sent
+        if last := _rang(number, warn_minutes).order_by(DIALLED_AT.desc()).first():
             self.add_error(
                 "call_again",
-                f"This number was called {naturaltime(last.submitted_at)} "
+                f"This number was called {naturaltime(last.submitted_at or last.created_at)} "
                 f"(call #{last.pk}, {last.get_status_display().lower()}). "
                 "Tick “Call again anyway” to ring it again.",
             )
@@ -242,13 +242,14 @@ class PlaceCallForm(forms.Form):
         return asset
 
     def save(self, user: User) -> tuple[CallLog, bool]:
-        """Store the pending call before anything is sent. The same idempotency key (a double
-        click, a resubmitted form) returns the call already stored instead of a second one.
-        A call placed "at" a later time keeps its secrets sealed until the worker sends it."""
+        """Store the pending call; a worker sends it (now, or at the time asked for), with its
+        secrets sealed until then. The same idempotency key (a double click, a resubmitted
+        form) returns the call already stored instead of a second one."""
         data = self.cleaned_data
         existing = CallLog.objects.filter(idempotency_key=data["idempotency_key"]).first()
         if existing:
             return existing, False
+        now = timezone.now()
         call = CallLog.prepare(
             flow=data.get("flow"),
             variables=self.variable_values(),
@@ -260,8 +261,9 @@ class PlaceCallForm(forms.Form):
             webhook_id=data["webhook_id"],
             created_by=user,
             idempotency_key=data["idempotency_key"],
-            not_before=data.get("at"),
-            seal_secrets=data.get("at") is not None,
+            created_at=now,
+            not_before=data.get("at") or now,
+            seal_secrets=True,
         )
         try:
             with transaction.atomic():
@@ -299,15 +301,23 @@ class RetryForm(forms.Form):
                 widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
             )
 
-    def variables(self) -> dict[str, str]:
-        clear = {k: self.cleaned_data[variable_field(k)] for k in self.call.sensitive_variables}
-        return {k: clear.get(k, v) for k, v in self.call.variables.items()}
+    def secrets(self) -> dict[str, str]:
+        """The sensitive values typed again, to be sealed until the worker sends the call."""
+        return {k: self.cleaned_data[variable_field(k)] for k in self.call.sensitive_variables}
 
 
 def _rang(number: str, minutes: int) -> QuerySet[CallLog]:
-    """Calls to `number` dialled in the last `minutes` that may have rung: not those refused
-    or never sent."""
-    since = timezone.now() - timedelta(minutes=minutes)
-    return CallLog.objects.filter(to=number, submitted_at__gte=since).exclude(
+    """Calls to `number` dialled in the last `minutes` that may have rung (not those refused
+    or never sent), and calls placed in that time that a worker is about to send."""
+    now = timezone.now()
+    since = now - timedelta(minutes=minutes)
+    about_to_ring = Q(
+        submitted_at=None,
+        status=CallLog.Status.PENDING,
+        campaign=None,
+        not_before__lte=now,
+        created_at__gte=since,
+    )
+    return CallLog.objects.filter(Q(submitted_at__gte=since) | about_to_ring, to=number).exclude(
         status__in=[CallLog.Status.REJECTED, CallLog.Status.ERROR]
     )

@@ -9,21 +9,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django import forms
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from calls.engine.imports import queue_import
 from calls.forms.calls import PlaceCallForm
 from calls.forms.fields import CsvFileField
-from calls.models import (
-    Campaign,
-)
+from calls.models import AuditEntry, Campaign
 from calls.models.policies import RETRYABLE, WEEKDAYS, every_day
 from calls.models.retries import CALL_AGAIN_OUTCOMES, call_again, unreached
 from calls.vocabulary import CallStatus
 
 
 class CampaignForm(forms.ModelForm[Campaign]):
-    """A new campaign and its first CSV. Rows are validated on upload, sent only on start."""
+    """A new campaign and its first CSV. Rows are checked by a worker after the upload, sent
+    only on start."""
 
     csv_file = CsvFileField(
         label="Numbers (CSV)",
@@ -135,6 +136,25 @@ class CampaignForm(forms.ModelForm[Campaign]):
                     f"{word[:20]} is not a date: write it like 2026-12-25."
                 ) from None
         return days
+
+    def create(self, user: User) -> Campaign:
+        """The campaign, `importing` until a worker has read its CSV (queued on commit): a
+        draft only then, or removed with its rows if the file cannot be used."""
+        with transaction.atomic():  # the campaign and its file, or neither
+            campaign = self.save(commit=False)
+            campaign.created_by = user
+            campaign.status = Campaign.Status.IMPORTING
+            campaign.save()
+            # Exempting a campaign from the TRAI hours is a choice someone answers for.
+            exempt = "Marked transactional: exempt from the TRAI hours."
+            AuditEntry.record(
+                user,
+                AuditEntry.Action.CREATED,
+                campaign=campaign,
+                detail=exempt if campaign.transactional else "",
+            )
+            queue_import(campaign, self.cleaned_data["csv_file"], user)
+        return campaign
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()  # flow xor audio: the model's constraint says it, once

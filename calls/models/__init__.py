@@ -12,6 +12,7 @@ from calls.models.catalogue import (
 )
 from calls.models.engine import DispatchSeat, PeriodicJob, WorkerHeartbeat
 from calls.models.events import CallEvent
+from calls.models.imports import CampaignImport
 from calls.models.notices import Notice
 from calls.models.provider_lists import ProviderListRead
 from calls.models.records import AuditEntry, DoNotCall, UserPreference
@@ -30,6 +31,7 @@ __all__ = [
     "CallLog",
     "CallTally",
     "Campaign",
+    "CampaignImport",
     "DispatchSeat",
     "DoNotCall",
     "FailedSubmission",

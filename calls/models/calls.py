@@ -15,7 +15,7 @@ from django.utils import timezone
 from calls.models.catalogue import IvrFlow, Playback
 from calls.models.submissions import FailedSubmission
 from calls.phone import pretty_number
-from calls.provider.base import Gateway, Payload, SendResult
+from calls.provider.base import Payload, SendResult
 from calls.sealing import masked_echo, seal, unseal
 from calls.vocabulary import (
     IN_FLIGHT,
@@ -220,13 +220,22 @@ class CallLog(Playback):
 
     @property
     def is_scheduled(self) -> bool:
-        """A single call placed "at" a later time, not sent yet (it may still be canceled)."""
+        """A single call placed "at" a later time, its time still to come (it may be canceled)."""
         return (
             self.campaign_id is None
             and self.status == CallStatus.PENDING
             and self.submitted_at is None
             and self.not_before is not None
+            and self.not_before > timezone.now()
         )
+
+    @property
+    def is_sending(self) -> bool:
+        """On its way: a single call due and waiting for its worker, or any call whose POST
+        began and whose answer is not recorded yet (a campaign row waiting its turn is not)."""
+        if self.status != CallStatus.PENDING:
+            return False
+        return self.submitted_at is not None or (self.campaign_id is None and not self.is_scheduled)
 
     @property
     def attempts_allowed(self) -> int:
@@ -261,7 +270,8 @@ class CallLog(Playback):
         **fields: object,
     ) -> "CallLog":
         """A new pending call with its variables masked and the masked body we will send.
-        A campaign row keeps its secrets sealed for the worker; a single call sends them now."""
+        `seal_secrets`: the sensitive values are typed in clear and kept sealed until a worker
+        sends the call (a call from the form, a CSV row); else they are masks already."""
         call = cls(flow=flow, variables=flow.mask(variables) if flow else {}, **fields)
         call.request_payload = call.provider_payload(call.variables)
         if seal_secrets and flow:
@@ -301,13 +311,6 @@ class CallLog(Playback):
             self.submitted_at = now
         return bool(won)
 
-    def submit(self, gateway: Gateway, variables: dict[str, str]) -> bool:
-        """Send this pending call once. Returns False when another process already sent it."""
-        if not self.begin_sending():
-            return False
-        self.record_submission(gateway.send(self.provider_payload(variables)), variables)
-        return True
-
     def variables_in_clear(self) -> dict[str, str]:
         """The values to send: stored ones, with a campaign row's sealed secrets put back."""
         return {**self.variables, **unseal(self.sealed_variables)}
@@ -329,13 +332,20 @@ class CallLog(Playback):
         if not (may_retry and result.status == CallStatus.QUEUED):
             fields["sealed_variables"] = ""  # sent (or refused): the secrets are no longer needed
         with transaction.atomic():
-            now = CallLog.objects.select_for_update().only("status", "provider_id").get(pk=self.pk)
+            now = (
+                CallLog.objects.select_for_update()
+                .only("status", "provider_id", "submitted_at")
+                .get(pk=self.pk)
+            )
             if result.provider_id and not now.provider_id:
                 fields |= {
                     "provider_id": result.provider_id,
                     "provider_key": provider_key(result.provider_id),
                 }
-            if now.status in allowed_from(Mover.SUBMISSION, result.status):
+            # Only onto the row as this send left it: not onto an outcome that came meanwhile,
+            # nor onto another send's row (submitted_at is the send's own mark).
+            ours = now.submitted_at == self.submitted_at
+            if ours and now.status in allowed_from(Mover.SUBMISSION, result.status):
                 fields |= {
                     "status": result.status,
                     "provider_status": result.provider_status,
@@ -376,9 +386,10 @@ class CallLog(Playback):
     def _secrets(self, sent: dict[str, str]) -> dict[str, str]:
         return {k: v for k, v in sent.items() if self.flow and self.flow.is_sensitive(k)}
 
-    def reopen_for_retry(self) -> bool:
+    def reopen_for_retry(self, secrets: dict[str, str] | None = None) -> bool:
         """An `error` call was never sent, so it may be sent again; anything else may not.
-        The failed try is kept first (read under the lock, so two retries keep each try once)."""
+        The failed try is kept first (read under the lock, so two retries keep each try once).
+        `secrets`: the sensitive values typed again, sealed until the worker sends the call."""
         retryable = allowed_from(Mover.RETRY, CallStatus.PENDING)
         with transaction.atomic():
             tried = (
@@ -395,16 +406,19 @@ class CallLog(Playback):
                 http_status=tried.http_status,
                 error=tried.error,
             )
-            # Sent now, by the person: no longer the schedule task's to send "at" its time.
-            CallLog.objects.filter(pk=self.pk).update(
-                status=CallStatus.PENDING,
-                submitted_at=None,
-                error="",
-                http_status=None,
-                not_before=None,
-            )
-        self.status, self.submitted_at, self.error = self.Status.PENDING, None, ""
-        self.http_status = self.not_before = None
+            # Due now (no longer at a time it was placed for): sent by a worker at once.
+            reopened = {
+                "status": CallStatus.PENDING,
+                "submitted_at": None,
+                "error": "",
+                "http_status": None,
+                "not_before": timezone.now(),
+                "lease_until": None,
+                "sealed_variables": seal(secrets or {}),
+            }
+            CallLog.objects.filter(pk=self.pk).update(**reopened)
+        for name, value in reopened.items():
+            setattr(self, name, value)
         return True
 
     def take(self, delivery: Delivery, *, event_id: int, received_at: datetime) -> None:

@@ -54,6 +54,7 @@ class Campaign(Playback, CampaignPolicy):
     calling hours, with its retry policy and schedule."""
 
     class Status(models.TextChoices):
+        IMPORTING = "importing", "Importing"  # its CSV is being read: nothing may start it yet
         DRAFT = "draft", "Draft"
         SCHEDULED = "scheduled", "Scheduled"
         RUNNING = "running", "Running"
@@ -95,6 +96,11 @@ class Campaign(Playback, CampaignPolicy):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The circuit breaker: sends in a row the provider left without an answer (timed out,
+    # unreachable, 5xx), counted across dispatchers; past the limit the campaign pauses itself
+    # and says why here until a person resumes it.
+    provider_failures = models.PositiveIntegerField(default=0, editable=False)
+    paused_reason = models.CharField(max_length=300, blank=True, editable=False)
 
     class Meta(Playback.Meta):
         ordering = ["-id"]
@@ -174,6 +180,8 @@ class Campaign(Playback, CampaignPolicy):
             return f"Sent, {awaiting} awaiting outcome"
         if self.status == self.Status.CANCELED and not to_call:
             return "Canceled before sending"
+        if self.status == self.Status.PAUSED and self.paused_reason:
+            return "Paused: the provider is not answering"
         return self.get_status_display()
 
     def first_rows(self, limit: int = 5) -> list[tuple[str, list[str]]]:
@@ -209,6 +217,14 @@ class Campaign(Playback, CampaignPolicy):
             locked.save(update_fields=["status", *extra])
         self.refresh_from_db()
         return True
+
+    def begin_import(self) -> bool:
+        """A draft takes more rows from a CSV: it cannot be started until they are all read."""
+        return self._move(frozenset({self.Status.DRAFT}), self.Status.IMPORTING)
+
+    def end_import(self, **report: object) -> bool:
+        """Its CSV read (with `columns` and `rows_rejected`), or undone: a draft again."""
+        return self._move(frozenset({self.Status.IMPORTING}), self.Status.DRAFT, **report)
 
     def start(self) -> bool:
         """Start now, or at the campaign's start time when that is still to come."""
@@ -255,10 +271,35 @@ class Campaign(Playback, CampaignPolicy):
         return ended
 
     def pause(self) -> bool:
-        return self._move(self.ACTIONS_FROM["pause"], self.Status.PAUSED)
+        return self._move(self.ACTIONS_FROM["pause"], self.Status.PAUSED, paused_reason="")
 
     def resume(self) -> bool:
-        return self._move(self.ACTIONS_FROM["resume"], self.Status.RUNNING)
+        """A person resumes it (after a pause of their own, or one the breaker made)."""
+        return self._move(
+            self.ACTIONS_FROM["resume"], self.Status.RUNNING, paused_reason="", provider_failures=0
+        )
+
+    def note_provider_answer(self, *, silent: bool) -> bool:
+        """Count a send the provider left without an answer (`silent`), or start the count
+        again after one it answered. True for the one caller whose count paused the campaign
+        (`OBD_PAUSE_AFTER_PROVIDER_FAILURES` in a row; 0: never)."""
+        mine = Campaign.objects.filter(pk=self.pk)
+        if not silent:
+            mine.filter(provider_failures__gt=0).update(provider_failures=0)
+            return False
+        mine.update(provider_failures=models.F("provider_failures") + 1)
+        failures = mine.values_list("provider_failures", flat=True).get()
+        limit = settings.OBD_PAUSE_AFTER_PROVIDER_FAILURES
+        if not limit or failures < limit:
+            return False
+        reason = (
+            f"Paused by itself: the provider left {failures} calls in a row without an answer "
+            "(timed out, unreachable or failing). Calls already sent stay unknown until the "
+            "provider's status look-up settles them. Resume once the provider answers again."
+        )
+        return self._move(
+            frozenset({self.Status.RUNNING}), self.Status.PAUSED, paused_reason=reason
+        )
 
     def cancel(self) -> bool:
         """Stop for good; calls not yet sent are withdrawn and never sent."""

@@ -29,6 +29,8 @@ class Notice(models.Model):
         FAILURES = "failures", "failures passed your threshold"
         LOW_BALANCE = "low_balance", "calls refused for lack of balance"
         UNREADABLE_OPTOUTS = "unreadable_optouts", "opt-outs the provider listed could not be read"
+        # Not asked for: every supervisor hears of it (the campaign waits for one to resume it).
+        CAMPAIGN_PAUSED = "campaign_paused", "a campaign paused itself"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notices"

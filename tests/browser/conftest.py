@@ -97,8 +97,9 @@ def supervisor_page(page, transactional_db, django_user_model):
 @pytest.fixture
 def task_worker(transactional_db) -> Iterator[subprocess.Popen]:
     """A real worker process and the engine on the test database, as `make run` starts them
-    beside the server."""
-    env = {"OBD_SANDBOX_DELAY_SECONDS": "1", "MOBTEXTING_API_TOKEN": ""}
+    beside the server, with the live server's settings (no default region: the tests' autouse
+    settings)."""
+    env = {"OBD_SANDBOX_DELAY_SECONDS": "1", "MOBTEXTING_API_TOKEN": "", "OBD_DEFAULT_REGION": ""}
     worker, engine = start_db_worker(**env), start_engine(**env)
     yield worker
     for process in (worker, engine):

@@ -34,7 +34,10 @@ def test_a_campaign_reports_a_bad_row_then_runs_to_100_percent(
     page.set_input_files("#id_csv_file", str(upload))
     page.click("button:has-text('Upload and check rows')")
 
-    expect(page.locator(".flash")).to_have_text("3 rows ready to call, 1 rejected.")
+    # The worker reads the file; the page, which refreshes itself meanwhile, becomes the draft.
+    expect(page.locator(".flash")).to_have_text(
+        "reminders.csv: 3 rows ready to call, 1 set aside.", timeout=60_000
+    )
     rows_set_aside = page.locator("section:has(h2:has-text('Rows set aside')) table")
     expect(rows_set_aside).to_contain_text("12345 is not a valid phone number")
     first_rows = page.locator("section:has(h2:has-text('First rows to call')) tbody tr")
@@ -66,8 +69,57 @@ def test_a_campaign_reports_a_bad_row_then_runs_to_100_percent(
     assert set(CallLog.objects.values_list("status", flat=True)) == {"answered", "busy"}
 
 
+def upload_big_file(page, tmp_path, rows: int) -> None:
+    """A new audio campaign of `rows` numbers: a worker needs a while to read them."""
+    upload = tmp_path / "big.csv"
+    upload.write_text("number\n" + "".join(f"9198{i:08d}\n" for i in range(rows)))
+    page.goto("/campaigns/new/")
+    page.fill("#id_name", "Big list")
+    page.select_option("#id_audio", label="Payment reminder (sound)")
+    page.set_input_files("#id_csv_file", str(upload))
+    page.click("button:has-text('Upload and check rows')")
+
+
+def test_a_big_upload_shows_its_progress_then_becomes_a_draft(
+    supervisor_page, task_worker, tmp_path
+):
+    seed()
+    page = supervisor_page
+    upload_big_file(page, tmp_path, 30_000)
+
+    progress = page.locator("#import-progress progress")
+    expect(progress).to_be_visible()
+    expect(page.locator("#import-progress")).to_contain_text("of big.csv")
+    expect(page.get_by_text("Start calling")).to_have_count(0)  # not before every row is read
+    expect(progress).not_to_have_attribute("value", "0", timeout=120_000)  # it moves by itself
+    screenshot(page, "campaign-importing")
+
+    expect(page.get_by_text("Start calling 30,000 numbers")).to_be_visible(timeout=600_000)
+    expect(page.locator(".flash")).to_have_text("big.csv: 30,000 rows ready to call, 0 set aside.")
+    expect(page.locator("#import-progress")).to_have_count(0)
+
+
+def test_canceling_an_upload_leaves_no_campaign_and_says_so(supervisor_page, task_worker, tmp_path):
+    seed()
+    page = supervisor_page
+    upload_big_file(page, tmp_path, 30_000)
+    expect(page.locator("#import-progress progress")).not_to_have_attribute(
+        "value", "0", timeout=120_000
+    )
+
+    page.click("button:has-text('Cancel the import')")
+
+    expect(page.locator("h1")).to_have_text("Campaign not created", timeout=120_000)
+    expect(page.locator(".flash.error")).to_have_text(
+        "big.csv was not imported: sam canceled the import."
+    )
+    page.click("nav >> text=Campaigns")
+    expect(page.get_by_text("Big list")).to_have_count(0)
+    assert not CallLog.objects.exists()
+
+
 def test_a_supervisor_reads_the_dashboard_exports_calls_and_uploads_a_sound(
-    supervisor_page, tmp_path
+    supervisor_page, task_worker, tmp_path
 ):
     seed()
     page = supervisor_page
@@ -76,7 +128,8 @@ def test_a_supervisor_reads_the_dashboard_exports_calls_and_uploads_a_sound(
     page.select_option("#id_audio", label="Payment reminder (sound)")
     page.click("button:has-text('Place call')")
     page.wait_for_url(re.compile(r"/calls/\d+/$"))
-    expect(page.locator(".outcome .status")).to_have_text("Rejected")
+    # "Sending…" until the worker records the provider's answer; the page redraws itself.
+    expect(page.locator(".outcome .status")).to_have_text("Rejected", timeout=30_000)
     screenshot(page, "call-detail")
 
     page.click("nav >> text=Dashboard")

@@ -11,7 +11,16 @@ from axe_playwright_python.sync_playwright import Axe
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
-from calls.models import AudioAsset, Bridge, CallEvent, CallLog, Campaign, IvrFlow, RejectedRow
+from calls.models import (
+    AudioAsset,
+    Bridge,
+    CallEvent,
+    CallLog,
+    Campaign,
+    CampaignImport,
+    IvrFlow,
+    RejectedRow,
+)
 from tests.browser.conftest import screenshot
 from tests.clock import pinned_now
 
@@ -30,6 +39,8 @@ MAIN_PAGES = {
     "place-a-call": "/calls/new/",
     "campaigns": "/campaigns/",
     "campaign-page": "/campaigns/{campaign}/",
+    "campaign-importing": "/campaigns/{importing}/",
+    "campaign-not-created": "/campaigns/{gone}/",
     "new-campaign": "/campaigns/new/",
     "catalogue": "/catalogue/",
     "notices": "/notices/",
@@ -91,7 +102,35 @@ def long_values() -> dict[str, int]:
     CallEvent.objects.create(
         call=call, dedupe_key="long-event", raw_status=LONG[:32], parse_error=LONG
     )
-    return {"call": call.pk, "campaign": campaign.pk}
+    importing = Campaign.objects.create(
+        name=LONG[:100], bridge=bridge, flow=flow, pace=Decimal("2"), status="importing"
+    )
+    CampaignImport.objects.create(  # no worker here: it stays half read
+        campaign=importing,
+        filename=LONG + ".csv",
+        size=12_345_678,
+        content=b"",
+        state="reading",
+        length=1000,
+        position=420,
+        accepted=123_456,
+        rejected=789,
+    )
+    gone = CampaignImport.objects.create(  # its campaign removed with it
+        campaign_id=importing.pk + 1000,
+        made_campaign=True,
+        filename=LONG + ".csv",
+        size=10,
+        content=b"",
+        state="failed",
+        error=f"Line 2 contains {LONG}.",
+    )
+    return {
+        "call": call.pk,
+        "campaign": campaign.pk,
+        "importing": importing.pk,
+        "gone": gone.campaign_id,
+    }
 
 
 def page_width_overflow(page: Page) -> int:

@@ -2,6 +2,7 @@
 reaches the provider, and nowhere else — not in a URL, a log line or the database."""
 
 import re
+import time
 
 from django.db import connection
 from playwright.sync_api import expect
@@ -24,7 +25,7 @@ def database_text() -> str:
 
 
 def test_a_typed_otp_never_reaches_a_url_a_log_or_the_database(
-    browser, gunicorn, django_user_model, bridge, otp_flow
+    browser, gunicorn, task_worker, django_user_model, bridge, otp_flow
 ):
     session = logged_in(_user(django_user_model, "agent", "Agents")).cookies["sessionid"].value
     context = browser.new_context(base_url=gunicorn.url)
@@ -47,6 +48,12 @@ def test_a_typed_otp_never_reaches_a_url_a_log_or_the_database(
 
     call = CallLog.objects.get()
     assert call.variables == {"Name": "Asha", "otp": "******"}
+    assert OTP not in database_text()  # sealed while it waits for the worker
+    deadline = time.monotonic() + 60
+    while call.status == "pending":  # the worker sends it
+        assert time.monotonic() < deadline, "the worker never sent the call"
+        time.sleep(0.2)
+        call.refresh_from_db()
     assert call.status == "queued"  # the sandbox took it: the OTP was sent
     assert any("/calls/new/" in url for url in urls)
     assert not [url for url in urls if OTP in url]

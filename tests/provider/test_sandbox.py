@@ -10,12 +10,12 @@ from tests.helpers.portal import call_form
 
 
 def test_the_sandbox_answers_then_its_outcome_arrives_through_the_webhook_path(
-    agent_client, bridge, sound
+    agent_client, bridge, sound, sends
 ):
     agent_client.post("/calls/new/", call_form(bridge, audio=sound, to="+91 98765 40002"))
+    assert sends.run() == ["queued"]
     call = CallLog.objects.get()
-    assert call.status == "queued"
-    task = DBTaskResult.objects.get()
+    task = DBTaskResult.objects.get(task_path=deliver_sandbox_outcome.module_path)
     deliver_sandbox_outcome.call(*task.args_kwargs["args"])
     call.refresh_from_db()
     assert call.status == "busy" and call.provider_status == "BUSY"

@@ -75,13 +75,15 @@ def test_the_live_parts_of_the_form_are_posted_never_sent_in_a_url(agent_client,
 
 
 def test_it_places_a_flow_call_with_variables_and_stores_the_otp_masked(
-    agent_client, agent, bridge, otp_flow, real_gateway
+    agent_client, agent, bridge, otp_flow, real_gateway, sends
 ):
     real_gateway.answer(200, QUEUED)
     data = call_form(bridge, otp_flow, **{"variables[Name]": "Asha", "variables[otp]": "482913"})
     response = agent_client.post("/calls/new/", data)
     call = CallLog.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/calls/{call.pk}/"
+    assert sends.run() == ["queued"]
+    call.refresh_from_db()
     assert real_gateway.requests[0].json() == {
         "bridge": "918068287602",
         "to": "918867135123",
@@ -150,11 +152,14 @@ def test_a_national_number_uses_the_default_region(agent_client, bridge, sound, 
     assert CallLog.objects.get().to == "918867135123"
 
 
-def test_the_same_form_posted_twice_places_one_call(agent_client, bridge, sound, real_gateway):
+def test_the_same_form_posted_twice_places_one_call(
+    agent_client, bridge, sound, real_gateway, sends
+):
     real_gateway.answer(200, QUEUED)
     data = call_form(bridge, audio=sound)
     first = agent_client.post("/calls/new/", data)
     second = agent_client.post("/calls/new/", data)
+    assert sends.run() == ["queued"]
     assert CallLog.objects.count() == 1
     assert len(real_gateway.requests) == 1
     assert first["Location"] == second["Location"]
@@ -162,7 +167,7 @@ def test_the_same_form_posted_twice_places_one_call(agent_client, bridge, sound,
 
 @pytest.mark.django_db(transaction=True)
 def test_a_pending_call_is_stored_and_committed_before_the_provider_is_asked(
-    agent_client, bridge, sound, real_gateway
+    agent_client, bridge, sound, real_gateway, sends
 ):
     seen = {}
 
@@ -172,6 +177,7 @@ def test_a_pending_call_is_stored_and_committed_before_the_provider_is_asked(
 
     real_gateway.reply = reply
     agent_client.post("/calls/new/", call_form(bridge, audio=sound))
+    assert sends.run() == ["queued"]
     assert seen["stored"] == ["pending"]
 
 
@@ -184,10 +190,12 @@ def test_a_pending_call_is_stored_and_committed_before_the_provider_is_asked(
     ],
 )
 def test_a_failure_is_stored_and_shown_on_the_call_page(
-    agent_client, bridge, sound, real_gateway, answer, status, shown
+    agent_client, bridge, sound, real_gateway, sends, answer, status, shown
 ):
     real_gateway.answer(*answer)
-    response = agent_client.post("/calls/new/", call_form(bridge, audio=sound), follow=True)
+    placed = agent_client.post("/calls/new/", call_form(bridge, audio=sound))
+    sends.run()
+    response = agent_client.get(placed["Location"])
     call = CallLog.objects.get()
     assert call.status == status
     assert shown in response.content.decode()
@@ -211,14 +219,17 @@ def test_place_again_prefills_all_but_the_secret(agent_client, bridge, otp_flow)
 
 
 def test_no_otp_value_is_found_in_the_database_logs_or_pages(
-    agent_client, bridge, otp_flow, caplog
+    agent_client, bridge, otp_flow, caplog, sends
 ):
     secret = "739164"
     caplog.set_level(logging.DEBUG)
     data = call_form(bridge, otp_flow, **{"variables[Name]": "Asha", "variables[otp]": secret})
     agent_client.post("/calls/new/", data)
     call = CallLog.objects.get()
-    deliver_sandbox_outcome.call(*DBTaskResult.objects.get().args_kwargs["args"])
+    assert secret not in database_dump()  # sealed while it waits for the worker
+    assert sends.run() == ["queued"]
+    outcome = DBTaskResult.objects.get(task_path=deliver_sandbox_outcome.module_path)
+    deliver_sandbox_outcome.call(*outcome.args_kwargs["args"])
     pages = "".join(
         agent_client.get(url).content.decode()
         for url in ["/calls/", call.get_absolute_url(), f"/calls/new/?again={call.pk}"]
@@ -314,11 +325,13 @@ def closed_port_url() -> str:
 
 
 def test_placing_a_call_logs_one_line_with_its_id_and_status(
-    caplog, real_gateway, agent, bridge, otp_flow
+    caplog, real_gateway, agent, bridge, otp_flow, sends
 ):
     real_gateway.answer(200, QUEUED)
     caplog.set_level("INFO")
     call = place_call(logged_in(agent), bridge, otp_flow)
+    sends.run()
+    call.refresh_from_db()
     assert call.status == CallLog.Status.QUEUED
     lines = [r.getMessage() for r in caplog.records if f"call={call.pk}" in r.getMessage()]
     assert len(lines) == 1, [r.getMessage() for r in caplog.records]
@@ -334,7 +347,7 @@ def test_placing_a_call_logs_one_line_with_its_id_and_status(
     ],
 )
 def test_a_provider_failure_logs_a_warning_without_secrets(
-    caplog, settings, real_gateway, agent, bridge, otp_flow, failure
+    caplog, settings, real_gateway, agent, bridge, otp_flow, sends, failure
 ):
     if failure == "unreachable":
         settings.MOBTEXTING_API_URL = closed_port_url()
@@ -342,6 +355,8 @@ def test_a_provider_failure_logs_a_warning_without_secrets(
         real_gateway.answer(500, {"message": "Server Error"})
     caplog.set_level("INFO")
     call = place_call(logged_in(agent), bridge, otp_flow)
+    sends.run()
+    call.refresh_from_db()
     assert call.status in (CallLog.Status.ERROR, CallLog.Status.UNKNOWN)
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings, [r.getMessage() for r in caplog.records]

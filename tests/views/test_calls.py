@@ -12,8 +12,10 @@ from django.test import Client
 from django.utils import timezone
 
 from calls.models import MASK, AuditEntry, CallLog, Campaign
+from calls.sealing import unseal
 from calls.vocabulary import provider_key
 from tests.clock import pinned_now
+from tests.helpers.answers import QUEUED
 from tests.helpers.portal import OTP, audit_shown, call_form, logged_in, place_call, text_of
 from tests.helpers.webhooks import deliver, push
 
@@ -71,36 +73,47 @@ def test_the_timeline_says_what_the_provider_reported_in_plain_words(
 
 
 def test_an_error_call_can_be_retried_once_with_its_otp_re_entered(
-    agent_client, bridge, otp_flow, settings
+    agent_client, bridge, otp_flow, real_gateway, settings, sends
 ):
-    settings.MOBTEXTING_API_TOKEN = "tok"
     settings.MOBTEXTING_API_URL = "http://127.0.0.1:9/api/v2/"  # discard port: refused
     data = call_form(bridge, otp_flow, **{"variables[Name]": "Asha", "variables[otp]": "111111"})
     agent_client.post("/calls/new/", data)
+    assert sends.run() == ["error"]
     call = CallLog.objects.get()
-    assert call.status == "error"
     page = agent_client.get(call.get_absolute_url()).content.decode()
     assert "Retry" in page and 'name="variables[otp]"' in page
-    settings.MOBTEXTING_API_TOKEN = ""  # the provider is back (the sandbox answers)
-    agent_client.post(f"/calls/{call.pk}/retry/", {"variables[otp]": "222222"})
+
+    settings.MOBTEXTING_API_URL = real_gateway.url  # the provider is back
+    real_gateway.answer(200, QUEUED)
+    retried = agent_client.post(f"/calls/{call.pk}/retry/", {"variables[otp]": "222222"})
+    assert real_gateway.requests == []  # the request only queued it
     call.refresh_from_db()
-    assert call.status == "queued"
-    assert call.variables == {"Name": "Asha", "otp": MASK}
+    assert call.status == "pending" and unseal(call.sealed_variables) == {"otp": "222222"}
+    assert "Retrying: sending it again." in text_of(agent_client.get(retried["Location"]).text)
+    assert sends.run() == ["queued"]
+    assert [r.json()["variables[otp]"] for r in real_gateway.requests] == ["222222"]
+    call.refresh_from_db()
+    assert call.variables == {"Name": "Asha", "otp": MASK} and call.sealed_variables == ""
+    again = agent_client.post(f"/calls/{call.pk}/retry/", {"variables[otp]": "333333"}, follow=True)
+    assert "Only a call that never reached the provider can be retried." in again.text
+    assert sends.run() == [] and len(real_gateway.requests) == 1
 
 
-def test_a_queued_call_cannot_be_retried(agent_client, bridge, sound):
+def test_a_queued_call_cannot_be_retried(agent_client, bridge, sound, sends):
     agent_client.post("/calls/new/", call_form(bridge, audio=sound))
+    assert sends.run() == ["queued"]
     call = CallLog.objects.get()
     agent_client.post(f"/calls/{call.pk}/retry/", {})
     call.refresh_from_db()
     assert call.status == "queued" and CallLog.objects.count() == 1
+    assert sends.run() == []
 
 
 def test_placing_and_retrying_a_call_are_audited_and_shown_on_the_call_page(
-    agent, supervisor, bridge, otp_flow
+    agent, supervisor, bridge, otp_flow, sends
 ):
     call = place_call(logged_in(agent), bridge, otp_flow, to="+91 98765 40009")  # unreachable
-    assert call.status == CallLog.Status.ERROR
+    assert sends.run() == [CallLog.Status.ERROR]
 
     retried = logged_in(supervisor).post(f"/calls/{call.pk}/retry/", {"variables[otp]": OTP})
     assert retried.status_code == 302
@@ -365,13 +378,16 @@ def test_the_filters_in_use_are_chips_that_each_remove_one(agent_client, bridge,
 # --- a call's timeline keeps every try ------------------------------------------------------------
 
 
-def test_a_retried_call_keeps_its_first_failed_try_on_its_page(agent, bridge, otp_flow):
+def test_a_retried_call_keeps_its_first_failed_try_on_its_page(agent, bridge, otp_flow, sends):
     client = logged_in(agent)
     call = place_call(client, bridge, otp_flow, to="+91 98765 40009")  # unreachable
+    sends.run()
+    call.refresh_from_db()
     first_try, first_error = call.submitted_at, call.error
     assert call.status == CallLog.Status.ERROR and first_error
 
     client.post(f"/calls/{call.pk}/retry/", {"variables[otp]": OTP})
+    sends.run()
 
     (kept,) = call.failed_submissions.all()
     assert (kept.submitted_at, kept.error) == (first_try, first_error)
@@ -385,7 +401,7 @@ def test_a_retried_call_keeps_its_first_failed_try_on_its_page(agent, bridge, ot
 
 def test_a_call_that_cannot_be_retried_keeps_no_try(agent_client, bridge, sound):
     call = CallLog.objects.create(bridge=bridge, audio=sound, to="918867135123", status="queued")
-    assert not call.reopen_for_retry()
+    assert not call.reopen_for_retry({})
     assert not call.failed_submissions.exists()
 
 

@@ -1,10 +1,12 @@
-"""The campaign pages (calls/views.py): a draft from a CSV and its report, the rejected rows
-and their upload again, the actions, who may see and run campaigns, and the audit trail."""
+"""The campaign pages (calls/campaign_views.py): a draft from a CSV (read by a worker while the
+page shows how far) and its report, the rejected rows and their upload again, the actions, who may
+see and run campaigns, and the audit trail."""
 
 import csv
 import io
 import re
 from datetime import timedelta
+from html import unescape
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,9 +15,17 @@ from django.test import Client
 from django_tasks_db.models import DBTaskResult
 
 from calls.engine.dispatch import dispatch_campaign
-from calls.models import CallLog, Campaign
+from calls.models import CallLog, Campaign, CampaignImport, RejectedRow
 from tests.clock import pinned_now
-from tests.helpers.campaigns import BAD_NUMBER, LATIN_1, make_campaign, statuses, upload
+from tests.helpers.campaigns import (
+    BAD_NUMBER,
+    LATIN_1,
+    make_campaign,
+    queued_imports,
+    run_queued_imports,
+    statuses,
+    upload,
+)
 from tests.helpers.portal import audit_shown, campaign_form, logged_in, text_of
 
 VIEW_CSV = (
@@ -31,17 +41,63 @@ def page_title(html: str) -> str:
     return text_of(re.search(r"<title>(.*?)</title>", html, re.S)[1])
 
 
-def test_a_supervisor_creates_a_draft_from_a_csv_and_sees_its_report(supervisor, bridge, otp_flow):
+@pytest.fixture
+def post(django_capture_on_commit_callbacks):
+    """Post as a browser does; what the request queues on commit is queued."""
+
+    def post(client: Client, path: str, data: dict):
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(path, data)
+
+    return post
+
+
+IMPORTING = {"HX-Request": "true", "HX-Target": "import-progress"}  # the section polling itself
+
+
+def test_the_upload_answers_at_once_without_reading_a_row(post, supervisor, bridge, otp_flow):
     client = logged_in(supervisor)
 
-    response = client.post("/campaigns/new/", campaign_form(bridge, otp_flow, VIEW_CSV))
+    response = post(client, "/campaigns/new/", campaign_form(bridge, otp_flow, VIEW_CSV))
 
     campaign = Campaign.objects.get()
-    assert response.status_code == 302
-    assert response["Location"] == f"/campaigns/{campaign.pk}/"
-    assert (campaign.status, campaign.created_by, campaign.flow) == ("draft", supervisor, otp_flow)
+    assert response.status_code == 302 and response["Location"] == f"/campaigns/{campaign.pk}/"
+    assert (campaign.status, campaign.created_by, campaign.flow) == (
+        "importing",
+        supervisor,
+        otp_flow,
+    )
+    job = CampaignImport.objects.get()
+    assert (job.state, bytes(job.content), job.position, job.filename) == (
+        "waiting",
+        VIEW_CSV,
+        0,
+        "numbers.csv",
+    )
+    assert not CallLog.objects.exists() and not RejectedRow.objects.exists()
+    assert queued_imports() == [job.pk]
     page = client.get(response["Location"])
-    assert messages_of(page) == ["2 rows ready to call, 1 rejected."]
+    section = text_of(
+        re.search(r'<section id="import-progress".*?</section>', page.content.decode(), re.S)[0]
+    )
+    assert section.startswith(
+        "Progress Importing 0% 0% of numbers.csv (88 bytes) read, waiting for a worker"
+    )
+    assert "Cancel the import" in section
+    assert "Start calling" not in page.content.decode()  # offered once every row is read
+
+
+def test_a_worker_turns_the_upload_into_a_draft_with_its_report(post, supervisor, bridge, otp_flow):
+    client = logged_in(supervisor)
+    post(client, "/campaigns/new/", campaign_form(bridge, otp_flow, VIEW_CSV))
+    campaign = Campaign.objects.get()
+
+    assert run_queued_imports() == ["done"]
+
+    campaign.refresh_from_db()
+    assert campaign.status == "draft" and campaign.rows_rejected == 1
+    assert client.get(campaign.get_absolute_url(), headers=IMPORTING)["HX-Refresh"] == "true"
+    page = client.get(campaign.get_absolute_url())
     assert page.context["progress"]["counts"] == {"pending": 2}
     assert [(row.line, row.reason) for row in page.context["rejected"]] == [(3, BAD_NUMBER)]
     assert page.context["campaign"].columns == [
@@ -51,20 +107,79 @@ def test_a_supervisor_creates_a_draft_from_a_csv_and_sees_its_report(supervisor,
         ["city", ""],
     ]
     html = page.content.decode()
+    assert "numbers.csv: 2 rows ready to call, 1 set aside." in text_of(html)
     assert BAD_NUMBER in html and "12345" in html
     assert f'href="/campaigns/{campaign.pk}/rejected.csv"' in html
+    assert f'href="/campaigns/{campaign.pk}/start/confirm/"' in html
 
 
-def test_an_unreadable_csv_leaves_no_draft_behind_and_says_why(supervisor, bridge, otp_flow):
-    response = logged_in(supervisor).post(
-        "/campaigns/new/", campaign_form(bridge, otp_flow, LATIN_1)
+def test_the_importing_section_refreshes_itself_with_how_far_the_worker_read(
+    supervisor, bridge, otp_flow
+):
+    campaign = make_campaign(bridge, flow=otp_flow, status="importing")
+    job = CampaignImport.receive(campaign, "big.csv", b"x" * 1000, supervisor)
+    CampaignImport.objects.filter(pk=job.pk).update(
+        state="reading", length=1000, position=340, accepted=3000, rejected=12
     )
 
-    assert response.status_code == 200
+    part = logged_in(supervisor).get(campaign.get_absolute_url(), headers=IMPORTING)
+
+    html = part.content.decode()
+    assert html.strip().startswith('<section id="import-progress"') and "<html" not in html
+    assert 'hx-trigger="every 1s"' in html
+    assert '<progress class="progress" max="100" value="34"' in html
+    assert "34% of big.csv (1000 bytes) read: 3,000 rows ready to call, 12 set aside so far." in (
+        text_of(html)
+    )
+
+
+def test_cancel_mid_import_leaves_no_campaign_and_the_page_says_so(
+    post, supervisor, bridge, otp_flow
+):
+    client = logged_in(supervisor)
+    post(client, "/campaigns/new/", campaign_form(bridge, otp_flow, VIEW_CSV))
+    campaign = Campaign.objects.get()
+
+    response = client.post(f"/campaigns/{campaign.pk}/import/cancel/")
+
+    assert response.status_code == 302 and response["Location"] == campaign.get_absolute_url()
+    assert (
+        "Removing the rows read so far" in client.get(campaign.get_absolute_url()).content.decode()
+    )
+    assert run_queued_imports() == ["canceled"]
     assert not Campaign.objects.exists() and not CallLog.objects.exists()
-    assert messages_of(response) == [
-        "The file is not UTF-8 text: save it as “CSV UTF-8” and upload again."
-    ]
+    assert client.get(campaign.get_absolute_url(), headers=IMPORTING)["HX-Refresh"] == "true"
+    gone = client.get(campaign.get_absolute_url())
+    assert gone.status_code == 410
+    assert "numbers.csv was not imported: supervisor canceled the import." in text_of(
+        gone.content.decode()
+    )
+    again = client.post(f"/campaigns/{campaign.pk}/import/cancel/", follow=True)
+    assert messages_of(again) == ["The import had already ended: nothing to cancel."]
+
+
+def test_an_unreadable_csv_leaves_no_draft_behind_and_says_why(post, supervisor, bridge, otp_flow):
+    client = logged_in(supervisor)
+    response = post(client, "/campaigns/new/", campaign_form(bridge, otp_flow, LATIN_1))
+    assert response.status_code == 302
+
+    assert run_queued_imports() == ["failed"]
+
+    assert not Campaign.objects.exists() and not CallLog.objects.exists()
+    page = client.get(response["Location"])
+    assert page.status_code == 410
+    assert (
+        text_of(page.content.decode()).count(
+            "numbers.csv was not imported: The file is not UTF-8 text: save it as “CSV UTF-8” and "
+            "upload again."
+        )
+        == 1
+    )
+    assert CampaignImport.objects.get().content == b""
+
+
+def test_a_campaign_that_never_was_is_not_found(supervisor, db):
+    assert logged_in(supervisor).get("/campaigns/999/").status_code == 404
 
 
 def test_the_rejected_rows_download_as_csv_with_their_reason(supervisor, bridge, sound):
@@ -89,21 +204,52 @@ def test_the_rejected_rows_download_as_csv_with_their_reason(supervisor, bridge,
     ]
 
 
-def test_fixed_rejected_rows_can_be_uploaded_again_to_the_draft(supervisor, bridge, sound):
+def test_fixed_rejected_rows_can_be_uploaded_again_to_the_draft(post, supervisor, bridge, sound):
     campaign = make_campaign(bridge, audio=sound)
     upload(campaign, "number,Name\n12345,Ravi\n918867135123,Asha\n")
     client = logged_in(supervisor)
     download = b"".join(client.get(f"/campaigns/{campaign.pk}/rejected.csv").streaming_content)
     fixed = download.replace(b"'12345,", b"+91 88671 35124,", 1)
 
-    response = client.post(
+    response = post(
+        client,
         f"/campaigns/{campaign.pk}/upload/",
         {"csv_file": SimpleUploadedFile("fixed.csv", fixed, content_type="text/csv")},
     )
 
     assert response.status_code == 302 and response["Location"] == campaign.get_absolute_url()
+    campaign.refresh_from_db()
+    assert campaign.status == "importing"
+    assert run_queued_imports() == ["done"]
     assert sorted(campaign.calls.values_list("to", flat=True)) == ["918867135123", "918867135124"]
-    assert messages_of(client.get(response["Location"])) == ["1 row ready to call, 0 rejected."]
+    assert not campaign.rejected_rows.exists()
+    page = text_of(client.get(response["Location"]).content.decode())
+    assert "fixed.csv: 1 row ready to call, 0 set aside." in page
+
+
+def test_a_fixed_file_that_fails_leaves_the_draft_as_it_was_and_says_why(
+    post, supervisor, bridge, sound
+):
+    campaign = make_campaign(bridge, audio=sound)
+    upload(campaign, "number,Name\n12345,Ravi\n918867135123,Asha\n")
+    client = logged_in(supervisor)
+
+    post(
+        client,
+        f"/campaigns/{campaign.pk}/upload/",
+        {"csv_file": SimpleUploadedFile("fixed.csv", b'number\n918867135124\n"broken\n')},
+    )
+    assert run_queued_imports() == ["failed"]
+
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.rows_rejected) == ("draft", 1)
+    assert list(campaign.calls.values_list("to", flat=True)) == ["918867135123"]
+    assert campaign.rejected_rows.get().line == 2
+    page = unescape(text_of(client.get(campaign.get_absolute_url()).content.decode()))
+    assert (
+        'fixed.csv was not imported: Line 3 opens a quote (") that is never closed: close it or '
+        "remove it. Nothing from it was kept." in page
+    )
 
 
 def test_rows_cannot_be_added_once_the_campaign_has_started(supervisor, campaign):
@@ -179,6 +325,7 @@ CAMPAIGN_ROUTES = {
     "new page": ("get", "/campaigns/new/"),
     "create": ("post", "/campaigns/new/"),
     "upload": ("post", "/campaigns/{pk}/upload/"),
+    "cancel the import": ("post", "/campaigns/{pk}/import/cancel/"),
     "start": ("post", "/campaigns/{pk}/start/"),
     "cancel": ("post", "/campaigns/{pk}/cancel/"),
     "ask before start": ("get", "/campaigns/{pk}/start/confirm/"),
@@ -210,12 +357,13 @@ def test_who_may_see_and_who_may_run_campaigns(request, campaign, role, allowed)
 CAMPAIGN_CSV = b"number,Name,otp\n+918867135123,Asha,1111\n+918867135124,Ravi,2222\n"
 
 
-def test_a_campaign_s_life_is_audited_and_shown_on_its_page(supervisor, bridge, otp_flow):
+def test_a_campaign_s_life_is_audited_and_shown_on_its_page(post, supervisor, bridge, otp_flow):
     client = logged_in(supervisor)
-    response = client.post(
-        "/campaigns/new/", campaign_form(bridge, otp_flow, CAMPAIGN_CSV, name="November")
+    response = post(
+        client, "/campaigns/new/", campaign_form(bridge, otp_flow, CAMPAIGN_CSV, name="November")
     )
     assert response.status_code == 302, response.content.decode()[:2000]
+    assert run_queued_imports() == ["done"]
     campaign = Campaign.objects.get()
     for action in ("start", "pause", "resume", "cancel"):
         assert client.post(f"/campaigns/{campaign.pk}/{action}/").status_code == 302
@@ -233,7 +381,7 @@ def test_a_campaign_s_life_is_audited_and_shown_on_its_page(supervisor, bridge, 
         "supervisor resumed the campaign",
         "supervisor paused the campaign",
         "supervisor started the campaign",
-        "supervisor uploaded rows — 2 rows ready to call, 0 rejected.",
+        "supervisor uploaded rows — 2 rows ready to call, 0 set aside.",
         "supervisor created the campaign",
     ]
 
@@ -420,12 +568,15 @@ def test_choosing_a_flow_redraws_the_sample_and_its_link(supervisor, otp_flow):
     assert "number,Name,otp" in part and "Download a sample CSV for “Login OTP”" in text_of(part)
 
 
-def test_the_draft_previews_its_first_rows_with_secrets_masked(supervisor, bridge, otp_flow):
+def test_the_draft_previews_its_first_rows_with_secrets_masked(post, supervisor, bridge, otp_flow):
     client = logged_in(supervisor)
     rows = "".join(f"91886713512{i},Name{i},48291{i}\n" for i in range(7))
-    response = client.post(
-        "/campaigns/new/", campaign_form(bridge, otp_flow, f"number,Name,otp\n{rows}".encode())
+    response = post(
+        client,
+        "/campaigns/new/",
+        campaign_form(bridge, otp_flow, f"number,Name,otp\n{rows}".encode()),
     )
+    assert run_queued_imports() == ["done"]
 
     html = client.get(response["Location"]).content.decode()
 
@@ -465,3 +616,15 @@ def test_a_running_campaign_says_which_numbers_wait_for_their_calling_hours(supe
 
     assert "1 number waits for its calling hours" in page
     assert "The others are not held up." in page
+
+
+def test_the_list_says_an_importing_campaign_is_reading_its_csv_and_refreshes_itself(
+    supervisor, bridge, otp_flow
+):
+    make_campaign(bridge, flow=otp_flow, status="importing")
+
+    html = logged_in(supervisor).get("/campaigns/").content.decode()
+
+    assert list_status(logged_in(supervisor)) == "Importing"
+    assert "Reading its CSV…" in text_of(html)
+    assert 'hx-trigger="every 3s"' in html

@@ -1,19 +1,20 @@
 """A single call placed "at" a later time (calls/forms/calls.py `at`, calls/views.py call_new
 and call_cancel, calls/schedules.py): stored scheduled with its secrets sealed, shown as
-scheduled, sent once by the periodic task, cancellable until then. And the attempts of one
+scheduled, sent once by the worker's task at its time, cancellable until then. And the attempts of one
 number on the call pages and the call log."""
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 from calls.engine.jobs import run_schedules
 from calls.models import MASK, AuditEntry, CallLog, UserPreference
 from calls.sealing import unseal
 from tests.clock import pinned_now
+from tests.helpers.answers import QUEUED
 from tests.helpers.campaigns import number, running_campaign
-from tests.helpers.dispatch import FakeGateway
 from tests.helpers.portal import OTP, audit_shown, call_form, database_dump, text_of
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -32,7 +33,7 @@ def place_at(client, bridge, flow, at: datetime | str):
 
 
 @pytest.fixture
-def scheduled(agent_client, bridge, otp_flow) -> CallLog:
+def scheduled(agent_client, bridge, otp_flow, sends) -> CallLog:
     response = place_at(agent_client, bridge, otp_flow, tomorrow_at_ten(KOLKATA))
     assert response.status_code == 302, response.content.decode()[:2000]
     told = text_of(agent_client.get(response["Location"]).content.decode())
@@ -91,19 +92,20 @@ def test_a_time_passed_too_far_or_unreadable_is_refused_and_nothing_is_stored(
     assert not CallLog.objects.exists()
 
 
-def test_the_periodic_task_sends_it_once_when_due_with_the_otp_in_clear(
-    scheduled, agent_client, monkeypatch
+def test_its_send_is_queued_for_its_time_and_sends_it_once_then_with_the_otp_in_clear(
+    scheduled, agent_client, sends, real_gateway
 ):
-    gateway = FakeGateway()
-    monkeypatch.setattr("calls.engine.jobs.get_gateway", lambda: gateway)
-    run_schedules()
-    assert gateway.sent == []  # not before its time
+    real_gateway.answer(200, QUEUED)
+    (queued,) = sends.queued()
+    assert queued.task.run_after == tomorrow_at_ten(KOLKATA)
+    assert sends.run() == [] and real_gateway.requests == []  # not before its time
 
-    CallLog.objects.filter(pk=scheduled.pk).update(not_before=pinned_now())
-    run_schedules()
-    run_schedules()
+    with time_machine.travel(tomorrow_at_ten(KOLKATA) + timedelta(seconds=1)):
+        assert sends.run() == ["queued"]
+        run_schedules()  # the sweep finds nothing left to queue
+        assert sends.run() == []
 
-    assert [sent.payload["variables[otp]"] for sent in gateway.sent] == [OTP]
+    assert [r.json()["variables[otp]"] for r in real_gateway.requests] == [OTP]
     scheduled.refresh_from_db()
     assert scheduled.status == "queued" and scheduled.sealed_variables == ""
     page = text_of(agent_client.get(scheduled.get_absolute_url()).content.decode())
@@ -114,7 +116,7 @@ def test_the_periodic_task_sends_it_once_when_due_with_the_otp_in_clear(
 
 
 def test_canceling_it_withdraws_it_once_audited_and_it_is_never_sent(
-    scheduled, agent_client, monkeypatch
+    scheduled, agent_client, sends, real_gateway
 ):
     response = agent_client.post(f"/calls/{scheduled.pk}/cancel/", follow=True)
     page = text_of(response.content.decode())
@@ -131,11 +133,10 @@ def test_canceling_it_withdraws_it_once_audited_and_it_is_never_sent(
     assert "Only a call placed for later and not sent yet can be canceled." in again
     assert AuditEntry.objects.filter(action="canceled_call").count() == 1
 
-    gateway = FakeGateway()
-    monkeypatch.setattr("calls.engine.jobs.get_gateway", lambda: gateway)
-    CallLog.objects.filter(pk=scheduled.pk).update(not_before=pinned_now())
-    run_schedules()
-    assert gateway.sent == []
+    with time_machine.travel(tomorrow_at_ten(KOLKATA) + timedelta(minutes=1)):
+        run_schedules()
+        assert sends.run() == ["not ours"]  # the task queued when it was placed: withdrawn
+    assert real_gateway.requests == []
 
 
 def test_cancel_is_a_post_for_people_who_place_calls(scheduled, agent_client, client, outsider):
@@ -147,13 +148,19 @@ def test_cancel_is_a_post_for_people_who_place_calls(scheduled, agent_client, cl
     assert scheduled.status == "pending"
 
 
-def test_a_call_placed_now_is_sent_at_once_and_offers_no_cancel(agent_client, bridge, otp_flow):
+def test_a_call_placed_now_is_sent_at_once_and_offers_no_cancel(
+    agent_client, bridge, otp_flow, sends
+):
     response = place_at(agent_client, bridge, otp_flow, "")
     assert response.status_code == 302
     call = CallLog.objects.get()
-    assert call.not_before is None and call.submitted_at is not None
-    assert call.sealed_variables == ""
+    assert call.not_before == call.created_at and not call.is_scheduled
     assert "Cancel this call" not in agent_client.get(call.get_absolute_url()).content.decode()
+    (queued,) = sends.queued()
+    assert queued.task.run_after is None  # at once
+    assert sends.run() == ["queued"]
+    call.refresh_from_db()
+    assert call.submitted_at is not None and call.sealed_variables == ""
 
 
 def test_each_attempt_says_which_it_is_and_links_the_others(agent_client, bridge, sound):

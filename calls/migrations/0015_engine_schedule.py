@@ -10,7 +10,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("calls", "0012_provider_list_reads"),
+        ("calls", "0014_background_imports"),
     ]
 
     operations: list[migrations.operations.base.Operation] = [
