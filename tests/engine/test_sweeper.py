@@ -46,6 +46,7 @@ def test_with_default_settings_a_dead_workers_rows_come_back_within_half_a_minut
         "requeued": 1,
         "unknown": 0,
         "dispatch_tasks": 2,  # the campaign had no dispatch task: it gets its seats
+        "imports": 0,
         "beats_forgotten": 0,
     }
     assert sweep_abandoned_work(now + timedelta(seconds=31))["unknown"] == 1
