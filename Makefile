@@ -23,19 +23,18 @@ run: $(BIN)/.installed
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py collectstatic --no-input -v 0
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py start_periodic_tasks
 	@echo
 	@echo "  OBD Portal: http://$(HOST):$(PORT)/   (log in with the demo login above)"
-	@echo "  Workers started beside the web server; Ctrl-C stops them all."
+	@echo "  Workers and the engine started beside the web server; Ctrl-C stops them all."
 	@echo
 	@trap 'kill 0' EXIT; \
-	$(BIN)/python manage.py db_worker --no-reload --interval 0.5 --queue-name default & \
-	$(BIN)/python manage.py db_worker --no-reload --interval 0.5 --queue-name campaigns & \
-	$(BIN)/python manage.py apply_deliveries & \
+	$(BIN)/python manage.py worker --interval 0.5 --queue-name default & \
+	$(BIN)/python manage.py worker --interval 0.5 --queue-name campaigns & \
+	$(BIN)/python manage.py engine & \
 	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
 worker: $(BIN)/.installed
-	$(BIN)/python manage.py db_worker --no-reload --queue-name '*'
+	$(BIN)/python manage.py worker --queue-name '*'
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .

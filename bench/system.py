@@ -10,7 +10,8 @@ For each `--code DIR` (a checkout of the portal; default this repository), one a
    gunicorn.conf.py, access log on) and three workers: `db_worker --queue-name campaigns`,
    `db_worker --queue-name default`, and `apply_deliveries` when DIR has that command (the new
    path: the webhook stores, the worker applies), else a second default db_worker (today's path:
-   the webhook request applies the outcome itself);
+   the webhook request applies the outcome itself); with the engine (calls/engine/), `worker`
+   for both queues and `engine` (deliveries and the periodic jobs) instead;
 3. points the portal at a provider stand-in in this process (bench/standin.py): it answers
    `outgoing/send` and posts realistic webhooks back (attempts, duplicates, out of order,
    unknown ids, some before the send is answered) and knows the outcome each call must end with;
@@ -138,12 +139,16 @@ class Portal:
         self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         python = str(BIN / "python")
-        third = (
-            ["apply_deliveries"]
-            if new_path
-            else ["db_worker", "--no-reload", "--queue-name", "default"]
-        )
-        worker = [python, "manage.py", "db_worker", "--no-reload", "--queue-name"]
+        # A checkout with the engine: its workers and its engine (deliveries and periodic jobs).
+        engine = (code / "calls" / "management" / "commands" / "engine.py").exists()
+        if engine:
+            third = ["engine"]
+        elif new_path:
+            third = ["apply_deliveries"]
+        else:
+            third = ["db_worker", "--no-reload", "--queue-name", "default"]
+        worker = [python, "manage.py", *(["worker"] if engine else ["db_worker", "--no-reload"])]
+        worker.append("--queue-name")
         self.commands = {
             # The app named last: someone's `pkill -f "gunicorn obdportal.wsgi"` (a test's
             # clean-up) must not take this server down in the middle of a run.

@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
+from calls.engine.dispatch import start_dispatchers
 from calls.engine.imports import queue_import
 from calls.exports import csv_download
 from calls.forms import CallAgainForm, CampaignForm, CsvUploadForm
@@ -20,7 +21,6 @@ from calls.keypresses import campaign_results
 from calls.models import AuditEntry, Campaign, CampaignImport, IvrFlow
 from calls.models.retries import CannotCallAgain, eta, held_for_hours, numbers, why_not_again
 from calls.roles import permission_required
-from calls.tasks import start_dispatchers
 from calls.vocabulary import CallStatus
 
 REJECTED_SHOWN = 20  # rows set aside listed on the page; the download has them all

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.mail import EmailMessage, mailers
 from django.core.mail.backends.base import BaseEmailBackend
@@ -20,7 +19,6 @@ from django.core.mail.handler import DEFAULT_MAILER_ALIAS
 from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.tasks import task
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
@@ -170,14 +168,6 @@ def _email(notice: Notice, user: User) -> None:
         _mailer().send_messages([message])
     except OSError as exc:  # SMTP failures included; the notice stays on the portal
         logger.warning("notice e-mail failed notice=%s user=%s: %s", notice.pk, user.pk, exc)
-
-
-@task
-def check_notices_periodically() -> int:
-    """The periodic check; queues its next run first, so a failure keeps the chain."""
-    later = timezone.now() + timedelta(seconds=settings.OBD_NOTICE_CHECK_EVERY_SECONDS)
-    check_notices_periodically.using(run_after=later).enqueue()
-    return check_notices()
 
 
 class NoticePreferenceForm(forms.ModelForm[UserPreference]):

@@ -11,10 +11,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 
-from django.conf import settings
-from django.tasks import task
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
@@ -125,11 +122,9 @@ def _mark(row: object) -> str:
     return "row:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-@task
-def sync_optouts_periodically() -> dict[str, int]:
-    """The periodic pull; queues its next run first, so a failure keeps the chain."""
-    later = timezone.now() + timedelta(minutes=settings.OBD_OPTOUT_SYNC_EVERY_MINUTES)
-    sync_optouts_periodically.using(run_after=later).enqueue()
+def sync_optouts() -> dict[str, int]:
+    """The periodic pull (calls/engine/jobs.py); a provider that cannot be read is logged and
+    tried at the next run."""
     try:
         result = sync_unsubscribers(get_gateway())
     except GatewayError as exc:

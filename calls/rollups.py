@@ -1,5 +1,6 @@
 """The dashboard's roll-ups: tallies of calls placed, kept by triggers on the calls table, folded
-by a periodic task, rebuilt by `manage.py rebuild_rollups`, and read by reports.py.
+by a periodic job (calls/engine/jobs.py), rebuilt by `manage.py rebuild_rollups`, and read by
+reports.py.
 
 Every change to a counted column of a call (whatever code makes it: a model method, a bulk
 update, the admin, a cascade delete) fires a trigger in the same transaction, which inserts the
@@ -24,8 +25,6 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Sum
-from django.tasks import task
-from django.utils import timezone
 
 from calls.models import CallLog, CallTally
 
@@ -237,13 +236,6 @@ def fold_tallies() -> int:
             )
             deleted = cursor.rowcount
     return int(deleted - inserted)
-
-
-@task
-def fold_tallies_periodically() -> int:
-    """The periodic fold; queues its next run first, so a failure keeps the chain."""
-    fold_tallies_periodically.using(run_after=timezone.now() + FOLD_EVERY).enqueue()
-    return fold_tallies()
 
 
 # --- Reading ----------------------------------------------------------------------------------

@@ -1,33 +1,21 @@
-"""Background work, run by `manage.py db_worker` (django-tasks-db: the database is the queue)."""
+"""Sending a running campaign at its pace (`Dispatcher`); its tasks and their seats are in
+calls/engine/dispatch.py."""
 
 import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
-from django.tasks import Task, TaskResultStatus, task
 from django.utils import timezone
-from django_tasks_db.models import DBTaskResult
 
 from calls.engine import sends
-from calls.engine.imports import resume_stalled_imports
-from calls.keypresses import LookupRun, fetch_keypresses
-from calls.models import CallLog, Campaign, Notice, WorkerHeartbeat
-from calls.models.campaigns import recover_abandoned_rows
-from calls.models.events import apply_waiting, oldest_waiting
-from calls.models.retries import allowed_to_send, schedule_retries, wipe_ended_campaigns_secrets
-from calls.notifications import check_notices_periodically, tell_supervisors
-from calls.optouts import sync_optouts_periodically
+from calls.models import CallLog, Campaign, Notice
+from calls.models.retries import allowed_to_send, schedule_retries
+from calls.notifications import tell_supervisors
 from calls.provider.base import Gateway
-from calls.provider.configured import get_gateway
-from calls.reconcile import reconcile_waiting
-from calls.rollups import fold_tallies_periodically
-from calls.schedules import queue_overdue_calls
 
 logger = logging.getLogger(__name__)
-HEARTBEAT_SECONDS = 30
 
 
 class Dispatcher:
@@ -164,211 +152,3 @@ class Dispatcher:
             title=f"Campaign “{self.campaign.name}” paused itself: the provider is not answering",
             link=self.campaign.get_absolute_url(),
         )
-
-
-@task(queue_name="campaigns")
-def dispatch_campaign(campaign_id: int) -> str:
-    campaign = Campaign.objects.get(pk=campaign_id)
-    dispatcher = Dispatcher(campaign, get_gateway())
-    reason = dispatcher.run()
-    if reason == "later":
-        dispatch_campaign.using(run_after=dispatcher.resume_at).enqueue(campaign_id)
-    elif reason == "budget":
-        dispatch_campaign.enqueue(campaign_id)  # let other work through, then go on
-    elif reason == "window":
-        opens = campaign.window_opens_after(timezone.now())
-        dispatch_campaign.using(run_after=opens).enqueue(campaign_id)
-    return reason
-
-
-def start_dispatchers(campaign: Campaign) -> None:
-    for _ in range(settings.OBD_CAMPAIGN_DISPATCHERS):
-        dispatch_campaign.enqueue(campaign.pk)
-
-
-@task
-def reconcile_calls_periodically() -> int:
-    """Ask the status API about calls without an outcome; runs again after the interval."""
-    later = timezone.now() + timedelta(minutes=settings.OBD_RECONCILE_EVERY_MINUTES)
-    reconcile_calls_periodically.using(run_after=later).enqueue()  # first: a crash keeps the chain
-    return reconcile_waiting(settings.OBD_RECONCILE_AFTER_MINUTES)
-
-
-@task
-def fetch_keypresses_periodically() -> dict[str, int]:
-    """Look up the keys pressed on answered flow calls, a batch a run. Comes back at the pace
-    while more wait, when the provider said after a 429, else after the interval."""
-    run = LookupRun()
-    try:
-        run = fetch_keypresses(get_gateway())
-    finally:  # queued even when the run failed, so the chain goes on
-        if run.wait is not None:
-            delay = run.wait
-        elif run.more:
-            delay = 60 / settings.OBD_KEYPRESS_LOOKUPS_PER_MINUTE
-        else:
-            delay = 60 * settings.OBD_KEYPRESS_EVERY_MINUTES
-        later = timezone.now() + timedelta(seconds=delay)
-        fetch_keypresses_periodically.using(run_after=later).enqueue()
-    for problem in run.problems:
-        logger.warning("keypress look-up failed: %s", problem)
-    return {"looked_up": run.looked_up, "stored": run.stored, "failed": run.failed}
-
-
-@task
-def run_schedules_periodically() -> dict[str, int]:
-    """Scheduled work come due: campaigns to start or to end, retries to make (dispatchers make
-    them too; this covers paused campaigns and dispatchers between runs), single calls whose
-    send task was lost. Queues its next run first, so a crash keeps the chain."""
-    now = timezone.now()
-    later = now + timedelta(seconds=settings.OBD_SCHEDULE_EVERY_SECONDS)
-    run_schedules_periodically.using(run_after=later).enqueue()
-    begun = ended = retries = 0
-    for campaign in Campaign.objects.filter(
-        status__in=[Campaign.Status.SCHEDULED, Campaign.Status.RUNNING, Campaign.Status.PAUSED]
-    ):
-        if campaign.end_if_past(now):
-            ended += 1
-        elif campaign.begin_if_due(now):
-            start_dispatchers(campaign)
-            begun += 1
-        elif campaign.status != Campaign.Status.SCHEDULED:
-            retries += schedule_retries(campaign, now)
-    wipe_ended_campaigns_secrets()
-    queued = queue_overdue_calls(now)
-    return {"begun": begun, "ended": ended, "retries": retries, "calls": queued}
-
-
-@task
-def worker_heartbeat() -> None:
-    """Proves a worker is taking tasks (see /healthz); queues its next beat."""
-    worker_heartbeat.using(
-        run_after=timezone.now() + timedelta(seconds=HEARTBEAT_SECONDS)
-    ).enqueue()
-    WorkerHeartbeat.beat()
-
-
-@task
-def sweep_abandoned_work() -> dict[str, int]:
-    """What a worker killed mid-task leaves behind, healed: rows it held (back to the queue, or
-    `unknown` when their POST may have begun), its tasks stuck RUNNING (the queue never learns
-    that a worker died), periodic chains it broke, running campaigns nobody dispatches any more,
-    CSV imports nobody reads any more."""
-    now = timezone.now()
-    sweep_abandoned_work.using(
-        run_after=now + timedelta(seconds=settings.OBD_SWEEP_EVERY_SECONDS)
-    ).enqueue()
-    requeued, unknown = recover_abandoned_rows(now)
-    stranded = _apply_stranded_deliveries(now)
-    lost = _fail_lost_tasks(now)
-    chains = sum(ensure_periodic(periodic) for periodic in PERIODIC)
-    revived = _revive_campaigns()
-    imports = resume_stalled_imports()
-    return {
-        "requeued": requeued,
-        "unknown": unknown,
-        "deliveries": stranded,
-        "lost_tasks": lost,
-        "chains": chains,
-        "campaigns": revived,
-        "imports": imports,
-    }
-
-
-def _apply_stranded_deliveries(now: datetime) -> int:
-    """Webhook deliveries left waiting a while: no deliveries worker is running (or it is far
-    behind), so this worker applies them, and says so."""
-    waited = oldest_waiting(now)
-    if waited is None or waited < timedelta(seconds=settings.OBD_SWEEP_EVERY_SECONDS):
-        return 0
-    applied = 0
-    while claimed := apply_waiting():
-        applied += claimed
-    logger.warning(
-        "deliveries applied by the sweeper (is apply_deliveries running?) count=%s", applied
-    )
-    return applied
-
-
-def _fail_lost_tasks(now: datetime) -> int:
-    """Tasks RUNNING far longer than they can run lost their worker: marked FAILED, so that
-    `ensure_periodic` and `_revive_campaigns` start them again."""
-    lost = 0
-    for periodic, limit in _running_limits().items():
-        lost += DBTaskResult.objects.filter(
-            task_path=periodic.module_path,
-            status=TaskResultStatus.RUNNING,
-            started_at__lt=now - limit,
-        ).update(
-            status=TaskResultStatus.FAILED,
-            finished_at=now,
-            exception_class_path="calls.tasks.WorkerLost",
-            traceback="The worker running this task stopped without finishing it (killed?).",
-        )
-    if lost:
-        logger.warning("tasks whose worker was lost marked failed count=%s", lost)
-    return lost
-
-
-def _running_limits() -> dict[Task[..., Any], timedelta]:
-    """How long each kind of task may run at most before its worker is presumed dead."""
-    # A live dispatcher may overrun its budget by a slow batch; being wrong here is safe (the
-    # rows' leases and compare-and-set keep every call to one POST), so recovery can be quick.
-    dispatch = settings.OBD_DISPATCH_BUDGET_SECONDS + settings.OBD_CLAIM_LEASE_SECONDS
-    return {
-        dispatch_campaign: timedelta(seconds=dispatch),
-        sweep_abandoned_work: timedelta(minutes=10),
-        worker_heartbeat: timedelta(minutes=10),
-        reconcile_calls_periodically: timedelta(hours=1),
-        run_schedules_periodically: timedelta(minutes=10),
-        sync_optouts_periodically: timedelta(hours=1),
-        check_notices_periodically: timedelta(minutes=10),
-        fetch_keypresses_periodically: timedelta(minutes=10),
-        fold_tallies_periodically: timedelta(minutes=10),
-    }
-
-
-def ensure_periodic(periodic: Task[..., Any]) -> bool:
-    """Queue a periodic task unless one is queued or running (a running one queues its own next
-    run: queuing another would start a second chain). True when it had to be queued."""
-    waiting = DBTaskResult.objects.filter(
-        task_path=periodic.module_path,
-        status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
-    )
-    if waiting.exists():
-        return False
-    periodic.enqueue()
-    return True
-
-
-def _revive_campaigns() -> int:
-    """Running campaigns with no dispatch task queued or running: finished if nothing is left
-    to send, else dispatched again (rows recovered from a dead worker are sent by the new one)."""
-    dispatching = {
-        args["args"][0]
-        for args in DBTaskResult.objects.filter(
-            task_path=dispatch_campaign.module_path,
-            status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
-        ).values_list("args_kwargs", flat=True)
-    }
-    revived = 0
-    for campaign in Campaign.objects.filter(status=Campaign.Status.RUNNING).exclude(
-        pk__in=dispatching
-    ):
-        if not campaign.finish_if_done():
-            start_dispatchers(campaign)
-            revived += 1
-            logger.warning("campaign=%s had no dispatcher: dispatching again", campaign.pk)
-    return revived
-
-
-PERIODIC = (
-    reconcile_calls_periodically,
-    worker_heartbeat,
-    sweep_abandoned_work,
-    fetch_keypresses_periodically,
-    sync_optouts_periodically,
-    check_notices_periodically,
-    run_schedules_periodically,
-    fold_tallies_periodically,
-)

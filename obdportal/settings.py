@@ -133,11 +133,13 @@ OBD_TRAI_PRESET = env.bool("OBD_TRAI_PRESET", default=True)
 OBD_SCHEDULE_EVERY_SECONDS = env.int("OBD_SCHEDULE_EVERY_SECONDS", default=15)
 OBD_DISPATCH_BUDGET_SECONDS = env.int("OBD_DISPATCH_BUDGET_SECONDS", default=60)
 # Crash recovery (see docs/reliability.md): how long a dispatcher holds rows past its batch's
-# last slot; how long after its POST began a call with no recorded answer is given up as unknown;
-# how often the sweeper looks for rows and dispatch tasks a dead worker left behind.
-OBD_CLAIM_LEASE_SECONDS = env.int("OBD_CLAIM_LEASE_SECONDS", default=60)
-OBD_SEND_GRACE_SECONDS = env.int("OBD_SEND_GRACE_SECONDS", default=120)
-OBD_SWEEP_EVERY_SECONDS = env.int("OBD_SWEEP_EVERY_SECONDS", default=30)
+# last slot (a live one that overruns only loses them to another dispatcher: the POST's
+# compare-and-set keeps each row to one send); how long after its POST began a call with no
+# recorded answer is given up as unknown (past the gateway's connect and read timeouts); how
+# often the sweeper looks for rows and dispatch tasks a dead process left behind.
+OBD_CLAIM_LEASE_SECONDS = env.int("OBD_CLAIM_LEASE_SECONDS", default=10)
+OBD_SEND_GRACE_SECONDS = env.int("OBD_SEND_GRACE_SECONDS", default=30)
+OBD_SWEEP_EVERY_SECONDS = env.int("OBD_SWEEP_EVERY_SECONDS", default=5)
 OBD_RATE_LIMIT_WAIT_SECONDS = env.float("OBD_RATE_LIMIT_WAIT_SECONDS", default=10.0)
 # The circuit breaker: a campaign pauses itself after this many sends in a row the provider left
 # without an answer (timed out, unreachable, 5xx); 0: never.

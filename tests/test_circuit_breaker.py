@@ -10,10 +10,11 @@ from datetime import timedelta
 import pytest
 from django_tasks_db.models import DBTaskResult
 
+from calls.engine.dispatch import dispatch_campaign
 from calls.models import Campaign, Notice
 from calls.provider.base import SendResult
 from calls.provider.configured import get_gateway
-from calls.tasks import Dispatcher, dispatch_campaign
+from calls.tasks import Dispatcher
 from tests.helpers.campaigns import running_campaign, statuses
 from tests.helpers.dispatch import FakeClock, FakeGateway, accepted, dispatcher
 from tests.helpers.portal import logged_in, text_of

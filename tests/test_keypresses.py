@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
-from django_tasks_db.models import DBTaskResult
 
 from calls.keypresses import (
     BATCH,
@@ -23,9 +22,9 @@ from calls.provider.base import RateLimited
 from calls.provider.configured import get_gateway
 from calls.provider.mobtexting import MobtextingGateway
 from calls.provider.sandbox import SandboxGateway
-from calls.tasks import fetch_keypresses_periodically
 from tests.clock import pinned_now
 from tests.helpers.campaigns import make_campaign
+from tests.helpers.engine import job
 from tests.helpers.keypresses import STATUS_ID, answered, json_reply, status_answer
 from tests.helpers.provider_shapes import STATUS_CURRENT, STATUS_LEGACY
 
@@ -326,47 +325,38 @@ def test_the_real_gateway_gives_a_429_its_wait(real_gateway):
     assert caught.value.retry_after == 7.0
 
 
-# --- the periodic task ----------------------------------------------------------------------------
+# --- the periodic job -----------------------------------------------------------------------------
 
 
-def chained() -> list[DBTaskResult]:
-    return list(DBTaskResult.objects.filter(task_path=fetch_keypresses_periodically.module_path))
-
-
-def test_the_periodic_task_comes_back_after_the_interval(
-    bridge, choices_flow, status_api, settings
-):
+def test_the_periodic_job_comes_back_after_its_interval(bridge, choices_flow, status_api, settings):
     settings.OBD_KEYPRESS_EVERY_MINUTES = 2
     call = answered(bridge, choices_flow)
-    before = pinned_now()
 
-    assert fetch_keypresses_periodically.call() == {"looked_up": 1, "stored": 1, "failed": 0}
+    ran = job("keypresses").run()
 
+    assert (ran.summary, ran.again_in) == ({"looked_up": 1, "stored": 1, "failed": 0}, None)
+    assert job("keypresses").every() == timedelta(minutes=2)
     call.refresh_from_db()
     assert call.keypresses == "1"
-    [task] = chained()
-    assert before + timedelta(minutes=2) <= task.run_after <= pinned_now() + timedelta(minutes=2)
 
 
-def test_the_periodic_task_waits_as_a_429_says(bridge, choices_flow, real_gateway):
+def test_the_periodic_job_comes_back_at_the_pace_while_more_wait(
+    bridge, choices_flow, status_api, settings
+):
+    settings.OBD_KEYPRESS_LOOKUPS_PER_MINUTE = 600
+    for _ in range(BATCH + 1):
+        answered(bridge, choices_flow)
+
+    ran = job("keypresses").run()
+
+    assert ran.again_in == timedelta(seconds=0.1)
+
+
+def test_the_periodic_job_waits_as_a_429_says(bridge, choices_flow, real_gateway):
     real_gateway.route("outgoing/callstatus", lambda r: (429, {"Retry-After": "40"}, b"{}"))
     answered(bridge, choices_flow)
-    before = pinned_now()
 
-    fetch_keypresses_periodically.call()
-
-    [task] = chained()
-    assert before + timedelta(seconds=40) <= task.run_after < before + timedelta(seconds=45)
-
-
-def test_the_periodic_task_keeps_its_chain_when_the_run_fails(monkeypatch, db):
-    def broken(*args, **kwargs):
-        raise RuntimeError("database went away")
-
-    monkeypatch.setattr("calls.tasks.fetch_keypresses", broken)
-    with pytest.raises(RuntimeError):
-        fetch_keypresses_periodically.call()
-    assert len(chained()) == 1
+    assert job("keypresses").run().again_in == timedelta(seconds=40)
 
 
 # --- results --------------------------------------------------------------------------------------

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core import mail
 from django.db import connections
-from django_tasks_db.models import DBTaskResult
 
 from calls.models import AudioAsset, Bridge, CallLog, Campaign, Notice, UserPreference
-from calls.notifications import check_notices, check_notices_periodically, window_start
+from calls.notifications import check_notices, window_start
 from tests.clock import pinned_now
 from tests.conftest import _user
 from tests.helpers.campaigns import make_campaign, running_campaign
+from tests.helpers.engine import job
 from tests.helpers.portal import logged_in, place_call
 
 LOCMEM = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
@@ -157,11 +157,10 @@ def test_a_mail_server_that_refuses_leaves_the_notice_and_never_mails_it_again(
     assert "notice e-mail failed" in caplog.text
 
 
-def test_the_periodic_check_queues_its_next_run(db):
-    assert check_notices_periodically.call() == 0
-    assert DBTaskResult.objects.filter(
-        task_path=check_notices_periodically.module_path, status="READY"
-    ).exists()
+def test_the_periodic_job_checks_every_interval(db, settings):
+    settings.OBD_NOTICE_CHECK_EVERY_SECONDS = 45
+    assert job("notices").run().summary == {"posted": 0}
+    assert job("notices").every() == timedelta(seconds=45)
 
 
 @pytest.mark.django_db(transaction=True)

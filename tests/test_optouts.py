@@ -10,13 +10,13 @@ import pytest
 import time_machine
 from django.core.exceptions import ValidationError
 from django.db import connections
-from django_tasks_db.models import DBTaskResult
 
 from calls.models import DoNotCall, Notice
-from calls.optouts import sync_optouts_periodically, sync_unsubscribers
+from calls.optouts import sync_optouts, sync_unsubscribers
 from calls.provider.base import GatewayError
 from calls.provider.configured import get_gateway
 from calls.provider.sandbox import SandboxGateway
+from tests.helpers.engine import job
 from tests.helpers.portal import health
 from tests.helpers.provider_account import ProviderAccount
 from tests.helpers.provider_shapes import UNSUBSCRIBER_FIRST, UNSUBSCRIBER_SHAPES
@@ -112,8 +112,8 @@ def test_unreadable_rows_are_logged_shown_on_healthz_and_told_to_supervisors_onc
     account.unsubscribers = [*HOSTILE[:3], UNSUBSCRIBER_FIRST]
     at = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
     with time_machine.travel(at, tick=False), caplog.at_level(logging.INFO):
-        sync_optouts_periodically.call()
-        sync_optouts_periodically.call()  # the same rows again: no second notice
+        sync_optouts()
+        sync_optouts()  # the same rows again: no second notice
 
     assert "opt-out sync unreadable=3 of read=4 ids=long,no-number,nul" in caplog.text
     assert "9198" not in caplog.text  # ids, never numbers
@@ -172,13 +172,11 @@ def test_a_failing_page_stops_the_sync_and_keeps_the_pages_before_it(db, setting
     assert len(listed()) == 15  # page 1
 
 
-def test_the_periodic_sync_queues_its_next_run_even_when_the_provider_fails(db, account):
+def test_the_periodic_sync_says_a_failing_provider_read_nothing_and_goes_on(db, account):
+    account.unsubscribers = [{"id": 1, "receiver": "919876500001"}]
     account.faults["GET outgoing/suppressions/unsubscribers"] = [503]
-    assert sync_optouts_periodically.call() == {"read": 0, "added": 0, "unreadable": 0}
-    following = DBTaskResult.objects.filter(
-        task_path=sync_optouts_periodically.module_path, status="READY"
-    )
-    assert following.count() == 1
+    assert sync_optouts() == {"read": 0, "added": 0, "unreadable": 0}
+    assert job("optouts").run().summary == {"read": 1, "added": 1, "unreadable": 0}  # next run
 
 
 def test_recording_an_opt_out_is_idempotent_and_reads_numbers_as_typed(db):

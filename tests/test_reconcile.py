@@ -1,5 +1,5 @@
 """Status look-ups for calls left without an outcome: reconcile_waiting, the reconcile_calls
-command and the periodic task, with the real gateway against the local fake provider."""
+command and the periodic job, with the real gateway against the local fake provider."""
 
 import json
 from datetime import datetime, timedelta
@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
-from django_tasks_db.models import DBTaskResult
+from django.utils import timezone
 
-from calls.models import CallEvent, CallLog
+from calls.models import CallEvent, CallLog, PeriodicJob
 from calls.reconcile import reconcile_waiting
-from calls.tasks import reconcile_calls_periodically
 from tests.clock import pinned_now
+from tests.helpers.engine import job
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
 CALL_ID = "8456bf26-1b6e-4ac1-adb9-2768258f71d0"
@@ -314,40 +314,24 @@ def test_in_the_sandbox_nothing_is_looked_up(fake_provider, settings, make_call)
     assert call.status == "queued"
 
 
-def periodic_tasks(status: str | None = None):
-    tasks = DBTaskResult.objects.filter(task_path=reconcile_calls_periodically.module_path)
-    return tasks.filter(status=status) if status else tasks
-
-
-def test_the_periodic_task_settles_calls_and_comes_back_after_the_interval(
+def test_the_periodic_job_settles_calls_and_comes_back_after_its_interval(
     provider, make_call, settings
 ):
     settings.OBD_RECONCILE_EVERY_MINUTES = 10
     call = make_call()
     answer_with(provider, status_row("ANSWER", call.submitted_at))
-    before = pinned_now()
 
-    assert reconcile_calls_periodically.call() == 1
+    ran = job("reconcile").run()
 
+    assert (ran.summary, ran.again_in) == ({"settled": 1}, None)  # back after its interval:
+    assert job("reconcile").every() == timedelta(minutes=10)
     call.refresh_from_db()
     assert call.status == "answered"
-    [task] = periodic_tasks()
-    assert before + timedelta(minutes=10) <= task.run_after
-    assert task.run_after <= pinned_now() + timedelta(minutes=10)
 
 
-def test_scheduling_queues_the_periodic_look_up_once(db):
+def test_scheduling_puts_the_periodic_look_up_on_the_schedule_once(db):
     call_command("start_periodic_tasks", stdout=StringIO())
     call_command("start_periodic_tasks", stdout=StringIO())
 
-    assert periodic_tasks().count() == 1
-    assert periodic_tasks("READY").count() == 1
-
-
-def test_scheduling_while_the_look_up_runs_does_not_start_a_second_chain(db):
-    call_command("start_periodic_tasks", stdout=StringIO())
-    periodic_tasks().update(status="RUNNING")  # it queues its own next run when it ends
-
-    call_command("start_periodic_tasks", stdout=StringIO())
-
-    assert periodic_tasks("READY").count() == 0
+    [look_up] = PeriodicJob.objects.filter(name="reconcile")
+    assert look_up.next_run_at <= timezone.now()  # due at once, for the engine to run

@@ -35,9 +35,9 @@ from calls.rollups import (
     placed_groups,
     quarter,
 )
-from calls.tasks import PERIODIC
 from tests.clock import pinned_now
 from tests.helpers.campaigns import running_campaign
+from tests.helpers.engine import job
 from tests.helpers.webhooks import BRIDGE, push
 
 Sums = tuple[int, ...]  # n, timed, seconds, cost (ten-thousandths), priced
@@ -231,8 +231,8 @@ def test_lost_triggers_are_put_back_after_migrating_and_the_calls_recounted(brid
     assert_counted()
 
 
-def test_the_fold_runs_periodically():
-    assert "fold_tallies_periodically" in {task.name for task in PERIODIC}
+def test_the_fold_runs_every_minute():
+    assert job("tallies").every() == timedelta(minutes=1)
 
 
 # --- concurrency ------------------------------------------------------------------------------

@@ -1,9 +1,7 @@
-"""The background tasks (calls/tasks.py): the Dispatcher sends a campaign at its pace, with a
-bucket shared by workers, each row exactly once, through pause, resume and cancel, HTTP 429 and
-failures, inside its calling window, with secrets in clear only to the provider; dispatch comes
-back when the window opens; the worker heartbeat and the periodic tasks are queued once."""
+"""The Dispatcher (calls/tasks.py) sends a campaign at its pace, with a bucket shared by workers,
+each row exactly once, through pause, resume and cancel, HTTP 429 and failures, inside its
+calling window, with secrets in clear only to the provider."""
 
-import io
 import itertools
 import json
 import logging
@@ -11,26 +9,17 @@ import threading
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, timedelta
 from datetime import time as clock_time
+from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
-from django_tasks_db.models import DBTaskResult
 
-from calls.models import CallEvent, CallLog, Campaign, WorkerHeartbeat
+from calls.models import CallLog, Campaign
 from calls.provider.base import SendResult
 from calls.provider.configured import get_gateway
 from calls.sealing import unseal
-from calls.tasks import (
-    Dispatcher,
-    dispatch_campaign,
-    reconcile_calls_periodically,
-    sweep_abandoned_work,
-    worker_heartbeat,
-)
-from tests.clock import pinned_now
+from calls.tasks import Dispatcher
 from tests.helpers.campaigns import make_campaign, number, running_campaign, statuses, upload, utc
 from tests.helpers.dispatch import (
     FakeClock,
@@ -39,8 +28,7 @@ from tests.helpers.dispatch import (
     dispatcher,
     rate_limited,
 )
-from tests.helpers.portal import database_dump, health, logged_in
-from tests.helpers.webhooks import push
+from tests.helpers.portal import database_dump, logged_in
 
 # --- pace -----------------------------------------------------------------------------------------
 
@@ -313,25 +301,6 @@ def test_no_call_is_sent_once_the_window_has_closed_while_waiting_for_its_turn(b
     assert gateway.numbers == [number(0), number(1)]
 
 
-def test_the_dispatch_task_comes_back_when_the_window_opens(bridge, sound):
-    opening = (pinned_now() + timedelta(hours=2)).astimezone(UTC)
-    closing = opening + timedelta(hours=1)
-    campaign = running_campaign(
-        bridge,
-        sound,
-        window_start=clock_time(opening.hour, opening.minute),
-        window_end=clock_time(closing.hour, closing.minute),
-        window_timezone="UTC",
-    )
-
-    assert dispatch_campaign.call(campaign.pk) == "window"
-
-    [task] = DBTaskResult.objects.filter(task_path=dispatch_campaign.module_path)
-    assert task.args_kwargs["args"] == [campaign.pk]
-    assert task.run_after == campaign.window_opens_after(pinned_now())
-    assert set(statuses(campaign)) == {"pending"}
-
-
 # --- secrets: sealed until sent, in clear only to the provider ------------------------------------
 
 
@@ -387,106 +356,3 @@ def test_a_row_whose_sealed_otp_cannot_be_read_fails_instead_of_sending_the_mask
     call = campaign.calls.get()
     assert call.status == "error"
     assert "SECRET_KEY changed" in call.error
-
-
-# --- the heartbeat and the periodic tasks ---------------------------------------------------------
-
-
-def waiting(task) -> list[DBTaskResult]:
-    return list(DBTaskResult.objects.filter(task_path=task.module_path, status="READY"))
-
-
-def test_the_heartbeat_task_beats_and_queues_its_next_beat(client, db):
-    before = pinned_now()
-    worker_heartbeat.call()
-    assert WorkerHeartbeat.last() >= before
-    assert health(client)["worker"] == "ok"
-    (following,) = waiting(worker_heartbeat)
-    assert before < following.run_after < pinned_now() + timedelta(minutes=5)
-
-
-def test_start_periodic_tasks_queues_reconcile_and_heartbeat_once_however_often_it_runs(db):
-    for _ in range(2):
-        call_command("start_periodic_tasks", stdout=io.StringIO())
-    assert len(waiting(reconcile_calls_periodically)) == 1
-    assert len(waiting(worker_heartbeat)) == 1
-    assert len(waiting(sweep_abandoned_work)) == 1
-
-
-def started_long_ago(task, *args, minutes: int) -> DBTaskResult:
-    """A task a worker took `minutes` ago and never finished: the worker was killed."""
-    result = DBTaskResult.objects.get(id=task.enqueue(*args).id)
-    DBTaskResult.objects.filter(pk=result.pk).update(
-        status="RUNNING", started_at=pinned_now() - timedelta(minutes=minutes)
-    )
-    return result
-
-
-def test_the_sweeper_restarts_a_periodic_chain_a_killed_worker_broke(db):
-    dead = started_long_ago(reconcile_calls_periodically, minutes=90)
-
-    swept = sweep_abandoned_work.call()
-
-    dead.refresh_from_db()
-    assert (dead.status, dead.exception_class_path) == ("FAILED", "calls.tasks.WorkerLost")
-    assert len(waiting(reconcile_calls_periodically)) == 1
-    assert swept["lost_tasks"] == 1 and swept["chains"] >= 1
-
-
-def test_the_sweeper_leaves_a_task_that_is_still_within_its_time(db):
-    alive = started_long_ago(reconcile_calls_periodically, minutes=5)
-
-    sweep_abandoned_work.call()
-
-    alive.refresh_from_db()
-    assert alive.status == "RUNNING"
-    assert waiting(reconcile_calls_periodically) == []  # it queues its own next: no second chain
-
-
-def test_the_sweeper_dispatches_a_running_campaign_nobody_dispatches_and_finishes_an_empty_one(
-    bridge, sound
-):
-    stalled = running_campaign(bridge, sound, rows=2)
-    dead = started_long_ago(dispatch_campaign, stalled.pk, minutes=10)
-    empty = running_campaign(bridge, sound, rows=1)
-    empty.calls.update(status="queued")
-
-    swept = sweep_abandoned_work.call()
-
-    dead.refresh_from_db()
-    assert dead.status == "FAILED"
-    assert [t.args_kwargs["args"] for t in waiting(dispatch_campaign)] == [[stalled.pk]] * 2
-    empty.refresh_from_db()
-    assert empty.status == "finished"
-    assert swept["campaigns"] == 1
-
-
-def test_the_sweeper_requeues_rows_never_begun_and_gives_up_on_rows_maybe_sent(bridge, sound):
-    campaign = running_campaign(bridge, sound, rows=3)
-    never_begun, maybe_sent, fresh = campaign.calls.order_by("id")
-    long_ago = pinned_now() - timedelta(minutes=10)
-    CallLog.objects.filter(pk=never_begun.pk).update(lease_until=long_ago)
-    CallLog.objects.filter(pk=maybe_sent.pk).update(lease_until=long_ago, submitted_at=long_ago)
-    CallLog.objects.filter(pk=fresh.pk).update(
-        lease_until=pinned_now() + timedelta(minutes=1), submitted_at=pinned_now()
-    )
-
-    swept = sweep_abandoned_work.call()
-
-    assert (swept["requeued"], swept["unknown"]) == (1, 1)
-    for call in (never_begun, maybe_sent, fresh):
-        call.refresh_from_db()
-    assert (never_begun.status, never_begun.lease_until) == ("pending", None)
-    assert maybe_sent.status == "unknown" and "not sent again" in maybe_sent.error
-    assert (fresh.status, fresh.lease_until is not None) == ("pending", True)
-
-
-def test_the_sweeper_applies_deliveries_no_deliveries_worker_took(call):
-    fresh = CallEvent.objects.store(source="webhook", body=json.dumps(push(status="BUSY")).encode())
-    assert sweep_abandoned_work.call()["deliveries"] == 0  # a worker may still take it
-
-    CallEvent.objects.filter(pk=fresh).update(received_at=pinned_now() - timedelta(minutes=5))
-    swept = sweep_abandoned_work.call()
-
-    call.refresh_from_db()
-    assert (swept["deliveries"], call.status) == (1, "busy")

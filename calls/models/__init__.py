@@ -10,11 +10,12 @@ from calls.models.catalogue import (
     IvrFlow,
     Playback,
 )
+from calls.models.engine import DispatchSeat, PeriodicJob, WorkerHeartbeat
 from calls.models.events import CallEvent
 from calls.models.imports import CampaignImport
 from calls.models.notices import Notice
 from calls.models.provider_lists import ProviderListRead
-from calls.models.records import AuditEntry, DoNotCall, UserPreference, WorkerHeartbeat
+from calls.models.records import AuditEntry, DoNotCall, UserPreference
 from calls.models.rollups import CallTally
 from calls.models.submissions import FailedSubmission
 from calls.vocabulary import MASK
@@ -31,10 +32,12 @@ __all__ = [
     "CallTally",
     "Campaign",
     "CampaignImport",
+    "DispatchSeat",
     "DoNotCall",
     "FailedSubmission",
     "IvrFlow",
     "Notice",
+    "PeriodicJob",
     "Playback",
     "ProviderListRead",
     "RejectedRow",

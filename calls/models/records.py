@@ -1,5 +1,5 @@
-"""Records kept beside the calls: the do-not-call list, the audit trail, the worker's heartbeat
-and each user's preferences."""
+"""Records kept beside the calls: the do-not-call list, the audit trail and each user's
+preferences."""
 
 import csv
 import functools
@@ -210,23 +210,6 @@ class AuditEntry(models.Model):
         return cls.objects.create(
             actor=actor, action=action, call=call, campaign=campaign, detail=detail[:300]
         )
-
-
-class WorkerHeartbeat(models.Model):
-    """The background worker's last sign of life, for /healthz (one row)."""
-
-    beat_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"worker seen {self.beat_at:%Y-%m-%d %H:%M:%S}"
-
-    @classmethod
-    def beat(cls) -> None:
-        cls.objects.update_or_create(pk=1, defaults={"beat_at": timezone.now()})
-
-    @classmethod
-    def last(cls) -> datetime | None:
-        return cls.objects.filter(pk=1).values_list("beat_at", flat=True).first()
 
 
 @functools.cache

@@ -1,5 +1,5 @@
-"""Playwright driving Debian's Chromium against pytest-django's live server, plus a real
-`db_worker` process on the same test database for background work (sandbox outcomes)."""
+"""Playwright driving Debian's Chromium against pytest-django's live server, plus a real worker
+and the engine on the same test database for background work (sandbox outcomes, periodic jobs)."""
 
 import os
 import shutil
@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import _user
-from tests.system.conftest import gunicorn, start_db_worker  # noqa: F401 - gunicorn: a fixture
+from tests.system.conftest import (  # noqa: F401 - gunicorn: a fixture
+    gunicorn,
+    start_db_worker,
+    start_engine,
+)
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,11 +96,12 @@ def supervisor_page(page, transactional_db, django_user_model):
 
 @pytest.fixture
 def task_worker(transactional_db) -> Iterator[subprocess.Popen]:
-    """A real worker process on the test database, as `make run` starts one beside the server,
-    with the live server's settings (no default region: the tests' autouse settings)."""
-    worker = start_db_worker(
-        OBD_SANDBOX_DELAY_SECONDS="1", MOBTEXTING_API_TOKEN="", OBD_DEFAULT_REGION=""
-    )
+    """A real worker process and the engine on the test database, as `make run` starts them
+    beside the server, with the live server's settings (no default region: the tests' autouse
+    settings)."""
+    env = {"OBD_SANDBOX_DELAY_SECONDS": "1", "MOBTEXTING_API_TOKEN": "", "OBD_DEFAULT_REGION": ""}
+    worker, engine = start_db_worker(**env), start_engine(**env)
     yield worker
-    worker.terminate()
-    worker.wait(timeout=10)
+    for process in (worker, engine):
+        process.terminate()
+        process.wait(timeout=10)

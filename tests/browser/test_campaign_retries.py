@@ -14,11 +14,10 @@ from django_tasks_db.models import DBTaskResult
 from playwright.sync_api import expect
 
 from calls.models import AudioAsset, Bridge, CallLog, Campaign
-from calls.tasks import ensure_periodic, run_schedules_periodically
 from calls.vocabulary import IN_FLIGHT
 from tests.browser.conftest import screenshot
 from tests.clock import pinned_now
-from tests.system.conftest import start_db_worker
+from tests.system.conftest import start_db_worker, start_engine
 
 NO_ANSWER, BUSY, ANSWERED = "919876540003", "919876540002", "919876541231"
 CSV = "number\n+91 98765 40003\n+91 98765 40002\n+91 98765 41231\n"
@@ -42,9 +41,9 @@ def test_a_scheduled_campaign_retries_no_answer_and_busy_three_times(
 ):
     Bridge.objects.create(number="918068287602", label="Bengaluru")
     AudioAsset.objects.create(name="Reminder", sound_id="39888925-718e-43bb-a8b1-d4a3c0de0001")
-    worker = start_db_worker(OBD_SANDBOX_DELAY_SECONDS="1", OBD_SCHEDULE_EVERY_SECONDS="1")
+    env = {"OBD_SANDBOX_DELAY_SECONDS": "1", "OBD_SCHEDULE_EVERY_SECONDS": "1"}
+    workers = [start_db_worker(**env), start_engine(**env)]
     try:
-        ensure_periodic(run_schedules_periodically)
         page = supervisor_page
         upload = tmp_path / "numbers.csv"
         upload.write_text(CSV)
@@ -84,8 +83,9 @@ def test_a_scheduled_campaign_retries_no_answer_and_busy_three_times(
             shorten_retry_intervals()
             time.sleep(0.3)
     finally:
-        worker.terminate()
-        worker.wait(timeout=10)
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=10)
 
     def tried(to: str) -> list[tuple[int, str]]:
         calls = campaign.calls.filter(to=to).order_by("attempt_number")

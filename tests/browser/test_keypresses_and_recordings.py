@@ -1,4 +1,4 @@
-"""In Chromium, on the sandbox with a real worker process: the worker looks up the keys pressed
+"""In Chromium, on the sandbox with a real engine process: the engine looks up the keys pressed
 on a campaign's answered calls, the campaign page shows them as counts, shares and a chart, and
 a call's recording plays (the sandbox's clip, through the portal)."""
 
@@ -6,8 +6,8 @@ import time
 
 from playwright.sync_api import expect
 
-from calls.models import CallLog, DoNotCall, IvrFlow
-from calls.tasks import fetch_keypresses_periodically
+from calls.engine.clock import ensure_schedule
+from calls.models import CallLog, DoNotCall, IvrFlow, PeriodicJob
 from tests.browser.conftest import SCREENSHOTS, screenshot
 from tests.clock import pinned_now
 from tests.helpers.campaigns import make_campaign
@@ -40,11 +40,12 @@ def test_a_campaigns_keys_are_looked_up_charted_and_a_recording_plays(
         )
         for n, number in enumerate(NUMBERS)
     ]
-    fetch_keypresses_periodically.enqueue()  # the worker process looks them up
+    ensure_schedule()  # the engine's look-up runs now, not a minute from now
+    PeriodicJob.objects.filter(name="keypresses").update(next_run_at=pinned_now())
     page = supervisor_page
 
     page.goto(campaign.get_absolute_url())
-    for _ in range(30):  # the worker answers within seconds
+    for _ in range(30):  # the engine answers within seconds
         if not CallLog.objects.filter(campaign=campaign, keypresses_at=None).exists():
             break
         page.wait_for_timeout(500)

@@ -75,9 +75,9 @@ def audit_shown(html: str) -> list[str]:
 
 
 def health(client: Client) -> dict:
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    return response.json()
+    """/healthz's body, whether it answers 200 or 503 (its sections on the provider's lists say
+    the same either way; tests/views/test_health.py reads the status)."""
+    return dict(client.get("/healthz").json())
 
 
 def database_dump() -> str:

@@ -1,11 +1,12 @@
-"""System tests: the portal's real processes (db_worker, gunicorn, runserver) on the test
-database, killed and fed as production would be."""
+"""System tests: the portal's real processes (workers, the engine, gunicorn, runserver) on the
+test database, killed and fed as production would be."""
 
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = [sys.executable, "-m", "gunicorn", "obdportal.wsgi", "--workers", "2"]
 GUNICORN += ["--no-control-socket"]
-DB_WORKER = [sys.executable, "manage.py", "db_worker", "--queue-name", "*"]
+WORKER = [sys.executable, "manage.py", "worker", "--queue-name", "*"]
+ENGINE = [sys.executable, "manage.py", "engine"]
 
 
 def database_url() -> str:
@@ -37,8 +39,17 @@ def database_url() -> str:
 
 def start_db_worker(**env: str) -> subprocess.Popen[bytes]:
     """A real worker on the test database, on every queue, as `make run` starts them."""
+    return start([*WORKER, "--interval", "0.2", "--no-startup-delay"], **env)
+
+
+def start_engine(**env: str) -> subprocess.Popen[bytes]:
+    """A real engine on the test database (periodic jobs, webhook deliveries)."""
+    return start(ENGINE, **env)
+
+
+def start(command: list[str], **env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [*DB_WORKER, "--interval", "0.2", "--no-startup-delay", "--no-reload"],
+        command,
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": database_url(), "OBD_TRAI_PRESET": "false", **env},
         stdout=subprocess.DEVNULL,
@@ -70,6 +81,8 @@ def serve(command: list[str], log: Path, **env: str) -> Iterator[str]:
             try:
                 urllib.request.urlopen(f"{url}/healthz", timeout=2)
                 break
+            except urllib.error.HTTPError:
+                break  # it answers (503 while no worker runs beside it)
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"{command} did not start: {log.read_text()}") from None

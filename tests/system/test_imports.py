@@ -12,9 +12,8 @@ import pytest
 from django.db.models import Count
 
 from calls.models import Campaign, CampaignImport
-from calls.tasks import ensure_periodic, sweep_abandoned_work
 from tests.helpers.portal import campaign_form, logged_in
-from tests.system.conftest import start_db_worker
+from tests.system.conftest import start_db_worker, start_engine
 
 # Waits are generous (a loaded two-core machine reads about 2,000 rows a second); the tests
 # fail only if the import never ends, never on how long it took.
@@ -32,8 +31,11 @@ def numbers_csv(rows: int, valid_every: int) -> bytes:
 def workers() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(**env: str) -> subprocess.Popen[bytes]:
-        started.append(start_db_worker(LOG_LEVEL="WARNING", **env))
+    def start(*, engine: bool = False, **env: str) -> subprocess.Popen[bytes]:
+        """A worker (or, with `engine`, the engine, whose sweeper finds an import whose worker
+        died)."""
+        starting = start_engine if engine else start_db_worker
+        started.append(starting(LOG_LEVEL="WARNING", **env))
         return started[-1]
 
     yield start
@@ -101,8 +103,8 @@ def test_a_worker_killed_mid_import_is_taken_over_and_no_row_is_stored_twice(
 ):
     rows, valid_every = 100_000, 2
     campaign, job = upload(logged_in(supervisor), bridge, sound, numbers_csv(rows, valid_every))
-    ensure_periodic(sweep_abandoned_work)  # finds the import whose worker died
     sweeping = {"OBD_SWEEP_EVERY_SECONDS": "1"}
+    workers(engine=True, **sweeping)
 
     first = workers(**sweeping)
     wait_until(

@@ -167,7 +167,8 @@ def test_the_pages_and_the_webhook_door_answer_while_50_slow_clients_hold_on(
             context=nginx.context,
         )
 
-        assert health[0] == 200, health
+        # The portal's own answer (503: no worker or engine runs beside this server).
+        assert health[0] == 503, health
         assert json.loads(health[2])["database"] == "ok"
         assert login[0] == 200, login
         assert b'name="password"' in login[2]

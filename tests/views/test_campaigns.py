@@ -14,8 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django_tasks_db.models import DBTaskResult
 
+from calls.engine.dispatch import dispatch_campaign
 from calls.models import CallLog, Campaign, CampaignImport, RejectedRow
-from calls.tasks import dispatch_campaign
 from tests.clock import pinned_now
 from tests.helpers.campaigns import (
     BAD_NUMBER,
@@ -269,8 +269,9 @@ def test_rows_cannot_be_added_once_the_campaign_has_started(supervisor, campaign
 
 
 def dispatch_tasks(campaign: Campaign) -> list:
+    """The dispatch tasks queued, as (campaign, seat)."""
     tasks = DBTaskResult.objects.filter(task_path=dispatch_campaign.module_path)
-    return [task.args_kwargs["args"] for task in tasks]
+    return sorted(tuple(task.args_kwargs["args"][:2]) for task in tasks)
 
 
 def test_a_supervisor_starts_pauses_resumes_and_cancels_from_the_page(
@@ -288,10 +289,11 @@ def test_a_supervisor_starts_pauses_resumes_and_cancels_from_the_page(
 
     assert act("start") == "running"
     assert campaign.started_at is not None
-    assert dispatch_tasks(campaign) == [[campaign.pk]] * 2
+    assert dispatch_tasks(campaign) == [(campaign.pk, 0), (campaign.pk, 1)]
     assert act("pause") == "paused"
     assert act("resume") == "running"
-    assert dispatch_tasks(campaign) == [[campaign.pk]] * 4
+    # Its two tasks still wait in the queue: resuming adds none (each seat has one).
+    assert dispatch_tasks(campaign) == [(campaign.pk, 0), (campaign.pk, 1)]
     assert act("cancel") == "canceled"
     assert set(statuses(campaign)) == {"withdrawn"}
 

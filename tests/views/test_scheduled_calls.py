@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
+from calls.engine.jobs import run_schedules
 from calls.models import MASK, AuditEntry, CallLog, UserPreference
 from calls.sealing import unseal
-from calls.tasks import run_schedules_periodically
 from tests.clock import pinned_now
 from tests.helpers.answers import QUEUED
 from tests.helpers.campaigns import number, running_campaign
@@ -102,7 +102,7 @@ def test_its_send_is_queued_for_its_time_and_sends_it_once_then_with_the_otp_in_
 
     with time_machine.travel(tomorrow_at_ten(KOLKATA) + timedelta(seconds=1)):
         assert sends.run() == ["queued"]
-        run_schedules_periodically.call()  # the sweep finds nothing left to queue
+        run_schedules()  # the sweep finds nothing left to queue
         assert sends.run() == []
 
     assert [r.json()["variables[otp]"] for r in real_gateway.requests] == [OTP]
@@ -134,7 +134,7 @@ def test_canceling_it_withdraws_it_once_audited_and_it_is_never_sent(
     assert AuditEntry.objects.filter(action="canceled_call").count() == 1
 
     with time_machine.travel(tomorrow_at_ten(KOLKATA) + timedelta(minutes=1)):
-        run_schedules_periodically.call()
+        run_schedules()
         assert sends.run() == ["not ours"]  # the task queued when it was placed: withdrawn
     assert real_gateway.requests == []
 

@@ -1,23 +1,21 @@
-"""The deliveries worker: applies what the webhook stored, in batches, until stopped."""
-
-import logging
-import signal
-import time
-from types import FrameType
+"""A deliveries applier alone: the engine's deliveries part, without the schedule. The engine
+applies deliveries already; run this beside it only to apply more at once."""
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import DatabaseError, close_old_connections
 
+from calls.engine.clock import Engine
+from calls.engine.processes import Process
+from calls.management.commands.engine import run_until_stopped
+from calls.models import WorkerHeartbeat
 from calls.models.events import BATCH, apply_waiting
-
-logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
     help = (
         "Parse, match and apply stored webhook deliveries in batches, until stopped (SIGTERM or "
-        "Ctrl-C finish the batch in hand first). Run one or more beside the web server: on "
-        "PostgreSQL they share the queue. --once applies what waits and exits."
+        "Ctrl-C finish the batch in hand first). The engine does this too; run more beside it "
+        "for more throughput: on PostgreSQL they share the queue. --once applies what waits "
+        "and exits."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -30,27 +28,11 @@ class Command(BaseCommand):
     def handle(
         self, *args: str, batch: int, interval: float, once: bool, **options: object
     ) -> None:
-        stopping = False
-
-        def stop(signum: int, frame: FrameType | None) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        applied = 0
-        while not stopping:
-            close_old_connections()
-            try:
-                claimed = apply_waiting(batch)
-            except DatabaseError:
-                # The database went away or a batch failed: nothing was marked applied, so the
-                # batch waits for the next try; the worker stays up.
-                logger.exception("deliveries batch failed; trying again shortly")
-                claimed = 0
-            applied += claimed
-            if claimed < batch:
-                if once:
-                    break
-                time.sleep(interval)  # a full batch means more wait: take the next at once
-        self.stdout.write(f"{applied} deliveries applied.")
+        if once:
+            applied = 0
+            while claimed := apply_waiting(batch):
+                applied += claimed
+            self.stdout.write(f"{applied} deliveries applied.")
+            return
+        process = Process(WorkerHeartbeat.Kind.DELIVERIES)
+        run_until_stopped(Engine(process, jobs=(), batch=batch, interval=interval))

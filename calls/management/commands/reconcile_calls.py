@@ -13,7 +13,7 @@ class Command(BaseCommand):
     help = (
         "Recover rows a dead worker left (back to the queue, or unknown when their POST may have "
         "begun), then look up calls left queued or unknown past OBD_RECONCILE_AFTER_MINUTES. "
-        "The worker also does both periodically (see start_periodic_tasks)."
+        "The engine also does both periodically (manage.py engine)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

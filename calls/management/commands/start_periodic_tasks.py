@@ -1,17 +1,20 @@
-"""Queue the worker's self-repeating tasks (reconcile, heartbeat, sweeper) unless queued already."""
+"""Put the periodic jobs on the schedule (the engine does it too when it starts)."""
 
 from django.core.management.base import BaseCommand
 
-from calls.tasks import PERIODIC, ensure_periodic
+from calls.engine.clock import ensure_schedule
+from calls.engine.jobs import JOBS
 
 
 class Command(BaseCommand):
     help = (
-        "Queue the periodic reconcile, the worker heartbeat and the sweeper once; safe to run "
-        "on every deploy."
+        "Put every periodic job (sweeper, schedules, reconcile, keypress look-ups, opt-outs, "
+        "notices, tallies) on the engine's schedule unless it is there; safe to run on every "
+        "deploy. The engine (manage.py engine) runs them."
     )
 
     def handle(self, *args: str, **options: object) -> None:
-        for periodic in PERIODIC:
-            ensure_periodic(periodic)
-            self.stdout.write(f"{periodic.name} is scheduled.")
+        added = ensure_schedule()
+        for job in JOBS:
+            said = "put on the schedule" if job.name in added else "on the schedule"
+            self.stdout.write(f"{job.name}: {said}, every {job.every()}.")

@@ -1,0 +1,165 @@
+"""The engine: one loop per process that applies webhook deliveries as they come and runs the
+periodic jobs (calls/engine/jobs.py) from one schedule, `PeriodicJob`.
+
+Modelled on healthchecks' `sendalerts`: the loop claims work by compare-and-set and hands slow
+work to a thread pool. Any number of engines may run. A due run is claimed under a lease that
+its engine's beat renews while the job runs, so each due run runs once; an engine killed or cut
+off from the database stops renewing, and another takes its jobs within STALE. The database
+failing any step is waited out (processes.Backoff); the loop never exits for it."""
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.db import connections
+from django.utils import timezone
+
+from calls.engine.jobs import JOBS, Job, Ran
+from calls.engine.processes import DATABASE_ERRORS, Backoff, Process
+from calls.models import PeriodicJob, WorkerHeartbeat
+from calls.models.engine import BEAT
+from calls.models.events import BATCH, apply_waiting
+
+logger = logging.getLogger(__name__)
+LOOK_EVERY = timedelta(seconds=1)  # how often the schedule is read for due runs
+
+
+def ensure_schedule(jobs: Iterable[Job] = JOBS, now: datetime | None = None) -> list[str]:
+    """Put every job on the schedule (due now) unless it is there; a job whose interval was
+    shortened comes due no later than the new interval. Safe to run any time, anywhere."""
+    now = now or timezone.now()
+    added = []
+    for job in jobs:
+        every = job.every()
+        row, made = PeriodicJob.objects.get_or_create(
+            name=job.name, defaults={"every": every, "next_run_at": now}
+        )
+        if made:
+            added.append(job.name)
+        elif row.next_run_at > now + every:
+            PeriodicJob.objects.filter(pk=row.pk, next_run_at=row.next_run_at).update(
+                next_run_at=now + every, every=every
+            )
+    return added
+
+
+@dataclass
+class Outcome:
+    """A run ended (in its thread); recorded by the loop, again and again if the database is
+    away, while the loop's beat keeps the run's lease."""
+
+    job: Job
+    started_at: datetime
+    ran: Ran | None = None
+    error: str = ""
+
+
+def run_job(job: Job, started_at: datetime) -> Outcome:
+    """On a pool thread: run the job, whatever it raises, and leave no connection open."""
+    try:
+        return Outcome(job, started_at, ran=job.run())
+    except Exception as exc:
+        logger.exception("job=%s failed", job.name)
+        last = traceback.format_exception_only(exc)[-1].strip()
+        return Outcome(job, started_at, error=last[:2000])
+    finally:
+        connections.close_all()
+
+
+@dataclass
+class Engine:
+    process: Process = field(default_factory=lambda: Process(WorkerHeartbeat.Kind.ENGINE))
+    jobs: tuple[Job, ...] = JOBS
+    deliveries: bool = True  # apply webhook deliveries in the loop
+    batch: int = BATCH
+    interval: float = 0.1  # seconds to wait when nothing waits
+    now: Callable[[], datetime] = timezone.now
+
+    def __post_init__(self) -> None:
+        self.by_name = {job.name: job for job in self.jobs}
+        self.pool = ThreadPoolExecutor(max_workers=max(len(self.jobs), 1), thread_name_prefix="job")
+        self.running: dict[str, Future[Outcome]] = {}
+        self.ended: list[Outcome] = []  # runs ended whose record is not written yet
+        self.backoff = Backoff(f"{self.process.kind} {self.process.id}")
+        self.next_look = self.next_beat = datetime.min.replace(tzinfo=UTC)
+        self.scheduled = False  # the jobs are on the schedule (checked once, at the start)
+
+    def run(self, stopping: Callable[[], bool]) -> None:
+        """Loop until `stopping()`; then let the running jobs end and record them."""
+        while not stopping():
+            if not self.step():
+                time.sleep(self.interval)
+        self.pool.shutdown(wait=True)
+        try:
+            self.collect()
+            self.record()
+        except DATABASE_ERRORS:  # their leases run out: another engine runs them again
+            logger.warning("%s stopped without recording its last runs", self.process.id)
+        self.process.forget()
+
+    def step(self) -> bool:
+        """One pass: a batch of deliveries, the schedule once a LOOK_EVERY, the beat once a
+        BEAT. True when a full batch was applied (more wait: no pause before the next)."""
+        try:
+            if not self.scheduled:
+                ensure_schedule(self.jobs)
+                self.scheduled = True
+            busy = self.deliveries and apply_waiting(self.batch) >= self.batch
+            now = self.now()
+            if now >= self.next_beat:
+                self.beat(now)
+            self.collect()
+            self.record()
+            if now >= self.next_look and self.jobs:
+                self.start_due(now)
+                self.next_look = now + LOOK_EVERY
+        except DATABASE_ERRORS as error:
+            self.backoff.failed(error)
+            return False
+        self.backoff.recovered()
+        return busy
+
+    def beat(self, now: datetime) -> None:
+        self.process.beat()
+        held = [*self.running, *(outcome.job.name for outcome in self.ended)]
+        if held:
+            PeriodicJob.renew(self.process.id, held, now)
+        self.next_beat = now + BEAT
+
+    def start_due(self, now: datetime) -> None:
+        due = PeriodicJob.objects.due(now).filter(name__in=self.by_name)
+        for row in due.exclude(name__in=self.running):
+            if row.claim(self.process.id, now):
+                started = row.last_started_at or now
+                self.running[row.name] = self.pool.submit(run_job, self.by_name[row.name], started)
+
+    def collect(self) -> None:
+        for name, future in list(self.running.items()):
+            if future.done():
+                self.ended.append(future.result())
+                del self.running[name]
+
+    def record(self) -> None:
+        """Write each ended run and its next time; stops at the first the database refuses
+        (the rest wait for the next pass, their leases kept by the beat)."""
+        while self.ended:
+            outcome = self.ended[0]
+            job, now = outcome.job, self.now()
+            every = job.every()
+            again_in = outcome.ran.again_in if outcome.ran else None
+            mine = PeriodicJob.finish(
+                job.name,
+                holder=self.process.id,
+                started_at=outcome.started_at,
+                next_run_at=now + (again_in if again_in is not None else every),
+                every=every,
+                result=dict(outcome.ran.summary) if outcome.ran else {},
+                error=outcome.error,
+            )
+            if not mine:
+                logger.warning("job=%s: its run was taken over by another engine", job.name)
+            self.ended.pop(0)
