@@ -211,7 +211,7 @@ def test_gunicorn_with_production_settings_and_its_secrets_serves_healthz(produc
     health = json.loads(body)
     # No worker or engine runs beside this server: it answers, and says so.
     assert (status, health["database"], health["status"]) == (503, "ok", "failing"), body
-    assert "No engine has run: periodic jobs and webhook outcomes wait." in health["problems"]
+    assert "No engine is running: periodic jobs and webhook outcomes wait." in health["problems"]
 
 
 def test_production_refuses_an_unauthenticated_webhook(production_server):

@@ -49,7 +49,8 @@ class ProcessKind:
         if self.status == "ok":
             return ""
         if self.last_beat is None:
-            return f"No {self.name} has run: {self.does} wait."
+            # A process stopped on purpose removes its beat: none runs now, whatever ran before.
+            return f"No {self.name} is running: {self.does} wait."
         return (
             f"The {self.name} was last seen {how_long(now - self.last_beat)} ago: {self.does} wait."
         )
@@ -93,7 +94,7 @@ class Health:
         return [
             f"the {kind.name}: {kind.running} running, seen {how_long(age)} ago"
             if (age := kind.age(self.now)) is not None
-            else f"the {kind.name}: never seen"
+            else f"the {kind.name}: none running"
             for kind in self.kinds
         ]
 

@@ -153,7 +153,7 @@ def test_four_agents_place_calls_while_the_provider_hangs_and_the_portal_keeps_a
     # The worker, held in the POST, still beats; only the engine (not run here) is missing.
     assert (health.status_code, health.json()["problems"]) == (
         503,
-        ["No engine has run: periodic jobs and webhook outcomes wait."],
+        ["No engine is running: periodic jobs and webhook outcomes wait."],
     )
     page = sessions[0].get(f"{portal.url}{placed[0].headers['Location']}", timeout=PATIENCE)
     assert page.status_code == 200 and "Call #" in page.text

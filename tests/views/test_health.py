@@ -35,9 +35,10 @@ def test_with_no_background_process_it_is_503_and_names_what_never_ran(client, d
         "last_beat": None,
         "age_seconds": None,
     }
-    assert "No engine has run: periodic jobs and webhook outcomes wait." in body["problems"]
+    assert "No engine is running: periodic jobs and webhook outcomes wait." in body["problems"]
     assert (
-        "No worker for the campaigns queue has run: its tasks (campaigns) wait." in body["problems"]
+        "No worker for the campaigns queue is running: its tasks (campaigns) wait."
+        in body["problems"]
     )
 
 
@@ -168,5 +169,5 @@ def test_the_dashboard_tells_a_supervisor_in_words_and_an_agent_nothing(supervis
         assert "no work waits late" in board
     else:
         assert "Background work is not being done" in board
-        assert "No engine has run: periodic jobs and webhook outcomes wait." in board
+        assert "No engine is running: periodic jobs and webhook outcomes wait." in board
     assert "Background work" not in text_of(logged_in(agent).get("/").content.decode())
