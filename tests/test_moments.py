@@ -23,3 +23,4 @@ def test_an_ordinary_instant_reads_as_the_portals_other_times_do():
     with timezone.override(ZoneInfo("Asia/Kolkata")):
         assert moment(instant) == "4 Dec 2026, 19:30:00 IST"
     assert moment(None) == ""
+    assert moment("09:00 IST") == ""  # not an instant: nothing, never a 500

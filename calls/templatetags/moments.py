@@ -9,12 +9,12 @@ register = template.Library()
 
 
 @register.filter
-def moment(value: datetime | None, name: str = "DATETIME_FORMAT") -> str:
+def moment(value: object, name: str = "DATETIME_FORMAT") -> str:
     """`{{ call.created_at|moment }}`, `{{ …|moment:"SHORT_DATETIME_FORMAT" }}`: an instant in
     the reader's zone as the portal writes it, with the zone's abbreviation even in the hour a
     clock change repeats (01:30 EDT, then 01:30 EST), where Django's `T` writes nothing."""
-    if value is None:
-        return ""
+    if not isinstance(value, datetime):
+        return ""  # as Django's |date does with what is not a date: never a 500
     local = timezone.localtime(value)
     offset, abbreviation = local.utcoffset(), local.tzname()
     if offset is None or abbreviation is None:
