@@ -3,7 +3,7 @@ from django.urls import path, re_path
 from calls import (
     campaign_views,
     connect,
-    inbound,
+    door,
     notifications,
     preferences,
     recordings,
@@ -59,5 +59,5 @@ urlpatterns = [
     path("preferences/", preferences.preferences, name="preferences"),
     path("notices/", notifications.notices, name="notices"),
     path("connect/", connect.connect_provider, name="connect"),
-    path("webhooks/mobtexting/", inbound.mobtexting_webhook, name="webhook"),
+    path("webhooks/mobtexting/", door.mobtexting_webhook, name="webhook"),
 ]

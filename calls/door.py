@@ -3,7 +3,6 @@ store it, answer. Verification challenges are answered here and never become out
 
 import hmac
 import logging
-from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
@@ -19,15 +18,11 @@ from calls.webhooks import MalformedDelivery, parse_delivery
 logger = logging.getLogger(__name__)
 
 
-# A chunked body past the cap is read and dropped up to this size, then the connection is.
-DRAIN_LIMIT = 16 * 1024 * 1024
-
-
 class BodyTooLarge(Exception):
     pass
 
 
-class UnreadableBody(Exception):
+class LengthRequired(Exception):
     pass
 
 
@@ -44,8 +39,8 @@ def mobtexting_webhook(request: HttpRequest) -> HttpResponse:
     except BodyTooLarge:
         logger.warning("webhook refused: body over %s bytes", settings.OBD_WEBHOOK_MAX_BODY)
         return JsonResponse({"error": "body too large"}, status=413)
-    except UnreadableBody:
-        return JsonResponse({"error": "chunked body with broken framing"}, status=400)
+    except LengthRequired:
+        return JsonResponse({"error": "send a Content-Length"}, status=411)
     # The verification token is ours, not the delivery's: never stored, never logged.
     fields = parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True)
     token = next((value for name, value in fields if name == "token"), None)
@@ -106,7 +101,8 @@ def _answer_challenge(token: str | None, challenge: str) -> JsonResponse:
 
 def read_body(request: HttpRequest, limit: int) -> bytes:
     """The whole body, at most `limit` bytes (else BodyTooLarge). A chunked body has no
-    Content-Length, so Django reads it as empty: it is read from the server's stream instead."""
+    Content-Length: only a server that decodes the chunks and says so (`wsgi.input_terminated`,
+    as gunicorn does) lets it be read through the WSGI stream; otherwise LengthRequired."""
     declared = id_in(request.META.get("CONTENT_LENGTH"))
     if declared is not None and declared > limit:
         raise BodyTooLarge
@@ -114,49 +110,11 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
         if len(request.body) > limit:
             raise BodyTooLarge
         return request.body
-    stream = request.META["wsgi.input"]
-    if request.META.get("wsgi.input_terminated"):
-        # gunicorn (and other servers that say so) decode the chunks and mark the end.
-        body = stream.read(limit + 1)
-        if len(body) > limit:
-            raise BodyTooLarge
-        return bytes(body)
-    # runserver hands the raw socket through a stream limited to Content-Length (0 here):
-    # the chunks are read from the socket beneath it.
-    return _dechunk(stream._readline, stream._read, limit)
-
-
-def _dechunk(readline: Callable[[int], bytes], read: Callable[[int], bytes], limit: int) -> bytes:
-    body = bytearray()
-    seen = 0
-    while True:
-        size_line = readline(1024).split(b";", 1)[0].strip()
-        try:
-            size = int(size_line, 16)
-        except ValueError:
-            raise UnreadableBody from None  # not chunked framing: refuse rather than guess
-        if size == 0:
-            while readline(1024).strip():  # trailers, up to the blank line
-                pass
-            if seen > limit:
-                raise BodyTooLarge
-            return bytes(body)
-        seen += size
-        if seen > DRAIN_LIMIT:
-            raise UnreadableBody  # no more of it is read; the connection is dropped
-        # Past the cap the rest is read and dropped, so the answer (413) reaches the sender on
-        # a connection still in step, as a server draining an unread body does.
-        chunk = _read_exactly(read, size)
-        if seen <= limit:
-            body += chunk
-        read(2)  # the CRLF after each chunk
-
-
-def _read_exactly(read: Callable[[int], bytes], size: int) -> bytes:
-    parts = bytearray()
-    while len(parts) < size:
-        part = read(min(size - len(parts), 65536))
-        if not part:
-            raise UnreadableBody  # the sender hung up mid-chunk
-        parts += part
-    return bytes(parts)
+    if not request.META.get("wsgi.input_terminated"):
+        # runserver hands over a stream limited to Content-Length (none here) and no public way
+        # to the chunks beneath it: the sender is asked for a length instead of being misread.
+        raise LengthRequired
+    body = request.META["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        raise BodyTooLarge
+    return bytes(body)

@@ -1,4 +1,4 @@
-"""The webhook door (calls/inbound.py) against hostile and faulty requests: authentication
+"""The webhook door (calls/door.py) against hostile and faulty requests: authentication
 first, challenges that change nothing, values that do not fit, bodies that are not deliveries."""
 
 import json
