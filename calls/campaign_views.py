@@ -32,8 +32,7 @@ def campaign_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     progress = Campaign.progress_of(campaigns)
     rows = [(campaign, progress[campaign.pk]) for campaign in campaigns]
     # Refresh while anything moves: a running or importing campaign, calls awaiting outcomes.
-    moving = {Campaign.Status.RUNNING, Campaign.Status.IMPORTING}
-    live = any(c.status in moving or p["in_flight"] for c, p in rows)
+    live = any(c.is_moving or p["in_flight"] for c, p in rows)
     template = "calls/campaign_list.html#campaigns" if request.htmx else "calls/campaign_list.html"
     return render(request, template, {"rows": rows, "live": live})
 

@@ -26,7 +26,7 @@ from django.utils import timezone
 from calls.http import AuthenticatedHttpRequest
 from calls.models import CallLog, Campaign, Notice, UserPreference
 from calls.roles import permission_required
-from calls.vocabulary import FAILURES
+from calls.vocabulary import CAMPAIGN_ENDED, FAILURES
 
 logger = logging.getLogger(__name__)
 WINDOW = timedelta(minutes=15)
@@ -60,7 +60,7 @@ def window_start(now: datetime) -> datetime:
 
 def finished_campaigns(now: datetime) -> list[News]:
     finished = Campaign.objects.filter(
-        status__in=[Campaign.Status.FINISHED, Campaign.Status.CANCELED],
+        status__in=CAMPAIGN_ENDED,
         finished_at__gte=now - FINISHED_LOOKBACK,
     ).only("pk", "name", "status")
     return [

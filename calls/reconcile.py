@@ -16,6 +16,7 @@ from django.utils import timezone
 from calls.models import CallEvent, CallLog
 from calls.provider.base import Gateway, GatewayError
 from calls.provider.configured import get_gateway
+from calls.vocabulary import AWAITING_OUTCOME
 from calls.webhooks import MalformedDelivery, provider_time
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 def waiting_calls(minutes: int) -> QuerySet[CallLog]:
     cutoff = timezone.now() - timedelta(minutes=minutes)
     return (
-        CallLog.objects.filter(status__in=[CallLog.Status.QUEUED, CallLog.Status.UNKNOWN])
+        CallLog.objects.filter(status__in=AWAITING_OUTCOME)
         # Sent (a campaign row may be sent days after its upload) that long ago, and three days
         # back at most, so each run asks about a bounded set rather than every call that ever
         # stayed open (the provider keeps its logs 60 days: a person can look there).

@@ -92,7 +92,7 @@ def call_list(request: AuthenticatedHttpRequest) -> HttpResponse:
         "filters": filters,
         "page": page,
         "query": params.urlencode(),
-        "in_flight": any(not call.is_final for call in page.rows),
+        "in_flight": any(not call.is_settled for call in page.rows),
         # The newest page redraws itself, so calls placed elsewhere appear; an older one stays.
         "newest": "before" not in request.GET and "after" not in request.GET,
         "filtered": bool(params),

@@ -38,11 +38,28 @@ OUTCOMES = frozenset(
 # Not settled yet: stored and not answered, accepted by the provider, or fate unknown.
 IN_FLIGHT = frozenset({CallStatus.PENDING, CallStatus.QUEUED, CallStatus.UNKNOWN})
 # Settled one way or another: an outcome, or refused, or never sent (or withdrawn).
-FINAL = frozenset(CallStatus) - IN_FLIGHT
+SETTLED = frozenset(CallStatus) - IN_FLIGHT
+# Sent (or maybe sent) and its outcome not known yet: what a status look-up asks about.
+AWAITING_OUTCOME = frozenset({CallStatus.QUEUED, CallStatus.UNKNOWN})
 # What the POST to outgoing/send can come back as.
 SUBMISSION_RESULTS = frozenset(
     {CallStatus.QUEUED, CallStatus.REJECTED, CallStatus.ERROR, CallStatus.UNKNOWN}
 )
+# The POST did not get the call accepted: refused, never sent, or its answer lost.
+NOT_ACCEPTED = frozenset({CallStatus.REJECTED, CallStatus.ERROR, CallStatus.UNKNOWN})
+# The phone never rang: the provider refused the call, or it was never sent.
+NEVER_RANG = frozenset({CallStatus.REJECTED, CallStatus.ERROR})
+# The outcomes a campaign's retry may follow. Never: answered, refused by the provider, or a
+# number on the do-not-call list (those rows are never sent at all).
+RETRYABLE = (CallStatus.NO_ANSWER, CallStatus.BUSY, CallStatus.FAILED)
+# The outcomes "call the unanswered again" offers, and those it ticks at first.
+CALL_AGAIN_OUTCOMES = (
+    CallStatus.NO_ANSWER,
+    CallStatus.BUSY,
+    CallStatus.FAILED,
+    CallStatus.CANCELED,
+)
+CALL_AGAIN_TICKED = (CallStatus.NO_ANSWER, CallStatus.BUSY)
 # Failures, for the dashboard: refused, never sent, fate unknown, or failed on the network.
 FAILURES = (CallStatus.REJECTED, CallStatus.ERROR, CallStatus.UNKNOWN, CallStatus.FAILED)
 # The order pages list outcomes in.
@@ -52,6 +69,48 @@ OUTCOME_ORDER = (
     CallStatus.BUSY,
     CallStatus.CANCELED,
     CallStatus.FAILED,
+)
+# Shown in a campaign's counts only when some call has them.
+RARE = frozenset({CallStatus.ERROR, CallStatus.CANCELED, CallStatus.WITHDRAWN})
+
+
+class CampaignStatus(models.TextChoices):
+    IMPORTING = "importing", "Importing"  # its CSV is being read: nothing may start it yet
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    FINISHED = "finished", "Finished"
+    CANCELED = "canceled", "Canceled"
+
+
+# Started and not ended: the schedule's work (start, end, retries) concerns these.
+CAMPAIGN_UNDER_WAY = frozenset(
+    {CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.PAUSED}
+)
+# Its calls may still be sent or retried.
+CAMPAIGN_SENDING = frozenset({CampaignStatus.RUNNING, CampaignStatus.PAUSED})
+# Over: nothing more is sent; its numbers may be called again in a new campaign.
+CAMPAIGN_ENDED = frozenset({CampaignStatus.FINISHED, CampaignStatus.CANCELED})
+# Something moves: its page refreshes itself.
+CAMPAIGN_MOVING = frozenset({CampaignStatus.RUNNING, CampaignStatus.IMPORTING})
+
+
+# The provider's words for an outcome, in ours; any other final word means the call failed.
+PROVIDER_OUTCOMES = {
+    "ANSWER": CallStatus.ANSWERED,
+    "ANSWERED": CallStatus.ANSWERED,
+    "COMPLETED": CallStatus.ANSWERED,
+    "NOANSWER": CallStatus.NO_ANSWER,
+    "NO_ANSWER": CallStatus.NO_ANSWER,
+    "MISSED": CallStatus.NO_ANSWER,
+    "BUSY": CallStatus.BUSY,
+    "CANCEL": CallStatus.CANCELED,
+    "CANCELED": CallStatus.CANCELED,
+}
+# The provider's words for a call not finished yet (the status API may show them): no outcome.
+PROVIDER_NOT_FINAL = frozenset(
+    {"QUEUED", "PENDING", "RINGING", "INITIATED", "IN-PROGRESS", "PROGRESS"}
 )
 
 

@@ -18,20 +18,8 @@ from zoneinfo import ZoneInfo
 from django.core.exceptions import ValidationError
 
 from calls.phone import normalize_number
-from calls.vocabulary import KEYPAD, CallStatus
+from calls.vocabulary import KEYPAD, PROVIDER_NOT_FINAL, PROVIDER_OUTCOMES, CallStatus
 
-# The provider's words for an outcome, in ours; any other final word means the call failed.
-PROVIDER_OUTCOMES = {
-    "ANSWER": CallStatus.ANSWERED,
-    "ANSWERED": CallStatus.ANSWERED,
-    "COMPLETED": CallStatus.ANSWERED,
-    "NOANSWER": CallStatus.NO_ANSWER,
-    "NO_ANSWER": CallStatus.NO_ANSWER,
-    "MISSED": CallStatus.NO_ANSWER,
-    "BUSY": CallStatus.BUSY,
-    "CANCEL": CallStatus.CANCELED,
-    "CANCELED": CallStatus.CANCELED,
-}
 # What the call's columns hold; a value beyond them is flagged, not applied.
 MAX_STATUS = 32
 MAX_URL = 1000
@@ -47,9 +35,6 @@ SURROGATE_REPLACED = "characters UTF-8 cannot hold (lone surrogates) replaced by
 
 BARE_NUMBER = re.compile(r"(:\s*+)(\d[\dX]*+)(?=\s*+[,}])")
 TRAILING_COMMA = re.compile(r",(\s*+[}\]])")
-
-# Statuses of a call not finished yet (the status API may show them): no outcome to record.
-NOT_FINAL = {"QUEUED", "PENDING", "RINGING", "INITIATED", "IN-PROGRESS", "PROGRESS"}
 
 
 class MalformedDelivery(ValueError):
@@ -87,7 +72,7 @@ class Delivery:
     def outcome(self) -> str:
         """Our status for the provider's: unknown values count as failed, never as an error."""
         status = self.status.upper()
-        if not status or status in NOT_FINAL:
+        if not status or status in PROVIDER_NOT_FINAL:
             return ""
         return PROVIDER_OUTCOMES.get(status, CallStatus.FAILED)
 

@@ -24,6 +24,7 @@ from calls.models import Campaign, DispatchSeat
 from calls.models.engine import BEAT, STALE
 from calls.provider.configured import get_gateway
 from calls.tasks import Dispatcher
+from calls.vocabulary import CAMPAIGN_ENDED
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,5 @@ def keep_campaigns_dispatched(now: datetime) -> int:
                 "campaign=%s had lost dispatch tasks: %s queued again", campaign.pk, fresh
             )
         queued += fresh
-    DispatchSeat.objects.filter(
-        campaign__status__in=[Campaign.Status.FINISHED, Campaign.Status.CANCELED]
-    ).delete()
+    DispatchSeat.objects.filter(campaign__status__in=CAMPAIGN_ENDED).delete()
     return queued

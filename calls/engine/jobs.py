@@ -21,6 +21,7 @@ from calls.provider.configured import get_gateway
 from calls.reconcile import reconcile_waiting
 from calls.rollups import FOLD_EVERY, fold_tallies
 from calls.schedules import queue_overdue_calls
+from calls.vocabulary import CAMPAIGN_UNDER_WAY
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +48,7 @@ def run_schedules() -> Ran:
     send task was lost."""
     now = timezone.now()
     begun = ended = retries = 0
-    for campaign in Campaign.objects.filter(
-        status__in=[Campaign.Status.SCHEDULED, Campaign.Status.RUNNING, Campaign.Status.PAUSED]
-    ):
+    for campaign in Campaign.objects.filter(status__in=CAMPAIGN_UNDER_WAY):
         if campaign.end_if_past(now):
             ended += 1
         elif campaign.begin_if_due(now):

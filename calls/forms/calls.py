@@ -31,7 +31,7 @@ from calls.models import (
 )
 from calls.models.calls import DIALLED_AT
 from calls.phone import normalize_number
-from calls.vocabulary import variable_field, variable_of
+from calls.vocabulary import NEVER_RANG, variable_field, variable_of
 
 # How far ahead a single call may be placed: a reminder, not a campaign.
 SCHEDULE_AHEAD_DAYS = 30
@@ -319,5 +319,5 @@ def _rang(number: str, minutes: int) -> QuerySet[CallLog]:
         created_at__gte=since,
     )
     return CallLog.objects.filter(Q(submitted_at__gte=since) | about_to_ring, to=number).exclude(
-        status__in=[CallLog.Status.REJECTED, CallLog.Status.ERROR]
+        status__in=NEVER_RANG
     )

@@ -17,9 +17,9 @@ from calls.engine.imports import queue_import
 from calls.forms.calls import PlaceCallForm
 from calls.forms.fields import CsvFileField
 from calls.models import AuditEntry, Campaign
-from calls.models.policies import RETRYABLE, WEEKDAYS, every_day
-from calls.models.retries import CALL_AGAIN_OUTCOMES, call_again, unreached
-from calls.vocabulary import CallStatus
+from calls.models.policies import WEEKDAYS, every_day
+from calls.models.retries import call_again, unreached
+from calls.vocabulary import CALL_AGAIN_OUTCOMES, CALL_AGAIN_TICKED, RETRYABLE
 
 
 class CampaignForm(forms.ModelForm[Campaign]):
@@ -179,7 +179,7 @@ class CallAgainForm(forms.Form):
 
     outcomes = forms.MultipleChoiceField(
         choices=[(status.value, status.label) for status in CALL_AGAIN_OUTCOMES],
-        initial=[CallStatus.NO_ANSWER, CallStatus.BUSY],
+        initial=list(CALL_AGAIN_TICKED),
         widget=forms.CheckboxSelectMultiple,
         label="Numbers whose last attempt ended",
         error_messages={"required": "Tick at least one outcome."},

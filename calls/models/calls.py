@@ -20,7 +20,9 @@ from calls.sealing import masked_echo, seal, unseal
 from calls.vocabulary import (
     IN_FLIGHT,
     MASK,
+    NOT_ACCEPTED,
     OUTCOMES,
+    SETTLED,
     SUBMISSION_RESULTS,
     CallStatus,
     provider_key,
@@ -56,7 +58,7 @@ TRANSITIONS: dict[Mover, dict[CallStatus, frozenset[CallStatus]]] = {
     Mover.SUBMISSION: {S.PENDING: SUBMISSION_RESULTS, S.UNKNOWN: SUBMISSION_RESULTS},
     # An outcome may arrive before the POST's answer, and later attempts follow earlier ones
     # (which outcome wins among outcomes is the latest-attempt rule in `apply_outcome`).
-    Mover.OUTCOME: {status: OUTCOMES for status in (S.PENDING, S.QUEUED, S.UNKNOWN, *OUTCOMES)},
+    Mover.OUTCOME: {status: OUTCOMES for status in (*IN_FLIGHT, *OUTCOMES)},
     Mover.SWEEPER: {S.PENDING: frozenset({S.UNKNOWN})},
     Mover.RETRY: {S.ERROR: frozenset({S.PENDING})},
     # A row never sent is withdrawn, not `canceled`: that is an outcome (the caller hung up).
@@ -211,8 +213,8 @@ class CallLog(Playback):
         return reverse("calls:call-detail", args=[self.pk])
 
     @property
-    def is_final(self) -> bool:
-        return self.status not in IN_FLIGHT
+    def is_settled(self) -> bool:
+        return self.status in SETTLED
 
     @property
     def has_outcome(self) -> bool:
@@ -371,7 +373,7 @@ class CallLog(Playback):
         if "status" not in fields:
             self.refresh_from_db(fields=["status", "provider_id", "provider_key"])
         # One line per submission; failures at warning level with the reason (never a secret).
-        failed = self.status in (self.Status.REJECTED, self.Status.ERROR, self.Status.UNKNOWN)
+        failed = self.status in NOT_ACCEPTED
         logger.log(
             logging.WARNING if failed else logging.INFO,
             "call submission call=%s campaign=%s status=%s http=%s provider_id=%s%s",

@@ -17,12 +17,17 @@ from django.utils import timezone
 from calls.models.calls import CallLog, Mover
 from calls.models.catalogue import Playback
 from calls.models.policies import CampaignPolicy
-from calls.vocabulary import IN_FLIGHT, CallStatus
+from calls.vocabulary import (
+    CAMPAIGN_ENDED,
+    CAMPAIGN_MOVING,
+    CAMPAIGN_UNDER_WAY,
+    IN_FLIGHT,
+    RARE,
+    CallStatus,
+    CampaignStatus,
+)
 
 logger = logging.getLogger(__name__)
-
-# Shown in a campaign's counts only when some call has them.
-RARE_STATUSES = frozenset({CallStatus.ERROR, CallStatus.CANCELED, CallStatus.WITHDRAWN})
 
 
 class Progress(TypedDict):
@@ -53,14 +58,7 @@ class Campaign(Playback, CampaignPolicy):
     """One flow or audio sent to many numbers from a CSV, at a set pace, in its recipients'
     calling hours, with its retry policy and schedule."""
 
-    class Status(models.TextChoices):
-        IMPORTING = "importing", "Importing"  # its CSV is being read: nothing may start it yet
-        DRAFT = "draft", "Draft"
-        SCHEDULED = "scheduled", "Scheduled"
-        RUNNING = "running", "Running"
-        PAUSED = "paused", "Paused"
-        FINISHED = "finished", "Finished"
-        CANCELED = "canceled", "Canceled"
+    Status = CampaignStatus
 
     # The states each action may be taken from (pages ask before start and cancel).
     ACTIONS_FROM = {
@@ -116,6 +114,19 @@ class Campaign(Playback, CampaignPolicy):
         return reverse("calls:campaign-detail", args=[self.pk])
 
     @property
+    def is_moving(self) -> bool:
+        """Running or importing: its pages refresh themselves."""
+        return self.status in CAMPAIGN_MOVING
+
+    @property
+    def has_ended(self) -> bool:
+        return self.status in CAMPAIGN_ENDED
+
+    @property
+    def may_cancel(self) -> bool:
+        return self.status in self.ACTIONS_FROM["cancel"]
+
+    @property
     def pace_words(self) -> str:
         return f"{floatformat(self.pace, -2)} call{pluralize(self.pace)}/s"
 
@@ -166,7 +177,7 @@ class Campaign(Playback, CampaignPolicy):
             "by_status": [
                 (status, status.label, counts.get(status, 0))
                 for status in CallStatus
-                if counts.get(status) or status not in RARE_STATUSES
+                if counts.get(status) or status not in RARE
             ],
             "state": self.state_in_words(to_call, in_flight - waiting),
         }
@@ -256,7 +267,7 @@ class Campaign(Playback, CampaignPolicy):
         if not (self.end_at and self.end_at <= now):
             return False
         ended = self._move(
-            frozenset({self.Status.RUNNING, self.Status.PAUSED, self.Status.SCHEDULED}),
+            CAMPAIGN_UNDER_WAY,
             self.Status.FINISHED,
             finished_at=now,
         )

@@ -13,9 +13,6 @@ from calls.hours import TRAI_HOURS, CallingHours, intersect, is_indian, spans, z
 from calls.vocabulary import CallStatus
 
 MAX_ATTEMPTS = 5
-# The outcomes a retry may follow. Never: answered, refused by the provider (rejected), or a
-# number on the do-not-call list (those rows are never sent at all).
-RETRYABLE = (CallStatus.NO_ANSWER, CallStatus.BUSY, CallStatus.FAILED)
 WEEKDAYS = ((0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun"))
 
 

@@ -18,17 +18,15 @@ from django.db.models import Exists, OuterRef, Q
 from calls.models.calls import CallLog, Mover
 from calls.models.campaigns import Campaign
 from calls.models.records import DoNotCall
-from calls.vocabulary import IN_FLIGHT, CallStatus
+from calls.vocabulary import (
+    CAMPAIGN_ENDED,
+    CAMPAIGN_SENDING,
+    IN_FLIGHT,
+    CallStatus,
+)
 
 logger = logging.getLogger(__name__)
 
-# The outcomes "call the unanswered again" offers.
-CALL_AGAIN_OUTCOMES = (
-    CallStatus.NO_ANSWER,
-    CallStatus.BUSY,
-    CallStatus.FAILED,
-    CallStatus.CANCELED,
-)
 ANSWERED_BEFORE = "Not retried: the number answered an earlier attempt."
 ON_DO_NOT_CALL = "Not retried: the number is on the do-not-call list now."
 SECRETS_GONE = (
@@ -74,7 +72,7 @@ def attempt_chain(call: CallLog) -> list[CallLog]:
 def schedule_retries(campaign: Campaign, now: datetime, limit: int = 500) -> int:
     """Make the next attempt of each call the policy retries, due `retry_minutes` after its
     outcome; returns how many were made. Safe with several workers at once."""
-    if campaign.status not in (Campaign.Status.RUNNING, Campaign.Status.PAUSED):
+    if campaign.status not in CAMPAIGN_SENDING:
         _wipe_secrets(campaign.calls.all())
         return 0
     made = 0
@@ -89,10 +87,9 @@ def schedule_retries(campaign: Campaign, now: datetime, limit: int = 500) -> int
 def wipe_ended_campaigns_secrets() -> int:
     """Sealed secrets left on calls of campaigns that ended (canceled while calls awaited their
     outcomes) are wiped: no retry follows them."""
-    ended = [Campaign.Status.FINISHED, Campaign.Status.CANCELED]
     return (
         CallLog.objects.exclude(sealed_variables="")
-        .filter(campaign__status__in=ended)
+        .filter(campaign__status__in=CAMPAIGN_ENDED)
         .exclude(status=CallStatus.PENDING)
         .update(sealed_variables="")
     )
@@ -225,7 +222,7 @@ class CannotCallAgain(Exception):
 def why_not_again(campaign: Campaign) -> str:
     """Why this campaign's numbers cannot be called again from it, in words; empty when they
     can (asked before the outcomes are picked, and again on confirming)."""
-    if campaign.status not in (Campaign.Status.FINISHED, Campaign.Status.CANCELED):
+    if not campaign.has_ended:
         return (
             f"The campaign is {campaign.get_status_display().lower()}: its numbers can be "
             "called again once it has finished."

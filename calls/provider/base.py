@@ -21,12 +21,10 @@ from calls.webhooks import EARLIEST, LATEST, MAX_STATUS, MalformedDelivery, prov
 
 # The longest provider call id we keep (the column); the documented ids are 36-character UUIDs.
 MAX_ID = 128
-QUEUED, REJECTED, ERROR, UNKNOWN = (
-    CallStatus.QUEUED,
-    CallStatus.REJECTED,
-    CallStatus.ERROR,
-    CallStatus.UNKNOWN,
-)
+QUEUED = CallStatus.QUEUED
+REJECTED = CallStatus.REJECTED
+ERROR = CallStatus.ERROR
+UNKNOWN = CallStatus.UNKNOWN
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from calls.models import CallEvent, CallLog
 from calls.models.calls import TRANSITIONS, Mover, allowed_from
 from calls.provider.base import SendResult
 from calls.sealing import masked_echo
-from calls.vocabulary import FINAL, OUTCOMES, CallStatus
+from calls.vocabulary import OUTCOMES, SETTLED, CallStatus
 from tests.clock import pinned_now
 from tests.helpers.webhooks import CALL_ID, final_state, push
 
@@ -49,7 +49,7 @@ def test_a_campaign_cancel_withdraws_waiting_rows_and_never_calls_them_canceled(
     assert TRANSITIONS[Mover.CANCEL] == {CallStatus.PENDING: frozenset({CallStatus.WITHDRAWN})}
     assert allowed_from(Mover.CANCEL, CallStatus.CANCELED) == []
     # `canceled` is the provider's outcome (the caller hung up); withdrawn rows have none.
-    assert CallStatus.WITHDRAWN in FINAL and CallStatus.WITHDRAWN not in OUTCOMES
+    assert CallStatus.WITHDRAWN in SETTLED and CallStatus.WITHDRAWN not in OUTCOMES
     # Only a cancel or the campaign's policy (its end time, a retry no longer allowed).
     assert not any(
         allowed_from(mover, CallStatus.WITHDRAWN)
