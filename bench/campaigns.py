@@ -113,7 +113,7 @@ def child(args: argparse.Namespace) -> dict:
     result["import_seconds"] = round(time.perf_counter() - started, 2)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["import_rss_growth_mb"] = round(result["peak_rss_mb"] - rss_before, 1)
-    result["import_rows"] = {"accepted": report.accepted, "rejected": report.rejected}
+    result["import_rows"] = {"accepted": report.accepted, "set_aside": report.set_aside}
     # The Python heap's peak, from a second import: tracemalloc slows it, so it is not timed.
     CallLog.objects.filter(campaign=campaign).delete()
     tracemalloc.start()
@@ -231,7 +231,7 @@ def main() -> None:
             f"{r['database']:>10}: import {r['import_seconds']} s, heap peak {r['import_peak_heap_mb']} MB, "
             f"RSS peak {r['peak_rss_mb']} MB (+{r['import_rss_growth_mb']} in the import; "
             f"{r['import_rows']['accepted']} ok, "
-            f"{r['import_rows']['rejected']} rejected) | dispatch {r['dispatch_calls_per_second']} calls/s "
+            f"{r['import_rows']['set_aside']} set aside) | dispatch {r['dispatch_calls_per_second']} calls/s "
             f"| pace {r['pace_achieved']}/s for {r['pace_set']}/s set "
             f"({round(100 * r['pace_achieved'] / r['pace_set'], 1)} %)"
         )

@@ -89,7 +89,7 @@ REPORT = """
 from calls.models import CampaignImport
 job = CampaignImport.objects.defer("content").get(pk={pk})
 print(job.state, (job.finished_at - job.uploaded_at).total_seconds() if job.finished_at else -1,
-      job.accepted, job.rejected)
+      job.accepted, job.set_aside)
 """
 
 

@@ -20,7 +20,7 @@ from calls.models import (
     Campaign,
     DoNotCall,
     IvrFlow,
-    RejectedRow,
+    SetAsideRow,
 )
 from calls.models.events import apply_events
 
@@ -205,8 +205,8 @@ class DoNotCallAdmin(admin.ModelAdmin[DoNotCall]):
         return render(request, "admin/calls/donotcall/import.html", context)
 
 
-class RejectedRowInline(admin.TabularInline[RejectedRow, Campaign]):
-    model = RejectedRow
+class SetAsideRowInline(admin.TabularInline[SetAsideRow, Campaign]):
+    model = SetAsideRow
     fields = readonly_fields = ("line", "values", "reason")
     extra = 0
     can_delete = False
@@ -221,14 +221,14 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     readonly_fields = [
         "status",
         "columns",
-        "rows_rejected",
+        "rows_set_aside",
         "next_send_at",
         "created_by",
         "created_at",
         "started_at",
         "finished_at",
     ]
-    inlines = [RejectedRowInline]
+    inlines = [SetAsideRowInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # campaigns start from a CSV on the portal page

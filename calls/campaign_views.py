@@ -1,6 +1,6 @@
 """The campaign pages: a draft from a CSV (with a sample file for the chosen flow; a worker reads
 it while the page shows how far), its report and first rows, the questions asked before starting
-or canceling, the actions, the rejected rows."""
+or stopping, the actions, the rows set aside."""
 
 from django.contrib import messages
 from django.db import transaction
@@ -23,7 +23,7 @@ from calls.models.retries import CannotCallAgain, eta, held_for_hours, numbers, 
 from calls.roles import permission_required
 from calls.vocabulary import CallStatus
 
-REJECTED_SHOWN = 20  # rows set aside listed on the page; the download has them all
+SET_ASIDE_SHOWN = 20  # rows set aside listed on the page; the download has them all
 
 
 @permission_required("calls.view_campaign")
@@ -90,7 +90,7 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "numbers": numbers(campaign),
         "eta": eta(campaign, timezone.now()),
         "held": held_for_hours(campaign, timezone.now()),
-        "rejected": list(campaign.rejected_rows.select_related("campaign")[:REJECTED_SHOWN]),
+        "set_aside": list(campaign.set_aside_rows.select_related("campaign")[:SET_ASIDE_SHOWN]),
         "first_rows": campaign.first_rows() if draft else [],
         "audit": campaign.audit.select_related("actor"),
         "upload_form": CsvUploadForm(),
@@ -143,7 +143,7 @@ def _gone(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 
 @permission_required("calls.change_campaign")
 def campaign_confirm(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
-    """Asked before starting or canceling, saying what will happen: a page, so it works without
+    """Asked before starting or stopping, saying what will happen: a page, so it works without
     JavaScript and needs no inline script. Its button posts to `campaign_action`."""
     campaign = get_object_or_404(Campaign.objects.select_related("bridge", "flow", "audio"), pk=pk)
     if campaign.status not in Campaign.ACTIONS_FROM[action]:
@@ -167,13 +167,12 @@ def campaign_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> 
         "start": (campaign.start, AuditEntry.Action.STARTED),
         "pause": (campaign.pause, AuditEntry.Action.PAUSED),
         "resume": (campaign.resume, AuditEntry.Action.RESUMED),
-        "cancel": (campaign.cancel, AuditEntry.Action.CANCELED),
-        "unschedule": (campaign.unschedule, AuditEntry.Action.CANCELED),
+        "stop": (campaign.stop, AuditEntry.Action.STOPPED),
+        "unschedule": (campaign.unschedule, AuditEntry.Action.UNSCHEDULED),
     }[action]
     if not move():
         return _refused(request, campaign, action)
-    detail = "Only its schedule: back to a draft." if action == "unschedule" else ""
-    AuditEntry.record(request.user, recorded_as, campaign=campaign, detail=detail)
+    AuditEntry.record(request.user, recorded_as, campaign=campaign)
     if action in ("start", "resume") and campaign.status == Campaign.Status.RUNNING:
         start_dispatchers(campaign)
     return redirect(campaign)
@@ -215,19 +214,19 @@ def campaign_again(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 
 
 @permission_required("calls.view_campaign")
-def campaign_rejected_csv(request: AuthenticatedHttpRequest, pk: int) -> StreamingHttpResponse:
-    """The rejected rows as they came, plus why, to fix and upload again."""
+def campaign_set_aside_csv(request: AuthenticatedHttpRequest, pk: int) -> StreamingHttpResponse:
+    """The rows set aside as they came, plus why, to fix and upload again."""
     campaign = get_object_or_404(Campaign, pk=pk)
     header = [column for column, _ in campaign.columns]
     rows = (
         [row.values.get(name, "") for name in header] + [row.reason]
-        for row in campaign.rejected_rows.iterator(chunk_size=2000)
+        for row in campaign.set_aside_rows.iterator(chunk_size=2000)
     )
     # Values go back as typed (formulas neutralised, the number kept as text so a spreadsheet
     # does not turn it into 9.18867E+11), to be fixed and uploaded again.
     numbers = [column for column, target in campaign.columns if target == "number"]
     return csv_download(
-        f"campaign-{campaign.pk}-rejected.csv", [*header, "reason"], rows, phone_columns=numbers
+        f"campaign-{campaign.pk}-set-aside.csv", [*header, "reason"], rows, phone_columns=numbers
     )
 
 

@@ -15,12 +15,12 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from calls.models import MASK, CallLog, Campaign, DoNotCall, IvrFlow, RejectedRow
+from calls.models import MASK, CallLog, Campaign, DoNotCall, IvrFlow, SetAsideRow
 from calls.phone import normalize_number
 
 NUMBER_COLUMNS = ("number", "to", "mobile", "phone", "msisdn")
 MAX_COLUMNS = 100  # a number, a few variables and some columns to ignore; more is not our file
-REASON_MAX = RejectedRow._meta.get_field("reason").max_length or 300
+REASON_MAX = SetAsideRow._meta.get_field("reason").max_length or 300
 SAMPLE_NUMBER = "+91 98765 43210"
 
 
@@ -178,9 +178,9 @@ class RowCheck:
         self.do_not_call = dict(DoNotCall.objects.values_list("number", "reason"))
         self.seen = set(campaign.calls.values_list("to", flat=True))
 
-    def sort(self, rows: list[tuple[int, list[str]]]) -> tuple[list[CallLog], list[RejectedRow]]:
+    def sort(self, rows: list[tuple[int, list[str]]]) -> tuple[list[CallLog], list[SetAsideRow]]:
         calls: list[CallLog] = []
-        set_aside: list[RejectedRow] = []
+        set_aside: list[SetAsideRow] = []
         header = self.layout.header
         for line, row in rows:
             if not any(cell.strip() for cell in row):
@@ -189,19 +189,17 @@ class RowCheck:
             number, reason = self._check_number(values[header[self.layout.number_index]])
             variables = {var: values[header[i]] for var, i in self.layout.variable_index.items()}
             missing = [var for var, value in variables.items() if not value]
-            # A masked value comes from our own rejected-rows file: the secret must be typed again.
+            # A masked value comes from our own set-aside file: the secret must be typed again.
             masked = [var for var, value in variables.items() if value == MASK]
             if not reason and missing:
                 reason = "Missing value for " + ", ".join(missing)
             if not reason and masked:
-                reason = (
-                    f"Type {', '.join(masked)} again: secrets are masked in the rejected-rows file"
-                )
+                reason = f"Type {', '.join(masked)} again: secrets are masked in the set-aside file"
             if reason:
                 values |= {column: MASK for column in self.layout.secret_columns if values[column]}
                 reason = reason if len(reason) <= REASON_MAX else reason[: REASON_MAX - 1] + "…"
                 set_aside.append(
-                    RejectedRow(campaign=self.campaign, line=line, values=values, reason=reason)
+                    SetAsideRow(campaign=self.campaign, line=line, values=values, reason=reason)
                 )
             else:
                 self.seen.add(number)
@@ -225,10 +223,10 @@ class RowCheck:
         return number, ""
 
 
-def store(calls: list[CallLog], set_aside: list[RejectedRow]) -> None:
+def store(calls: list[CallLog], set_aside: list[SetAsideRow]) -> None:
     """Write a chunk's rows (inside the caller's transaction)."""
     _insert(calls)
-    RejectedRow.objects.bulk_create(set_aside)
+    SetAsideRow.objects.bulk_create(set_aside)
 
 
 def _insert(calls: list[CallLog]) -> None:

@@ -68,7 +68,7 @@ def finished_campaigns(now: datetime) -> list[News]:
             Notice.Kind.CAMPAIGN_FINISHED,
             str(campaign.pk),
             f"Campaign “{campaign.name}” "
-            + ("finished" if campaign.status == Campaign.Status.FINISHED else "was canceled"),
+            + ("finished" if campaign.status == Campaign.Status.FINISHED else "was stopped"),
             reverse("calls:campaign-detail", args=[campaign.pk]),
         )
         for campaign in finished

@@ -102,7 +102,7 @@ class Dispatcher:
                 return "window"  # the window closed while this worker waited
             if self.campaign.end_if_past(self.now()):
                 return "ended"  # so did the campaign
-        # Checked before every send, so a pause or cancel stops the very next call.
+        # Checked before every send, so a pause or stop holds the very next call.
         if not Campaign.objects.filter(
             pk=self.campaign.pk, status=Campaign.Status.RUNNING
         ).exists():
@@ -119,7 +119,7 @@ class Dispatcher:
             hold_if_rate_limited=True,
         )
         if sent is None:
-            # Its lease ran out and another worker took it, or the campaign was canceled.
+            # Its lease ran out and another worker took it, or the campaign was stopped.
             logger.info("campaign=%s call=%s no longer ours to send", self.campaign.pk, call.pk)
             return True
         if sent.result.http_status == 429:

@@ -37,9 +37,9 @@ urlpatterns = [
     ),
     path("campaigns/<int:pk>/again/", campaign_views.campaign_again, name="campaign-again"),
     path(
-        "campaigns/<int:pk>/rejected.csv",
-        campaign_views.campaign_rejected_csv,
-        name="campaign-rejected",
+        "campaigns/<int:pk>/set-aside.csv",
+        campaign_views.campaign_set_aside_csv,
+        name="campaign-set-aside",
     ),
     path(
         "campaigns/<int:pk>/keypresses.csv",
@@ -47,12 +47,12 @@ urlpatterns = [
         name="campaign-keypresses",
     ),
     re_path(
-        r"^campaigns/(?P<pk>\d+)/(?P<action>start|cancel)/confirm/$",
+        r"^campaigns/(?P<pk>\d+)/(?P<action>start|stop)/confirm/$",
         campaign_views.campaign_confirm,
         name="campaign-confirm",
     ),
     re_path(
-        r"^campaigns/(?P<pk>\d+)/(?P<action>start|pause|resume|cancel|unschedule)/$",
+        r"^campaigns/(?P<pk>\d+)/(?P<action>start|pause|resume|stop|unschedule)/$",
         campaign_views.campaign_action,
         name="campaign-action",
     ),

@@ -11,15 +11,16 @@ KEYPAD = "0123456789*#"
 class CallStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     QUEUED = "queued", "Queued"
-    REJECTED = "rejected", "Rejected"
+    REJECTED = "rejected", "Refused"  # by the provider: the call never left
     ERROR = "error", "Not sent"
     UNKNOWN = "unknown", "Unknown"
     ANSWERED = "answered", "Answered"
     NO_ANSWER = "no_answer", "No answer"
     BUSY = "busy", "Busy"
-    CANCELED = "canceled", "Canceled"
+    # The provider's word (kept as it is stored): the caller hung up before the answer.
+    CANCELED = "canceled", "Hung up"
     FAILED = "failed", "Failed"
-    # A call never sent because it was withdrawn (its campaign canceled or ended, a retry the
+    # A call never sent because it was withdrawn (its campaign stopped or ended, a retry the
     # policy no longer allows, a scheduled call canceled; its error says which): no outcome,
     # unlike `canceled` (the provider's word for a caller who hung up before the answer).
     WITHDRAWN = "withdrawn", "Not sent (withdrawn)"
@@ -81,7 +82,7 @@ class CampaignStatus(models.TextChoices):
     RUNNING = "running", "Running"
     PAUSED = "paused", "Paused"
     FINISHED = "finished", "Finished"
-    CANCELED = "canceled", "Canceled"
+    STOPPED = "stopped", "Stopped"
 
 
 # Started and not ended: the schedule's work (start, end, retries) concerns these.
@@ -91,7 +92,7 @@ CAMPAIGN_UNDER_WAY = frozenset(
 # Its calls may still be sent or retried.
 CAMPAIGN_SENDING = frozenset({CampaignStatus.RUNNING, CampaignStatus.PAUSED})
 # Over: nothing more is sent; its numbers may be called again in a new campaign.
-CAMPAIGN_ENDED = frozenset({CampaignStatus.FINISHED, CampaignStatus.CANCELED})
+CAMPAIGN_ENDED = frozenset({CampaignStatus.FINISHED, CampaignStatus.STOPPED})
 # Something moves: its page refreshes itself.
 CAMPAIGN_MOVING = frozenset({CampaignStatus.RUNNING, CampaignStatus.IMPORTING})
 

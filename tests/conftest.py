@@ -274,7 +274,7 @@ def known_calls(bridge, otp_flow, sound) -> datetime:
             submitted_at=now - timedelta(days=days),
             **extra,
         )
-    # Campaign rows never sent (waiting, or canceled with their campaign) are not calls placed.
+    # Campaign rows never sent (waiting, or withdrawn with their stopped campaign) are not calls placed.
     for status in ("pending", "withdrawn"):
         CallLog.objects.create(bridge=bridge, to="918867135124", audio=sound, status=status)
     return now

@@ -1,5 +1,5 @@
 """CSV downloads are safe to open in a spreadsheet: formulas neutralised (OWASP), phone numbers
-kept as text. The call export, a campaign's results and its rejected rows, through the real
+kept as text. The call export, a campaign's results and its rows set aside, through the real
 pages, on SQLite and on PostgreSQL."""
 
 import csv
@@ -270,7 +270,7 @@ def test_the_cost_is_exported_in_credits_and_as_money_when_a_credit_has_a_price(
     assert (priced["cost (credits)"], priced["cost (INR)"]) == ("2.5", "1.13")
 
 
-# --- the rejected rows of a campaign ---------------------------------------------------------
+# --- the rows set aside of a campaign ---------------------------------------------------------
 
 
 def new_audio_campaign(client: Client, bridge, sound, content: bytes) -> Campaign:
@@ -280,7 +280,7 @@ def new_audio_campaign(client: Client, bridge, sound, content: bytes) -> Campaig
     return Campaign.objects.get()
 
 
-def test_the_rejected_rows_file_neutralises_formulas_in_values_and_headers(
+def test_the_set_aside_rows_file_neutralises_formulas_in_values_and_headers(
     supervisor, bridge, sound
 ):
     client = logged_in(supervisor)
@@ -292,7 +292,7 @@ def test_the_rejected_rows_file_neutralises_formulas_in_values_and_headers(
     )
     campaign = new_audio_campaign(client, bridge, sound, content)
 
-    rows = download(client, f"/campaigns/{campaign.pk}/rejected.csv")
+    rows = download(client, f"/campaigns/{campaign.pk}/set-aside.csv")
 
     assert rows[0] == ["number", "Name", "'@city", "reason"]
     assert [row[:3] for row in rows[1:]] == [
@@ -302,12 +302,12 @@ def test_the_rejected_rows_file_neutralises_formulas_in_values_and_headers(
     assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for cell in r)
 
 
-def test_a_neutralised_number_in_the_rejected_rows_uploads_again_once_fixed(
+def test_a_neutralised_number_in_the_set_aside_rows_uploads_again_once_fixed(
     supervisor, bridge, sound
 ):
     client = logged_in(supervisor)
     campaign = new_audio_campaign(client, bridge, sound, b"number,Name\n+91 98765,Asha\n")
-    rejected = b"".join(client.get(f"/campaigns/{campaign.pk}/rejected.csv").streaming_content)
+    rejected = b"".join(client.get(f"/campaigns/{campaign.pk}/set-aside.csv").streaming_content)
     assert b"'+91 98765," in rejected
     fixed = rejected.replace(b"'+91 98765,", b"'+91 98765 43210,")
 

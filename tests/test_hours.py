@@ -173,4 +173,4 @@ def test_the_trai_preset_is_on_by_default():
 
 
 def test_a_campaign_is_scheduled_and_the_list_says_for_when(bridge, sound):
-    assert Campaign.Status.SCHEDULED in Campaign.ACTIONS_FROM["cancel"]
+    assert Campaign.Status.SCHEDULED in Campaign.ACTIONS_FROM["stop"]

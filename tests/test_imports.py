@@ -5,7 +5,7 @@ worker's run (calls/engine/imports.py) in this process, as a worker would."""
 import pytest
 
 from calls.engine import imports as engine
-from calls.models import MASK, CallLog, Campaign, DoNotCall, RejectedRow
+from calls.models import MASK, CallLog, Campaign, DoNotCall, SetAsideRow
 from calls.sealing import unseal
 from tests.helpers.campaigns import BAD_NUMBER, LATIN_1, make_campaign, number, upload
 from tests.helpers.portal import database_dump
@@ -16,7 +16,7 @@ def calls_of(campaign: Campaign) -> list[tuple[str, dict]]:
 
 
 def rejections(campaign: Campaign) -> list[tuple[int, str]]:
-    return list(campaign.rejected_rows.order_by("line").values_list("line", "reason"))
+    return list(campaign.set_aside_rows.order_by("line").values_list("line", "reason"))
 
 
 # --- reading the CSV ------------------------------------------------------------------------------
@@ -64,8 +64,8 @@ def test_a_readable_csv_becomes_one_pending_call_per_row(campaign, content):
     report = upload(campaign, content)
 
     assert calls_of(campaign) == [ASHA, RAVI]
-    assert (report.accepted, report.rejected) == (2, 0)
-    assert not RejectedRow.objects.exists()
+    assert (report.accepted, report.set_aside) == (2, 0)
+    assert not SetAsideRow.objects.exists()
 
 
 @pytest.mark.parametrize("column", ["to", "mobile", "phone", "Mobile", "PHONE"])
@@ -111,7 +111,7 @@ def refused(campaign: Campaign, content: str | bytes) -> str:
     assert job.state == "failed"
     assert (campaign.status, job.content) == ("draft", b"")
     assert not CallLog.objects.exists()
-    assert not RejectedRow.objects.exists()
+    assert not SetAsideRow.objects.exists()
     return job.error
 
 
@@ -185,7 +185,7 @@ def test_every_row_is_checked_and_a_rejected_row_keeps_its_line_and_reason(campa
 
     report = upload(campaign, REPORT_CSV)
 
-    assert (report.accepted, report.rejected) == (2, 5)
+    assert (report.accepted, report.set_aside) == (2, 5)
     assert rejections(campaign) == [
         (3, BAD_NUMBER),
         (4, "Missing value for Name"),
@@ -194,8 +194,8 @@ def test_every_row_is_checked_and_a_rejected_row_keeps_its_line_and_reason(campa
         (8, "Missing value for otp"),
     ]
     campaign.refresh_from_db()
-    assert campaign.rows_rejected == 5
-    row = campaign.rejected_rows.get(line=5)
+    assert campaign.rows_set_aside == 5
+    row = campaign.set_aside_rows.get(line=5)
     assert (row.values["number"], row.values["Name"]) == ("918867135123", "Asha again")
     assert [to for to, _ in calls_of(campaign)] == ["918867135123", "918867135127"]
 
@@ -235,7 +235,7 @@ def test_a_number_already_in_the_campaign_is_a_duplicate_on_a_later_upload(campa
 
     report = upload(campaign, "number,Name,otp\n+91 88671 35123,Asha,1\n+91 88671 35124,Ravi,2\n")
 
-    assert (report.accepted, report.rejected) == (1, 1)
+    assert (report.accepted, report.set_aside) == (1, 1)
     assert rejections(campaign) == [(2, "Duplicate number in this campaign")]
     assert [to for to, _ in calls_of(campaign)] == ["918867135123", "918867135124"]
 
@@ -256,9 +256,9 @@ def test_a_re_uploaded_rejected_row_asks_for_its_masked_otp_again(campaign):
 
     report = upload(campaign, fixed)
 
-    assert (report.accepted, report.rejected) == (0, 1)
-    assert campaign.rejected_rows.get().reason == (
-        "Type otp again: secrets are masked in the rejected-rows file"
+    assert (report.accepted, report.set_aside) == (0, 1)
+    assert campaign.set_aside_rows.get().reason == (
+        "Type otp again: secrets are masked in the set-aside file"
     )
 
 
@@ -268,7 +268,7 @@ def test_a_re_uploaded_rejected_row_asks_for_its_masked_otp_again(campaign):
 def test_the_otp_of_a_rejected_row_is_not_stored_in_clear_either(campaign):
     upload(campaign, "number,Name,otp\n12345,Asha,905517\n918867135123,,318274\n")
 
-    assert campaign.rejected_rows.count() == 2
+    assert campaign.set_aside_rows.count() == 2
     dump = database_dump()
     assert "905517" not in dump
     assert "318274" not in dump

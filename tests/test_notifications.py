@@ -66,17 +66,17 @@ def test_a_finished_campaign_is_told_once_to_each_supervisor_who_asked(
     assert sent.to == ["sam@example.com"] and "November reminders" in sent.subject
 
 
-def test_a_canceled_campaign_is_told_and_an_old_one_is_not_news(sam, bridge, sound, mailer):
+def test_a_stopped_campaign_is_told_and_an_old_one_is_not_news(sam, bridge, sound, mailer):
     wants(sam, notify_campaign_finished=True)
-    canceled = running_campaign(bridge, sound, rows=1)
-    assert canceled.cancel()
+    stopped = running_campaign(bridge, sound, rows=1)
+    assert stopped.stop()
     old = running_campaign(bridge, sound, rows=1)
     Campaign.objects.filter(pk=old.pk).update(
         status="finished", finished_at=pinned_now() - timedelta(hours=2)
     )
     check_notices()
     assert list(Notice.objects.values_list("title", flat=True)) == [
-        "Campaign “November reminders” was canceled"
+        "Campaign “November reminders” was stopped"
     ]
 
 

@@ -67,7 +67,7 @@ MATRIX = [
     ("GET", "/campaigns/", AGENT_MAY_SEE),
     ("GET", "/campaigns/new/", SUPERVISOR_ONLY_PAGE),
     ("GET", "/campaigns/{campaign}/", AGENT_MAY_SEE),
-    ("GET", "/campaigns/{campaign}/rejected.csv", AGENT_MAY_SEE),
+    ("GET", "/campaigns/{campaign}/set-aside.csv", AGENT_MAY_SEE),
     ("GET", "/campaigns/{campaign}/start/confirm/", SUPERVISOR_ONLY_PAGE),
     ("GET", "/campaigns/sample.csv", SUPERVISOR_ONLY_PAGE),
     ("GET", "/catalogue/sounds/upload/", SUPERVISOR_ONLY_PAGE),

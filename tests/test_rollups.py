@@ -136,12 +136,12 @@ def test_the_sweeper_and_a_retry_move_the_call_and_take_it_out(bridge, otp_flow)
     assert sum(n for key, (n, *_) in counted.items() if key[0] == "s") == 1
 
 
-def test_cancel_and_delete_of_a_campaign_count_its_calls_right(bridge, sound):
+def test_stop_and_delete_of_a_campaign_count_its_calls_right(bridge, sound):
     campaign = running_campaign(bridge, sound, rows=3)
     first = campaign.calls.order_by("id").first()
     assert first.begin_sending()
     first.record_submission(SendResult(status="queued", provider_id=str(uuid.uuid4())), {})
-    assert campaign.cancel()
+    assert campaign.stop()
     assert sum(n for (kind, *_), (n, *_) in assert_counted().items() if kind == "d") == 1
 
     campaign.delete()  # its calls go with it

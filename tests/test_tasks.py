@@ -1,5 +1,5 @@
 """The Dispatcher (calls/tasks.py) sends a campaign at its pace, with a bucket shared by workers,
-each row exactly once, through pause, resume and cancel, HTTP 429 and failures, inside its
+each row exactly once, through pause, resume and stop, HTTP 429 and failures, inside its
 calling window, with secrets in clear only to the provider."""
 
 import itertools
@@ -112,7 +112,7 @@ def test_two_workers_at_once_send_every_row_exactly_once(bridge, sound):
     assert campaign.status == "finished"
 
 
-# --- pause, resume, cancel ------------------------------------------------------------------------
+# --- pause, resume, stop ------------------------------------------------------------------------
 
 
 def test_a_paused_campaign_sends_nothing_until_it_is_resumed(bridge, sound):
@@ -142,27 +142,27 @@ def test_pausing_while_the_dispatcher_runs_stops_it_after_the_call_in_flight(bri
     assert statuses(campaign) == ["queued", "queued", "pending", "pending", "pending"]
 
 
-def test_cancel_withdraws_unsent_rows_and_nothing_more_is_sent(bridge, sound):
+def test_stop_withdraws_unsent_rows_and_nothing_more_is_sent(bridge, sound):
     campaign = running_campaign(bridge, sound, rows=4)
     clock = FakeClock()
-    gateway = FakeGateway(now=clock.now, after_send={1: campaign.cancel})
+    gateway = FakeGateway(now=clock.now, after_send={1: campaign.stop})
 
     assert dispatcher(campaign, gateway, clock).run() == "stopped"
 
     assert gateway.numbers == [number(0)]
     assert statuses(campaign) == ["queued", "withdrawn", "withdrawn", "withdrawn"]
     assert set(campaign.calls.filter(status="withdrawn").values_list("error", flat=True)) == {
-        "The campaign was canceled before this call was sent."
+        "The campaign was stopped before this call was sent."
     }
     campaign.refresh_from_db()
-    assert campaign.status == "canceled" and campaign.finished_at is not None
+    assert campaign.status == "stopped" and campaign.finished_at is not None
     assert dispatcher(campaign, gateway, clock).run() == "stopped"
     assert len(gateway.sent) == 1
     assert not campaign.resume() and not campaign.start()
 
 
-@pytest.mark.parametrize("action", ["cancel", "pause"])
-def test_rows_a_worker_holds_in_its_batch_follow_a_cancel_or_pause(bridge, sound, action):
+@pytest.mark.parametrize("action", ["stop", "pause"])
+def test_rows_a_worker_holds_in_its_batch_follow_a_stop_or_pause(bridge, sound, action):
     campaign = running_campaign(bridge, sound, rows=4, pace="10")  # one batch holds all four
     clock = FakeClock()
     gateway = FakeGateway(now=clock.now, after_send={1: getattr(campaign, action)})
@@ -170,7 +170,7 @@ def test_rows_a_worker_holds_in_its_batch_follow_a_cancel_or_pause(bridge, sound
     assert dispatcher(campaign, gateway, clock).run() == "stopped"
 
     assert gateway.numbers == [number(0)]
-    waiting = "withdrawn" if action == "cancel" else "pending"
+    waiting = "withdrawn" if action == "stop" else "pending"
     assert statuses(campaign) == ["queued", waiting, waiting, waiting]
     assert not campaign.calls.filter(status="pending").exclude(submitted_at=None).exists()
 

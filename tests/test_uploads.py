@@ -18,7 +18,7 @@ from django.template.defaultfilters import filesizeformat
 from django.test import Client
 from django.utils.html import escape
 
-from calls.models import AudioAsset, CallLog, Campaign, CampaignImport, DoNotCall, RejectedRow
+from calls.models import AudioAsset, CallLog, Campaign, CampaignImport, DoNotCall, SetAsideRow
 from tests.helpers.campaigns import post_then_import
 from tests.helpers.portal import campaign_form, logged_in, text_of
 
@@ -58,7 +58,7 @@ def refused_upload(user, bridge, flow, content: bytes) -> str:
 def assert_nothing_stored() -> None:
     assert not Campaign.objects.exists()
     assert not CallLog.objects.exists()
-    assert not RejectedRow.objects.exists()
+    assert not SetAsideRow.objects.exists()
     assert not CampaignImport.objects.exclude(content=b"").exists()  # nor the file
 
 
@@ -248,7 +248,7 @@ def test_a_huge_junk_number_is_a_rejected_row_with_a_reason_that_fits_its_column
 
     page = client.get(response["Location"]).content.decode()
     assert "numbers.csv: 1 row ready to call, 1 set aside." in text_of(page)
-    rejected = RejectedRow.objects.get()
+    rejected = SetAsideRow.objects.get()
     assert rejected.line == 2
     assert len(rejected.reason) == 300 and rejected.reason.endswith("…")
     assert rejected.reason.startswith("1234512345")

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 def dispatch_campaign(campaign_id: int, seat: int, ticket: str) -> str:
     """Send the campaign's rows for a while from `seat`, then queue the next run for the seat
     (now, or when rows come due or its window opens) or give the seat up (nothing left, paused,
-    canceled, ended). Returns why it stopped.
+    stopped, ended). Returns why it stopped.
 
     The database failing mid-way (a restart) is waited out and a fresh Dispatcher goes on, for
     as long as the seat stays this task's: rows the failed one had claimed come back when their

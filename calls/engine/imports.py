@@ -82,7 +82,7 @@ def _read(job: CampaignImport, holder: uuid.UUID) -> None:
     check = RowCheck(campaign, layout, job.uploaded_by)
     stored = job.position
     rows = RowReader(text, layout, Mark(job.position, job.line) if stored else layout.rows_from)
-    found = job.accepted + job.rejected
+    found = job.accepted + job.set_aside
     while True:
         try:
             chunk, after, at_end = rows.take(ROWS_A_CHUNK)
@@ -101,7 +101,7 @@ def _read(job: CampaignImport, holder: uuid.UUID) -> None:
                 position=after.position,
                 line=after.line,
                 accepted=len(calls),
-                rejected=len(set_aside),
+                set_aside=len(set_aside),
             ):
                 return
             store(calls, set_aside)

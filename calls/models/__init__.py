@@ -1,7 +1,7 @@
 """The models, one module per seam; import them from here (`from calls.models import CallLog`)."""
 
 from calls.models.calls import CallLog
-from calls.models.campaigns import Campaign, RejectedRow
+from calls.models.campaigns import Campaign, SetAsideRow
 from calls.models.catalogue import (
     INTERVAL_CHOICES,
     SENSITIVE_HINTS,
@@ -40,7 +40,7 @@ __all__ = [
     "PeriodicJob",
     "Playback",
     "ProviderListRead",
-    "RejectedRow",
+    "SetAsideRow",
     "UserPreference",
     "WorkerHeartbeat",
 ]

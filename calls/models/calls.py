@@ -43,7 +43,7 @@ class Mover(StrEnum):
     OUTCOME = "outcome"  # a webhook, sandbox delivery or status look-up saying what happened
     SWEEPER = "sweeper"  # the worker holding the row died after its POST may have begun
     RETRY = "retry"  # a person sends again a call that never left
-    CANCEL = "cancel"  # the campaign (or a scheduled call) was canceled before it was sent
+    CANCEL = "cancel"  # a person stopped the campaign, or canceled a call placed for later
     # The campaign's policy withdraws a row not sent: its end time passed, or a retry it no
     # longer allows (the number answered meanwhile, or is on the do-not-call list now).
     POLICY = "policy"

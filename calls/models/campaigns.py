@@ -60,12 +60,12 @@ class Campaign(Playback, CampaignPolicy):
 
     Status = CampaignStatus
 
-    # The states each action may be taken from (pages ask before start and cancel).
+    # The states each action may be taken from (pages ask before start and stop).
     ACTIONS_FROM = {
         "start": frozenset({Status.DRAFT}),
         "pause": frozenset({Status.RUNNING}),
         "resume": frozenset({Status.PAUSED}),
-        "cancel": frozenset({Status.DRAFT, Status.SCHEDULED, Status.RUNNING, Status.PAUSED}),
+        "stop": frozenset({Status.DRAFT, Status.SCHEDULED, Status.RUNNING, Status.PAUSED}),
         "unschedule": frozenset({Status.SCHEDULED}),  # back to a draft, to change or drop it
     }
     # The schedule (start and stop times) may be changed until the campaign starts.
@@ -81,7 +81,7 @@ class Campaign(Playback, CampaignPolicy):
     columns = models.JSONField(
         default=list, blank=True, help_text="The upload's columns and their use"
     )
-    rows_rejected = models.PositiveIntegerField(default=0)
+    rows_set_aside = models.PositiveIntegerField(default=0)
     # The token bucket every worker shares: the next instant a call may be sent.
     next_send_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
@@ -123,8 +123,8 @@ class Campaign(Playback, CampaignPolicy):
         return self.status in CAMPAIGN_ENDED
 
     @property
-    def may_cancel(self) -> bool:
-        return self.status in self.ACTIONS_FROM["cancel"]
+    def may_stop(self) -> bool:
+        return self.status in self.ACTIONS_FROM["stop"]
 
     @property
     def pace_words(self) -> str:
@@ -153,7 +153,7 @@ class Campaign(Playback, CampaignPolicy):
 
     def progress(self, counts: dict[str, int] | None = None) -> Progress:
         """Counts per call status and the share of calls to be sent that reached a final state
-        (withdrawn rows were never to be sent: a canceled draft is not "100 % settled")."""
+        (withdrawn rows were never to be sent: a stopped draft is not "100 % settled")."""
         if counts is None:
             counts = dict(
                 self.calls.values_list("status").annotate(n=models.Count("id")).order_by()
@@ -184,13 +184,13 @@ class Campaign(Playback, CampaignPolicy):
 
     def state_in_words(self, to_call: int, awaiting: int) -> str:
         """The status as a person needs it: a finished campaign whose calls still await their
-        outcome, a running one waiting for its calling window, a draft canceled unsent."""
+        outcome, a running one waiting for its calling window, a draft stopped unsent."""
         if self.status == self.Status.RUNNING and (opens := self.window_closed_until()):
             return f"Waiting until {opens}"
         if self.status == self.Status.FINISHED and awaiting:
             return f"Sent, {awaiting} awaiting outcome"
-        if self.status == self.Status.CANCELED and not to_call:
-            return "Canceled before sending"
+        if self.status == self.Status.STOPPED and not to_call:
+            return "Stopped before sending"
         if self.status == self.Status.PAUSED and self.paused_reason:
             return "Paused: the provider is not answering"
         return self.get_status_display()
@@ -234,7 +234,7 @@ class Campaign(Playback, CampaignPolicy):
         return self._move(frozenset({self.Status.DRAFT}), self.Status.IMPORTING)
 
     def end_import(self, **report: object) -> bool:
-        """Its CSV read (with `columns` and `rows_rejected`), or undone: a draft again."""
+        """Its CSV read (with `columns` and `rows_set_aside`), or undone: a draft again."""
         return self._move(frozenset({self.Status.IMPORTING}), self.Status.DRAFT, **report)
 
     def start(self) -> bool:
@@ -312,34 +312,34 @@ class Campaign(Playback, CampaignPolicy):
             frozenset({self.Status.RUNNING}), self.Status.PAUSED, paused_reason=reason
         )
 
-    def cancel(self) -> bool:
+    def stop(self) -> bool:
         """Stop for good; calls not yet sent are withdrawn and never sent."""
         if not self._move(
-            self.ACTIONS_FROM["cancel"],
-            self.Status.CANCELED,
+            self.ACTIONS_FROM["stop"],
+            self.Status.STOPPED,
             finished_at=timezone.now(),
         ):
             return False
-        self._cancel_waiting_rows()
+        self._withdraw_waiting_rows()
         return True
 
-    def _cancel_waiting_rows(self) -> None:
+    def _withdraw_waiting_rows(self) -> None:
         self.calls.filter(submitted_at=None).move(
             Mover.CANCEL,
             CallStatus.WITHDRAWN,
-            error="The campaign was canceled before this call was sent.",
+            error="The campaign was stopped before this call was sent.",
             sealed_variables="",
             lease_until=None,
         )
 
     def release(self, calls: list[CallLog]) -> None:
         """Claimed rows that were not sent go back to the queue (after a 429, a pause, the
-        window closing), or are withdrawn with the campaign if it was canceled meanwhile."""
+        window closing), or are withdrawn with the campaign if it was stopped meanwhile."""
         CallLog.objects.filter(pk__in=[c.pk for c in calls], status=CallLog.Status.PENDING).update(
             submitted_at=None, lease_until=None
         )
-        if Campaign.objects.filter(pk=self.pk, status=self.Status.CANCELED).exists():
-            self._cancel_waiting_rows()
+        if Campaign.objects.filter(pk=self.pk, status=self.Status.STOPPED).exists():
+            self._withdraw_waiting_rows()
 
     def finish_if_done(self) -> bool:
         """Finished when nothing waits to be sent and no call may still be retried: under a
@@ -480,10 +480,10 @@ def recover_abandoned_rows(now: datetime) -> tuple[int, int]:
     return requeued, unknown
 
 
-class RejectedRow(models.Model):
+class SetAsideRow(models.Model):
     """A CSV row that did not become a call, with why; downloadable to fix and upload again."""
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="rejected_rows")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="set_aside_rows")
     line = models.PositiveIntegerField()
     values = models.JSONField(default=dict)
     reason = models.CharField(max_length=300)

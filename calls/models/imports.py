@@ -21,7 +21,7 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from calls.models.calls import CallLog
-from calls.models.campaigns import Campaign, RejectedRow
+from calls.models.campaigns import Campaign, SetAsideRow
 from calls.models.records import AuditEntry
 
 # A worker renews its lease with every chunk (well under a second of work); one that stopped
@@ -75,7 +75,7 @@ class CampaignImport(models.Model):
     position = models.PositiveIntegerField(default=0, help_text="Characters read and stored")
     line = models.PositiveIntegerField(default=0, help_text="Lines read and stored")
     accepted = models.PositiveIntegerField(default=0)
-    rejected = models.PositiveIntegerField(default=0)
+    set_aside = models.PositiveIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -97,7 +97,7 @@ class CampaignImport(models.Model):
     def summary(self) -> str:
         return (
             f"{intcomma(self.accepted)} row{pluralize(self.accepted)} ready to call, "
-            f"{intcomma(self.rejected)} set aside."
+            f"{intcomma(self.set_aside)} set aside."
         )
 
     # --- arrival and the person's cancel (web) ---------------------------------------------
@@ -113,7 +113,7 @@ class CampaignImport(models.Model):
         if not made and not campaign.begin_import():
             return None
         calls = campaign.calls.aggregate(last=Max("id"))["last"] if not made else None
-        set_aside = campaign.rejected_rows.aggregate(last=Max("id"))["last"] if not made else None
+        set_aside = campaign.set_aside_rows.aggregate(last=Max("id"))["last"] if not made else None
         job = cls.objects.create(
             campaign=campaign,
             made_campaign=made,
@@ -177,7 +177,7 @@ class CampaignImport(models.Model):
         position: int,
         line: int,
         accepted: int,
-        rejected: int,
+        set_aside: int,
     ) -> bool:
         """Record a chunk read (in the transaction that stores its rows), renewing the lease.
         False when the import is no longer this worker's to read from `since` (canceled, or
@@ -190,7 +190,7 @@ class CampaignImport(models.Model):
                 position=position,
                 line=line,
                 accepted=F("accepted") + accepted,
-                rejected=F("rejected") + rejected,
+                set_aside=F("set_aside") + set_aside,
                 lease_until=timezone.now() + LEASE,
             )
         )
@@ -204,10 +204,10 @@ class CampaignImport(models.Model):
         )
         if not ended:
             return False
-        self.refresh_from_db(fields=["accepted", "rejected"])
+        self.refresh_from_db(fields=["accepted", "set_aside"])
         campaign = Campaign.objects.get(pk=self.campaign_id)
-        campaign.rejected_rows.filter(id__lte=self.set_aside_before).delete()
-        campaign.end_import(columns=columns, rows_rejected=self.rejected)
+        campaign.set_aside_rows.filter(id__lte=self.set_aside_before).delete()
+        campaign.end_import(columns=columns, rows_set_aside=self.set_aside)
         AuditEntry.record(
             self.uploaded_by, AuditEntry.Action.UPLOADED, campaign=campaign, detail=self.summary
         )
@@ -231,7 +231,7 @@ class CampaignImport(models.Model):
                 return 0
             for model, above in (
                 (CallLog, self.calls_before),
-                (RejectedRow, self.set_aside_before),
+                (SetAsideRow, self.set_aside_before),
             ):
                 ours = model.objects.filter(campaign_id=self.campaign_id, id__gt=above)
                 # The `limit` lowest ids: a range, so the DELETE binds two values, not thousands.

@@ -85,7 +85,7 @@ def schedule_retries(campaign: Campaign, now: datetime, limit: int = 500) -> int
 
 
 def wipe_ended_campaigns_secrets() -> int:
-    """Sealed secrets left on calls of campaigns that ended (canceled while calls awaited their
+    """Sealed secrets left on calls of campaigns that ended (stopped while calls awaited their
     outcomes) are wiped: no retry follows them."""
     return (
         CallLog.objects.exclude(sealed_variables="")
@@ -261,7 +261,7 @@ def call_again(campaign: Campaign, outcomes: list[str], user: User) -> Campaign:
             "created_at",
             "started_at",
             "finished_at",
-            "rows_rejected",
+            "rows_set_aside",
             "follow_up_of",
             "start_at",
             "end_at",

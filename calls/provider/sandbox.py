@@ -35,7 +35,7 @@ from calls.vocabulary import provider_key
 SANDBOX_NUMBERS = {
     "0002": ("Busy", "BUSY"),
     "0003": ("Never answered", "NOANSWER"),
-    "0004": ("Rejected by the provider (HTTP 422)", None),
+    "0004": ("Refused by the provider (HTTP 422)", None),
     "0005": ("Provider times out (status unknown; webhook settles it)", "ANSWER"),
     "0006": ("Network congestion (failed)", "CONGESTION"),
     "0007": ("Caller hung up first (canceled)", "CANCEL"),

@@ -1,5 +1,5 @@
-"""Starting and canceling a campaign are asked first, on a desk (1366 px) with JavaScript and on a
-phone (390 px) without it; afterwards the canceled rows say "not sent", unlike a call the
+"""Starting and stopping a campaign are asked first, on a desk (1366 px) with JavaScript and on a
+phone (390 px) without it; afterwards the withdrawn rows say "not sent", unlike a call the
 customer's side hung up."""
 
 from decimal import Decimal
@@ -55,7 +55,7 @@ def draft() -> Campaign:
     ("width", "javascript"),
     [pytest.param(1366, True, id="desk"), pytest.param(390, False, id="phone-no-js")],
 )
-def test_start_and_cancel_are_asked_first_and_unsent_rows_say_so(make_page, width, javascript):
+def test_start_and_stop_are_asked_first_and_unsent_rows_say_so(make_page, width, javascript):
     page = make_page(width, javascript)
     campaign = draft()
     hung_up = CallLog.objects.create(
@@ -79,22 +79,22 @@ def test_start_and_cancel_are_asked_first_and_unsent_rows_say_so(make_page, widt
     page.click("text=Cancel campaign")
     expect(page.locator("h1")).to_have_text("Cancel “Login reminders”?")
     expect(page.locator("main")).to_contain_text("2 calls not sent yet will never be sent.")
-    screenshot(page, f"campaign-cancel-question-{width}")
-    page.click("button:has-text('Yes, cancel the campaign')")
+    screenshot(page, f"campaign-stop-question-{width}")
+    page.click("button:has-text('Yes, stop the campaign')")
 
     page.wait_for_url(f"**{campaign.get_absolute_url()}")
     progress = page.locator("#progress")
-    expect(progress.locator("h2 .status")).to_have_text("Canceled before sending")
-    expect(progress).to_contain_text("Canceled before any call was sent: 2 numbers not called.")
+    expect(progress.locator("h2 .status")).to_have_text("Stopped before sending")
+    expect(progress).to_contain_text("Stopped before any call was sent: 2 numbers not called.")
     expect(progress).not_to_contain_text("100%")
     expect(progress.locator(".counts")).to_contain_text("Not sent (withdrawn) 2")
-    screenshot(page, f"campaign-canceled-{width}")
+    screenshot(page, f"campaign-stopped-{width}")
     assert set(campaign.calls.values_list("status", flat=True)) == {"withdrawn"}
 
     page.goto(campaign.calls.first().get_absolute_url())
     expect(page.locator(".outcome .status")).to_have_text("Not sent (withdrawn)")
     screenshot(page, f"call-withdrawn-{width}")
     page.goto(hung_up.get_absolute_url())
-    expect(page.locator(".outcome .status")).to_have_text("Canceled")
+    expect(page.locator(".outcome .status")).to_have_text("Hung up")
     expect(page.locator(".outcome")).to_contain_text("Caller hung up before the customer answered")
     screenshot(page, f"call-hung-up-{width}")

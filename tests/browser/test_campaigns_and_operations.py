@@ -43,7 +43,7 @@ def test_a_campaign_reports_a_bad_row_then_runs_to_100_percent(
     first_rows = page.locator("section:has(h2:has-text('First rows to call')) tbody tr")
     expect(first_rows.first.locator("td")).to_have_text(["+91 98765 43211", "Ravi", "******"])
     with page.expect_download() as download:
-        page.click("text=Download the 1 rejected row")
+        page.click("text=Download the 1 row set aside")
     rejected = list(csv.reader(download.value.path().read_text().splitlines()))
     assert rejected == [
         ["number", "Name", "otp", "reason"],
@@ -129,7 +129,7 @@ def test_a_supervisor_reads_the_dashboard_exports_calls_and_uploads_a_sound(
     page.click("button:has-text('Place call')")
     page.wait_for_url(re.compile(r"/calls/\d+/$"))
     # "Sending…" until the worker records the provider's answer; the page redraws itself.
-    expect(page.locator(".outcome .status")).to_have_text("Rejected", timeout=30_000)
+    expect(page.locator(".outcome .status")).to_have_text("Refused", timeout=30_000)
     screenshot(page, "call-detail")
 
     page.click("nav >> text=Dashboard")

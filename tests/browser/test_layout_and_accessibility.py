@@ -19,7 +19,7 @@ from calls.models import (
     Campaign,
     CampaignImport,
     IvrFlow,
-    RejectedRow,
+    SetAsideRow,
 )
 from tests.browser.conftest import screenshot
 from tests.clock import pinned_now
@@ -67,10 +67,10 @@ def long_values() -> dict[str, int]:
         pace=Decimal("2"),
         columns=[["number", ""], [LONG, "Name"]],
     )
-    RejectedRow.objects.create(
+    SetAsideRow.objects.create(
         campaign=campaign, line=2, values={"number": LONG}, reason=LONG + " is not a number."
     )
-    Campaign.objects.filter(pk=campaign.pk).update(rows_rejected=1)
+    Campaign.objects.filter(pk=campaign.pk).update(rows_set_aside=1)
     payload = {"bridge": bridge.number, "to": "918867135123", "variables": {"Name": LONG}}
     call = CallLog.objects.create(
         bridge=bridge,
@@ -114,7 +114,7 @@ def long_values() -> dict[str, int]:
         length=1000,
         position=420,
         accepted=123_456,
-        rejected=789,
+        set_aside=789,
     )
     gone = CampaignImport.objects.create(  # its campaign removed with it
         campaign_id=importing.pk + 1000,

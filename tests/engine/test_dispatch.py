@@ -198,7 +198,7 @@ def test_the_sweeper_redispatches_a_campaign_whose_tasks_all_died_and_finishes_a
 def test_seats_of_a_campaign_that_ended_are_dropped(bridge, sound):
     campaign = running_campaign(bridge, sound)
     start_dispatchers(campaign)
-    assert campaign.cancel()
+    assert campaign.stop()
     keep_campaigns_dispatched(timezone.now())
     assert not campaign.seats.exists()
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from calls.engine import imports as engine
-from calls.models import AuditEntry, CallLog, Campaign, CampaignImport, RejectedRow
+from calls.models import AuditEntry, CallLog, Campaign, CampaignImport, SetAsideRow
 from calls.models.imports import LEASE, MAX_ATTEMPTS
 from tests.helpers.campaigns import BAD_NUMBER, make_campaign, number, upload
 
@@ -86,10 +86,10 @@ def test_rows_are_stored_a_chunk_at_a_time_with_the_progress_to_resume_from(
         engine.work_on(job.pk)
 
     job.refresh_from_db()
-    assert (job.state, job.accepted, job.rejected, job.line) == ("reading", 5, 1, 7)
+    assert (job.state, job.accepted, job.set_aside, job.line) == ("reading", 5, 1, 7)
     assert job.position == len("".join(content.decode().splitlines(True)[:7]))
     assert 0 < job.percent < 100
-    assert campaign.calls.count() == 5 and campaign.rejected_rows.count() == 1
+    assert campaign.calls.count() == 5 and campaign.set_aside_rows.count() == 1
     campaign.refresh_from_db()
     assert campaign.status == "importing"  # not a draft: nothing may start it
 
@@ -112,15 +112,15 @@ def test_a_dead_worker_s_import_is_resumed_by_another_from_its_last_chunk(killer
 
     job.refresh_from_db()
     campaign.refresh_from_db()
-    assert (job.accepted, job.rejected, job.attempts, job.content) == (8, 2, 2, b"")
+    assert (job.accepted, job.set_aside, job.attempts, job.content) == (8, 2, 2, b"")
     assert sorted(campaign.calls.values_list("to", flat=True)) == sorted(
         number(i) for i in range(ROWS) if i % 4 != 3
     )
-    assert list(campaign.rejected_rows.values_list("line", "reason")) == [
+    assert list(campaign.set_aside_rows.values_list("line", "reason")) == [
         (5, BAD_NUMBER),
         (9, BAD_NUMBER),
     ]
-    assert (campaign.status, campaign.rows_rejected) == ("draft", 2)
+    assert (campaign.status, campaign.rows_set_aside) == ("draft", 2)
 
 
 def test_a_live_worker_s_import_is_not_taken_by_another(bridge, otp_flow):
@@ -140,7 +140,7 @@ def test_a_worker_whose_lease_ran_out_stores_no_chunk_after_another_took_over(br
     with later():
         assert CampaignImport.claim(job.pk, quick, timezone.now())
 
-    progress = {"length": 1, "position": 10, "line": 2, "accepted": 1, "rejected": 0}
+    progress = {"length": 1, "position": 10, "line": 2, "accepted": 1, "set_aside": 0}
     assert not job.advance(slow, 0, **progress)
     assert job.advance(quick, 0, **progress)
     assert not job.advance(quick, 0, **progress)  # from the same mark twice: no
@@ -194,22 +194,22 @@ def test_a_new_campaign_canceled_mid_import_leaves_nothing(
         None,
     )
     assert not Campaign.objects.exists()
-    assert not CallLog.objects.exists() and not RejectedRow.objects.exists()
+    assert not CallLog.objects.exists() and not SetAsideRow.objects.exists()
     assert not job.cancel(supervisor)  # ended: nothing left to cancel
 
 
 def test_a_draft_canceled_mid_upload_is_as_it_was_before(monkeypatch, campaign, supervisor):
     upload(campaign, "number,Name,otp\n918867135100,Asha,1\n12345,Ravi,2\n")
-    before = (list(campaign.calls.values_list("id", "to")), list(campaign.rejected_rows.all()))
+    before = (list(campaign.calls.values_list("id", "to")), list(campaign.set_aside_rows.all()))
     job = arrive(campaign, csv_of(ROWS, bad_every=2))
     cancel_before_chunk(monkeypatch, job, 2, supervisor)
 
     assert engine.work_on(job.pk) == "canceled"
 
     campaign.refresh_from_db()
-    after = (list(campaign.calls.values_list("id", "to")), list(campaign.rejected_rows.all()))
+    after = (list(campaign.calls.values_list("id", "to")), list(campaign.set_aside_rows.all()))
     assert after == before
-    assert (campaign.status, campaign.rows_rejected) == ("draft", 1)
+    assert (campaign.status, campaign.rows_set_aside) == ("draft", 1)
 
 
 def test_an_import_canceled_before_a_worker_took_it_leaves_nothing(bridge, otp_flow, supervisor):
@@ -229,7 +229,7 @@ def test_a_new_campaign_whose_file_fails_mid_way_is_removed_saying_why(bridge, o
     assert (job.state, job.campaign_id) == ("failed", campaign.pk)
     assert job.error.startswith(f"Line {ROWS + 2} contains a NUL character")
     assert not Campaign.objects.exists()
-    assert not CallLog.objects.exists() and not RejectedRow.objects.exists()
+    assert not CallLog.objects.exists() and not SetAsideRow.objects.exists()
 
 
 def test_an_import_that_keeps_stopping_fails_instead_of_stopping_workers_for_ever(

@@ -45,7 +45,7 @@ def test_every_move_the_table_allows_is_made(make_call):
     assert len(allowed) == 4 + 4 + 8 * 5 + 1 + 1 + 1 + 1  # the table, counted by hand
 
 
-def test_a_campaign_cancel_withdraws_waiting_rows_and_never_calls_them_canceled():
+def test_a_stopped_campaign_withdraws_waiting_rows_and_never_calls_them_canceled():
     assert TRANSITIONS[Mover.CANCEL] == {CallStatus.PENDING: frozenset({CallStatus.WITHDRAWN})}
     assert allowed_from(Mover.CANCEL, CallStatus.CANCELED) == []
     # `canceled` is the provider's outcome (the caller hung up); withdrawn rows have none.

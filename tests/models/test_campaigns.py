@@ -19,19 +19,19 @@ def test_a_row_is_claimed_by_one_worker_only(campaign):
     assert campaign.claim_calls(5, timedelta(minutes=1)) == []
 
 
-# --- start, pause, resume, cancel -----------------------------------------------------------------
+# --- start, pause, resume, stop -----------------------------------------------------------------
 
 
 ALLOWED = {
-    "draft": {"start", "cancel"},
-    "running": {"pause", "cancel"},
-    "paused": {"resume", "cancel"},
+    "draft": {"start", "stop"},
+    "running": {"pause", "stop"},
+    "paused": {"resume", "stop"},
     "finished": set(),
-    "canceled": set(),
+    "stopped": set(),
 }
 
 
-AFTER = {"start": "running", "pause": "paused", "resume": "running", "cancel": "canceled"}
+AFTER = {"start": "running", "pause": "paused", "resume": "running", "stop": "stopped"}
 
 
 @pytest.mark.parametrize("status", list(ALLOWED))

@@ -60,7 +60,7 @@ def upload(client, bridge, sound, content: bytes) -> tuple[Campaign, CampaignImp
     assert response.status_code == 302, response.content.decode()[:2000]
     campaign = Campaign.objects.get()
     job = CampaignImport.objects.get()
-    assert (campaign.status, job.state, job.accepted + job.rejected) == ("importing", "waiting", 0)
+    assert (campaign.status, job.state, job.accepted + job.set_aside) == ("importing", "waiting", 0)
     return campaign, job
 
 
@@ -71,7 +71,7 @@ def is_draft(campaign: Campaign) -> bool:
 def assert_every_row_once(campaign: Campaign, job: CampaignImport, valid: int, rows: int) -> None:
     job.refresh_from_db()
     campaign.refresh_from_db()
-    assert (job.state, job.accepted, job.rejected, job.content) == (
+    assert (job.state, job.accepted, job.set_aside, job.content) == (
         "done",
         valid,
         rows - valid,
@@ -80,8 +80,8 @@ def assert_every_row_once(campaign: Campaign, job: CampaignImport, valid: int, r
     assert campaign.calls.count() == valid
     doubled = campaign.calls.values("to").annotate(n=Count("id")).filter(n__gt=1)
     assert not doubled.exists()
-    assert campaign.rejected_rows.count() == campaign.rows_rejected == rows - valid
-    assert campaign.rejected_rows.order_by("line").first().line == 3  # the file's second row
+    assert campaign.set_aside_rows.count() == campaign.rows_set_aside == rows - valid
+    assert campaign.set_aside_rows.order_by("line").first().line == 3  # the file's second row
 
 
 @pytest.mark.django_db(transaction=True)

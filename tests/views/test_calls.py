@@ -210,7 +210,7 @@ def test_a_row_withdrawn_with_its_campaign_does_not_wear_the_hung_up_badge(
     agent, make_call, campaign
 ):
     campaign.calls.add(make_call(status="pending", provider_id=""), bulk=False)
-    assert campaign.cancel()
+    assert campaign.stop()
     hung_up = make_call(status="canceled", provider_status="CANCEL", submitted_at=pinned_now())
     client = logged_in(agent)
 
@@ -220,7 +220,7 @@ def test_a_row_withdrawn_with_its_campaign_does_not_wear_the_hung_up_badge(
     assert '<span class="status status-withdrawn"' in withdrawn
     assert text_of(withdrawn).startswith("Outcome Not sent (withdrawn)")
     assert '<span class="status status-canceled"' in canceled
-    assert text_of(canceled).startswith("Outcome Canceled")
+    assert text_of(canceled).startswith("Outcome Hung up")
     assert "Caller hung up before the customer answered" in text_of(canceled)
 
 

@@ -1,5 +1,5 @@
 """The campaign pages (calls/campaign_views.py): a draft from a CSV (read by a worker while the
-page shows how far) and its report, the rejected rows and their upload again, the actions, who may
+page shows how far) and its report, the rows set aside and their upload again, the actions, who may
 see and run campaigns, and the audit trail."""
 
 import csv
@@ -15,7 +15,7 @@ from django.test import Client
 from django_tasks_db.models import DBTaskResult
 
 from calls.engine.dispatch import dispatch_campaign
-from calls.models import CallLog, Campaign, CampaignImport, RejectedRow
+from calls.models import CallLog, Campaign, CampaignImport, SetAsideRow
 from tests.clock import pinned_now
 from tests.helpers.campaigns import (
     BAD_NUMBER,
@@ -74,7 +74,7 @@ def test_the_upload_answers_at_once_without_reading_a_row(post, supervisor, brid
         0,
         "numbers.csv",
     )
-    assert not CallLog.objects.exists() and not RejectedRow.objects.exists()
+    assert not CallLog.objects.exists() and not SetAsideRow.objects.exists()
     assert queued_imports() == [job.pk]
     page = client.get(response["Location"])
     section = text_of(
@@ -95,11 +95,11 @@ def test_a_worker_turns_the_upload_into_a_draft_with_its_report(post, supervisor
     assert run_queued_imports() == ["done"]
 
     campaign.refresh_from_db()
-    assert campaign.status == "draft" and campaign.rows_rejected == 1
+    assert campaign.status == "draft" and campaign.rows_set_aside == 1
     assert client.get(campaign.get_absolute_url(), headers=IMPORTING)["HX-Refresh"] == "true"
     page = client.get(campaign.get_absolute_url())
     assert page.context["progress"]["counts"] == {"pending": 2}
-    assert [(row.line, row.reason) for row in page.context["rejected"]] == [(3, BAD_NUMBER)]
+    assert [(row.line, row.reason) for row in page.context["set_aside"]] == [(3, BAD_NUMBER)]
     assert page.context["campaign"].columns == [
         ["number", "number"],
         ["Name", "{Name}"],
@@ -109,7 +109,7 @@ def test_a_worker_turns_the_upload_into_a_draft_with_its_report(post, supervisor
     html = page.content.decode()
     assert "numbers.csv: 2 rows ready to call, 1 set aside." in text_of(html)
     assert BAD_NUMBER in html and "12345" in html
-    assert f'href="/campaigns/{campaign.pk}/rejected.csv"' in html
+    assert f'href="/campaigns/{campaign.pk}/set-aside.csv"' in html
     assert f'href="/campaigns/{campaign.pk}/start/confirm/"' in html
 
 
@@ -119,7 +119,7 @@ def test_the_importing_section_refreshes_itself_with_how_far_the_worker_read(
     campaign = make_campaign(bridge, flow=otp_flow, status="importing")
     job = CampaignImport.receive(campaign, "big.csv", b"x" * 1000, supervisor)
     CampaignImport.objects.filter(pk=job.pk).update(
-        state="reading", length=1000, position=340, accepted=3000, rejected=12
+        state="reading", length=1000, position=340, accepted=3000, set_aside=12
     )
 
     part = logged_in(supervisor).get(campaign.get_absolute_url(), headers=IMPORTING)
@@ -182,19 +182,19 @@ def test_a_campaign_that_never_was_is_not_found(supervisor, db):
     assert logged_in(supervisor).get("/campaigns/999/").status_code == 404
 
 
-def test_the_rejected_rows_download_as_csv_with_their_reason(supervisor, bridge, sound):
+def test_the_set_aside_rows_download_as_csv_with_their_reason(supervisor, bridge, sound):
     campaign = make_campaign(bridge, audio=sound)
     upload(
         campaign,
         "number,Name,city\n12345,Ravi,Goa\n+91 88671 35123,Asha,Pune\n918867135123,Dup,Delhi\n",
     )
 
-    response = logged_in(supervisor).get(f"/campaigns/{campaign.pk}/rejected.csv")
+    response = logged_in(supervisor).get(f"/campaigns/{campaign.pk}/set-aside.csv")
 
     assert response.status_code == 200 and response.streaming
     assert response["Content-Type"].startswith("text/csv")
     assert response["Content-Disposition"] == (
-        f'attachment; filename="campaign-{campaign.pk}-rejected.csv"'
+        f'attachment; filename="campaign-{campaign.pk}-set-aside.csv"'
     )
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows == [
@@ -204,11 +204,11 @@ def test_the_rejected_rows_download_as_csv_with_their_reason(supervisor, bridge,
     ]
 
 
-def test_fixed_rejected_rows_can_be_uploaded_again_to_the_draft(post, supervisor, bridge, sound):
+def test_fixed_set_aside_rows_can_be_uploaded_again_to_the_draft(post, supervisor, bridge, sound):
     campaign = make_campaign(bridge, audio=sound)
     upload(campaign, "number,Name\n12345,Ravi\n918867135123,Asha\n")
     client = logged_in(supervisor)
-    download = b"".join(client.get(f"/campaigns/{campaign.pk}/rejected.csv").streaming_content)
+    download = b"".join(client.get(f"/campaigns/{campaign.pk}/set-aside.csv").streaming_content)
     fixed = download.replace(b"'12345,", b"+91 88671 35124,", 1)
 
     response = post(
@@ -222,7 +222,7 @@ def test_fixed_rejected_rows_can_be_uploaded_again_to_the_draft(post, supervisor
     assert campaign.status == "importing"
     assert run_queued_imports() == ["done"]
     assert sorted(campaign.calls.values_list("to", flat=True)) == ["918867135123", "918867135124"]
-    assert not campaign.rejected_rows.exists()
+    assert not campaign.set_aside_rows.exists()
     page = text_of(client.get(response["Location"]).content.decode())
     assert "fixed.csv: 1 row ready to call, 0 set aside." in page
 
@@ -242,9 +242,9 @@ def test_a_fixed_file_that_fails_leaves_the_draft_as_it_was_and_says_why(
     assert run_queued_imports() == ["failed"]
 
     campaign.refresh_from_db()
-    assert (campaign.status, campaign.rows_rejected) == ("draft", 1)
+    assert (campaign.status, campaign.rows_set_aside) == ("draft", 1)
     assert list(campaign.calls.values_list("to", flat=True)) == ["918867135123"]
-    assert campaign.rejected_rows.get().line == 2
+    assert campaign.set_aside_rows.get().line == 2
     page = unescape(text_of(client.get(campaign.get_absolute_url()).content.decode()))
     assert (
         'fixed.csv was not imported: Line 3 opens a quote (") that is never closed: close it or '
@@ -274,9 +274,7 @@ def dispatch_tasks(campaign: Campaign) -> list:
     return sorted(tuple(task.args_kwargs["args"][:2]) for task in tasks)
 
 
-def test_a_supervisor_starts_pauses_resumes_and_cancels_from_the_page(
-    supervisor, campaign, settings
-):
+def test_a_supervisor_starts_pauses_resumes_and_stops_from_the_page(supervisor, campaign, settings):
     settings.OBD_CAMPAIGN_DISPATCHERS = 2
     upload(campaign, "number,Name,otp\n918867135123,Asha,1\n918867135124,Ravi,2\n")
     client = logged_in(supervisor)
@@ -294,7 +292,7 @@ def test_a_supervisor_starts_pauses_resumes_and_cancels_from_the_page(
     assert act("resume") == "running"
     # Its two tasks still wait in the queue: resuming adds none (each seat has one).
     assert dispatch_tasks(campaign) == [(campaign.pk, 0), (campaign.pk, 1)]
-    assert act("cancel") == "canceled"
+    assert act("stop") == "stopped"
     assert set(statuses(campaign)) == {"withdrawn"}
 
 
@@ -321,22 +319,22 @@ def test_an_unknown_action_is_not_found(supervisor, campaign):
 CAMPAIGN_ROUTES = {
     "list": ("get", "/campaigns/"),
     "detail": ("get", "/campaigns/{pk}/"),
-    "rejected": ("get", "/campaigns/{pk}/rejected.csv"),
+    "set aside": ("get", "/campaigns/{pk}/set-aside.csv"),
     "new page": ("get", "/campaigns/new/"),
     "create": ("post", "/campaigns/new/"),
     "upload": ("post", "/campaigns/{pk}/upload/"),
     "cancel the import": ("post", "/campaigns/{pk}/import/cancel/"),
     "start": ("post", "/campaigns/{pk}/start/"),
-    "cancel": ("post", "/campaigns/{pk}/cancel/"),
+    "stop": ("post", "/campaigns/{pk}/stop/"),
     "ask before start": ("get", "/campaigns/{pk}/start/confirm/"),
-    "ask before cancel": ("get", "/campaigns/{pk}/cancel/confirm/"),
+    "ask before stop": ("get", "/campaigns/{pk}/stop/confirm/"),
     "sample": ("get", "/campaigns/sample.csv"),
 }
 
 
 @pytest.mark.parametrize(
     ("role", "allowed"),
-    [("agent", {"list", "detail", "rejected"}), ("outsider", set())],
+    [("agent", {"list", "detail", "set aside"}), ("outsider", set())],
 )
 def test_who_may_see_and_who_may_run_campaigns(request, campaign, role, allowed):
     upload(campaign, "number,Name,otp\n918867135123,Asha,1\n")
@@ -365,19 +363,19 @@ def test_a_campaign_s_life_is_audited_and_shown_on_its_page(post, supervisor, br
     assert response.status_code == 302, response.content.decode()[:2000]
     assert run_queued_imports() == ["done"]
     campaign = Campaign.objects.get()
-    for action in ("start", "pause", "resume", "cancel"):
+    for action in ("start", "pause", "resume", "stop"):
         assert client.post(f"/campaigns/{campaign.pk}/{action}/").status_code == 302
-    client.post(f"/campaigns/{campaign.pk}/start/")  # refused: a canceled campaign stays so
+    client.post(f"/campaigns/{campaign.pk}/start/")  # refused: a stopped campaign stays so
 
     entries = list(campaign.audit.values_list("actor__username", "action"))
     assert entries == [
         ("supervisor", action)
-        for action in ("canceled", "resumed", "paused", "started", "uploaded", "created")
+        for action in ("stopped", "resumed", "paused", "started", "uploaded", "created")
     ]
     html = client.get(campaign.get_absolute_url()).content.decode()
     assert page_title(html) == "November · OBD Portal"
     assert audit_shown(html) == [
-        "supervisor canceled the campaign",
+        "supervisor stopped the campaign",
         "supervisor resumed the campaign",
         "supervisor paused the campaign",
         "supervisor started the campaign",
@@ -386,7 +384,7 @@ def test_a_campaign_s_life_is_audited_and_shown_on_its_page(post, supervisor, br
     ]
 
 
-# --- asked before starting or canceling -----------------------------------------------------------
+# --- asked before starting or stopping -----------------------------------------------------------
 
 
 def test_starting_is_asked_first_with_the_count_and_how_long_it_takes(supervisor, campaign):
@@ -410,19 +408,19 @@ def test_starting_is_asked_first_with_the_count_and_how_long_it_takes(supervisor
     assert campaign.status == "draft" and dispatch_tasks(campaign) == []
 
 
-def test_canceling_is_asked_first_saying_what_will_not_be_sent(supervisor, campaign):
+def test_stopping_is_asked_first_saying_what_will_not_be_sent(supervisor, campaign):
     upload(campaign, "number,Name,otp\n918867135123,Asha,1\n918867135124,Ravi,2\n")
     assert campaign.start()
     client = logged_in(supervisor)
 
     page = client.get(campaign.get_absolute_url()).content.decode()
-    ask = f"/campaigns/{campaign.pk}/cancel/confirm/"
-    assert f'href="{ask}"' in page and 'action="/campaigns/{campaign.pk}/cancel/"' not in page
+    ask = f"/campaigns/{campaign.pk}/stop/confirm/"
+    assert f'href="{ask}"' in page and 'action="/campaigns/{campaign.pk}/stop/"' not in page
     question = client.get(ask).content.decode()
 
-    assert "Cancel “November reminders”?" in text_of(question)
+    assert "Stop “November reminders”?" in text_of(question)
     assert "2 calls not sent yet will never be sent." in text_of(question)
-    assert f'<form method="post" action="/campaigns/{campaign.pk}/cancel/">' in question
+    assert f'<form method="post" action="/campaigns/{campaign.pk}/stop/">' in question
     campaign.refresh_from_db()
     assert campaign.status == "running"
 
@@ -477,19 +475,19 @@ def test_a_running_campaign_outside_its_calling_window_says_when_it_opens(superv
     assert progress_text(client, campaign).startswith(f"Progress {said}")
 
 
-def test_a_draft_canceled_before_sending_does_not_say_100_percent_settled(supervisor, campaign):
+def test_a_draft_stopped_before_sending_does_not_say_100_percent_settled(supervisor, campaign):
     upload(campaign, "number,Name,otp\n918867135123,Asha,1\n918867135124,Ravi,2\n")
-    assert campaign.cancel()
+    assert campaign.stop()
     client = logged_in(supervisor)
 
     text = progress_text(client, campaign)
 
     assert "%" not in text and "settled" not in text
     assert text.startswith(
-        "Progress Canceled before sending Canceled before any call was sent: 2 numbers not called."
+        "Progress Stopped before sending Stopped before any call was sent: 2 numbers not called."
     )
     assert "Not sent (withdrawn) 2" in text
-    assert list_status(client) == "Canceled before sending"
+    assert list_status(client) == "Stopped before sending"
 
 
 # --- words, not codes -----------------------------------------------------------------------------
@@ -511,31 +509,31 @@ def test_a_pace_of_zero_is_refused_in_a_sentence(supervisor, bridge, otp_flow):
     assert "campaign_pace_positive" not in html and "onstraint" not in html
 
 
-def rejected_section(client: Client, campaign: Campaign) -> str:
+def set_aside_section(client: Client, campaign: Campaign) -> str:
     html = client.get(campaign.get_absolute_url()).content.decode()
     return text_of(re.search(r"<h2>Rows set aside.*?</section>", html, re.S)[0])
 
 
-def test_more_rejected_rows_than_shown_are_counted_with_their_download(supervisor, campaign):
+def test_more_set_aside_rows_than_shown_are_counted_with_their_download(supervisor, campaign):
     upload(campaign, "number,Name,otp\n" + "".join(f"{i},Bad,1\n" for i in range(30)))
 
     html = logged_in(supervisor).get(campaign.get_absolute_url()).content.decode()
 
-    assert "Showing the first 20 of 30 rejected rows; the download has them all." in text_of(html)
+    assert "Showing the first 20 of 30 rows set aside; the download has them all." in text_of(html)
     assert html.count("is not a valid phone number") == 20
-    assert f'href="/campaigns/{campaign.pk}/rejected.csv">Download the 30 rejected rows' in html
+    assert f'href="/campaigns/{campaign.pk}/set-aside.csv">Download the 30 rows set aside' in html
 
 
 def test_upload_it_below_is_said_only_where_the_upload_form_is(supervisor, agent, campaign):
     upload(campaign, "number,Name,otp\n918867135123,Asha,1\n12345,Bad,2\n")
     supervising, following = logged_in(supervisor), logged_in(agent)
-    assert "upload it below" in rejected_section(supervising, campaign)
-    assert "upload it below" not in rejected_section(following, campaign)
+    assert "upload it below" in set_aside_section(supervising, campaign)
+    assert "upload it below" not in set_aside_section(following, campaign)
 
     assert campaign.start()
 
-    assert "upload it below" not in rejected_section(supervising, campaign)
-    assert "upload it in a new campaign" in rejected_section(supervising, campaign)
+    assert "upload it below" not in set_aside_section(supervising, campaign)
+    assert "upload it in a new campaign" in set_aside_section(supervising, campaign)
 
 
 # --- a sample CSV and the first rows --------------------------------------------------------------
