@@ -12,11 +12,10 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 
 from calls.engine.sends import send_call
 from calls.models import CallLog
-from calls.models.calls import CallLogQuerySet, Mover
+from calls.models.life import CallLogQuerySet, Mover
 from calls.vocabulary import CallStatus
 
 # A call still waiting this long past its time has lost its task, or its worker is far behind.
@@ -35,17 +34,14 @@ def queue_overdue_calls(now: datetime, limit: int = 50) -> int:
     a lease first (so the next sweep leaves it to the task queued now). How many were queued."""
     lease = now + timedelta(seconds=settings.OBD_CLAIM_LEASE_SECONDS)
     with transaction.atomic():
-        overdue = list(
+        _, overdue = (
             waiting_calls()
             .filter(not_before__lte=now - LOST_AFTER)
-            .filter(Q(lease_until=None) | Q(lease_until__lt=now))
-            .select_for_update(skip_locked=True)
-            .order_by("not_before", "id")
-            .values_list("pk", flat=True)[:limit]
+            .only("pk")
+            .claim(limit, lease, now, order=("not_before", "id"))
         )
-        CallLog.objects.filter(pk__in=overdue).update(lease_until=lease)
-        for pk in overdue:
-            transaction.on_commit(partial(send_call.enqueue, pk), robust=True)
+        for call in overdue:
+            transaction.on_commit(partial(send_call.enqueue, call.pk), robust=True)
     return len(overdue)
 
 

@@ -1,9 +1,9 @@
-"""One submission of one call to one number (CallLog), and its state machine."""
+"""One submission of one call to one number (CallLog). Its state machine, and the methods that
+move it, are in calls/models/life.py; the send's own moves are here."""
 
 import logging
 import uuid
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from django.conf import settings
 from django.db import models, transaction
@@ -13,69 +13,25 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calls.models.catalogue import IvrFlow, Playback
+from calls.models.life import CallLogQuerySet, Mover, allowed_from
 from calls.models.submissions import FailedSubmission
 from calls.phone import pretty_number
 from calls.provider.base import Payload, SendResult
 from calls.sealing import masked_echo, seal, unseal
 from calls.vocabulary import (
-    IN_FLIGHT,
     MASK,
     NOT_ACCEPTED,
     OUTCOMES,
     SETTLED,
-    SUBMISSION_RESULTS,
     CallStatus,
     provider_key,
     provider_words,
     variable_field,
 )
-from calls.webhooks import Delivery
 
 logger = logging.getLogger(__name__)
 # Look-ups of a call's keypresses before giving up (a timeout, a 5xx, an unreadable answer).
 KEYPRESS_TRIES = 3
-
-
-class Mover(StrEnum):
-    """Who moves a call from one status to another."""
-
-    SUBMISSION = "submission"  # the POST's answer
-    OUTCOME = "outcome"  # a webhook, sandbox delivery or status look-up saying what happened
-    SWEEPER = "sweeper"  # the worker holding the row died after its POST may have begun
-    RETRY = "retry"  # a person sends again a call that never left
-    CANCEL = "cancel"  # a person stopped the campaign, or canceled a call placed for later
-    # The campaign's policy withdraws a row not sent: its end time passed, or a retry it no
-    # longer allows (the number answered meanwhile, or is on the do-not-call list now).
-    POLICY = "policy"
-
-
-S = CallStatus
-# The call's state machine: for each mover, the statuses it may move a call from, and to.
-# Every move is a compare-and-set on these, so a late or duplicate event never undoes a later one;
-# a move the table does not allow is refused, logged, and changes nothing.
-TRANSITIONS: dict[Mover, dict[CallStatus, frozenset[CallStatus]]] = {
-    # The answer of the one POST; from `unknown` too, when the sweeper gave up on a slow worker.
-    Mover.SUBMISSION: {S.PENDING: SUBMISSION_RESULTS, S.UNKNOWN: SUBMISSION_RESULTS},
-    # An outcome may arrive before the POST's answer, and later attempts follow earlier ones
-    # (which outcome wins among outcomes is the latest-attempt rule in `apply_outcome`).
-    Mover.OUTCOME: {status: OUTCOMES for status in (*IN_FLIGHT, *OUTCOMES)},
-    Mover.SWEEPER: {S.PENDING: frozenset({S.UNKNOWN})},
-    Mover.RETRY: {S.ERROR: frozenset({S.PENDING})},
-    # A row never sent is withdrawn, not `canceled`: that is an outcome (the caller hung up).
-    Mover.CANCEL: {S.PENDING: frozenset({S.WITHDRAWN})},
-    Mover.POLICY: {S.PENDING: frozenset({S.WITHDRAWN})},
-}
-
-
-def allowed_from(mover: Mover, to: str) -> list[CallStatus]:
-    """The statuses `mover` may move a call to `to` from."""
-    return [status for status, targets in TRANSITIONS[mover].items() if to in targets]
-
-
-class CallLogQuerySet(models.QuerySet["CallLog"]):
-    def move(self, mover: Mover, to: CallStatus, **fields: object) -> int:
-        """Move every call here that the table lets `mover` move to `to`; the others stay."""
-        return self.filter(status__in=allowed_from(mover, to)).update(status=to, **fields)
 
 
 # Where a call stands in the call log: when it was dialled (its POST began) or, not sent yet, when
@@ -422,52 +378,3 @@ class CallLog(Playback):
         for name, value in reopened.items():
             setattr(self, name, value)
         return True
-
-    def take(self, delivery: Delivery, *, event_id: int, received_at: datetime) -> None:
-        """Take one attempt's outcome into this call, read under its row lock (the deliveries
-        worker writes it back). Safe for duplicate, concurrent and out-of-order deliveries: the
-        latest attempt by start time decides, and an answered call stays answered."""
-        if not self.provider_id and delivery.ids:
-            # Found by number after a timeout: learn its id so later deliveries match directly.
-            self.provider_id = delivery.ids[0][:128]
-            self.provider_key = provider_key(self.provider_id)
-        if not delivery.outcome:
-            return
-        if self.status not in allowed_from(Mover.OUTCOME, delivery.outcome):
-            logger.info(
-                "call outcome refused call=%s status=%s outcome=%s event=%s",
-                self.pk,
-                self.status,
-                delivery.outcome,
-                event_id,
-            )
-            return
-        if not self._is_decided_by(delivery):
-            return
-        details: dict[str, object] = {
-            "started_at": delivery.start_at,
-            "ended_at": delivery.end_at,
-            "duration": delivery.duration,
-            "recording_url": delivery.recording_url,
-        }
-        # Another attempt brings all of its own details; the same attempt told again (or told
-        # without its start) keeps what is known wherever this delivery is silent.
-        if delivery.start_at is None or delivery.start_at == self.started_at:
-            details = {k: v for k, v in details.items() if v not in (None, "")}
-        changes = {
-            "status": delivery.outcome,
-            "provider_status": delivery.status,
-            "outcome_at": received_at,
-            **details,
-        }
-        for name, value in changes.items():
-            setattr(self, name, value)
-
-    def _is_decided_by(self, delivery: Delivery) -> bool:
-        if not self.has_outcome:
-            return True
-        new_start, old_start = delivery.start_at, self.started_at
-        later = new_start is None or old_start is None or new_start >= old_start
-        if self.status == self.Status.ANSWERED:
-            return delivery.outcome == self.Status.ANSWERED and later
-        return delivery.outcome == self.Status.ANSWERED or later

@@ -14,8 +14,9 @@ from django.template.defaultfilters import floatformat, pluralize
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.models.calls import CallLog, Mover
+from calls.models.calls import CallLog
 from calls.models.catalogue import Playback
+from calls.models.life import Mover
 from calls.models.policies import CampaignPolicy
 from calls.vocabulary import (
     CAMPAIGN_ENDED,
@@ -405,24 +406,20 @@ class Campaign(Playback, CampaignPolicy):
         due = due or now
         if self.end_at and due >= self.end_at:
             return []
-        until = now + hold
         claimed: list[CallLog] = []
+        due_rows = self.calls.filter(Q(not_before=None) | Q(not_before__lte=due))
         while len(claimed) < limit:
             with transaction.atomic():
-                rows = list(
-                    self.calls.filter(status=CallLog.Status.PENDING, submitted_at=None)
-                    .filter(Q(lease_until=None) | Q(lease_until__lt=now))
-                    .filter(Q(not_before=None) | Q(not_before__lte=due))
-                    .select_for_update(skip_locked=True)
-                    .order_by("id")[: limit - len(claimed)]
+                found, ready = due_rows.claim(
+                    limit - len(claimed),
+                    now + hold,
+                    now,
+                    keep=lambda rows: self._defer_closed(rows, due),
                 )
-                if not rows:
-                    break
-                ready = self._defer_closed(rows, due)
-                CallLog.objects.filter(id__in=[c.pk for c in ready]).update(lease_until=until)
+            if not found:
+                break
             claimed += ready
         for call in claimed:  # every row of a campaign plays the campaign's content
-            call.lease_until = until
             call.bridge, call.flow, call.audio = self.bridge, self.flow, self.audio
         return claimed
 

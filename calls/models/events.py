@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from calls.models.bulk import update_rows
 from calls.models.calls import CallLog
+from calls.models.life import DOUBTFUL_TIME, Told
 from calls.models.records import DoNotCall, record_keypresses
 from calls.vocabulary import IN_FLIGHT, provider_key, provider_words
 from calls.webhooks import Delivery, MalformedDelivery, parse_delivery
@@ -32,19 +33,6 @@ NOT_UTF8 = "the body is not UTF-8 text"
 # Deliveries applied per transaction: big enough to amortise the statements, small enough that
 # the calls it locks are held for milliseconds.
 BATCH = 500
-# The calls columns an outcome can change (read under the lock, written back in one statement).
-OUTCOME_COLUMNS = [
-    "status",
-    "provider_status",
-    "provider_id",
-    "provider_key",
-    "started_at",
-    "ended_at",
-    "duration",
-    "recording_url",
-    "attempts",
-    "outcome_at",
-]
 
 
 class CallEventQuerySet(models.QuerySet["CallEvent"]):
@@ -241,7 +229,8 @@ def apply_events(events: "models.QuerySet[CallEvent]") -> None:
 
 def _apply(events: list[CallEvent]) -> dict[int, str]:
     """Parse, match and apply a batch, inside the caller's transaction: few statements whatever
-    its size (one match read, one locked read of the calls, one count, two bulk writes).
+    its size (one match read, one locked read of the calls, one count, two bulk writes). The
+    calls decide and write their own outcomes (`CallLog.objects.take_outcomes`).
     Returns the events that carry an id but found no call, with their id's key."""
     if not events:
         return {}
@@ -297,27 +286,18 @@ def _apply(events: list[CallEvent]) -> dict[int, str]:
             )
     if not by_call:
         return unmatched
-    # Locked in id order: two batches that share calls wait for each other, never deadlock.
-    calls = list(
-        CallLog.objects.select_for_update()
-        .filter(pk__in=by_call)
-        .order_by("pk")
-        .only(*OUTCOME_COLUMNS)
+    # The calls decide and write their own outcomes, under their locks; what they did not
+    # believe is flagged on its event.
+    doubtful = CallLog.objects.take_outcomes(
+        {
+            call_id: [Told(e.pk, deliveries[e.pk], e.received_at) for e in told]
+            for call_id, told in by_call.items()
+        }
     )
-    # Each distinct start time is one attempt (retries with `interval`), counted from the stored
-    # events under the lock, so order and concurrency cannot skew it.
-    starts = dict(
-        CallEvent.objects.filter(call_id__in=by_call)
-        .exclude(started_at=None)
-        .values("call_id")
-        .annotate(n=Count("started_at", distinct=True))
-        .values_list("call_id", "n")
-    )
-    for call in calls:
-        call.attempts = max(starts.get(call.pk, 0), 1)
-        for event in sorted(by_call[call.pk], key=lambda e: e.pk):
-            call.take(deliveries[event.pk], event_id=event.pk, received_at=event.received_at)
-    update_rows(calls, OUTCOME_COLUMNS)
+    flagged = [event for event in events if event.pk in doubtful]
+    for event in flagged:
+        event.problems = "\n".join(filter(None, [event.problems, DOUBTFUL_TIME]))
+    update_rows(flagged, ["problems"])
     # Keys pressed, when a delivery tells them (a look-up fetches them otherwise).
     keys = {
         call_id: deliveries[event.pk].dtmf

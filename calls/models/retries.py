@@ -15,8 +15,9 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, models, transaction
 from django.db.models import Exists, OuterRef, Q
 
-from calls.models.calls import CallLog, Mover
+from calls.models.calls import CallLog
 from calls.models.campaigns import Campaign
+from calls.models.life import Mover
 from calls.models.records import DoNotCall
 from calls.vocabulary import (
     CAMPAIGN_ENDED,

@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from calls.models import CallEvent, CallLog
 from calls.models.events import apply_waiting
+from calls.models.life import CallLogQuerySet
 from tests.helpers.webhooks import DAY, apply_stored, provider_time
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -152,7 +153,7 @@ def test_a_failed_batch_leaves_every_delivery_waiting_for_the_next_try(calls, mo
     def broken(self, *args, **kwargs):
         raise RuntimeError("the database went away mid-batch")
 
-    monkeypatch.setattr(CallLog, "take", broken)
+    monkeypatch.setattr(CallLogQuerySet, "take_outcomes", broken)
     with pytest.raises(RuntimeError):
         apply_waiting()
     assert CallEvent.objects.waiting().count() == CallEvent.objects.count()

@@ -1,4 +1,4 @@
-"""The call's state machine (calls/models/calls.py): every move a compare-and-set on the table,
+"""The call's state machine (calls/models/life.py): every move a compare-and-set on the table,
 so a late or duplicate event never undoes a later one, whatever the order or concurrency."""
 
 import json
@@ -7,15 +7,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from calls.models import CallEvent, CallLog
-from calls.models.calls import TRANSITIONS, Mover, allowed_from
+from calls.models.life import DOUBTFUL_TIME, TRANSITIONS, Mover, allowed_from
 from calls.provider.base import SendResult
 from calls.sealing import masked_echo
 from calls.vocabulary import OUTCOMES, SETTLED, CallStatus
 from tests.clock import pinned_now
-from tests.helpers.webhooks import CALL_ID, final_state, push
+from tests.helpers.webhooks import CALL_ID, final_state, provider_time, push
 
 EVERY_MOVE = [(mover, source, to) for mover in Mover for source in CallStatus for to in CallStatus]
 
@@ -210,3 +210,79 @@ def test_a_refusal_quoting_a_secret_is_stored_and_logged_masked(otp_flow, bridge
     call.refresh_from_db()
     assert call.error == "variables[otp]: ****** is invalid"
     assert "482913" not in caplog.text
+
+
+# --- the batch's outcomes, the lease claim, and provider times not believed -----------------
+
+
+def test_an_outcome_over_a_withdrawn_call_is_refused_logged_and_changes_nothing(make_call, caplog):
+    call = make_call(
+        status="withdrawn", error="The campaign was stopped before this call was sent."
+    )
+
+    event = ingest(push(status="ANSWER"))
+
+    call.refresh_from_db()
+    assert (call.status, call.started_at, event.call_id) == ("withdrawn", None, call.pk)
+    assert f"call outcome refused call={call.pk} status=withdrawn outcome=answered" in caplog.text
+
+
+def test_a_claim_skips_calls_whose_post_began_or_whose_lease_another_holds(make_call):
+    now = pinned_now()
+    free = make_call(provider_id="", status="pending")
+    held = make_call(provider_id="", status="pending", lease_until=now + timedelta(seconds=30))
+    begun = make_call(provider_id="", status="pending", submitted_at=now)
+    lapsed = make_call(provider_id="", status="pending", lease_until=now - timedelta(seconds=1))
+
+    with transaction.atomic():
+        found, leased = CallLog.objects.all().claim(10, now + timedelta(seconds=60), now)
+
+    assert (found, sorted(c.pk for c in leased)) == (2, [free.pk, lapsed.pk])
+    leases = dict(CallLog.objects.values_list("pk", "lease_until"))
+    assert leases[held.pk] == now + timedelta(seconds=30) and leases[begun.pk] is None
+    assert leases[free.pk] == leases[lapsed.pk] == now + timedelta(seconds=60)
+
+
+def sent_call(make_call) -> CallLog:
+    """A call whose POST began on the day of the deliveries (DAY, in the provider's zone)."""
+    return make_call(submitted_at=provider_time("09:59"))
+
+
+@pytest.mark.parametrize("first", ["far", "real"])
+def test_a_delivery_dated_far_from_the_call_does_not_pin_it(make_call, first):
+    """BUSY "in 2099" and a real NOANSWER, in either order: the real one decides. The far time
+    is flagged on its event, kept out of the call and not counted as an attempt."""
+    call = sent_call(make_call)
+    far = push(status="BUSY", start_at="2099-01-01 10:00:00", end_at="2099-01-01 10:00:09")
+    real = push(status="NOANSWER")
+
+    events = [ingest(far), ingest(real)] if first == "far" else [ingest(real), ingest(far)]
+
+    state = final_state(call)
+    assert (state["status"], state["started_at"], state["attempts"]) == (
+        "no_answer",
+        provider_time("10:00"),
+        1,
+    )
+    flagged = [e for e in events if e.problems]
+    assert [e.raw_status for e in flagged] == ["BUSY"]
+    assert DOUBTFUL_TIME in flagged[0].problems
+
+
+def test_a_delivery_dated_far_from_the_call_still_tells_an_outcome_it_had_none_of(make_call):
+    call = sent_call(make_call)
+
+    ingest(push(status="BUSY", start_at="2099-01-01 10:00:00", end_at="2099-01-01 10:00:09"))
+
+    state = final_state(call)
+    assert (state["status"], state["started_at"], state["ended_at"]) == ("busy", None, None)
+
+
+def test_an_answer_dated_far_from_the_call_still_says_it_was_answered(make_call):
+    call = sent_call(make_call)
+    ingest(push(status="NOANSWER"))
+
+    ingest(push(status="ANSWER", start_at="1999-01-01 10:00:00", end_at="1999-01-01 10:00:30"))
+
+    state = final_state(call)
+    assert (state["status"], state["started_at"]) == ("answered", provider_time("10:00"))

@@ -1,0 +1,229 @@
+"""A call's life in one place: which status may follow which, who may make the move, and the
+model's own methods that make it (CallLog's queryset; the send's methods are on CallLog).
+
+Every move is a compare-and-set on the table (`move`) or is decided under the rows' locks and
+written in the same transaction (`take_outcomes`), so a late or duplicate event never undoes a
+later one; a move the table does not allow is refused, logged, and changes nothing. Nothing else
+writes a call's `status`."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from django.apps import apps
+from django.db import models
+from django.db.models import Count, F, Q
+
+from calls.models.bulk import update_rows
+from calls.vocabulary import IN_FLIGHT, OUTCOMES, SUBMISSION_RESULTS, CallStatus, provider_key
+from calls.webhooks import Delivery
+
+if TYPE_CHECKING:
+    from calls.models.calls import CallLog
+
+logger = logging.getLogger(__name__)
+
+
+class Mover(StrEnum):
+    """Who moves a call from one status to another."""
+
+    SUBMISSION = "submission"  # the POST's answer
+    OUTCOME = "outcome"  # a webhook, sandbox delivery or status look-up saying what happened
+    SWEEPER = "sweeper"  # the worker holding the row died after its POST may have begun
+    RETRY = "retry"  # a person sends again a call that never left
+    CANCEL = "cancel"  # a person stopped the campaign, or canceled a call placed for later
+    # The campaign's policy withdraws a row not sent: its end time passed, or a retry it no
+    # longer allows (the number answered meanwhile, or is on the do-not-call list now).
+    POLICY = "policy"
+
+
+S = CallStatus
+# The call's state machine: for each mover, the statuses it may move a call from, and to.
+TRANSITIONS: dict[Mover, dict[CallStatus, frozenset[CallStatus]]] = {
+    # The answer of the one POST; from `unknown` too, when the sweeper gave up on a slow worker.
+    Mover.SUBMISSION: {S.PENDING: SUBMISSION_RESULTS, S.UNKNOWN: SUBMISSION_RESULTS},
+    # An outcome may arrive before the POST's answer, and later attempts follow earlier ones
+    # (which outcome wins among outcomes is the latest-attempt rule in `_decides`).
+    Mover.OUTCOME: {status: OUTCOMES for status in (*IN_FLIGHT, *OUTCOMES)},
+    Mover.SWEEPER: {S.PENDING: frozenset({S.UNKNOWN})},
+    Mover.RETRY: {S.ERROR: frozenset({S.PENDING})},
+    # A row never sent is withdrawn, not `canceled`: that is an outcome (the caller hung up).
+    Mover.CANCEL: {S.PENDING: frozenset({S.WITHDRAWN})},
+    Mover.POLICY: {S.PENDING: frozenset({S.WITHDRAWN})},
+}
+
+
+def allowed_from(mover: Mover, to: str) -> list[CallStatus]:
+    """The statuses `mover` may move a call to `to` from."""
+    return [status for status, targets in TRANSITIONS[mover].items() if to in targets]
+
+
+# The calls columns an outcome can change (read under the lock, written back in one statement).
+OUTCOME_COLUMNS = [
+    "status",
+    "provider_status",
+    "provider_id",
+    "provider_key",
+    "started_at",
+    "ended_at",
+    "duration",
+    "recording_url",
+    "attempts",
+    "outcome_at",
+]
+# A provider time further than this from the call's own submission (a delivery dated 2099) is
+# not believed: flagged, and it does not decide which attempt is the latest.
+TIME_DOUBT = timedelta(days=1)
+DOUBTFUL_TIME = (
+    "its start time is more than a day from the call's submission: not used to order attempts"
+)
+
+
+@dataclass(frozen=True)
+class Told:
+    """One delivery's news for a call, as the deliveries worker read it."""
+
+    event_id: int
+    delivery: Delivery
+    received_at: datetime
+
+
+class CallLogQuerySet(models.QuerySet["CallLog"]):
+    def move(self, mover: Mover, to: CallStatus, **fields: object) -> int:
+        """Move every call here that the table lets `mover` move to `to`; the others stay."""
+        moved = self.filter(status__in=allowed_from(mover, to)).update(status=to, **fields)
+        if not moved:
+            logger.info("call move refused or none to make mover=%s to=%s", mover, to)
+        return moved
+
+    def claim(
+        self,
+        limit: int,
+        until: datetime,
+        now: datetime,
+        *,
+        order: tuple[str, ...] = ("id",),
+        keep: Callable[[list["CallLog"]], list["CallLog"]] | None = None,
+    ) -> tuple[int, list["CallLog"]]:
+        """Lease up to `limit` of these calls whose POST has not begun until `until`, for this
+        worker alone: rows another live worker holds are skipped, not waited for; a lease that
+        ran out (its worker died) is free again. `keep` picks, under the rows' locks, those to
+        lease (the others it may have put off). Returns how many were found, and those leased.
+        A leased call is still sent at most once: see `CallLog.begin_sending`."""
+        rows = list(
+            self.filter(status=CallStatus.PENDING, submitted_at=None)
+            .filter(Q(lease_until=None) | Q(lease_until__lt=now))
+            .select_for_update(skip_locked=True)
+            .order_by(*order)[:limit]
+        )
+        leased = keep(rows) if keep else rows
+        self.model.objects.filter(pk__in=[c.pk for c in leased]).update(lease_until=until)
+        for call in leased:
+            call.lease_until = until
+        return len(rows), leased
+
+    def take_outcomes(self, told: dict[int, list[Told]]) -> list[int]:
+        """The deliveries worker's batch: each call's news (by call id), decided and written
+        under the calls' row locks, inside the caller's transaction, in a few statements.
+        Safe for duplicate, concurrent and out-of-order deliveries: the latest attempt by start
+        time decides, and an answered call stays answered. Returns the events whose provider
+        time was not believed (`TIME_DOUBT`), for the caller to flag."""
+        # Locked in id order: two batches that share calls wait for each other, never deadlock.
+        calls = list(
+            self.model.objects.select_for_update()
+            .filter(pk__in=told)
+            .order_by("pk")
+            .only(*OUTCOME_COLUMNS, "submitted_at")
+        )
+        attempts = _attempts(list(told))
+        doubtful: list[int] = []
+        for call in calls:
+            call.attempts = max(attempts.get(call.pk, 0), 1)
+            for news in sorted(told[call.pk], key=lambda n: n.event_id):
+                if not _take(call, news):
+                    doubtful.append(news.event_id)
+        update_rows(calls, OUTCOME_COLUMNS)
+        return doubtful
+
+
+def _attempts(call_ids: list[int]) -> dict[int, int]:
+    """Each distinct believable start time is one attempt (retries with `interval`), counted
+    from the stored events under the calls' locks, so order and concurrency cannot skew it."""
+    events = apps.get_model("calls", "CallEvent").objects
+    sent = F("call__submitted_at")
+    believed = Q(call__submitted_at=None) | Q(
+        started_at__gte=sent - TIME_DOUBT, started_at__lte=sent + TIME_DOUBT
+    )
+    return dict(
+        events.filter(call_id__in=call_ids)
+        .exclude(started_at=None)
+        .filter(believed)
+        .values("call_id")
+        .annotate(n=Count("started_at", distinct=True))
+        .values_list("call_id", "n")
+    )
+
+
+def _take(call: "CallLog", news: Told) -> bool:
+    """Take one attempt's outcome into `call` (locked), in memory. False when its provider
+    time was not believed."""
+    delivery = news.delivery
+    sent, start = call.submitted_at, delivery.start_at
+    believed = sent is None or start is None or abs(start - sent) <= TIME_DOUBT
+    if not call.provider_id and delivery.ids:
+        # Found by number after a timeout: learn its id so later deliveries match directly.
+        call.provider_id = delivery.ids[0][:128]
+        call.provider_key = provider_key(call.provider_id)
+    if not delivery.outcome:
+        return believed
+    if call.status not in allowed_from(Mover.OUTCOME, delivery.outcome):
+        logger.info(
+            "call outcome refused call=%s status=%s outcome=%s event=%s",
+            call.pk,
+            call.status,
+            delivery.outcome,
+            news.event_id,
+        )
+        return believed
+    if not _decides(call, delivery, believed):
+        return believed
+    details: dict[str, object] = {
+        "started_at": delivery.start_at,
+        "ended_at": delivery.end_at,
+        "duration": delivery.duration,
+        "recording_url": delivery.recording_url,
+    }
+    if not believed:  # its times would pin the call: later attempts would never be "later"
+        details |= {"started_at": None, "ended_at": None}
+    # Another attempt brings all of its own details; the same attempt told again (or told
+    # without a start we believe) keeps what is known wherever this delivery is silent.
+    if not believed or delivery.start_at is None or delivery.start_at == call.started_at:
+        details = {k: v for k, v in details.items() if v not in (None, "")}
+    changes = {
+        "status": delivery.outcome,
+        "provider_status": delivery.status,
+        "outcome_at": news.received_at,
+        **details,
+    }
+    for name, value in changes.items():
+        setattr(call, name, value)
+    return believed
+
+
+def _decides(call: "CallLog", delivery: Delivery, believed: bool) -> bool:
+    """Whether this outcome replaces the call's: the latest attempt by start time, answered
+    never replaced; news whose time is not believed only fills in a call that has none (or
+    tells that it was answered)."""
+    if not call.has_outcome:
+        return True
+    answered = delivery.outcome == S.ANSWERED
+    if not believed:
+        return answered and call.status != S.ANSWERED
+    new_start, old_start = delivery.start_at, call.started_at
+    later = new_start is None or old_start is None or new_start >= old_start
+    if call.status == S.ANSWERED:
+        return answered and later
+    return answered or later
