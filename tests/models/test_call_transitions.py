@@ -2,13 +2,16 @@
 so a late or duplicate event never undoes a later one, whatever the order or concurrency."""
 
 import json
+import re
 import threading
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
 
+import calls
 from calls.models import CallEvent, CallLog
 from calls.models.life import DOUBTFUL_TIME, TRANSITIONS, Mover, allowed_from
 from calls.provider.base import SendResult
@@ -286,3 +289,18 @@ def test_an_answer_dated_far_from_the_call_still_says_it_was_answered(make_call)
 
     state = final_state(call)
     assert (state["status"], state["started_at"]) == ("answered", provider_time("10:00"))
+
+
+def test_only_the_call_model_writes_a_call_s_status():
+    """Every status move is one of the model's methods (models/life.py, models/calls.py): no
+    other module updates a status column, in one statement or in bulk."""
+    package = Path(calls.__file__).parent
+    own = {package / "models" / "life.py", package / "models" / "calls.py"}
+    writes = re.compile(r"\.update\([^)]*\bstatus=|update_rows\([^)]*OUTCOME_COLUMNS")
+    found = [
+        f"{path.relative_to(package)}: {match.group(0)}"
+        for path in sorted(package.rglob("*.py"))
+        if path not in own and "migrations" not in path.parts
+        for match in writes.finditer(path.read_text())
+    ]
+    assert found == []
