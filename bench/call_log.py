@@ -466,7 +466,7 @@ def seed_campaigns(start: datetime, rows: int) -> list[int]:
         if c == blocks - 1:
             state = Campaign.Status.RUNNING
         elif c == blocks // 2:
-            state = Campaign.Status.CANCELED
+            state = Campaign.Status.STOPPED
         created = start + block * c
         new.append(
             Campaign(

@@ -76,8 +76,8 @@ def test_start_and_stop_are_asked_first_and_unsent_rows_say_so(make_page, width,
     campaign.refresh_from_db()
     assert campaign.status == "draft"
 
-    page.click("text=Cancel campaign")
-    expect(page.locator("h1")).to_have_text("Cancel “Login reminders”?")
+    page.click("text=Stop campaign")
+    expect(page.locator("h1")).to_have_text("Stop “Login reminders”?")
     expect(page.locator("main")).to_contain_text("2 calls not sent yet will never be sent.")
     screenshot(page, f"campaign-stop-question-{width}")
     page.click("button:has-text('Yes, stop the campaign')")
