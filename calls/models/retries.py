@@ -124,13 +124,15 @@ def _retry(campaign: Campaign, call: CallLog, now: datetime) -> int:
         why = _barred(tried.to, root_id)
         if not why and tried.sensitive_variables and not tried.sealed_variables:
             why = SECRETS_GONE
-        if why:  # recorded as an attempt not made, so the number shows why it stopped
-            retry.status, retry.error, retry.sealed_variables = CallStatus.WITHDRAWN, why, ""
         try:
             with transaction.atomic():
                 retry.save()
         except IntegrityError:  # the same retry, made at the same moment by another worker
             return 0
+        if why:  # recorded as an attempt not made, so the number shows why it stopped
+            CallLog.objects.filter(pk=retry.pk).move(
+                Mover.POLICY, CallStatus.WITHDRAWN, error=why, sealed_variables=""
+            )
         CallLog.objects.filter(pk=call.pk).update(sealed_variables="")
     logger.info(
         "campaign=%s call=%s attempt=%s %s",
