@@ -1,0 +1,60 @@
+"""Migrations that rewrite stored words (calls/migrations/0016): a campaign stored as canceled
+is stopped, its audit says so, a schedule taken off has its own word, and rows set aside keep
+their campaign; undone, the old words come back."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+BEFORE = [("calls", "0015_engine_schedule")]
+AFTER = [("calls", "0016_one_word_one_meaning")]
+
+
+def migrate(to: list[tuple[str, str]]):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(to)
+    return executor.loader.project_state(to).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0016_stops_canceled_campaigns_and_keeps_their_rows_set_aside():
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("calls")
+    old = migrate(BEFORE)
+    try:
+        bridge = old.get_model("calls", "Bridge").objects.create(number="918068287602")
+        audio = old.get_model("calls", "AudioAsset").objects.create(
+            name="Reminder", sound_id="39888925-718e-43bb-a8b1-d4a3c0de0001"
+        )
+        Campaign = old.get_model("calls", "Campaign")
+        made = {"bridge": bridge, "audio": audio, "pace": 1}
+        canceled = Campaign.objects.create(name="a", status="canceled", rows_rejected=1, **made)
+        finished = Campaign.objects.create(name="b", status="finished", **made)
+        old.get_model("calls", "RejectedRow").objects.create(campaign=canceled, line=2, reason="x")
+        audit = old.get_model("calls", "AuditEntry").objects
+        audit.create(campaign=canceled, action="canceled")
+        audit.create(
+            campaign=finished, action="canceled", detail="Only its schedule: back to a draft."
+        )
+
+        new = migrate(AFTER)
+
+        statuses = dict(new.get_model("calls", "Campaign").objects.values_list("name", "status"))
+        assert statuses == {"a": "stopped", "b": "finished"}
+        stopped = new.get_model("calls", "Campaign").objects.get(name="a")
+        assert stopped.rows_set_aside == 1 and stopped.set_aside_rows.get().line == 2
+        entries = new.get_model("calls", "AuditEntry").objects.order_by("id")
+        assert list(entries.values_list("action", "detail")) == [
+            ("stopped", ""),
+            ("unscheduled", ""),
+        ]
+
+        back = migrate(BEFORE)
+        assert back.get_model("calls", "Campaign").objects.get(name="a").status == "canceled"
+        assert list(
+            back.get_model("calls", "AuditEntry")
+            .objects.order_by("id")
+            .values_list("action", "detail")
+        ) == [("canceled", ""), ("canceled", "Only its schedule: back to a draft.")]
+    finally:
+        migrate(latest)
