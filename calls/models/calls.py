@@ -357,6 +357,7 @@ class CallLog(Playback):
                 .first()
             )
             if tried is None:
+                logger.info("call retry refused call=%s: not a call that never left", self.pk)
                 return False
             FailedSubmission.objects.create(
                 call=tried,
