@@ -336,9 +336,7 @@ class Campaign(Playback, CampaignPolicy):
     def release(self, calls: list[CallLog]) -> None:
         """Claimed rows that were not sent go back to the queue (after a 429, a pause, the
         window closing), or are withdrawn with the campaign if it was stopped meanwhile."""
-        CallLog.objects.filter(pk__in=[c.pk for c in calls], status=CallLog.Status.PENDING).update(
-            submitted_at=None, lease_until=None
-        )
+        CallLog.objects.filter(pk__in=[c.pk for c in calls]).release()
         if Campaign.objects.filter(pk=self.pk, status=self.Status.STOPPED).exists():
             self._withdraw_waiting_rows()
 

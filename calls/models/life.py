@@ -125,6 +125,11 @@ class CallLogQuerySet(models.QuerySet["CallLog"]):
             call.lease_until = until
         return len(rows), leased
 
+    def release(self) -> int:
+        """Claimed calls not sent go back to the queue: their lease, and the mark of a POST
+        refused before it was placed (a 429), are given up. Calls past `pending` stay."""
+        return self.filter(status=CallStatus.PENDING).update(submitted_at=None, lease_until=None)
+
     def take_outcomes(self, told: dict[int, list[Told]]) -> list[int]:
         """The deliveries worker's batch: each call's news (by call id), decided and written
         under the calls' row locks, inside the caller's transaction, in a few statements.
