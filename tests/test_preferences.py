@@ -172,3 +172,34 @@ def test_the_dashboard_counts_today_and_its_hours_in_the_users_zone(agent, bridg
     assert re.search(r'id="stat-placed"[^>]*>0<', yesterday_there)
     assert "<title>0:00 — 1 call</title>" in today_there
     assert f"by outcome, {first} time" in today_there
+
+
+def test_the_zone_list_puts_common_zones_first_and_leaves_old_aliases_out(agent_client):
+    field = agent_client.get("/preferences/").context["form"]["time_zone"].field
+    portal, (common, first), (_, others) = field.choices
+
+    assert portal[0] == "" and common == "Common" and first[0] == ("Asia/Kolkata", "Asia/Kolkata")
+    names = [zone for zone, _ in others]
+    assert "Asia/Dubai" not in names  # listed once, among the common ones
+    assert {"Europe/Paris", "America/Argentina/Buenos_Aires"} <= set(names)
+    assert not {"Asia/Calcutta", "US/Eastern", "Etc/GMT+4", "GB", "EST5EDT"} & set(names)
+    assert len(names) < 450
+
+
+def test_a_user_keeps_an_old_alias_until_they_pick_another(agent):
+    client = in_zone(agent, "Asia/Calcutta")
+
+    page = client.get("/preferences/")
+
+    assert '<option value="Asia/Calcutta" selected>Asia/Calcutta</option>' in page.text
+    client.post("/preferences/", {"time_zone": "Asia/Calcutta"})
+    assert UserPreference.time_zone_of(agent) == "Asia/Calcutta"
+
+
+def test_a_user_in_dubai_reads_the_zones_name_not_a_bare_offset(agent, bridge, sound):
+    call = CallLog.objects.create(bridge=bridge, to="918867135123", audio=sound, created_at=MOMENT)
+
+    html = in_zone(agent, "Asia/Dubai").get(call.get_absolute_url()).text
+
+    assert "<time>27 Nov 2026, 17:00:04 Dubai</time>" in html
+    assert "+04" not in html
