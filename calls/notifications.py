@@ -157,17 +157,25 @@ def _mailer() -> BaseEmailBackend:
 
 
 def _email(notice: Notice, user: User) -> None:
+    """E-mail a notice once: claimed first (two checks never both send it), the claim given back
+    when nothing was sent, so `emailed_at` only ever says the mail went."""
     if not user.email or not notice.claim_email():
         return
     message = EmailMessage(
-        subject=f"[OBD Portal] {notice.title}",
+        # A header is one line: a campaign's name may hold CR/LF (a header injection otherwise).
+        subject=" ".join(f"[OBD Portal] {notice.title}".split()),
         body=f"{notice.title}.\n\nSee it on the portal: {notice.link}\n",
         to=[user.email],
     )
     try:
-        _mailer().send_messages([message])
-    except OSError as exc:  # SMTP failures included; the notice stays on the portal
+        sent = _mailer().send_messages([message])
+    except (
+        Exception
+    ) as exc:  # any mailer's failure: the notice stays on the portal, the check goes on
         logger.warning("notice e-mail failed notice=%s user=%s: %s", notice.pk, user.pk, exc)
+        sent = 0
+    if not sent:
+        notice.release_email()
 
 
 class NoticePreferenceForm(forms.ModelForm[UserPreference]):
