@@ -1,4 +1,5 @@
-"""A person's own preferences page: the time zone the portal writes their times in."""
+"""A person's own preferences page: the time zone the portal writes their times in, and the
+spreadsheet their CSV downloads are written for."""
 
 import functools
 import zoneinfo
@@ -63,12 +64,18 @@ def zone_choices(current: str) -> list[Any]:
     ]
 
 
-class TimeZoneForm(forms.ModelForm[UserPreference]):
+class PreferencesForm(forms.ModelForm[UserPreference]):
     time_zone = forms.ChoiceField(label="Time zone", required=False)
 
     class Meta:
         model = UserPreference
-        fields = ["time_zone"]
+        fields = ["time_zone", "export_flavour"]
+        widgets = {"export_flavour": forms.RadioSelect}
+        help_texts = {
+            "export_flavour": "The call log, a campaign's results and its set-aside rows are "
+            "downloaded for it. Excel on Windows needs its own flavour to read names in Hindi or "
+            "Tamil right, and its locale's list separator to split the columns."
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -80,11 +87,13 @@ class TimeZoneForm(forms.ModelForm[UserPreference]):
 
 def preferences(request: AuthenticatedHttpRequest) -> HttpResponse:
     preference = UserPreference.objects.filter(user=request.user).first()
-    form = TimeZoneForm(
+    form = PreferencesForm(
         request.POST or None, instance=preference or UserPreference(user=request.user)
     )
     if form.is_valid():
-        chosen = form.save().time_zone or settings.TIME_ZONE
-        messages.success(request, f"Times are now shown in {chosen.replace('_', ' ')} time.")
+        saved = form.save()
+        zone = (saved.time_zone or settings.TIME_ZONE).replace("_", " ")
+        flavour = saved.get_export_flavour_display()
+        messages.success(request, f"Times are now shown in {zone} time; exports are for {flavour}.")
         return redirect("calls:preferences")
     return render(request, "calls/preferences.html", {"form": form, "now": timezone.now()})

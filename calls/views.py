@@ -17,7 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from calls.engine.health import check_health
 from calls.engine.sends import queue_send
-from calls.exports import call_log_csv
+from calls.exports import Spreadsheet, call_log_csv
 from calls.forms import (
     CallFilterForm,
     PlaceCallForm,
@@ -214,7 +214,7 @@ def call_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     filters = CallFilterForm(request.GET or None)
     calls = filters.filter(CallLog.objects.select_related("bridge", "flow", "audio", "created_by"))
     campaign = filters.cleaned_data["campaign"] if filters.is_valid() else None
-    return call_log_csv(calls, campaign)
+    return call_log_csv(calls, campaign, Spreadsheet.of(request.user))
 
 
 @permission_required("calls.add_audioasset")

@@ -79,24 +79,28 @@ def test_a_user_picks_their_zone_on_the_preferences_page(agent_client, agent):
     assert page.status_code == 200
     assert '<option value="America/New_York">America/New York</option>' in page.text
 
-    response = agent_client.post("/preferences/", {"time_zone": "America/New_York"}, follow=True)
+    response = agent_client.post(
+        "/preferences/", {"time_zone": "America/New_York", "export_flavour": "excel"}, follow=True
+    )
 
     assert UserPreference.objects.get(user=agent).time_zone == "America/New_York"
-    assert "Times are now shown in America/New York time." in response.text
+    assert "Times are now shown in America/New York time;" in response.text
     assert re.search(r"It is now <time[^>]*>\d+ \w+ \d{4}, [\d:]+ E[SD]T</time>", response.text)
 
 
 def test_a_user_goes_back_to_the_portals_zone(agent):
     client = in_zone(agent, "America/New_York")
 
-    client.post("/preferences/", {"time_zone": ""})
+    client.post("/preferences/", {"time_zone": "", "export_flavour": "excel"})
 
     assert UserPreference.time_zone_of(agent) == ""
     assert ">Asia/Kolkata</a>" in client.get("/calls/").text
 
 
 def test_an_unknown_zone_is_refused(agent_client, agent):
-    response = agent_client.post("/preferences/", {"time_zone": "Mars/Olympus_Mons"})
+    response = agent_client.post(
+        "/preferences/", {"time_zone": "Mars/Olympus_Mons", "export_flavour": "excel"}
+    )
 
     assert response.status_code == 200
     assert "Select a valid choice" in response.text
@@ -192,7 +196,7 @@ def test_a_user_keeps_an_old_alias_until_they_pick_another(agent):
     page = client.get("/preferences/")
 
     assert '<option value="Asia/Calcutta" selected>Asia/Calcutta</option>' in page.text
-    client.post("/preferences/", {"time_zone": "Asia/Calcutta"})
+    client.post("/preferences/", {"time_zone": "Asia/Calcutta", "export_flavour": "plain"})
     assert UserPreference.time_zone_of(agent) == "Asia/Calcutta"
 
 
