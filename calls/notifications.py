@@ -3,7 +3,8 @@ minutes reached their threshold, the provider refused calls for lack of balance;
 supervisor, what nobody may miss (`tell_supervisors`: opt-outs the portal could not read).
 
 A periodic check finds these in the data (however a campaign came to finish), posts each notice
-once (unique per person, kind and key) and e-mails it once (compare-and-set on `emailed_at`).
+once (unique per person, kind and key) and e-mails it at most once (a compare-and-set claim on
+`emailed_at`, given back when the mailer did not send it: `emailed_at` says the mail went).
 """
 
 import logging
