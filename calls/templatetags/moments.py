@@ -28,6 +28,7 @@ def zone_abbreviation(abbreviation: str, zone: object) -> str:
     """What a reader recognises: the zone's abbreviation (IST, EST), or, where the zone has none
     and the database writes a bare offset such as "+04" (Asia/Dubai), the zone's place name."""
     key = getattr(zone, "key", None)  # a ZoneInfo's name ("Asia/Dubai")
-    if abbreviation[:1] not in "+-" or not isinstance(key, str):
+    # Etc/GMT+4's sign is POSIX's, the reverse of what it reads: its offset (-04) says it right.
+    if abbreviation[:1] not in "+-" or not isinstance(key, str) or key.startswith("Etc/"):
         return abbreviation
     return key.rsplit("/", 1)[-1].replace("_", " ")
