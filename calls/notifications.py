@@ -170,9 +170,8 @@ def _email(notice: Notice, user: User) -> None:
     )
     try:
         sent = _mailer().send_messages([message])
-    except (
-        Exception
-    ) as exc:  # any mailer's failure: the notice stays on the portal, the check goes on
+    # Whatever a mailer raises (SMTP, a bad address…): the notice stays, the check goes on.
+    except Exception as exc:
         logger.warning("notice e-mail failed notice=%s user=%s: %s", notice.pk, user.pk, exc)
         sent = 0
     if not sent:
