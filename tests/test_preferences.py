@@ -3,6 +3,7 @@
 days and the dashboard's "today" and hours read in that zone."""
 
 import re
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from calls.models import CallLog, Campaign, UserPreference
+from calls.preferences import canonical_zones
 from tests.helpers.portal import logged_in, text_of
 from tests.helpers.settings import read_settings
 
@@ -207,3 +209,15 @@ def test_a_user_in_dubai_reads_the_zones_name_not_a_bare_offset(agent, bridge, s
 
     assert "<time>27 Nov 2026, 17:00:04 Dubai</time>" in html
     assert "+04" not in html
+
+
+def test_without_the_tz_databases_list_the_alias_areas_are_still_left_out(monkeypatch):
+    monkeypatch.setattr(zoneinfo, "TZPATH", ("/nonexistent",))
+    canonical_zones.cache_clear()
+    try:
+        zones = canonical_zones()
+    finally:
+        canonical_zones.cache_clear()
+
+    assert {"Asia/Kolkata", "Asia/Dubai", "UTC"} <= set(zones)
+    assert not {"US/Eastern", "Etc/GMT+4", "GB", "EST5EDT"} & set(zones)
