@@ -9,6 +9,7 @@ import csv
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -18,7 +19,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from calls.models import CallLog, Campaign, UserPreference
-from calls.money import plain, price_of
+from calls.money import price_of
 from calls.vocabulary import variable_field
 
 # OWASP's CSV injection list: a cell starting with one of these is read as a formula by Excel,
@@ -38,6 +39,13 @@ class Spreadsheet:
 
     byte_order_mark: bool
     separator: str
+    # Where lists are separated by `;`, the comma is the decimal mark: 0,45 is a number there.
+    decimal_mark: str = "."
+
+    def number(self, value: Decimal | float) -> str:
+        """A fractional number as this spreadsheet reads one (2.5 → "2.5", or "2,5")."""
+        written = f"{value:f}" if isinstance(value, Decimal) else repr(value)
+        return written.replace(".", self.decimal_mark)
 
     @classmethod
     def of(cls, user: AbstractBaseUser) -> "Spreadsheet":
@@ -52,7 +60,9 @@ class Spreadsheet:
 
 FLAVOURS = {
     UserPreference.ExportFlavour.EXCEL: Spreadsheet(byte_order_mark=True, separator=","),
-    UserPreference.ExportFlavour.EXCEL_SEMICOLON: Spreadsheet(byte_order_mark=True, separator=";"),
+    UserPreference.ExportFlavour.EXCEL_SEMICOLON: Spreadsheet(
+        byte_order_mark=True, separator=";", decimal_mark=","
+    ),
     UserPreference.ExportFlavour.PLAIN: Spreadsheet(byte_order_mark=False, separator=","),
 }
 
@@ -142,8 +152,8 @@ def export_row(call: CallLog, zone: tzinfo) -> dict[str, object]:
         "provider_status": call.provider_status,
         "provider_id": call.provider_id,
         "http_status": call.http_status or "",
-        "cost": "" if call.cost is None else plain(call.cost),
-        "price": "" if call.cost is None else price_of(call.cost),
+        "cost": None if call.cost is None else call.cost.normalize(),  # 2.5000 → 2.5
+        "price": None if call.cost is None else price_of(call.cost),
         "started_at": moment(call.started_at),
         "ended_at": moment(call.ended_at),
         "duration": "" if call.duration is None else call.duration,
@@ -216,7 +226,8 @@ def _lines(
     mark = BYTE_ORDER_MARK if spreadsheet.byte_order_mark else ""
     yield mark + writer.writerow([neutralise(name) for name in header])
     for row in rows:
-        yield writer.writerow([spreadsheet_cell(v, phone=i in phone) for i, v in enumerate(row)])
+        cells = (spreadsheet.number(v) if isinstance(v, Decimal | float) else v for v in row)
+        yield writer.writerow([spreadsheet_cell(v, phone=i in phone) for i, v in enumerate(cells)])
 
 
 def _attachment(filename: str, lines: Iterator[str]) -> StreamingHttpResponse:

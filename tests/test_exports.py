@@ -364,6 +364,19 @@ def test_a_user_whose_excel_separates_lists_with_semicolons_gets_semicolons(agen
     assert cells["to"] == "'918867135123"
 
 
+def test_where_lists_take_semicolons_costs_take_a_decimal_comma(settings, agent, bridge, sound):
+    settings.OBD_CURRENCY, settings.OBD_PRICE_PER_CREDIT = "INR", Decimal("0.45")
+    sent_call(bridge=bridge, to="918867135123", audio=sound, cost=Decimal("2.5000"), duration=42)
+    client = reads_as(agent, "excel_semicolon")
+
+    body = raw_download(client, "/calls/export.csv").decode("utf-8-sig")
+
+    header, row = csv.reader(io.StringIO(body), delimiter=";")
+    cells = dict(zip(header, row, strict=True))
+    assert (cells["cost (credits)"], cells["cost (INR)"]) == ("2,5", "1,13")
+    assert (cells["duration"], cells["id"]) == ("42", str(CallLog.objects.get().pk))
+
+
 def test_a_user_who_asked_for_plain_csv_gets_no_byte_order_mark(agent, bridge, sound):
     sent_call(bridge=bridge, to="918867135123", audio=sound)
 
