@@ -13,7 +13,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from calls.engine.dispatch import start_dispatchers
 from calls.engine.imports import queue_import
-from calls.exports import csv_download
+from calls.exports import Spreadsheet, csv_download
 from calls.forms import CallAgainForm, CampaignForm, CsvUploadForm
 from calls.http import AuthenticatedHttpRequest, id_in
 from calls.imports import sample
@@ -66,7 +66,13 @@ def campaign_sample_csv(request: AuthenticatedHttpRequest) -> StreamingHttpRespo
     flow = _active_flow(request.GET.get("flow"))
     header, example = sample(flow)
     name = slugify(flow.name) if flow else "audio"
-    return csv_download(f"campaign-{name}-sample.csv", header, [example], phone_columns=["number"])
+    return csv_download(
+        f"campaign-{name}-sample.csv",
+        header,
+        [example],
+        spreadsheet=Spreadsheet.of(request.user),
+        phone_columns=["number"],
+    )
 
 
 @permission_required("calls.view_campaign")
@@ -226,7 +232,11 @@ def campaign_set_aside_csv(request: AuthenticatedHttpRequest, pk: int) -> Stream
     # does not turn it into 9.18867E+11), to be fixed and uploaded again.
     numbers = [column for column, target in campaign.columns if target == "number"]
     return csv_download(
-        f"campaign-{campaign.pk}-set-aside.csv", [*header, "reason"], rows, phone_columns=numbers
+        f"campaign-{campaign.pk}-set-aside.csv",
+        [*header, "reason"],
+        rows,
+        spreadsheet=Spreadsheet.of(request.user),
+        phone_columns=numbers,
     )
 
 
@@ -239,5 +249,8 @@ def campaign_keypresses_csv(request: AuthenticatedHttpRequest, pk: int) -> Strea
         raise Http404("An audio campaign takes no keypresses.")
     rows = ([c.key, c.name, c.calls, c.share] for c in results.choices)
     return csv_download(
-        f"campaign-{campaign.pk}-keypresses.csv", ["key", "choice", "calls", "share (%)"], rows
+        f"campaign-{campaign.pk}-keypresses.csv",
+        ["key", "choice", "calls", "share (%)"],
+        rows,
+        spreadsheet=Spreadsheet.of(request.user),
     )

@@ -7,8 +7,10 @@ one. Nothing is ever retried within a run (a POST may have been accepted). Secre
 provider only in request bodies; pages, logs and errors show them masked.
 """
 
+import ipaddress
 import logging
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
@@ -54,6 +56,7 @@ class Report:
     done: list[str] = field(default_factory=list)
     planned: list[str] = field(default_factory=list)
     error: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 def survey(gateway: Gateway, url: str) -> Survey:
@@ -156,8 +159,9 @@ def connect_provider(request: AuthenticatedHttpRequest) -> HttpResponse:
         url = form.cleaned_data["webhook_url"]
         if form.cleaned_data["action"] == "connect" and _ready(form, gateway):
             report = connect(gateway, url, request.user)
-        elif not form.errors:
+        else:  # a check, the sandbox's preview of Connect, or a Connect that may not run yet
             report = _check(gateway, url)
+        report.warnings = _warnings(url, gateway)
     context = {
         "form": form,
         "report": report,
@@ -170,12 +174,14 @@ def connect_provider(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 def _ready(form: ConnectForm, gateway: Gateway) -> bool:
-    """Connecting needs a real provider and a webhook secret (without one, anyone could post
-    outcomes); the sandbox only says what would be done."""
+    """Connecting needs a real provider (the sandbox only previews) and a webhook secret
+    (without one, anyone could post outcomes)."""
+    if gateway.is_sandbox:
+        return False
     if not settings.OBD_WEBHOOK_SECRET:
         form.add_error(None, "Set OBD_WEBHOOK_SECRET first: the webhook must carry a secret.")
         return False
-    return not gateway.is_sandbox
+    return True
 
 
 def _check(gateway: Gateway, url: str) -> Report:
@@ -184,6 +190,40 @@ def _check(gateway: Gateway, url: str) -> Report:
     except GatewayError as exc:
         return Report(survey=Survey(), error=_masked(str(exc)))
     return Report(survey=found, planned=plan(found, url))
+
+
+def _warnings(url: str, gateway: Gateway) -> list[str]:
+    """What would stop a real connection working, said before it is made."""
+    warnings = []
+    reason = unreachable(url)
+    if reason:
+        warnings.append(
+            f"The provider cannot reach this address: {reason}. Outcomes sent to it would never "
+            "arrive; give the portal's public address (in development, a tunnel's)."
+        )
+    if gateway.is_sandbox and not settings.OBD_WEBHOOK_SECRET:
+        warnings.append(
+            "Before connecting for real, set OBD_WEBHOOK_SECRET: the webhook must carry a secret."
+        )
+    return warnings
+
+
+def unreachable(url: str) -> str:
+    """Why the provider, out on the internet, could not reach `url` ("" when it may): this
+    machine's own name, a loopback, private or link-local address (the form already refuses a
+    name without a domain). Only the address is read: a request never waits on DNS."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"“{host}” is this machine's own name"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return ""
+    if address.is_loopback:
+        return f"{host} is this machine's loopback address"
+    if not address.is_global:
+        return f"{host} is a private address"
+    return ""
 
 
 def _configuration() -> list[tuple[str, str]]:

@@ -1,20 +1,25 @@
 """CSV downloads: streamed row by row, and safe to open in a spreadsheet.
 
 Every cell goes through one place, `spreadsheet_cell`: what came from outside (names, reasons,
-provider messages) may start like a formula, and numbers must not turn into 9.18867E+11."""
+provider messages) may start like a formula, and numbers must not turn into 9.18867E+11. Each
+file is written in the flavour its reader chose (`Spreadsheet`): by default what Excel on Windows
+opens right, UTF-8 with a byte-order mark."""
 
 import csv
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from calls.models import CallLog, Campaign
-from calls.money import plain, price_of
+from calls.models import CallLog, Campaign, UserPreference
+from calls.money import price_of
 from calls.vocabulary import variable_field
 
 # OWASP's CSV injection list: a cell starting with one of these is read as a formula by Excel,
@@ -22,6 +27,44 @@ from calls.vocabulary import variable_field
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # The spreadsheet's own "this cell is text" marker: Excel and Calc keep what follows as typed.
 TEXT_MARKER = "'"
+
+
+# Excel on Windows takes a file for UTF-8 only when it starts with this mark.
+BYTE_ORDER_MARK = "\ufeff"
+
+
+@dataclass(frozen=True)
+class Spreadsheet:
+    """How a CSV file is written for the program its reader opens it in."""
+
+    byte_order_mark: bool
+    separator: str
+    # Where lists are separated by `;`, the comma is the decimal mark: 0,45 is a number there.
+    decimal_mark: str = "."
+
+    def number(self, value: Decimal | float) -> str:
+        """A fractional number as this spreadsheet reads one (2.5 → "2.5", or "2,5")."""
+        written = f"{value:f}" if isinstance(value, Decimal) else repr(value)
+        return written.replace(".", self.decimal_mark)
+
+    @classmethod
+    def of(cls, user: AbstractBaseUser) -> "Spreadsheet":
+        """The flavour `user` chose on their preferences page (Excel's, comma, by default)."""
+        chosen = (
+            UserPreference.objects.filter(user_id=user.pk)
+            .values_list("export_flavour", flat=True)
+            .first()
+        )
+        return FLAVOURS[UserPreference.ExportFlavour(chosen or UserPreference.ExportFlavour.EXCEL)]
+
+
+FLAVOURS = {
+    UserPreference.ExportFlavour.EXCEL: Spreadsheet(byte_order_mark=True, separator=","),
+    UserPreference.ExportFlavour.EXCEL_SEMICOLON: Spreadsheet(
+        byte_order_mark=True, separator=";", decimal_mark=","
+    ),
+    UserPreference.ExportFlavour.PLAIN: Spreadsheet(byte_order_mark=False, separator=","),
+}
 
 
 class Echo:
@@ -58,10 +101,11 @@ def csv_download(
     header: Sequence[str],
     rows: Iterable[Sequence[object]],
     *,
+    spreadsheet: Spreadsheet,
     phone_columns: Collection[str] = (),
 ) -> StreamingHttpResponse:
     """A streamed CSV attachment: the header, then each row with every cell made safe."""
-    return _attachment(filename, _lines(header, rows, phone_columns))
+    return _attachment(filename, _lines(header, rows, phone_columns, spreadsheet))
 
 
 # The call export's columns (the zone goes in the time columns' names, a
@@ -108,8 +152,8 @@ def export_row(call: CallLog, zone: tzinfo) -> dict[str, object]:
         "provider_status": call.provider_status,
         "provider_id": call.provider_id,
         "http_status": call.http_status or "",
-        "cost": "" if call.cost is None else plain(call.cost),
-        "price": "" if call.cost is None else price_of(call.cost),
+        "cost": None if call.cost is None else call.cost.normalize(),  # 2.5000 → 2.5
+        "price": None if call.cost is None else price_of(call.cost),
         "started_at": moment(call.started_at),
         "ended_at": moment(call.ended_at),
         "duration": "" if call.duration is None else call.duration,
@@ -120,7 +164,9 @@ def export_row(call: CallLog, zone: tzinfo) -> dict[str, object]:
     } | {variable_field(name): value for name, value in call.variables.items()}
 
 
-def call_log_csv(calls: QuerySet[CallLog], campaign: Campaign | None) -> StreamingHttpResponse:
+def call_log_csv(
+    calls: QuerySet[CallLog], campaign: Campaign | None, spreadsheet: Spreadsheet
+) -> StreamingHttpResponse:
     """The calls as a spreadsheet reads them: times in the user's zone (named in the header),
     one column per variable, the cost in money too when a credit has a price. Named after the
     campaign when it is one campaign's results."""
@@ -153,6 +199,7 @@ def call_log_csv(calls: QuerySet[CallLog], campaign: Campaign | None) -> Streami
             [names.get(column, column) for column in columns],
             ([cells.get(column, "") for column in columns] for cells in rows),
             PHONE_COLUMNS,
+            spreadsheet,
         )
 
     return _attachment(filename, lines())
@@ -169,13 +216,18 @@ def _variable_names(calls: QuerySet[CallLog]) -> list[str]:
 
 
 def _lines(
-    header: Sequence[str], rows: Iterable[Sequence[object]], phone_columns: Collection[str]
+    header: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    phone_columns: Collection[str],
+    spreadsheet: Spreadsheet,
 ) -> Iterator[str]:
     phone = {index for index, name in enumerate(header) if name in phone_columns}
-    writer = csv.writer(Echo())
-    yield writer.writerow([neutralise(name) for name in header])
+    writer = csv.writer(Echo(), delimiter=spreadsheet.separator)
+    mark = BYTE_ORDER_MARK if spreadsheet.byte_order_mark else ""
+    yield mark + writer.writerow([neutralise(name) for name in header])
     for row in rows:
-        yield writer.writerow([spreadsheet_cell(v, phone=i in phone) for i, v in enumerate(row)])
+        cells = (spreadsheet.number(v) if isinstance(v, Decimal | float) else v for v in row)
+        yield writer.writerow([spreadsheet_cell(v, phone=i in phone) for i, v in enumerate(cells)])
 
 
 def _attachment(filename: str, lines: Iterator[str]) -> StreamingHttpResponse:

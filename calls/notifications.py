@@ -3,7 +3,8 @@ minutes reached their threshold, the provider refused calls for lack of balance;
 supervisor, what nobody may miss (`tell_supervisors`: opt-outs the portal could not read).
 
 A periodic check finds these in the data (however a campaign came to finish), posts each notice
-once (unique per person, kind and key) and e-mails it once (compare-and-set on `emailed_at`).
+once (unique per person, kind and key) and e-mails it at most once (a compare-and-set claim on
+`emailed_at`, given back when the mailer did not send it: `emailed_at` says the mail went).
 """
 
 import logging
@@ -157,17 +158,24 @@ def _mailer() -> BaseEmailBackend:
 
 
 def _email(notice: Notice, user: User) -> None:
+    """E-mail a notice once: claimed first (two checks never both send it), the claim given back
+    when nothing was sent, so `emailed_at` only ever says the mail went."""
     if not user.email or not notice.claim_email():
         return
     message = EmailMessage(
-        subject=f"[OBD Portal] {notice.title}",
+        # A header is one line: a campaign's name may hold CR/LF (a header injection otherwise).
+        subject=" ".join(f"[OBD Portal] {notice.title}".split()),
         body=f"{notice.title}.\n\nSee it on the portal: {notice.link}\n",
         to=[user.email],
     )
     try:
-        _mailer().send_messages([message])
-    except OSError as exc:  # SMTP failures included; the notice stays on the portal
+        sent = _mailer().send_messages([message])
+    # Whatever a mailer raises (SMTP, a bad address…): the notice stays, the check goes on.
+    except Exception as exc:
         logger.warning("notice e-mail failed notice=%s user=%s: %s", notice.pk, user.pk, exc)
+        sent = 0
+    if not sent:
+        notice.release_email()
 
 
 class NoticePreferenceForm(forms.ModelForm[UserPreference]):

@@ -1,12 +1,16 @@
 """The two staff roles. Groups are (re)made after every migrate so permissions never drift."""
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import user_passes_test
 from django.contrib.auth.models import AnonymousUser, Group, Permission, PermissionsMixin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBase
+
+if TYPE_CHECKING:
+    from calls.models import CallLog
 
 AGENT_PERMISSIONS = [
     "add_calllog",
@@ -26,6 +30,8 @@ SUPERVISOR_PERMISSIONS = (
     + ["view_donotcall"]
 )
 ROLES = {"Agents": AGENT_PERMISSIONS, "Supervisors": SUPERVISOR_PERMISSIONS}
+# Supervisors act on anyone's call (cancel it, retry it); an agent only on the calls they placed.
+ANY_CALL_PERMISSION = "calls.change_campaign"
 
 
 def ensure_groups(**kwargs: object) -> None:
@@ -60,3 +66,23 @@ def missing_permission(perm: str) -> str:
     if not groups:
         return f"{said} Only an administrator has it."
     return f"{said} The {' and '.join(groups)} group{'s have' if len(groups) > 1 else ' has'} it: ask an administrator to add you."
+
+
+def may_act_on(user: AbstractBaseUser | AnonymousUser, call: "CallLog") -> bool:
+    """Whether `user` may cancel or retry `call`: their own, or anyone's for a supervisor."""
+    if not isinstance(user, PermissionsMixin) or not user.has_perm("calls.add_calllog"):
+        return False
+    return user.has_perm(ANY_CALL_PERMISSION) or call.created_by_id == user.pk
+
+
+def check_may_act_on(user: AbstractBaseUser | AnonymousUser, call: "CallLog", act: str) -> None:
+    """A 403 that says whose call it is and who may `act` on it."""
+    if not may_act_on(user, call):
+        if call.created_by is None:
+            raise PermissionDenied(
+                f"Call #{call.pk} was placed by the system: only a supervisor may {act} it."
+            )
+        placed_by = call.created_by.get_username()
+        raise PermissionDenied(
+            f"Call #{call.pk} was placed by {placed_by}: only they or a supervisor may {act} it."
+        )

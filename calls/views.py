@@ -17,7 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from calls.engine.health import check_health
 from calls.engine.sends import queue_send
-from calls.exports import call_log_csv
+from calls.exports import Spreadsheet, call_log_csv
 from calls.forms import (
     CallFilterForm,
     PlaceCallForm,
@@ -39,7 +39,7 @@ from calls.provider.base import GatewayError
 from calls.provider.configured import get_gateway
 from calls.provider.sandbox import SANDBOX_EXAMPLE, SANDBOX_NUMBERS
 from calls.reports import PERIODS, build_dashboard
-from calls.roles import permission_required
+from calls.roles import check_may_act_on, may_act_on, permission_required
 from calls.schedules import cancel_scheduled
 from calls.vocabulary import variable_of
 
@@ -106,12 +106,14 @@ def call_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     call = get_object_or_404(
         CallLog.objects.select_related("bridge", "flow", "audio", "created_by", "campaign"), pk=pk
     )
+    may_act = may_act_on(request.user, call)
     context = {
         "call": call,
+        "may_act": may_act,
         "attempts": attempt_chain(call),
         "events": call.events.all(),
         "audit": call.audit.select_related("actor"),
-        "retry_form": RetryForm(call) if call.status == CallLog.Status.ERROR else None,
+        "retry_form": RetryForm(call) if may_act and call.status == CallLog.Status.ERROR else None,
         "keypresses": describe(call)
         if call.status == CallLog.Status.ANSWERED and call.flow
         else "",
@@ -173,7 +175,8 @@ def _form_context(form: PlaceCallForm) -> dict[str, object]:
 @permission_required("calls.add_calllog")
 def call_retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Send again a call that never left (status `error`); nothing else may be resent."""
-    call = get_object_or_404(CallLog, pk=pk)
+    call = get_object_or_404(CallLog.objects.select_related("created_by"), pk=pk)
+    check_may_act_on(request.user, call, "retry")
     form = RetryForm(call, request.POST)
     if not form.is_valid():
         messages.error(request, "Type the masked values again to retry.")
@@ -190,7 +193,8 @@ def call_retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @permission_required("calls.add_calllog")
 def call_cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Cancel a call placed for a later time, until its POST begins."""
-    call = get_object_or_404(CallLog, pk=pk)
+    call = get_object_or_404(CallLog.objects.select_related("created_by"), pk=pk)
+    check_may_act_on(request.user, call, "cancel")
     if cancel_scheduled(call):
         AuditEntry.record(request.user, AuditEntry.Action.CANCELED_CALL, call=call)
         messages.success(request, "Canceled: this call will not be sent.")
@@ -210,7 +214,7 @@ def call_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     filters = CallFilterForm(request.GET or None)
     calls = filters.filter(CallLog.objects.select_related("bridge", "flow", "audio", "created_by"))
     campaign = filters.cleaned_data["campaign"] if filters.is_valid() else None
-    return call_log_csv(calls, campaign)
+    return call_log_csv(calls, campaign, Spreadsheet.of(request.user))
 
 
 @permission_required("calls.add_audioasset")

@@ -2,6 +2,8 @@
 makes or updates the portal's webhook, subscribes it to the call and opt-out events, and never
 shows a secret; against a real local provider stand-in and in the sandbox."""
 
+import html
+
 import pytest
 
 from calls.connect import EVENTS
@@ -131,12 +133,46 @@ def test_in_the_sandbox_connect_explains_and_changes_nothing(admin_client):
     assert actions() == []
 
 
-def test_without_a_webhook_secret_nothing_is_connected(admin_client, account, settings):
+def test_without_a_webhook_secret_nothing_is_connected_and_the_check_stays(
+    admin_client, account, settings
+):
     settings.OBD_WEBHOOK_SECRET = ""
     response = admin_client.post("/connect/", {"webhook_url": URL, "action": "connect"})
     assert response.status_code == 422
-    assert "Set OBD_WEBHOOK_SECRET first" in response.content.decode()
+    page = response.content.decode()
+    assert "Set OBD_WEBHOOK_SECRET first" in page
+    assert "Connect would:" in page and "Create a webhook" in page
     assert account.webhooks == {}
+
+
+def test_in_the_sandbox_connect_without_a_secret_is_a_complete_preview(admin_client, settings):
+    settings.OBD_WEBHOOK_SECRET = ""
+    page = run(admin_client, HTTP_HX_REQUEST="true")
+    assert "Sandbox:" in page and "Subscribe the webhook to voice:unsubscription" in page
+    assert "Before connecting for real, set OBD_WEBHOOK_SECRET" in page
+    assert "errors" not in page and actions() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://localhost:8000/webhooks/mobtexting/", "“localhost” is this machine's own name"),
+        ("http://portal.localhost/webhooks/mobtexting/", "this machine's own name"),
+        ("http://127.0.0.1:8000/webhooks/mobtexting/", "loopback"),
+        ("http://[::1]:8000/webhooks/mobtexting/", "loopback"),
+        ("https://192.168.1.20/webhooks/mobtexting/", "192.168.1.20 is a private address"),
+        ("https://10.0.0.5/webhooks/mobtexting/", "private address"),
+        ("https://169.254.1.1/webhooks/mobtexting/", "private address"),
+    ],
+)
+def test_an_address_the_provider_cannot_reach_is_warned_of(admin_client, url, said):
+    page = html.unescape(run(admin_client, "check", url=url))
+    assert "The provider cannot reach this address" in page and said in page
+
+
+def test_a_public_address_is_not_warned_of(admin_client):
+    for url in (URL, "https://203.0.113.9.nip.io/webhooks/mobtexting/"):
+        assert "cannot reach" not in run(admin_client, "check", url=url)
 
 
 def test_only_an_administrator_may_connect(supervisor, admin_client):

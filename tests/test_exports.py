@@ -40,7 +40,7 @@ def download(client: Client, url: str, **query: str) -> list[list[str]]:
     response = client.get(url, query)
     assert response.status_code == 200 and response.streaming
     assert response["Content-Type"].startswith("text/csv")
-    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
 
 
 def exported(client: Client, **query: str) -> list[dict[str, str]]:
@@ -235,7 +235,9 @@ def test_a_campaigns_export_has_its_flows_variables_and_is_named_after_it(
     client = logged_in(supervisor)
 
     response = client.get("/calls/export.csv", {"campaign": campaign.pk})
-    header, row = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    header, row = list(
+        csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig")))
+    )
 
     assert re.fullmatch(
         rf'attachment; filename="campaign-{campaign.pk}-november-reminders-calls-\d{{8}}-\d{{4}}\.csv"',
@@ -319,3 +321,99 @@ def test_a_neutralised_number_in_the_set_aside_rows_uploads_again_once_fixed(
 
     assert response.status_code == 302
     assert list(campaign.calls.values_list("to", flat=True)) == ["919876543210"]
+
+
+# --- the spreadsheet flavour ------------------------------------------------------------------
+
+
+def raw_download(client: Client, url: str) -> bytes:
+    response = client.get(url)
+    assert response.status_code == 200
+    return b"".join(response.streaming_content)
+
+
+def reads_as(user, flavour: str) -> Client:
+    UserPreference.objects.update_or_create(user=user, defaults={"export_flavour": flavour})
+    return logged_in(user)
+
+
+def test_by_default_an_export_is_what_excel_on_windows_reads_utf8_with_a_byte_order_mark(
+    agent_client, bridge, sound
+):
+    sent_call(bridge=bridge, to="918867135123", audio=sound, variables={"Name": "दीपा அஷா"})
+
+    body = raw_download(agent_client, "/calls/export.csv")
+
+    assert body.startswith(b"\xef\xbb\xbfid,created_at")
+    assert body.count(b"\xef\xbb\xbf") == 1  # once, before the header: not in each chunk
+    header, row = csv.reader(io.StringIO(body.decode("utf-8-sig")))
+    cells = dict(zip(header, row, strict=True))
+    assert (cells["variables[Name]"], cells["to"]) == ("दीपा அஷா", "'918867135123")
+
+
+def test_a_user_whose_excel_separates_lists_with_semicolons_gets_semicolons(agent, bridge, sound):
+    sent_call(bridge=bridge, to="918867135123", audio=sound, error="=1+1; then, this")
+    client = reads_as(agent, "excel_semicolon")
+
+    body = raw_download(client, "/calls/export.csv").decode("utf-8")
+
+    assert body.startswith("\ufeffid;created_at (Asia/Kolkata);to;")
+    header, row = csv.reader(io.StringIO(body.removeprefix("\ufeff")), delimiter=";")
+    cells = dict(zip(header, row, strict=True))
+    assert cells["error"] == "'=1+1; then, this"  # quoted whole, and still neutralised
+    assert cells["to"] == "'918867135123"
+
+
+def test_where_lists_take_semicolons_costs_take_a_decimal_comma(settings, agent, bridge, sound):
+    settings.OBD_CURRENCY, settings.OBD_PRICE_PER_CREDIT = "INR", Decimal("0.45")
+    sent_call(bridge=bridge, to="918867135123", audio=sound, cost=Decimal("2.5000"), duration=42)
+    client = reads_as(agent, "excel_semicolon")
+
+    body = raw_download(client, "/calls/export.csv").decode("utf-8-sig")
+
+    header, row = csv.reader(io.StringIO(body), delimiter=";")
+    cells = dict(zip(header, row, strict=True))
+    assert (cells["cost (credits)"], cells["cost (INR)"]) == ("2,5", "1,13")
+    assert (cells["duration"], cells["id"]) == ("42", str(CallLog.objects.get().pk))
+
+
+def test_a_user_who_asked_for_plain_csv_gets_no_byte_order_mark(agent, bridge, sound):
+    sent_call(bridge=bridge, to="918867135123", audio=sound)
+
+    body = raw_download(reads_as(agent, "plain"), "/calls/export.csv")
+
+    assert body.startswith(b"id,created_at (Asia/Kolkata),to,")
+
+
+def test_the_set_aside_rows_file_is_in_the_users_flavour_and_uploads_again(
+    supervisor, bridge, sound
+):
+    client = reads_as(supervisor, "excel_semicolon")
+    content = "number;Name\n+91 98765;அஷா\n".encode()
+    campaign = new_audio_campaign(client, bridge, sound, content)
+
+    rejected = raw_download(client, f"/campaigns/{campaign.pk}/rejected.csv")
+
+    assert rejected.decode("utf-8").startswith("\ufeffnumber;Name;reason\r\n'+91 98765;அஷா;")
+    fixed = rejected.replace(b"'+91 98765;", b"'+91 98765 43210;")
+    response = post_then_import(
+        client,
+        f"/campaigns/{campaign.pk}/upload/",
+        {"csv_file": SimpleUploadedFile("fixed.csv", fixed, content_type="text/csv")},
+    )
+    assert response.status_code == 302
+    assert list(campaign.calls.values_list("to", flat=True)) == ["919876543210"]
+
+
+def test_a_user_chooses_their_flavour_on_the_preferences_page(agent_client, agent):
+    page = agent_client.get("/preferences/").text
+    assert 'value="excel" id="id_export_flavour_0" required checked>' in page
+
+    response = agent_client.post(
+        "/preferences/", {"time_zone": "", "export_flavour": "excel_semicolon"}, follow=True
+    )
+
+    assert UserPreference.objects.get(user=agent).export_flavour == "excel_semicolon"
+    assert "exports are for Excel where lists are separated by ;" in response.text
+    refused = agent_client.post("/preferences/", {"time_zone": "", "export_flavour": "xlsx\x00"})
+    assert refused.status_code == 200 and "Select a valid choice" in refused.text

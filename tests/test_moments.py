@@ -24,3 +24,15 @@ def test_an_ordinary_instant_reads_as_the_portals_other_times_do():
         assert moment(instant) == "4 Dec 2026, 19:30:00 IST"
     assert moment(None) == ""
     assert moment("09:00 IST") == ""  # not an instant: nothing, never a 500
+
+
+def test_a_zone_without_an_abbreviation_is_named_by_its_place_not_a_bare_offset():
+    instant = datetime(2026, 12, 4, 14, 20, 38, tzinfo=UTC)
+    with timezone.override(ZoneInfo("Asia/Dubai")):
+        assert moment(instant) == "4 Dec 2026, 18:20:38 Dubai"
+    with timezone.override(ZoneInfo("America/Argentina/Buenos_Aires")):
+        assert moment(instant) == "4 Dec 2026, 11:20:38 Buenos Aires"
+    with timezone.override(ZoneInfo("Etc/GMT+4")):  # four hours behind, whatever its name says
+        assert moment(instant) == "4 Dec 2026, 10:20:38 -04"
+    with timezone.override(UTC):  # a fixed zone keeps its own name
+        assert moment(instant) == "4 Dec 2026, 14:20:38 UTC"

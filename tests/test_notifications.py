@@ -1,11 +1,13 @@
 """Notices (calls/notifications.py): what supervisors asked to be told of is found by the
 periodic check, posted once per person and e-mailed once, whoever or whatever finished it."""
 
+import smtplib
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connections
 
 from calls.models import AudioAsset, Bridge, CallLog, Campaign, Notice, UserPreference
@@ -153,8 +155,9 @@ def test_a_mail_server_that_refuses_leaves_the_notice_and_never_mails_it_again(
     failed_calls(bridge, sound, 1, status="failed")
     assert check_notices() == 1
     notice = Notice.objects.get()
-    assert notice.emailed_at is not None  # claimed: at most one try
+    assert notice.emailed_at is None  # not sent, so not marked e-mailed
     assert "notice e-mail failed" in caplog.text
+    assert check_notices() == 0  # and the next check does not try again
 
 
 def test_the_periodic_job_checks_every_interval(db, settings):
@@ -235,3 +238,46 @@ def test_a_sandbox_call_refused_for_lack_of_balance_is_told(
     assert (call.status, call.http_status) == ("rejected", 402)
     check_notices()
     assert Notice.objects.get().kind == "low_balance"
+
+
+class RefusingMailer(BaseEmailBackend):
+    """A mail backend whose server refuses every message."""
+
+    def send_messages(self, email_messages):
+        raise smtplib.SMTPDataError(554, b"refused")
+
+
+class SilentMailer(BaseEmailBackend):
+    """A backend told to fail silently: it sends nothing and says so by returning 0."""
+
+    def send_messages(self, email_messages):
+        return 0
+
+
+@pytest.mark.parametrize("backend", ["RefusingMailer", "SilentMailer"])
+def test_a_notice_is_marked_e_mailed_only_when_the_mail_went(sam, bridge, sound, settings, backend):
+    settings.MAILERS = {"default": {"BACKEND": f"tests.test_notifications.{backend}"}}
+    wants(sam, notify_failures_over=1)
+    failed_calls(bridge, sound, 1, status="failed")
+
+    assert check_notices() == 1
+
+    assert Notice.objects.get().emailed_at is None
+
+
+def test_a_campaign_name_with_line_breaks_is_told_and_mailed_on_one_line(
+    sam, bridge, sound, mailer
+):
+    wants(sam, notify_campaign_finished=True, notify_failures_over=1)
+    campaign = running_campaign(bridge, sound, rows=1)
+    Campaign.objects.filter(pk=campaign.pk).update(name="Nov\r\nBcc: all@example.com\nend")
+    campaign.calls.update(status="failed", submitted_at=pinned_now())
+    assert Campaign.objects.get(pk=campaign.pk).finish_if_done()
+
+    assert check_notices() == 2  # the name breaks neither the check nor the failures' notice
+
+    assert Notice.objects.filter(emailed_at__isnull=False).count() == 2
+    subjects = sorted(message.subject for message in mailer)
+    assert subjects[0] == "[OBD Portal] 1 call failed in the last 15 minutes"
+    assert subjects[1] == "[OBD Portal] Campaign “Nov Bcc: all@example.com end” finished"
+    assert all(not message.extra_headers for message in mailer)

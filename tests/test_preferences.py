@@ -3,6 +3,7 @@
 days and the dashboard's "today" and hours read in that zone."""
 
 import re
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from calls.models import CallLog, Campaign, UserPreference
+from calls.preferences import canonical_zones
 from tests.helpers.portal import logged_in, text_of
 from tests.helpers.settings import read_settings
 
@@ -79,24 +81,28 @@ def test_a_user_picks_their_zone_on_the_preferences_page(agent_client, agent):
     assert page.status_code == 200
     assert '<option value="America/New_York">America/New York</option>' in page.text
 
-    response = agent_client.post("/preferences/", {"time_zone": "America/New_York"}, follow=True)
+    response = agent_client.post(
+        "/preferences/", {"time_zone": "America/New_York", "export_flavour": "excel"}, follow=True
+    )
 
     assert UserPreference.objects.get(user=agent).time_zone == "America/New_York"
-    assert "Times are now shown in America/New York time." in response.text
+    assert "Times are now shown in America/New York time;" in response.text
     assert re.search(r"It is now <time[^>]*>\d+ \w+ \d{4}, [\d:]+ E[SD]T</time>", response.text)
 
 
 def test_a_user_goes_back_to_the_portals_zone(agent):
     client = in_zone(agent, "America/New_York")
 
-    client.post("/preferences/", {"time_zone": ""})
+    client.post("/preferences/", {"time_zone": "", "export_flavour": "excel"})
 
     assert UserPreference.time_zone_of(agent) == ""
     assert ">Asia/Kolkata</a>" in client.get("/calls/").text
 
 
 def test_an_unknown_zone_is_refused(agent_client, agent):
-    response = agent_client.post("/preferences/", {"time_zone": "Mars/Olympus_Mons"})
+    response = agent_client.post(
+        "/preferences/", {"time_zone": "Mars/Olympus_Mons", "export_flavour": "excel"}
+    )
 
     assert response.status_code == 200
     assert "Select a valid choice" in response.text
@@ -172,3 +178,46 @@ def test_the_dashboard_counts_today_and_its_hours_in_the_users_zone(agent, bridg
     assert re.search(r'id="stat-placed"[^>]*>0<', yesterday_there)
     assert "<title>0:00 — 1 call</title>" in today_there
     assert f"by outcome, {first} time" in today_there
+
+
+def test_the_zone_list_puts_common_zones_first_and_leaves_old_aliases_out(agent_client):
+    field = agent_client.get("/preferences/").context["form"]["time_zone"].field
+    portal, (common, first), (_, others) = field.choices
+
+    assert portal[0] == "" and common == "Common" and first[0] == ("Asia/Kolkata", "Asia/Kolkata")
+    names = [zone for zone, _ in others]
+    assert "Asia/Dubai" not in names  # listed once, among the common ones
+    assert {"Europe/Paris", "America/Argentina/Buenos_Aires"} <= set(names)
+    assert not {"Asia/Calcutta", "US/Eastern", "Etc/GMT+4", "GB", "EST5EDT"} & set(names)
+    assert len(names) < 450
+
+
+def test_a_user_keeps_an_old_alias_until_they_pick_another(agent):
+    client = in_zone(agent, "Asia/Calcutta")
+
+    page = client.get("/preferences/")
+
+    assert '<option value="Asia/Calcutta" selected>Asia/Calcutta</option>' in page.text
+    client.post("/preferences/", {"time_zone": "Asia/Calcutta", "export_flavour": "plain"})
+    assert UserPreference.time_zone_of(agent) == "Asia/Calcutta"
+
+
+def test_a_user_in_dubai_reads_the_zones_name_not_a_bare_offset(agent, bridge, sound):
+    call = CallLog.objects.create(bridge=bridge, to="918867135123", audio=sound, created_at=MOMENT)
+
+    html = in_zone(agent, "Asia/Dubai").get(call.get_absolute_url()).text
+
+    assert "<time>27 Nov 2026, 17:00:04 Dubai</time>" in html
+    assert "+04" not in html
+
+
+def test_without_the_tz_databases_list_the_alias_areas_are_still_left_out(monkeypatch):
+    monkeypatch.setattr(zoneinfo, "TZPATH", ("/nonexistent",))
+    canonical_zones.cache_clear()
+    try:
+        zones = canonical_zones()
+    finally:
+        canonical_zones.cache_clear()
+
+    assert {"Asia/Kolkata", "Asia/Dubai", "UTC"} <= set(zones)
+    assert not {"US/Eastern", "Etc/GMT+4", "GB", "EST5EDT"} & set(zones)

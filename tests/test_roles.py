@@ -2,7 +2,7 @@
 
 One table, one test. Each row is a URL and a method with what each kind of visitor gets:
 an anonymous visitor is sent to log in, an outsider (logged in, in no group) is refused
-everything, an agent places and reads calls and follows campaigns, a supervisor also runs
+everything, an agent places and reads calls (acting on their own only) and follows campaigns, a supervisor also runs
 campaigns and uploads sounds, an admin may do everything. Being staff grants nothing by itself.
 """
 
@@ -40,7 +40,6 @@ def everyone_but_outsiders(agent: object, **more: object) -> dict:
 
 AGENT_MAY_SEE = everyone_but_outsiders(OK)
 SUPERVISOR_ONLY_PAGE = everyone_but_outsiders(DENIED)
-AGENT_MAY_DO = everyone_but_outsiders(DONE, admin=DONE, supervisor=DONE)
 SUPERVISOR_ONLY_ACTION = everyone_but_outsiders(DENIED, admin=DONE, supervisor=DONE)
 
 
@@ -71,7 +70,8 @@ MATRIX = [
     ("GET", "/campaigns/{campaign}/start/confirm/", SUPERVISOR_ONLY_PAGE),
     ("GET", "/campaigns/sample.csv", SUPERVISOR_ONLY_PAGE),
     ("GET", "/catalogue/sounds/upload/", SUPERVISOR_ONLY_PAGE),
-    ("POST", "/calls/{call}/retry/", AGENT_MAY_DO),
+    # Someone else's call (the portal's, here): an agent acts on their own only.
+    ("POST", "/calls/{call}/retry/", SUPERVISOR_ONLY_ACTION),
     ("POST", "/campaigns/{campaign}/start/", SUPERVISOR_ONLY_ACTION),
     ("POST", "/campaigns/{campaign}/upload/", SUPERVISOR_ONLY_ACTION),
     # Raw webhook deliveries are for admins only, even for staff supervisors.

@@ -223,7 +223,7 @@ def test_after_a_429_the_next_send_waits_for_retry_after_and_each_row_is_placed_
 
 
 def test_an_error_row_stays_error_for_the_user_to_retry_and_an_unknown_row_is_never_resent(
-    campaign, agent, sends
+    campaign, supervisor, sends
 ):
     upload(
         campaign,
@@ -245,7 +245,7 @@ def test_an_error_row_stays_error_for_the_user_to_retry_and_an_unknown_row_is_ne
     campaign.refresh_from_db()
     assert campaign.status == "finished"
     error_row, unknown_row = campaign.calls.order_by("id")[:2]
-    client = logged_in(agent)
+    client = logged_in(supervisor)  # a campaign's call: a supervisor's to retry
     retry_form = client.get(error_row.get_absolute_url()).context["retry_form"]
     assert list(retry_form.fields) == ["variables[otp]"]  # the sealed otp was wiped: asked again
     client.post(f"/calls/{error_row.pk}/retry/", {"variables[otp]": "111111"})

@@ -58,6 +58,13 @@ class Notice(models.Model):
 
     def claim_email(self) -> bool:
         """True for the one sender that may e-mail it (compare-and-set): never mailed twice."""
-        return bool(
-            Notice.objects.filter(pk=self.pk, emailed_at=None).update(emailed_at=timezone.now())
-        )
+        stamp = timezone.now()
+        if not Notice.objects.filter(pk=self.pk, emailed_at=None).update(emailed_at=stamp):
+            return False
+        self.emailed_at = stamp
+        return True
+
+    def release_email(self) -> None:
+        """The mail did not go: the notice no longer says it was e-mailed (only this claim's)."""
+        Notice.objects.filter(pk=self.pk, emailed_at=self.emailed_at).update(emailed_at=None)
+        self.emailed_at = None

@@ -232,6 +232,13 @@ class UserPreference(models.Model):
     """How one person wants the portal shown (the time zone their times are written in) and
     what they want to be told of (calls/notifications.py)."""
 
+    class ExportFlavour(models.TextChoices):
+        # Excel on Windows reads UTF-8 only after a byte-order mark (Devanagari is garbled
+        # without one) and splits columns on its locale's list separator.
+        EXCEL = "excel", "Excel (comma-separated, as in India, the UK and the US)"
+        EXCEL_SEMICOLON = "excel_semicolon", "Excel where lists are separated by ; (most of Europe)"
+        PLAIN = "plain", "Plain UTF-8, comma-separated (LibreOffice, Google Sheets, scripts)"
+
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
     )
@@ -240,6 +247,9 @@ class UserPreference(models.Model):
         blank=True,
         validators=[validate_time_zone],
         help_text="e.g. Asia/Kolkata; empty: the portal's zone (TIME_ZONE)",
+    )
+    export_flavour = models.CharField(
+        "exports open in", max_length=16, choices=ExportFlavour, default=ExportFlavour.EXCEL
     )
     notify_campaign_finished = models.BooleanField("when a campaign finishes", default=False)
     notify_failures_over = models.PositiveIntegerField(

@@ -20,4 +20,15 @@ def moment(value: object, name: str = "DATETIME_FORMAT") -> str:
     if offset is None or abbreviation is None:
         return date_format(local, name)
     # A fixed offset is never ambiguous, and it carries the name the zone gives this instant.
-    return date_format(local.astimezone(fixed_offset(offset, abbreviation)), name)
+    named = fixed_offset(offset, zone_abbreviation(abbreviation, local.tzinfo))
+    return date_format(local.astimezone(named), name)
+
+
+def zone_abbreviation(abbreviation: str, zone: object) -> str:
+    """What a reader recognises: the zone's abbreviation (IST, EST), or, where the zone has none
+    and the database writes a bare offset such as "+04" (Asia/Dubai), the zone's place name."""
+    key = getattr(zone, "key", None)  # a ZoneInfo's name ("Asia/Dubai")
+    # Etc/GMT+4's sign is POSIX's, the reverse of what it reads: its offset (-04) says it right.
+    if abbreviation[:1] not in "+-" or not isinstance(key, str) or key.startswith("Etc/"):
+        return abbreviation
+    return key.rsplit("/", 1)[-1].replace("_", " ")

@@ -69,6 +69,10 @@ def test_a_scheduled_campaign_retries_no_answer_and_busy_three_times(
         progress = page.locator("#progress")
         expect(progress).to_contain_text("Scheduled for")
         expect(progress).to_contain_text("Up to 3 attempts on no answer, busy, 1 min apart")
+        for width in (1366, 390):  # the README's docs/campaign.png and docs/phone-campaign.png
+            page.set_viewport_size({"width": width, "height": 900})
+            screenshot(page, f"readme-campaign-{width}")
+        page.set_viewport_size({"width": 1280, "height": 900})
         campaign = Campaign.objects.get()
         assert campaign.status == "scheduled"
         # Its start a few seconds ahead now, rather than minutes.

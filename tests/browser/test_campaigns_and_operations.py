@@ -44,8 +44,8 @@ def test_a_campaign_reports_a_bad_row_then_runs_to_100_percent(
     expect(first_rows.first.locator("td")).to_have_text(["+91 98765 43211", "Ravi", "******"])
     with page.expect_download() as download:
         page.click("text=Download the 1 row set aside")
-    rejected = list(csv.reader(download.value.path().read_text().splitlines()))
-    assert rejected == [
+    set_aside = list(csv.reader(download.value.path().read_text(encoding="utf-8-sig").splitlines()))
+    assert set_aside == [
         ["number", "Name", "otp", "reason"],
         [
             "'12345",  # marked as text so a spreadsheet keeps its digits
@@ -141,7 +141,7 @@ def test_a_supervisor_reads_the_dashboard_exports_calls_and_uploads_a_sound(
     page.goto("/calls/")
     with page.expect_download() as download:
         page.click("text=Export CSV")
-    rows = list(csv.DictReader(download.value.path().read_text().splitlines()))
+    rows = list(csv.DictReader(download.value.path().read_text(encoding="utf-8-sig").splitlines()))
     # The number is marked as text (a leading apostrophe) so a spreadsheet keeps its digits.
     assert [(r["to"], r["status"]) for r in rows] == [("'919876540004", "rejected")]
 

@@ -44,3 +44,21 @@ def test_an_admin_connects_the_provider_and_sees_the_webhook(
     screenshot(page, "connect-provider")
     assert not [s for s in SECRETS if s in page.content()]
     assert len(account.subscriptions) == 2
+
+
+def test_in_the_sandbox_connect_at_this_machines_address_previews_and_warns(
+    page, transactional_db, django_user_model, settings
+):
+    settings.OBD_WEBHOOK_SECRET = ""
+    _user(django_user_model, "root", is_staff=True, is_superuser=True)
+    log_in(page, "root", "pw-root")
+    page.goto("/connect/")
+    page.get_by_role("button", name="Connect").click()  # the address offered: the live server's
+
+    result = page.locator("#connect-result")
+    expect(result).to_contain_text("Sandbox: nothing is sent to a provider")
+    expect(result).to_contain_text("Subscribe the webhook to voice:message:out")
+    expect(result).to_contain_text("The provider cannot reach this address")
+    expect(result).to_contain_text("Before connecting for real, set OBD_WEBHOOK_SECRET")
+    expect(result.locator(".errors")).to_have_count(0)
+    screenshot(page, "connect-sandbox-preview")

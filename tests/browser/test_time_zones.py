@@ -30,7 +30,7 @@ def test_a_supervisor_reads_times_with_their_zone_and_switches_to_their_own(supe
     expect(page.locator("h1")).to_have_text("Your preferences")
     page.select_option("#id_time_zone", "America/New_York")
     page.get_by_role("button", name="Save").click()
-    expect(page.get_by_text("Times are now shown in America/New York time.")).to_be_visible()
+    expect(page.get_by_text("Times are now shown in America/New York time;")).to_be_visible()
     expect(page.get_by_role("link", name="America/New_York")).to_be_visible()
     screenshot(page, "time-zone-preferences")
 

@@ -130,7 +130,7 @@ def test_placing_and_retrying_a_call_are_audited_and_shown_on_the_call_page(
 def export(client: Client, **filters: str) -> tuple[StreamingHttpResponse, list[list[str]]]:
     response = client.get("/calls/export.csv", filters)
     assert response.status_code == 200
-    text = b"".join(response.streaming_content).decode()
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
     return response, list(csv.reader(io.StringIO(text)))
 
 

@@ -196,7 +196,7 @@ def test_the_set_aside_rows_download_as_csv_with_their_reason(supervisor, bridge
     assert response["Content-Disposition"] == (
         f'attachment; filename="campaign-{campaign.pk}-set-aside.csv"'
     )
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     assert rows == [
         ["number", "Name", "city", "reason"],
         ["'12345", "Ravi", "Goa", BAD_NUMBER],  # numbers marked as text for spreadsheets
@@ -545,7 +545,7 @@ def test_the_sample_csv_has_the_chosen_flow_s_columns_and_an_example_row(supervi
     assert response["Content-Disposition"] == (
         'attachment; filename="campaign-login-otp-sample.csv"'
     )
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     assert rows == [["number", "Name", "otp"], ["'+91 98765 43210", "Asha", "482913"]]
 
 

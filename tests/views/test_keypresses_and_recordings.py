@@ -207,7 +207,7 @@ def test_the_results_export_neutralises_formulas(agent_client, results_campaign,
 
     response = agent_client.get(url)
 
-    lines = b"".join(response.streaming_content).decode().splitlines()
+    lines = b"".join(response.streaming_content).decode("utf-8-sig").splitlines()
     assert response["Content-Disposition"] == (
         f'attachment; filename="campaign-{results_campaign.pk}-keypresses.csv"'
     )
