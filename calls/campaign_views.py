@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
+from calls.campaign_reach import reach_of
 from calls.engine.dispatch import start_dispatchers
 from calls.engine.imports import queue_import
 from calls.exports import csv_download
@@ -29,11 +30,11 @@ REJECTED_SHOWN = 20  # rows set aside listed on the page; the download has them 
 @permission_required("calls.view_campaign")
 def campaign_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     campaigns = list(Campaign.objects.select_related("bridge", "flow", "audio", "created_by")[:100])
-    progress = Campaign.progress_of(campaigns)
-    rows = [(campaign, progress[campaign.pk]) for campaign in campaigns]
+    progress, reach = Campaign.progress_of(campaigns), reach_of(campaigns)
+    rows = [(campaign, progress[campaign.pk], reach[campaign.pk]) for campaign in campaigns]
     # Refresh while anything moves: a running or importing campaign, calls awaiting outcomes.
     moving = {Campaign.Status.RUNNING, Campaign.Status.IMPORTING}
-    live = any(c.status in moving or p["in_flight"] for c, p in rows)
+    live = any(c.status in moving or p["in_flight"] for c, p, _ in rows)
     template = "calls/campaign_list.html#campaigns" if request.htmx else "calls/campaign_list.html"
     return render(request, template, {"rows": rows, "live": live})
 
@@ -88,6 +89,7 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "campaign": campaign,
         "upload": upload,
         "progress": campaign.progress(),
+        "reach": reach_of([campaign])[campaign.pk],
         "numbers": numbers(campaign),
         "eta": eta(campaign, timezone.now()),
         "held": held_for_hours(campaign, timezone.now()),

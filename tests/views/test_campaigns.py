@@ -457,7 +457,7 @@ def test_a_finished_campaign_with_calls_awaiting_their_outcome_says_so(superviso
 
     assert list_status(client) == "Sent, 2 awaiting outcome"
     assert progress_text(client, campaign).startswith("Progress Sent, 2 awaiting outcome")
-    assert "0 of 2 calls settled, 2 sent and awaiting their outcome." in progress_text(
+    assert "0 of 2 numbers settled, 0 reached, 2 sent and awaiting their outcome." in progress_text(
         client, campaign
     )
     campaign.calls.update(status="answered")
