@@ -91,6 +91,7 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "progress": campaign.progress(),
         "reach": reach_of([campaign])[campaign.pk],
         "numbers": numbers(campaign),
+        "now": timezone.now(),
         "eta": eta(campaign, timezone.now()),
         "held": held_for_hours(campaign, timezone.now()),
         "rejected": list(campaign.rejected_rows.select_related("campaign")[:REJECTED_SHOWN]),
@@ -158,6 +159,7 @@ def campaign_confirm(request: AuthenticatedHttpRequest, pk: int, action: str) ->
         "progress": progress,
         "sending_time": campaign.sending_time(progress["waiting"]),
         "window_closed_until": campaign.window_closed_until(),
+        "starts_later": campaign.start_at and campaign.start_at > timezone.now(),
     }
     return render(request, "calls/campaign_confirm.html", context)
 

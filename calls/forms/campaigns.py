@@ -1,7 +1,7 @@
 """A new campaign and its CSV uploads."""
 
 import copy
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -90,6 +90,11 @@ class CampaignForm(forms.ModelForm[Campaign]):
         for name in ("max_attempts", "retry_minutes"):  # the model's defaults when left empty
             self.fields[name].required = False
         self.fields["webhook_id"].help_text = "Optional; the configured default is used when empty"
+        # Typed in the person's own zone (the middleware activates it): the labels say which.
+        zone = timezone.get_current_timezone_name()
+        self.fields["start_at"].label = f"Start at ({zone})"
+        self.fields["start_at"].help_text = "Empty: when you press Start. A later time: it waits."
+        self.fields["end_at"].label = f"Stop at ({zone})"
         # Choosing a flow redraws the sample CSV and its columns (campaign_new.html#csv-sample).
         self.fields["flow"].widget.attrs |= {
             "hx-get": reverse("calls:campaign-new"),
@@ -115,6 +120,14 @@ class CampaignForm(forms.ModelForm[Campaign]):
         except (ZoneInfoNotFoundError, ValueError):
             raise forms.ValidationError(f"{name} is not a time zone, e.g. Asia/Kolkata.") from None
         return name
+
+    def clean_start_at(self) -> datetime | None:
+        start: datetime | None = self.cleaned_data["start_at"]
+        if start is not None and start <= timezone.now():  # as the call form's "Call at"
+            raise forms.ValidationError(
+                "That time has passed: leave it empty to start when you press Start."
+            )
+        return start
 
     def clean_calling_days(self) -> list[int]:
         days: list[int] = self.cleaned_data["calling_days"]
