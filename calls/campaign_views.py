@@ -22,6 +22,7 @@ from calls.keypresses import campaign_results
 from calls.models import AuditEntry, Campaign, CampaignImport, IvrFlow
 from calls.models.retries import CannotCallAgain, eta, held_for_hours, numbers, why_not_again
 from calls.roles import permission_required
+from calls.unsent import never_callable, withdrawn_by_reason
 from calls.vocabulary import CallStatus
 
 REJECTED_SHOWN = 20  # rows set aside listed on the page; the download has them all
@@ -96,6 +97,8 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "held": held_for_hours(campaign, timezone.now()),
         "rejected": list(campaign.rejected_rows.select_related("campaign")[:REJECTED_SHOWN]),
         "first_rows": campaign.first_rows() if draft else [],
+        "never_callable": never_callable(campaign, timezone.now()) if draft else [],
+        "withdrawn": [] if draft else withdrawn_by_reason(campaign),
         "audit": campaign.audit.select_related("actor"),
         "upload_form": CsvUploadForm(),
         "keypress_results": None if draft or request.htmx else campaign_results(campaign),
@@ -160,6 +163,7 @@ def campaign_confirm(request: AuthenticatedHttpRequest, pk: int, action: str) ->
         "sending_time": campaign.sending_time(progress["waiting"]),
         "window_closed_until": campaign.window_closed_until(),
         "starts_later": campaign.start_at and campaign.start_at > timezone.now(),
+        "never_callable": never_callable(campaign, timezone.now()) if action == "start" else [],
     }
     return render(request, "calls/campaign_confirm.html", context)
 
