@@ -101,7 +101,10 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "withdrawn": [] if draft else withdrawn_by_reason(campaign),
         "audit": campaign.audit.select_related("actor"),
         "upload_form": CsvUploadForm(),
-        "keypress_results": None if draft or request.htmx else campaign_results(campaign),
+        # Redrawn with the progress it is polled with (out of band), so the keys never
+        # contradict the counts beside them.
+        "keypress_results": None if draft else campaign_results(campaign),
+        "polled": bool(request.htmx),
     }
     template = (
         "calls/campaign_detail.html#progress" if request.htmx else "calls/campaign_detail.html"
