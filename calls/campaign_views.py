@@ -104,6 +104,7 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         # Redrawn with the progress it is polled with (out of band), so the keys never
         # contradict the counts beside them.
         "keypress_results": None if draft else campaign_results(campaign),
+        "may_call_again": not why_not_again(campaign),
         "polled": bool(request.htmx),
     }
     template = (
@@ -209,10 +210,13 @@ def campaign_again(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         return render(request, "calls/campaign_again.html#count", {"form": form})
     if request.method == "POST" and not refused and form.is_valid():
         try:
-            again = form.save(request.user)
+            again, made = form.save(request.user)
         except CannotCallAgain as exc:  # no number ended on those outcomes (any more)
             messages.error(request, str(exc))
         else:
+            if not made:
+                messages.info(request, "This draft already calls those numbers again.")
+                return redirect(again)
             picked = ", ".join(str(CallStatus(s).label).lower() for s in form.picked())
             AuditEntry.record(
                 request.user,

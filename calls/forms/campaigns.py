@@ -213,5 +213,20 @@ class CallAgainForm(forms.Form):
         picked = self.picked()
         return unreached(self.campaign, picked).count() if picked else 0
 
-    def save(self, user: User) -> Campaign:
-        return call_again(self.campaign, self.cleaned_data["outcomes"], user)
+    def save(self, user: User) -> tuple[Campaign, bool]:
+        """The draft calling those numbers again, and whether it was made now: a draft already
+        made from this campaign for the same numbers (a second submit, Back and submit again)
+        is reused rather than made twice. One at a time, under the campaign's lock."""
+        with transaction.atomic():
+            Campaign.objects.select_for_update().filter(pk=self.campaign.pk).first()
+            if draft := self._same_draft():
+                return draft, False
+            return call_again(self.campaign, self.cleaned_data["outcomes"], user), True
+
+    def _same_draft(self) -> Campaign | None:
+        numbers = unreached(self.campaign, self.cleaned_data["outcomes"]).values_list("to")
+        wanted = {to for (to,) in numbers}
+        for draft in self.campaign.follow_ups.filter(status=Campaign.Status.DRAFT):
+            if {to for (to,) in draft.calls.values_list("to")} == wanted:
+                return draft
+        return None
