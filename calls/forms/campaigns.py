@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calls.engine.imports import queue_import
-from calls.forms.calls import PlaceCallForm
+from calls.forms.calls import PLAY_ERRORS, PlaceCallForm
 from calls.forms.fields import CsvFileField
 from calls.models import AuditEntry, Campaign
 from calls.models.policies import RETRYABLE, WEEKDAYS, every_day
@@ -169,13 +169,23 @@ class CampaignForm(forms.ModelForm[Campaign]):
             queue_import(campaign, self.cleaned_data["csv_file"], user)
         return campaign
 
+    def full_clean(self) -> None:
+        super().full_clean()
+        # A browser never shows a chosen file back: after any error it must be chosen again.
+        if self.is_bound and self.errors and not self.has_error("csv_file"):
+            self.add_error("csv_file", "Choose the CSV file again: it is not kept after an error.")
+
     def clean(self) -> dict[str, Any]:
-        data = super().clean()  # flow xor audio: the model's constraint says it, once
+        data = super().clean()
         assert data is not None  # ModelForm.clean returns cleaned_data (the stubs allow None)
         if bool(data.get("window_start")) != bool(data.get("window_end")):
             raise forms.ValidationError("Give both ends of the calling window, or neither.")
         if data.get("max_attempts", 1) > 1 and not data.get("retry_on"):
             self.add_error("retry_on", "Choose the outcomes to try again, or 1 attempt in all.")
+        # Said beside the flow and audio fields (the model's constraint would say it at the top).
+        plays = [name for name in ("flow", "audio") if data.get(name)]
+        if len(plays) != 1 and not (self.has_error("flow") or self.has_error("audio")):
+            self.add_error("flow", PLAY_ERRORS[bool(plays)])
         start, end = data.get("start_at"), data.get("end_at")
         if end and end <= (start or timezone.now()):
             self.add_error("end_at", "The stop time must come after the start.")
