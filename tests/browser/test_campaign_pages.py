@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
-from calls.models import Bridge, CallLog, Campaign, IvrFlow
+from calls.models import AudioAsset, Bridge, CallLog, Campaign, IvrFlow
 from tests.clock import pinned_now
 
 VIEWPORTS = [
@@ -76,3 +76,34 @@ def test_the_campaign_list_fits_the_screen_with_names_whole(supervisor_page, vie
     assert page.evaluate(WORDS_SPLIT, "td.name a") == []
     violations = Axe().run(page).response["violations"]
     assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
+
+
+def test_choosing_an_audio_after_a_flow_asks_before_clearing_the_typed_values(supervisor_page):
+    Bridge.objects.create(number="918068287602", label="Bengaluru")
+    IvrFlow.objects.create(name="Login OTP", flow_id=24, template="Hello {Name}, your otp is {otp}")
+    AudioAsset.objects.create(name="Diwali offer", url="https://cdn.example.com/diwali.mp3")
+    page = supervisor_page
+    page.goto("/calls/new/")
+    page.select_option("#id_flow", label="Login OTP (flow 24)")
+    name = page.locator('input[name="variables[Name]"]')
+    name.fill("Asha")
+    asked = []
+
+    def answer(dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=False))
+    page.select_option("#id_audio", label="Diwali offer")
+
+    assert asked == ["Play Diwali offer instead of the flow? What you typed for Name is cleared."]
+    expect(page.locator("#id_audio")).to_have_value("")
+    expect(page.locator("#id_flow option:checked")).to_have_text("Login OTP (flow 24)")
+    expect(name).to_have_value("Asha")
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=True))
+    page.select_option("#id_audio", label="Diwali offer")
+
+    expect(page.locator("#id_flow")).to_have_value("")
+    expect(name).to_have_count(0)
+    expect(page.locator("#id_audio option:checked")).to_have_text("Diwali offer")
