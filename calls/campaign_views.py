@@ -20,7 +20,7 @@ from calls.http import AuthenticatedHttpRequest, id_in
 from calls.imports import sample
 from calls.keypresses import campaign_results
 from calls.models import AuditEntry, Campaign, CampaignImport, IvrFlow
-from calls.models.retries import CannotCallAgain, eta, held_for_hours, numbers, why_not_again
+from calls.models.retries import CannotCallAgain, eta, held_for_hours, why_not_again
 from calls.roles import permission_required
 from calls.unsent import never_callable, withdrawn_by_reason
 from calls.vocabulary import CallStatus
@@ -91,7 +91,6 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "upload": upload,
         "progress": campaign.progress(),
         "reach": reach_of([campaign])[campaign.pk],
-        "numbers": numbers(campaign),
         "now": timezone.now(),
         "eta": eta(campaign, timezone.now()),
         "held": held_for_hours(campaign, timezone.now()),

@@ -1,6 +1,7 @@
 """The campaign pages as a supervisor meets them on a desk (1366 px) and a phone (390 px): the
 list fits the screen with names whole, the forms keep what was typed, and axe stays clean."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -9,6 +10,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from calls.models import AudioAsset, Bridge, CallLog, Campaign, IvrFlow
+from tests.browser.conftest import screenshot
 from tests.clock import pinned_now
 
 VIEWPORTS = [
@@ -107,3 +109,87 @@ def test_choosing_an_audio_after_a_flow_asks_before_clearing_the_typed_values(su
     expect(page.locator("#id_flow")).to_have_value("")
     expect(name).to_have_count(0)
     expect(page.locator("#id_audio option:checked")).to_have_text("Diwali offer")
+
+
+def campaign_with_a_schedule_and_retries() -> Campaign:
+    """A running campaign stopping tomorrow, in its calling window, retrying the unanswered:
+    numbers reached, retries waiting, a row whose hours never open, keys looked up."""
+    bridge = Bridge.objects.create(number="918068287602", label="Bengaluru")
+    flow = IvrFlow.objects.create(
+        name="Payment reminder",
+        flow_id=31,
+        template="Hello {Name}, your payment is due. Press 1 to pay, 9 to stop these calls.",
+        choices={"1": "pay now", "9": "stop calling me"},
+        stop_key="9",
+    )
+    now = pinned_now()
+    campaign = Campaign.objects.create(
+        name="December payment reminders",
+        bridge=bridge,
+        flow=flow,
+        pace=Decimal(2),
+        status="running",
+        window_start="09:00",
+        window_end="21:00",
+        max_attempts=3,
+        retry_on=["no_answer", "busy"],
+        retry_minutes=30,
+        start_at=now - timedelta(hours=1),
+        end_at=now + timedelta(days=1),
+        started_at=now - timedelta(hours=1),
+        columns=[["number", "number"], ["Name", "Name"]],
+    )
+    rows = [
+        ("answered", {"keypresses": "1", "keypresses_at": now}),
+        ("answered", {"keypresses": "9", "keypresses_at": now}),
+        ("answered", {}),
+        ("no_answer", {}),
+        ("busy", {}),
+        ("pending", {}),
+        ("queued", {}),
+        ("withdrawn", {"error": "Not sent: the campaign's calling days and hours never open."}),
+    ]
+    for i, (status, extra) in enumerate(rows):
+        call = CallLog.objects.create(
+            bridge=bridge,
+            flow=flow,
+            campaign=campaign,
+            to=f"9188671351{i:02d}",
+            status=status,
+            variables={"Name": "Asha"},
+            submitted_at=None if status in ("pending", "withdrawn") else now,
+            **extra,
+        )
+        if status in ("no_answer", "busy"):
+            CallLog.objects.create(
+                bridge=bridge,
+                flow=flow,
+                campaign=campaign,
+                to=call.to,
+                retry_of=call,
+                attempt_number=2,
+                status="answered" if status == "busy" else "pending",
+                variables={"Name": "Asha"},
+            )
+    return campaign
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_a_campaign_with_a_schedule_and_retries_reads_on_a_desk_and_a_phone(
+    supervisor_page, viewport
+):
+    campaign = campaign_with_a_schedule_and_retries()
+    page = supervisor_page
+    page.set_viewport_size(viewport)
+
+    page.goto(campaign.get_absolute_url())
+
+    progress = page.locator("#progress")
+    expect(progress).to_contain_text("71% — 5 of 7 numbers settled, 4 reached")
+    expect(progress).to_contain_text("Retries, counted apart: 2 made, 1 settled")
+    expect(progress).to_contain_text(re.compile(r"Stops at 5 Dec 2026, 19:30:\d\d IST"))
+    expect(progress).to_contain_text("calls only 09:00\N{EN DASH}21:00 Asia/Kolkata")
+    assert page_width_overflow(page) == 0
+    violations = Axe().run(page).response["violations"]
+    assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
+    screenshot(page, f"campaign-{viewport['width']}")
