@@ -52,7 +52,7 @@ def test_a_retry_added_does_not_take_the_progress_back(supervisor, bridge, sound
         '<progress class="progress" max="100" value="100"'
         in logged_in(supervisor).get(campaign.get_absolute_url()).content.decode()
     )
-    assert "Running 100% 100% 2 / 2 + 1 retry" in list_row(client, campaign)
+    assert "Running 100% 100% 2 / 2 settled + 1 retry" in list_row(client, campaign)
     assert answered.status == "answered"
 
 
