@@ -22,8 +22,8 @@ def number_hint() -> str:
     (OBD_DEFAULT_REGION), as dialled in that country."""
     international = "With country code, e.g. +91 88671 35123"
     region = settings.OBD_DEFAULT_REGION
-    example = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
-    if not region or example is None:
+    example = region and phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+    if not example:  # no default region, or one phonenumbers does not know
         return international
     country = country_name_for_number(example, "en") or region
     national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)

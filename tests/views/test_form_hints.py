@@ -17,9 +17,10 @@ def test_the_number_hint_says_a_number_in_the_default_region_needs_no_country_co
         "e.g. 081234 56789"
     ) in page
 
-    settings.OBD_DEFAULT_REGION = None
-    page = text_of(logged_in(agent).get("/calls/new/").content.decode())
-    assert "With country code, e.g. +91 88671 35123" in page and "without it" not in page
+    for unknown in (None, "ZZ"):  # none, or one phonenumbers does not know
+        settings.OBD_DEFAULT_REGION = unknown
+        page = text_of(logged_in(agent).get("/calls/new/").content.decode())
+        assert "With country code, e.g. +91 88671 35123" in page and "without it" not in page
 
 
 def test_notice_settings_save_with_a_confirmation(supervisor):
