@@ -15,6 +15,7 @@ from calls.vocabulary import CallStatus
 class Unsent(NamedTuple):
     rows: int
     reason: str
+    trai: bool = False  # the TRAI hours close them: a transactional campaign would call them
 
 
 def never_callable(campaign: Campaign, now: datetime) -> list[Unsent]:
@@ -30,7 +31,8 @@ def never_callable(campaign: Campaign, now: datetime) -> list[Unsent]:
         first = kind.order_by("id").values_list("to", flat=True).first()
         if first is None or campaign.opens_for(first, now) is not None:
             continue
-        found.append(Unsent(kind.count(), _why_never(campaign, first)))
+        trai = campaign.trai_applies(first) and not campaign.hours_for(first).spans
+        found.append(Unsent(kind.count(), _why_never(campaign, first), trai))
     return found
 
 

@@ -17,8 +17,8 @@ TRAI_CLASH = (
     "2 of these numbers can never be called: calling hours never open for them, as their "
     "calling window, 21:30\N{EN DASH}22:00 in each recipient\N{RIGHT SINGLE QUOTATION MARK}s "
     "own time, lies outside the TRAI hours for promotional calls to Indian numbers "
-    "(09:00\N{EN DASH}21:00). On Start they are withdrawn, not sent; change the hours or mark "
-    "the campaign transactional if it is one to call them."
+    "(09:00\N{EN DASH}21:00). On Start they are withdrawn, not sent. To call them, change the "
+    "calling hours, or mark the campaign transactional if it is an OTP or a delivery update."
 )
 
 
