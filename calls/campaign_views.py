@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
+from calls.campaign_reach import reach_of
 from calls.engine.dispatch import start_dispatchers
 from calls.engine.imports import queue_import
 from calls.exports import Spreadsheet, csv_download
@@ -19,8 +20,9 @@ from calls.http import AuthenticatedHttpRequest, id_in
 from calls.imports import sample
 from calls.keypresses import campaign_results
 from calls.models import AuditEntry, Campaign, CampaignImport, IvrFlow
-from calls.models.retries import CannotCallAgain, eta, held_for_hours, numbers, why_not_again
+from calls.models.retries import CannotCallAgain, eta, held_for_hours, why_not_again
 from calls.roles import permission_required
+from calls.unsent import never_callable, withdrawn_by_reason
 from calls.vocabulary import CallStatus
 
 SET_ASIDE_SHOWN = 20  # rows set aside listed on the page; the download has them all
@@ -29,10 +31,10 @@ SET_ASIDE_SHOWN = 20  # rows set aside listed on the page; the download has them
 @permission_required("calls.view_campaign")
 def campaign_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     campaigns = list(Campaign.objects.select_related("bridge", "flow", "audio", "created_by")[:100])
-    progress = Campaign.progress_of(campaigns)
-    rows = [(campaign, progress[campaign.pk]) for campaign in campaigns]
+    progress, reach = Campaign.progress_of(campaigns), reach_of(campaigns)
+    rows = [(campaign, progress[campaign.pk], reach[campaign.pk]) for campaign in campaigns]
     # Refresh while anything moves: a running or importing campaign, calls awaiting outcomes.
-    live = any(c.is_moving or p["in_flight"] for c, p in rows)
+    live = any(c.is_moving or p["in_flight"] for c, p, _ in rows)
     template = "calls/campaign_list.html#campaigns" if request.htmx else "calls/campaign_list.html"
     return render(request, template, {"rows": rows, "live": live})
 
@@ -93,14 +95,21 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "campaign": campaign,
         "upload": upload,
         "progress": campaign.progress(),
-        "numbers": numbers(campaign),
+        "reach": reach_of([campaign])[campaign.pk],
+        "now": timezone.now(),
         "eta": eta(campaign, timezone.now()),
         "held": held_for_hours(campaign, timezone.now()),
         "set_aside": list(campaign.set_aside_rows.select_related("campaign")[:SET_ASIDE_SHOWN]),
         "first_rows": campaign.first_rows() if draft else [],
+        "never_callable": never_callable(campaign, timezone.now()) if draft else [],
+        "withdrawn": [] if draft else withdrawn_by_reason(campaign),
         "audit": campaign.audit.select_related("actor"),
         "upload_form": CsvUploadForm(),
-        "keypress_results": None if draft or request.htmx else campaign_results(campaign),
+        # Redrawn with the progress it is polled with (out of band), so the keys never
+        # contradict the counts beside them.
+        "keypress_results": None if draft else campaign_results(campaign),
+        "may_call_again": not why_not_again(campaign),
+        "polled": bool(request.htmx),
     }
     template = (
         "calls/campaign_detail.html#progress" if request.htmx else "calls/campaign_detail.html"
@@ -161,6 +170,8 @@ def campaign_confirm(request: AuthenticatedHttpRequest, pk: int, action: str) ->
         "progress": progress,
         "sending_time": campaign.sending_time(progress["waiting"]),
         "window_closed_until": campaign.window_closed_until(),
+        "starts_later": campaign.start_at and campaign.start_at > timezone.now(),
+        "never_callable": never_callable(campaign, timezone.now()) if action == "start" else [],
     }
     return render(request, "calls/campaign_confirm.html", context)
 
@@ -202,10 +213,13 @@ def campaign_again(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         return render(request, "calls/campaign_again.html#count", {"form": form})
     if request.method == "POST" and not refused and form.is_valid():
         try:
-            again = form.save(request.user)
+            again, made = form.save(request.user)
         except CannotCallAgain as exc:  # no number ended on those outcomes (any more)
             messages.error(request, str(exc))
         else:
+            if not made:
+                messages.info(request, "This draft already calls those numbers again.")
+                return redirect(again)
             picked = ", ".join(str(CallStatus(s).label).lower() for s in form.picked())
             AuditEntry.record(
                 request.user,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.mail import EmailMessage, mailers
 from django.core.mail.backends.base import BaseEmailBackend
@@ -207,6 +208,7 @@ def notices(request: AuthenticatedHttpRequest) -> HttpResponse:
     )
     if form.is_valid():
         form.save()
+        messages.success(request, "Your notice settings are saved.")
         return redirect("calls:notices")
     context = {"notices": mine[:50], "unread": mine.unread().count(), "form": form}
     return render(request, "calls/notices.html", context)

@@ -392,7 +392,7 @@ def test_the_set_aside_rows_file_is_in_the_users_flavour_and_uploads_again(
     content = "number;Name\n+91 98765;அஷா\n".encode()
     campaign = new_audio_campaign(client, bridge, sound, content)
 
-    rejected = raw_download(client, f"/campaigns/{campaign.pk}/rejected.csv")
+    rejected = raw_download(client, f"/campaigns/{campaign.pk}/set-aside.csv")
 
     assert rejected.decode("utf-8").startswith("\ufeffnumber;Name;reason\r\n'+91 98765;அஷா;")
     fixed = rejected.replace(b"'+91 98765;", b"'+91 98765 43210;")

@@ -33,6 +33,12 @@ from calls.models.calls import DIALLED_AT
 from calls.phone import normalize_number
 from calls.vocabulary import NEVER_RANG, variable_field, variable_of
 
+# Neither a flow nor an audio, or both: said at the top and beside the fields (code "play").
+PLAY_ERRORS = {
+    False: "Choose an IVR flow or an audio to play.",
+    True: "Choose an IVR flow or an audio, not both.",
+}
+
 # How far ahead a single call may be placed: a reminder, not a campaign.
 SCHEDULE_AHEAD_DAYS = 30
 
@@ -179,14 +185,18 @@ class PlaceCallForm(forms.Form):
             self.add_error("audio_url", "Choose an audio or type its URL, not both.")
         plays_audio = data.get("audio") or data.get("audio_url")
         if data.get("flow") and plays_audio:
-            raise forms.ValidationError("Choose an IVR flow or an audio, not both.")
+            raise ValidationError(PLAY_ERRORS[True], code="play")
         # Nothing to play, unless what was chosen or typed could not be read (its error says so).
         unreadable = self.has_error("flow") or self.has_error("audio_url")
         if not plays_audio and not data.get("flow") and not unreadable:
-            self.add_error(None, "Choose an IVR flow or an audio to play.")
+            self.add_error(None, ValidationError(PLAY_ERRORS[False], code="play"))
         if data.get("to"):
             self._check_number_may_be_called(data["to"])
         return data
+
+    def play_errors(self) -> list[str]:
+        """The errors about what the call plays, to show beside those fields too."""
+        return [str(m) for e in self.non_field_errors().as_data() if e.code == "play" for m in e]
 
     def _check_number_may_be_called(self, number: str) -> None:
         if blocked := DoNotCall.objects.filter(number=number).first():

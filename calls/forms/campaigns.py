@@ -1,7 +1,7 @@
 """A new campaign and its CSV uploads."""
 
 import copy
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calls.engine.imports import queue_import
-from calls.forms.calls import PlaceCallForm
+from calls.forms.calls import PLAY_ERRORS, PlaceCallForm
 from calls.forms.fields import CsvFileField
 from calls.models import AuditEntry, Campaign
 from calls.models.policies import WEEKDAYS, every_day
@@ -90,6 +90,11 @@ class CampaignForm(forms.ModelForm[Campaign]):
         for name in ("max_attempts", "retry_minutes"):  # the model's defaults when left empty
             self.fields[name].required = False
         self.fields["webhook_id"].help_text = "Optional; the configured default is used when empty"
+        # Typed in the person's own zone (the middleware activates it): the labels say which.
+        zone = timezone.get_current_timezone_name()
+        self.fields["start_at"].label = f"Start at ({zone})"
+        self.fields["start_at"].help_text = "Empty: when you press Start. A later time: it waits."
+        self.fields["end_at"].label = f"Stop at ({zone})"
         # Choosing a flow redraws the sample CSV and its columns (campaign_new.html#csv-sample).
         self.fields["flow"].widget.attrs |= {
             "hx-get": reverse("calls:campaign-new"),
@@ -115,6 +120,14 @@ class CampaignForm(forms.ModelForm[Campaign]):
         except (ZoneInfoNotFoundError, ValueError):
             raise forms.ValidationError(f"{name} is not a time zone, e.g. Asia/Kolkata.") from None
         return name
+
+    def clean_start_at(self) -> datetime | None:
+        start: datetime | None = self.cleaned_data["start_at"]
+        if start is not None and start <= timezone.now():  # as the call form's "Call at"
+            raise forms.ValidationError(
+                "That time has passed: leave it empty to start when you press Start."
+            )
+        return start
 
     def clean_calling_days(self) -> list[int]:
         days: list[int] = self.cleaned_data["calling_days"]
@@ -156,13 +169,23 @@ class CampaignForm(forms.ModelForm[Campaign]):
             queue_import(campaign, self.cleaned_data["csv_file"], user)
         return campaign
 
+    def full_clean(self) -> None:
+        super().full_clean()
+        # A browser never shows a chosen file back: after any error it must be chosen again.
+        if self.is_bound and self.errors and not self.has_error("csv_file"):
+            self.add_error("csv_file", "Choose the CSV file again: it is not kept after an error.")
+
     def clean(self) -> dict[str, Any]:
-        data = super().clean()  # flow xor audio: the model's constraint says it, once
+        data = super().clean()
         assert data is not None  # ModelForm.clean returns cleaned_data (the stubs allow None)
         if bool(data.get("window_start")) != bool(data.get("window_end")):
             raise forms.ValidationError("Give both ends of the calling window, or neither.")
         if data.get("max_attempts", 1) > 1 and not data.get("retry_on"):
             self.add_error("retry_on", "Choose the outcomes to try again, or 1 attempt in all.")
+        # Said beside the flow and audio fields (the model's constraint would say it at the top).
+        plays = [name for name in ("flow", "audio") if data.get(name)]
+        if len(plays) != 1 and not (self.has_error("flow") or self.has_error("audio")):
+            self.add_error("flow", PLAY_ERRORS[bool(plays)])
         start, end = data.get("start_at"), data.get("end_at")
         if end and end <= (start or timezone.now()):
             self.add_error("end_at", "The stop time must come after the start.")
@@ -200,5 +223,20 @@ class CallAgainForm(forms.Form):
         picked = self.picked()
         return unreached(self.campaign, picked).count() if picked else 0
 
-    def save(self, user: User) -> Campaign:
-        return call_again(self.campaign, self.cleaned_data["outcomes"], user)
+    def save(self, user: User) -> tuple[Campaign, bool]:
+        """The draft calling those numbers again, and whether it was made now: a draft already
+        made from this campaign for the same numbers (a second submit, Back and submit again)
+        is reused rather than made twice. One at a time, under the campaign's lock."""
+        with transaction.atomic():
+            Campaign.objects.select_for_update().filter(pk=self.campaign.pk).first()
+            if draft := self._same_draft():
+                return draft, False
+            return call_again(self.campaign, self.cleaned_data["outcomes"], user), True
+
+    def _same_draft(self) -> Campaign | None:
+        numbers = unreached(self.campaign, self.cleaned_data["outcomes"]).values_list("to")
+        wanted = {to for (to,) in numbers}
+        for draft in self.campaign.follow_ups.filter(status=Campaign.Status.DRAFT):
+            if {to for (to,) in draft.calls.values_list("to")} == wanted:
+                return draft
+        return None

@@ -3,14 +3,31 @@
 from datetime import date
 from typing import Any
 
+import phonenumbers
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 from django.utils import formats
+from django.utils.functional import lazy
+from phonenumbers import PhoneNumberType
+from phonenumbers.geocoder import country_name_for_number
 
 from calls.phone import normalize_number
+
+
+def number_hint() -> str:
+    """How to type a number: with its country code, or, given a default region
+    (OBD_DEFAULT_REGION), as dialled in that country."""
+    international = "With country code, e.g. +91 88671 35123"
+    region = settings.OBD_DEFAULT_REGION
+    example = region and phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+    if not example:  # no default region, or one phonenumbers does not know
+        return international
+    country = country_name_for_number(example, "en") or region
+    national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return f"{international}, or a number in {country} without it, e.g. {national}"
 
 
 class NumberField(forms.CharField):
@@ -18,7 +35,8 @@ class NumberField(forms.CharField):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 32)
-        kwargs.setdefault("help_text", "With country code, e.g. +91 88671 35123")
+        # Read when shown, so the hint follows the default region of the running settings.
+        kwargs.setdefault("help_text", lazy(number_hint, str)())
         super().__init__(**kwargs)
         # A phone's keypad, not its keyboard, whichever text widget (and hx-* attributes) the
         # form gives the field; the widget is the field's own copy.

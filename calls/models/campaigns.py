@@ -21,6 +21,7 @@ from calls.models.policies import CampaignPolicy
 from calls.vocabulary import (
     CAMPAIGN_ENDED,
     CAMPAIGN_MOVING,
+    CAMPAIGN_SENDING,
     CAMPAIGN_UNDER_WAY,
     IN_FLIGHT,
     RARE,
@@ -118,6 +119,11 @@ class Campaign(Playback, CampaignPolicy):
     def is_moving(self) -> bool:
         """Running or importing: its pages refresh themselves."""
         return self.status in CAMPAIGN_MOVING
+
+    @property
+    def is_sending(self) -> bool:
+        """Running or paused: started, and rows may still be sent."""
+        return self.status in CAMPAIGN_SENDING
 
     @property
     def has_ended(self) -> bool:

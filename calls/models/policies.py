@@ -82,6 +82,15 @@ class CampaignPolicy(models.Model):
             return self.window_start <= local < self.window_end
         return local >= self.window_start or local < self.window_end  # a window across midnight
 
+    @property
+    def window_words(self) -> str:
+        """The calling window as the pages say it: "09:00 to 20:00 Asia/Kolkata" (an en dash between), or in each
+        recipient's own time when it has no zone; empty without a window."""
+        if not (self.window_start and self.window_end):
+            return ""
+        span = f"{self.window_start:%H:%M}\N{EN DASH}{self.window_end:%H:%M}"
+        return f"{span} {self.window_timezone or 'in each recipient\N{RIGHT SINGLE QUOTATION MARK}s own time'}"
+
     def window_closed_until(self, moment: datetime | None = None) -> str:
         """When the calling window, closed at `moment` (now), opens again, in its own zone:
         "09:00 (Asia/Kolkata)"; empty while it is open."""

@@ -1,13 +1,24 @@
-// A call plays a flow or an audio, never both: choosing one clears the other.
+// A call plays a flow or an audio, never both: choosing one clears the other. Values typed for
+// the flow's variables go with it, so that is asked first; "Cancel" keeps the flow as it was.
 document.addEventListener("change", (event) => {
   const select = event.target;
   const otherId = select.dataset && select.dataset.exclusiveWith;
   if (!otherId || !select.value) return;
   const other = document.getElementById(otherId);
-  if (other && other.value) {
-    other.value = "";
-    other.dispatchEvent(new Event("change", { bubbles: true }));
+  if (!other || !other.value) return;
+  const typed = [...document.querySelectorAll("#variables input")].filter((input) => input.value);
+  const names = typed.map((input) => {
+    const label = document.querySelector(`label[for="${CSS.escape(input.id)}"]`);
+    return label ? label.textContent.trim() : input.name;
+  });
+  const question = `Play ${select.selectedOptions[0].text} instead of the flow? ` +
+    `What you typed for ${names.join(", ")} is cleared.`;
+  if (typed.length && !window.confirm(question)) {
+    select.value = "";
+    return;
   }
+  other.value = "";
+  other.dispatchEvent(new Event("change", { bubbles: true }));
 });
 
 // ---- Layout and accessibility (the phone menu, announcing status changes) ----

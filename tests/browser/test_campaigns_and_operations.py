@@ -60,7 +60,7 @@ def test_a_campaign_reports_a_bad_row_then_runs_to_100_percent(
     expect(page.locator("h1")).to_have_text("Start calling 3 numbers?")
     page.click("button:has-text('Yes, start calling')")
     expect(page.locator("#progress progress")).to_have_attribute("value", "100", timeout=30_000)
-    expect(page.locator("#progress")).to_contain_text("3 of 3 calls settled")
+    expect(page.locator("#progress")).to_contain_text("3 of 3 numbers settled")
     counts = page.locator("#progress .counts")
     expect(counts).to_contain_text("Answered 2")
     expect(counts).to_contain_text("Busy 1")

@@ -110,3 +110,27 @@ def test_only_supervisors_may(agent_client, finished):
     assert response.status_code == 403
     assert "/again/" not in agent_client.get(finished.get_absolute_url()).content.decode()
     assert Campaign.objects.count() == 1
+
+
+def test_it_is_not_offered_for_a_flow_with_sensitive_values(supervisor_client, campaign):
+    upload(campaign, "number,Name,otp\n918867135123,Asha,482913\n")
+    campaign.calls.update(status="no_answer", sealed_variables="")
+    Campaign.objects.filter(pk=campaign.pk).update(status="finished")
+
+    page = supervisor_client.get(campaign.get_absolute_url()).content.decode()
+
+    assert "/again/" not in page and "Call the unanswered again" not in page
+
+
+def test_confirming_twice_reuses_the_draft_rather_than_making_a_second(supervisor_client, finished):
+    url = f"/campaigns/{finished.pk}/again/"
+    first = supervisor_client.post(url, {"outcomes": ["no_answer", "busy"]})
+
+    again = supervisor_client.post(url, {"outcomes": ["busy", "no_answer"]}, follow=True)
+
+    draft = Campaign.objects.exclude(pk=finished.pk).get()
+    assert first["Location"] == again.redirect_chain[-1][0] == draft.get_absolute_url()
+    assert "This draft already calls those numbers again." in text_of(again.content.decode())
+    assert AuditEntry.objects.filter(campaign=draft).count() == 1
+    other = supervisor_client.post(url, {"outcomes": ["failed"]})  # other numbers: a new draft
+    assert other.status_code == 302 and Campaign.objects.count() == 3
