@@ -137,7 +137,12 @@ class Engine:
             return
         duties = [self.next_beat, *([self.next_look] if self.jobs else [])]
         until = (min(duties) - self.now()).total_seconds()
-        self.listener.wait(max(self.interval, until))
+        began = time.monotonic()
+        if self.listener.wait(max(self.interval, until)):
+            # A steady stream would wake the loop for each delivery, and a batch of one costs
+            # about what a batch of many does: woken soon after the last pass, it lets the
+            # rest of the interval gather more (an idle engine is woken with no delay).
+            time.sleep(max(0.0, self.interval - (time.monotonic() - began)))
 
     def beat(self, now: datetime) -> None:
         self.process.beat()
