@@ -17,7 +17,8 @@ For each `--code DIR` (a checkout of the portal; default this repository), one a
    unknown ids, some before the send is answered) and knows the outcome each call must end with;
 4. uploads a `--rows` CSV through the campaign page (as a supervisor, CSRF and all) at
    `--pace` calls/s and starts it; meanwhile an agent places single calls through the call form
-   at `--form-rate`/s until the campaign is sent; then waits for the deliveries to drain;
+   at `--form-rate`/s until the campaign is sent (at most `--form-calls`, so that runs slowed
+   by the machine's other work do the same work); then waits for the deliveries to drain;
 5. checks against the stand-in's records and the database: every call sent once (sent twice
    must be 0), every outcome applied (lost must be 0), every 2xx delivery stored.
 
@@ -373,9 +374,9 @@ def campaign_csv(rows: int) -> bytes:
 class Agent(threading.Thread):
     """Places single calls through the call form, one every 1/rate s, until stopped."""
 
-    def __init__(self, browser: Browser, ids: dict[str, int], rate: float) -> None:
+    def __init__(self, browser: Browser, ids: dict[str, int], rate: float, most: int) -> None:
         super().__init__(daemon=True)
-        self.browser, self.ids, self.rate = browser, ids, rate
+        self.browser, self.ids, self.rate, self.most = browser, ids, rate, most
         self.placed = 0
         self.refused: list[str] = []
         self.seconds: list[float] = []
@@ -384,7 +385,7 @@ class Agent(threading.Thread):
     def run(self) -> None:
         page = self.browser.get("/calls/new/")
         due = time.monotonic()
-        while not self.stopped.is_set():
+        while not self.stopped.is_set() and self.placed < self.most:
             data = {
                 "bridge": str(self.ids["bridge"]),
                 "to": f"+{FORM_PREFIX}{self.placed:08d}",
@@ -459,7 +460,7 @@ def run(code: Path, args: argparse.Namespace, log_dir: Path, label: str) -> dict
         portal.start()
         watcher.start()
         supervisor = Browser(portal.url, "bench-supervisor")
-        agent = Agent(Browser(portal.url, "bench-agent"), ids, args.form_rate)
+        agent = Agent(Browser(portal.url, "bench-agent"), ids, args.form_rate, args.form_calls)
         page = supervisor.get("/campaigns/new/")
         began = time.monotonic()
         created = supervisor.post_form(
@@ -783,6 +784,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 rows")
     parser.add_argument("--pace", type=float, default=100, help="campaign calls per second")
     parser.add_argument("--form-rate", type=float, default=2, help="single calls per second")
+    parser.add_argument(
+        "--form-calls",
+        type=int,
+        default=100,
+        help="at most this many single calls: the same work in every run, however long it takes",
+    )
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait at the end")
     parser.add_argument("--poll", type=float, default=0.05, help="watcher's poll interval (s)")
     parser.add_argument("--db", default="obd_h3", help="the database to recreate")

@@ -76,10 +76,10 @@ class Listener:
             time.sleep(max(0.0, timeout - (time.monotonic() - started)))
             return False
         try:
-            woken = any(True for _ in self.connection.notifies(timeout=timeout, stop_after=1))
+            # Each generator run to its end (it holds the connection's lock while suspended).
+            woken = bool(list(self.connection.notifies(timeout=timeout, stop_after=1)))
             if woken:  # many stored at once (a batch of sends) wake the loop once
-                for _ in self.connection.notifies(timeout=0):
-                    pass
+                list(self.connection.notifies(timeout=0))
             return woken
         except psycopg.Error as error:
             self.lost(error)
