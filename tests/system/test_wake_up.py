@@ -4,6 +4,7 @@ with a 30 s interval, so work done within seconds was woken. A listener whose co
 killed (`pg_terminate_backend`) listens again by itself, and its process never exits. On a
 throwaway server of the test's own, as the restart test uses."""
 
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -100,3 +101,15 @@ def test_listeners_whose_connections_are_killed_listen_again_and_are_woken(porta
     deliver(portal, cluster, "wake-2")
     assert all(portal.alive().values()), portal.log("worker")[-3000:]
     assert "listening for notices again" in portal.log("worker")
+
+
+def test_a_worker_waiting_for_notices_stops_at_once_on_sigterm(portal, cluster):
+    before = set(listening(cluster))
+    portal.start("stopping", [sys.executable, "manage.py", "worker", "--interval", LONG])
+    wait_until(lambda: len(set(listening(cluster)) - before) == 1, 60, "the worker to listen")
+
+    stopping = portal.running["stopping"]
+    stopping.send_signal(signal.SIGTERM)
+
+    assert stopping.wait(timeout=WOKEN_WITHIN) == 0  # not at its next poll, 30 s away
+    wait_until(lambda: set(listening(cluster)) == before, 10, "its listening connection closed")
