@@ -17,7 +17,8 @@ For each `--code DIR` (a checkout of the portal; default this repository), one a
    unknown ids, some before the send is answered) and knows the outcome each call must end with;
 4. uploads a `--rows` CSV through the campaign page (as a supervisor, CSRF and all) at
    `--pace` calls/s and starts it; meanwhile an agent places single calls through the call form
-   at `--form-rate`/s until the campaign is sent; then waits for the deliveries to drain;
+   at `--form-rate`/s until the campaign is sent (at most `--form-calls`, so that runs slowed
+   by the machine's other work do the same work); then waits for the deliveries to drain;
 5. checks against the stand-in's records and the database: every call sent once (sent twice
    must be 0), every outcome applied (lost must be 0), every 2xx delivery stored.
 
@@ -41,13 +42,19 @@ The machine has 2 cores and other people's work: the load average is printed wit
 The settings are obdportal.settings with DEBUG off (obdportal.production would also need TLS
 and collected static files; neither changes what is measured here). Logs go to --log-dir.
 
+- pickup: for the calls placed through the form, from the row stored (`created_at`) to its POST
+  begun by a worker (`submitted_at`): how long a placed call waits for a worker.
+
 Run from the repository root (not part of the test suite):
 
     .venv/bin/python bench/system.py --quick                       # 1,000 rows, this checkout
-    .venv/bin/python bench/system.py --code /tmp/obd_old --code .  # today's and new, 10,000 rows
+    .venv/bin/python bench/system.py --before e06eb55 --rounds 2   # before/after, alternately
+    .venv/bin/python bench/system.py --code /tmp/obd_old --code .  # any checkouts, in order
     .venv/bin/python bench/system.py --code /tmp/obd_old --json /tmp/old.json
 
-(`git worktree add /tmp/obd_old <commit>` makes an older checkout to compare with.)
+`--before COMMIT` exports that commit (`git archive`) to a temporary directory and runs it and
+this working tree alternately, `--rounds` times each, in one run on the same machine, so that
+the load others put on it falls on both alike.
 """
 
 from __future__ import annotations
@@ -75,7 +82,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from standin import Expected, StandIn
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = REPO / ".venv" / "bin"
+BIN = Path(sys.executable).parent  # the venv this bench runs in (gunicorn beside python)
 PG = {"host": "/tmp/pg", "port": 54329, "user": "postgres"}
 SECRET = "bench-system-webhook-secret"
 TOKEN = "bench-system-api-token"
@@ -367,9 +374,9 @@ def campaign_csv(rows: int) -> bytes:
 class Agent(threading.Thread):
     """Places single calls through the call form, one every 1/rate s, until stopped."""
 
-    def __init__(self, browser: Browser, ids: dict[str, int], rate: float) -> None:
+    def __init__(self, browser: Browser, ids: dict[str, int], rate: float, most: int) -> None:
         super().__init__(daemon=True)
-        self.browser, self.ids, self.rate = browser, ids, rate
+        self.browser, self.ids, self.rate, self.most = browser, ids, rate, most
         self.placed = 0
         self.refused: list[str] = []
         self.seconds: list[float] = []
@@ -378,7 +385,7 @@ class Agent(threading.Thread):
     def run(self) -> None:
         page = self.browser.get("/calls/new/")
         due = time.monotonic()
-        while not self.stopped.is_set():
+        while not self.stopped.is_set() and self.placed < self.most:
             data = {
                 "bridge": str(self.ids["bridge"]),
                 "to": f"+{FORM_PREFIX}{self.placed:08d}",
@@ -414,9 +421,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run(code: Path, args: argparse.Namespace, log_dir: Path) -> dict[str, object]:
+def run(code: Path, args: argparse.Namespace, log_dir: Path, label: str) -> dict[str, object]:
     new_path = (code / "calls" / "management" / "commands" / "apply_deliveries.py").exists()
-    label = "new" if new_path else "today's"
+    label = label or ("new" if new_path else "today's")
     print(f"== {label} code path: {code} (logs in {log_dir})", file=sys.stderr, flush=True)
     recreate_database(args.db)
     env = os.environ | {
@@ -453,7 +460,7 @@ def run(code: Path, args: argparse.Namespace, log_dir: Path) -> dict[str, object
         portal.start()
         watcher.start()
         supervisor = Browser(portal.url, "bench-supervisor")
-        agent = Agent(Browser(portal.url, "bench-agent"), ids, args.form_rate)
+        agent = Agent(Browser(portal.url, "bench-agent"), ids, args.form_rate, args.form_calls)
         page = supervisor.get("/campaigns/new/")
         began = time.monotonic()
         created = supervisor.post_form(
@@ -476,10 +483,7 @@ def run(code: Path, args: argparse.Namespace, log_dir: Path) -> dict[str, object
         upload_s = time.monotonic() - began
         campaign_path = created.headers["Location"]
         campaign_id = int(re.findall(r"\d+", campaign_path)[-1])
-        with connect(args.db, "bench-check") as conn:
-            rows = conn.execute(
-                "SELECT count(*) FROM calls_calllog WHERE campaign_id = %s", [campaign_id]
-            ).fetchone()[0]
+        rows = imported(args.db, campaign_id, portal)
         load_before = os.getloadavg()
         cpu = CpuMeter(args.db, portal)
         cpu.start()
@@ -565,6 +569,25 @@ def run(code: Path, args: argparse.Namespace, log_dir: Path) -> dict[str, object
     return result
 
 
+def imported(db: str, campaign_id: int, portal: Portal) -> int:
+    """Wait for the campaign's CSV to be imported (by a worker, where imports run in the
+    background); its rows."""
+    deadline = time.monotonic() + 300
+    with connect(db, "bench-check") as conn:
+        while True:
+            status, rows = conn.execute(
+                "SELECT status, (SELECT count(*) FROM calls_calllog WHERE campaign_id = c.id)"
+                " FROM calls_campaign AS c WHERE id = %s",
+                [campaign_id],
+            ).fetchone()
+            if status != "importing":
+                return int(rows)
+            portal.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the campaign's import did not end in 300 s")
+            time.sleep(0.2)
+
+
 def pace_held(sends: list[float], pace: float) -> dict[str, object]:
     """Sends per second from the first campaign send to the last; whole seconds under 90 %."""
     if len(sends) < 2:
@@ -605,6 +628,12 @@ def check(db: str, standin: StandIn, campaign_id: int, rows: int) -> dict[str, o
                 " FROM calls_callevent WHERE applied_at IS NOT NULL) AS t"
             ).fetchone()
             applied = {"applied_p50_ms": p50, "applied_p99_ms": p99, "not_applied": waiting}
+        pickup = conn.execute(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d),"
+            " percentile_cont(0.99) WITHIN GROUP (ORDER BY d), max(d), count(*)"
+            " FROM (SELECT extract(epoch FROM submitted_at - created_at) * 1000 AS d"
+            " FROM calls_calllog WHERE campaign_id IS NULL AND submitted_at IS NOT NULL) AS t"
+        ).fetchone()
     in_db = {to: (status, started_at) for to, status, started_at, _ in calls}
     ok = 0
     wrong: list[str] = []
@@ -633,6 +662,7 @@ def check(db: str, standin: StandIn, campaign_id: int, rows: int) -> dict[str, o
         "deliveries_stored": stored,
         "deliveries_2xx": posted_ok,
         "events_unmatched": unmatched,
+        "pickup_ms": [float(v) if v is not None else None for v in pickup],
         **applied,
     }
 
@@ -699,6 +729,14 @@ def table(results: list[dict], args: argparse.Namespace) -> str:
         ),
     )
     row(
+        f"pickup, form call stored to POST begun, p50 / p99 / max ms (target p99 < "
+        f"{TARGET_P99_S * 1000:.0f}; calls)",
+        lambda r: (
+            f"{fmt(r['pickup_ms'][0])} / **{fmt(r['pickup_ms'][1])}** / {fmt(r['pickup_ms'][2])}"
+            f" ({fmt(r['pickup_ms'][3])})"
+        ),
+    )
+    row(
         "call form POST p50 / p99 ms",
         lambda r: f"{fmt(r['form_p50_ms'])} / {fmt(r['form_p99_ms'])}",
     )
@@ -721,6 +759,17 @@ def table(results: list[dict], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def export(commit: str, into: Path) -> Path:
+    """The tree of `commit` as plain files in a directory of its own (no checkout disturbed)."""
+    target = into / f"code-{commit}"
+    target.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit], cwd=REPO, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -729,10 +778,18 @@ def main() -> None:
         type=Path,
         help="a checkout to run (repeatable, in order); default this repository",
     )
+    parser.add_argument("--before", help="a commit to run alternately with this working tree")
+    parser.add_argument("--rounds", type=int, default=1, help="with --before: runs of each")
     parser.add_argument("--rows", type=int, default=10_000, help="campaign rows")
     parser.add_argument("--quick", action="store_true", help="1,000 rows")
     parser.add_argument("--pace", type=float, default=100, help="campaign calls per second")
     parser.add_argument("--form-rate", type=float, default=2, help="single calls per second")
+    parser.add_argument(
+        "--form-calls",
+        type=int,
+        default=100,
+        help="at most this many single calls: the same work in every run, however long it takes",
+    )
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait at the end")
     parser.add_argument("--poll", type=float, default=0.05, help="watcher's poll interval (s)")
     parser.add_argument("--db", default="obd_h3", help="the database to recreate")
@@ -744,11 +801,16 @@ def main() -> None:
     # Stopped with SIGTERM: the portal's processes are stopped too (the `finally` in run).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"stopped by signal {signum}"))
     log_root = args.log_dir or Path(tempfile.mkdtemp(prefix="bench-system-"))
+    if args.before:
+        before = export(args.before, log_root)
+        runs = [(f"before ({args.before})", before), ("after (working tree)", REPO)] * args.rounds
+    else:
+        runs = [("", code.resolve()) for code in args.code or [REPO]]
     results = []
-    for number, code in enumerate(args.code or [REPO]):
-        log_dir = log_root / f"{number}-{code.resolve().name}"
+    for number, (label, code) in enumerate(runs):
+        log_dir = log_root / f"{number}-{code.name}"
         log_dir.mkdir(parents=True, exist_ok=True)
-        results.append(run(code.resolve(), args, log_dir))
+        results.append(run(code, args, log_dir, label))
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))
     print(

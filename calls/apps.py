@@ -7,6 +7,7 @@ class CallsConfig(AppConfig):
     verbose_name = "Outbound calls"
 
     def ready(self) -> None:
+        import calls.engine.wakeup  # noqa: F401  # connects its signal: a queued task wakes the workers
         from calls.roles import ensure_groups
         from calls.rollups import ensure_tallies
 

@@ -20,12 +20,14 @@ from django.utils import timezone
 
 from calls.engine.jobs import JOBS, Job, Ran
 from calls.engine.processes import DATABASE_ERRORS, Backoff, Process
+from calls.engine.wakeup import DELIVERIES, Listener
 from calls.models import PeriodicJob, WorkerHeartbeat
 from calls.models.engine import BEAT
 from calls.models.events import BATCH, apply_waiting
 
 logger = logging.getLogger(__name__)
 LOOK_EVERY = timedelta(seconds=1)  # how often the schedule is read for due runs
+GATHER = 0.1  # seconds between two passes that a delivery woke, at least
 
 
 def ensure_schedule(jobs: Iterable[Job] = JOBS, now: datetime | None = None) -> list[str]:
@@ -76,7 +78,7 @@ class Engine:
     jobs: tuple[Job, ...] = JOBS
     deliveries: bool = True  # apply webhook deliveries in the loop
     batch: int = BATCH
-    interval: float = 0.1  # seconds to wait when nothing waits
+    interval: float = 0.1  # seconds between looks for deliveries when no notice can wake it
     now: Callable[[], datetime] = timezone.now
 
     def __post_init__(self) -> None:
@@ -87,12 +89,14 @@ class Engine:
         self.backoff = Backoff(f"{self.process.kind} {self.process.id}")
         self.next_look = self.next_beat = datetime.min.replace(tzinfo=UTC)
         self.scheduled = False  # the jobs are on the schedule (checked once, at the start)
+        self.listener = Listener([DELIVERIES] if self.deliveries else [])
 
     def run(self, stopping: Callable[[], bool]) -> None:
         """Loop until `stopping()`; then let the running jobs end and record them."""
         while not stopping():
             if not self.step():
-                time.sleep(self.interval)
+                self.idle()
+        self.listener.close()
         self.pool.shutdown(wait=True)
         try:
             self.collect()
@@ -122,6 +126,24 @@ class Engine:
             return False
         self.backoff.recovered()
         return busy
+
+    def idle(self) -> None:
+        """Wait for work. Listening (PostgreSQL), a stored delivery wakes the loop, so it need
+        not look before its next own duty (the schedule, the beat); otherwise it polls."""
+        if not self.deliveries or not self.listener.possible:
+            time.sleep(self.interval)
+            return
+        if not self.listener.listening:  # polls meanwhile; (re)connects first, at once if it can
+            self.listener.wait(self.interval)
+            return
+        duties = [self.next_beat, *([self.next_look] if self.jobs else [])]
+        until = (min(duties) - self.now()).total_seconds()
+        began = time.monotonic()
+        if self.listener.wait(max(self.interval, until)):
+            # A steady stream would wake the loop for each delivery, and a batch of one costs
+            # about what a batch of many does: woken soon after the last pass, it lets more
+            # gather for a moment (an idle engine is woken with no delay).
+            time.sleep(max(0.0, GATHER - (time.monotonic() - began)))
 
     def beat(self, now: datetime) -> None:
         self.process.beat()

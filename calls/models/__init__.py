@@ -13,6 +13,7 @@ from calls.models.catalogue import (
 from calls.models.engine import DispatchSeat, PeriodicJob, WorkerHeartbeat
 from calls.models.events import CallEvent
 from calls.models.imports import CampaignImport
+from calls.models.lookups import RecordingLookup
 from calls.models.notices import Notice
 from calls.models.provider_lists import ProviderListRead
 from calls.models.records import AuditEntry, DoNotCall, UserPreference
@@ -40,6 +41,7 @@ __all__ = [
     "PeriodicJob",
     "Playback",
     "ProviderListRead",
+    "RecordingLookup",
     "SetAsideRow",
     "UserPreference",
     "WorkerHeartbeat",

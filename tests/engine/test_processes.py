@@ -58,6 +58,8 @@ class FlakyWorker:
     """django-tasks-db's Worker as the command drives it: its loop raises what a database
     restart raises, twice, then returns as when stopped by a signal."""
 
+    running = True
+
     made: list["FlakyWorker"] = []
 
     def __init__(self, **options: object) -> None:
@@ -72,6 +74,7 @@ class FlakyWorker:
         self.runs += 1
         if self.runs <= 2:
             raise OperationalError("the connection is closed")
+        self.running = False
 
 
 @pytest.mark.django_db(transaction=True)
@@ -80,7 +83,7 @@ def test_the_worker_command_outlives_the_database_failing_its_loop(monkeypatch):
     monkeypatch.setattr("calls.engine.processes.time.sleep", waits.append)
     monkeypatch.setattr("calls.management.commands.worker.Worker", FlakyWorker)
 
-    call_command("worker", "--queue-name", "campaigns")
+    call_command("worker", "--queue-name", "campaigns", "--no-startup-delay")
 
     [worker] = FlakyWorker.made
     assert worker.runs == 3 and waits == [0.5, 1.0]

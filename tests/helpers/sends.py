@@ -9,6 +9,7 @@ from django.tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from calls.engine.sends import send_call
+from tests.helpers.tasks import run_queued
 
 Capture = Callable[..., AbstractContextManager[list[Callable[[], object]]]]
 
@@ -36,12 +37,7 @@ class QueuedSends:
     def run(self) -> list[str]:
         """Run every send task queued and due, as a worker would; what each returned."""
         self.commit()
-        done = []
-        for task in DBTaskResult.objects.ready().filter(task_path=send_call.module_path):
-            task.claim("test-worker")
-            done.append(send_call.call(*task.args_kwargs["args"]))
-            task.set_successful(done[-1])
-        return done
+        return run_queued(send_call)
 
     def close(self) -> None:
         self._commits.__exit__(None, None, None)

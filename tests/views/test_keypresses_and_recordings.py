@@ -2,30 +2,30 @@
 fetched anew from the provider over HTTP, the sandbox's clip), a campaign's keypress results
 with their chart and CSV, the call log's filter by key, the flow's keys in the admin."""
 
+import contextlib
 import io
+import socket
+import threading
 import wave
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
+from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
-from calls.models import IvrFlow
-from tests.clock import pinned_now
+from calls.models import IvrFlow, RecordingLookup
+from calls.recordings import look_up_recording
+from tests.clock import pinned, pinned_now
 from tests.helpers.campaigns import make_campaign
 from tests.helpers.keypresses import answered, json_reply
 from tests.helpers.portal import API_TOKEN, logged_in
+from tests.helpers.tasks import run_queued
 
 FRESH = "https://s3.example.com/rec/fresh.mp3?X-Amz-Signature=abc"
 OLD = "https://recordings.example.com/old.mp3"
-
-
-@pytest.fixture(autouse=True)
-def _no_cached_links():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
@@ -91,13 +91,55 @@ def test_a_valid_link_is_followed_without_asking_the_provider(
     assert real_gateway.requests == []
 
 
-def test_an_expired_link_is_fetched_anew_once_and_reused(
+class SilentProvider:
+    """A real local server that takes connections and never answers any of them."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self.hold, daemon=True).start()
+
+    @property
+    def connections(self) -> int:
+        return len(self.held)
+
+    def hold(self) -> None:
+        with contextlib.suppress(OSError):  # closed at the end of the test
+            while True:
+                self.held.append(self.listener.accept()[0])
+
+    def close(self) -> None:
+        self.listener.close()
+        for held in self.held:
+            held.close()
+
+
+@pytest.fixture
+def silent_provider() -> Iterator[SilentProvider]:
+    provider = SilentProvider()
+    yield provider
+    provider.close()
+
+
+def open_recording(client, call):
+    """Open the recording as a person does: the page asks and says it is looking it up (it
+    refreshes itself); a worker runs the look-up; the page's next refresh answers."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        asked = client.get(recording_url(call))
+    assert (asked.status_code, asked["Refresh"]) == (202, "2")
+    assert "Looking up the recording" in asked.content.decode()
+    run_queued(look_up_recording)
+    return client.get(recording_url(call))
+
+
+def test_an_expired_link_is_fetched_anew_by_a_worker_once_and_reused(
     agent_client, bridge, choices_flow, real_gateway
 ):
     call = answered(bridge, choices_flow, minutes_ago=180, recording_url=OLD)
     recordings_list(real_gateway, at=call.started_at + timedelta(seconds=20))
 
-    first = agent_client.get(recording_url(call))
+    first = open_recording(agent_client, call)
     second = agent_client.get(recording_url(call))
 
     assert (first.status_code, first["Location"]) == (302, FRESH)
@@ -112,7 +154,7 @@ def test_an_expired_link_is_found_whichever_way_round_the_call_is_listed(
 ):
     call = answered(bridge, choices_flow, minutes_ago=180, recording_url=OLD)
     recordings_list(real_gateway, at=call.started_at + timedelta(seconds=20), inbound=inbound)
-    response = agent_client.get(recording_url(call))
+    response = open_recording(agent_client, call)
     assert (response.status_code, response["Location"]) == (302, FRESH)
 
 
@@ -130,7 +172,7 @@ def test_a_provider_failure_is_a_clear_page_without_the_token(
     call = answered(bridge, choices_flow, minutes_ago=180, recording_url=OLD)
     real_gateway.route("voice/recordings", reply)
 
-    response = agent_client.get(recording_url(call))
+    response = open_recording(agent_client, call)
 
     html = response.content.decode()
     assert response.status_code == 502
@@ -141,10 +183,55 @@ def test_a_provider_failure_is_a_clear_page_without_the_token(
 def test_a_failed_fetch_is_not_remembered(agent_client, bridge, choices_flow, real_gateway):
     call = answered(bridge, choices_flow, minutes_ago=180, recording_url=OLD)
     real_gateway.route("voice/recordings", lambda r: (503, {}, b""))
-    assert agent_client.get(recording_url(call)).status_code == 502
+    assert open_recording(agent_client, call).status_code == 502
 
     recordings_list(real_gateway, at=call.started_at)
+    assert open_recording(agent_client, call)["Location"] == FRESH
+
+
+def test_a_page_that_refreshes_while_the_worker_looks_asks_once(
+    agent_client, bridge, choices_flow, real_gateway
+):
+    call = answered(bridge, choices_flow, minutes_ago=180, recording_url=OLD)
+    for _ in range(3):
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            assert agent_client.get(recording_url(call)).status_code == 202
+    recordings_list(real_gateway, at=call.started_at)
+    assert run_queued(look_up_recording) == ["found"]
     assert agent_client.get(recording_url(call))["Location"] == FRESH
+
+
+def test_a_look_up_whose_worker_died_is_asked_again_a_minute_later(
+    agent_client, bridge, choices_flow, real_gateway
+):
+    call = answered(bridge, choices_flow, minutes_ago=180, recording_url=OLD)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        agent_client.get(recording_url(call))
+    DBTaskResult.objects.all().delete()  # the task lost with its worker
+    with (
+        pinned(pinned_now() + timedelta(minutes=1)),
+        TestCase.captureOnCommitCallbacks(execute=True),
+    ):
+        assert agent_client.get(recording_url(call)).status_code == 202
+    recordings_list(real_gateway, at=call.started_at)
+    assert run_queued(look_up_recording) == ["found"]
+
+
+def test_a_provider_that_never_answers_does_not_hold_the_page(
+    agent_client, bridge, choices_flow, settings, silent_provider
+):
+    settings.MOBTEXTING_API_TOKEN = API_TOKEN
+    settings.MOBTEXTING_API_URL = silent_provider.url
+    settings.OBD_SANDBOX = False
+    call = answered(bridge, choices_flow, minutes_ago=180, recording_url=OLD)
+
+    for _ in range(2):
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            response = agent_client.get(recording_url(call))
+        assert response.status_code == 202  # "looking up…": answered without the provider
+
+    assert silent_provider.connections == 0
+    assert RecordingLookup.objects.get(call=call).answered_at is None
 
 
 def test_a_call_without_a_recording_has_none_to_play(agent_client, bridge, choices_flow):

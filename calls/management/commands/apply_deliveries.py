@@ -21,7 +21,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch", type=int, default=BATCH)
         parser.add_argument(
-            "--interval", type=float, default=0.1, help="Seconds to wait when nothing waits."
+            "--interval",
+            type=float,
+            default=0.1,
+            help="Seconds between looks for deliveries when nothing wakes it (on SQLite, or while "
+            "it cannot listen; on PostgreSQL a stored delivery wakes it at once).",
         )
         parser.add_argument("--once", action="store_true")
 

@@ -22,7 +22,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch", type=int, default=BATCH, help="Deliveries a batch.")
         parser.add_argument(
-            "--interval", type=float, default=0.1, help="Seconds to wait when nothing waits."
+            "--interval",
+            type=float,
+            default=0.1,
+            help="Seconds between looks for deliveries when nothing wakes it (on SQLite, or while "
+            "it cannot listen; on PostgreSQL a stored delivery wakes it at once).",
         )
 
     def handle(self, *args: str, batch: int, interval: float, **options: object) -> None:
