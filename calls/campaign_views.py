@@ -79,7 +79,7 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     polled = request.htmx and request.htmx.target == "import-progress"
     if campaign.status == Campaign.Status.IMPORTING:  # how far the worker has read
         template = "calls/campaign_detail.html" + ("#import-progress" if polled else "")
-        audit = campaign.audit.select_related("actor")
+        audit = campaign.audit.select_related("actor", "api_key")
         return render(request, template, {"campaign": campaign, "upload": upload, "audit": audit})
     if polled:  # read (or undone) since: the whole page changed
         return HttpResponseClientRefresh()
@@ -93,7 +93,7 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "held": held_for_hours(campaign, timezone.now()),
         "rejected": list(campaign.rejected_rows.select_related("campaign")[:REJECTED_SHOWN]),
         "first_rows": campaign.first_rows() if draft else [],
-        "audit": campaign.audit.select_related("actor"),
+        "audit": campaign.audit.select_related("actor", "api_key"),
         "upload_form": CsvUploadForm(),
         "keypress_results": None if draft or request.htmx else campaign_results(campaign),
     }

@@ -110,7 +110,7 @@ def call_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "call": call,
         "attempts": attempt_chain(call),
         "events": call.events.all(),
-        "audit": call.audit.select_related("actor"),
+        "audit": call.audit.select_related("actor", "api_key"),
         "retry_form": RetryForm(call) if call.status == CallLog.Status.ERROR else None,
         "keypresses": describe(call)
         if call.status == CallLog.Status.ANSWERED and call.flow

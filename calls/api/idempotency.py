@@ -1,0 +1,117 @@
+"""`Idempotency-Key` on POSTs, with Stripe's rules, scoped to the API key that sends it:
+
+- the same key with the same request (method, path, body) gets the first answer again, status
+  and body, marked `Idempotent-Replayed: true`;
+- the same key with another request is refused (422), and while the first request is still
+  being answered a retry gets 409;
+- a request the API refused as not valid (422) or failed on (5xx) keeps no answer: fixed, it
+  may be sent again with the same key;
+- keys are kept OBD_API_IDEMPOTENCY_HOURS (24), then purged by the engine (`api_records` job).
+
+The key is claimed by one INSERT, committed before the work begins: of two identical requests at
+the same instant, the unique constraint lets exactly one through."""
+
+import hashlib
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from calls.api.problems import Problem, problem_response
+from calls.models import ApiKey, IdempotentRequest
+
+# A request whose process died keeps its key "in flight" this long; then a retry may claim it
+# (what it did is found again through the key, e.g. the call stored under it).
+ABANDONED_AFTER = timedelta(minutes=5)
+KEY_MAX = 255
+# Answers not kept: the request was not valid, or failed on our side; retrying it is safe.
+NOT_KEPT = frozenset({422})
+
+
+def fingerprint(request: HttpRequest) -> str:
+    digest = hashlib.sha256()
+    for part in (request.method or "", request.get_full_path(), ""):
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    digest.update(request.body)
+    return digest.hexdigest()
+
+
+def answer_once(
+    request: HttpRequest, api_key: ApiKey, answer: Callable[[], HttpResponse]
+) -> HttpResponse:
+    key = request.headers["Idempotency-Key"]
+    if not 0 < len(key) <= KEY_MAX or not key.isprintable() or not key.isascii():
+        return problem_response(
+            Problem(400, f"An Idempotency-Key is 1 to {KEY_MAX} printable ASCII characters.")
+        )
+    printed = fingerprint(request)
+    claimed = _claim(api_key, key, printed)
+    if isinstance(claimed, HttpResponse):
+        return claimed
+    try:
+        response = answer()
+    except BaseException:
+        claimed.delete()
+        raise
+    if response.status_code >= 500 or response.status_code in NOT_KEPT:
+        claimed.delete()
+        return response
+    IdempotentRequest.objects.filter(pk=claimed.pk).update(
+        status=response.status_code,
+        body=response.content,
+        content_type=response.get("Content-Type", ""),
+    )
+    return response
+
+
+def _claim(api_key: ApiKey, key: str, printed: str) -> IdempotentRequest | HttpResponse:
+    """This request's claim on the key, or the answer a retry gets."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            return IdempotentRequest.objects.create(
+                api_key=api_key, key=key, fingerprint=printed, created_at=now
+            )
+    except IntegrityError:
+        pass
+    first = IdempotentRequest.objects.filter(api_key=api_key, key=key).first()
+    expired = now - timedelta(hours=settings.OBD_API_IDEMPOTENCY_HOURS)
+    if (
+        first is None
+        or first.created_at < expired
+        or (first.status is None and first.created_at < now - ABANDONED_AFTER)
+    ):
+        # Gone meanwhile, past its keeping time, or its process died: claimed again, by one.
+        if first is not None:
+            IdempotentRequest.objects.filter(pk=first.pk, created_at=first.created_at).delete()
+        return _claim_again(api_key, key, printed)
+    if first.fingerprint != printed:
+        return problem_response(
+            Problem(
+                422,
+                "This Idempotency-Key was used for another request (another path or body): "
+                "use a new key for a new request.",
+            )
+        )
+    if first.status is None:
+        return problem_response(
+            Problem(409, "A request with this Idempotency-Key is still being answered: retry soon.")
+        )
+    replay = HttpResponse(bytes(first.body), status=first.status, content_type=first.content_type)
+    replay["Idempotent-Replayed"] = "true"
+    return replay
+
+
+def _claim_again(api_key: ApiKey, key: str, printed: str) -> IdempotentRequest | HttpResponse:
+    try:
+        with transaction.atomic():
+            return IdempotentRequest.objects.create(
+                api_key=api_key, key=key, fingerprint=printed, created_at=timezone.now()
+            )
+    except IntegrityError:  # another retry claimed it first
+        return problem_response(
+            Problem(409, "A request with this Idempotency-Key is still being answered: retry soon.")
+        )
