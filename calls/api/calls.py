@@ -9,7 +9,7 @@ from typing import Annotated
 from django.http import HttpRequest, QueryDict
 from ninja import Field, Path, Query, Router, Schema
 
-from calls.api.keys import key_with
+from calls.api.keys import Scope, key_of
 from calls.api.problems import Problem, ProblemOut, form_problem
 from calls.engine.sends import queue_send
 from calls.forms import CallFilterForm, PlaceCallForm
@@ -142,12 +142,13 @@ def _body_name(field: str) -> str:
         frozenset({400, 401, 403, 409, 413, 422, 429}): ProblemOut,
     },
     summary="Place a call",
+    auth=Scope("calls:write"),
 )
 def place_call(request: HttpRequest, body: CallIn) -> tuple[int, CallOut]:
     """Stored pending and answered at once; a worker sends it (now, or at `at`). The same
     rules as the Place a call page: the do-not-call list, a number called minutes ago, the
     flow's variables."""
-    key = key_with(request, "calls:write")
+    key = key_of(request)
     given = request.headers.get("Idempotency-Key")
     form_key = uuid.uuid5(CALL_KEYS, f"{key.pk}:{given}") if given else uuid.uuid4()
     form = PlaceCallForm(_form_data(body, form_key))
@@ -166,9 +167,9 @@ def place_call(request: HttpRequest, body: CallIn) -> tuple[int, CallOut]:
     "/calls/{call_id}",
     response={200: CallOut, frozenset({401, 403, 404, 429}): ProblemOut},
     summary="Read a call",
+    auth=Scope("calls:read"),
 )
 def read_call(request: HttpRequest, call_id: CallId) -> CallOut:
-    key_with(request, "calls:read")
     call = CallLog.objects.filter(pk=call_id).first()
     if call is None:
         raise Problem(404, f"There is no call #{call_id}.")
@@ -179,10 +180,10 @@ def read_call(request: HttpRequest, call_id: CallId) -> CallOut:
     "/calls",
     response={200: CallPage, frozenset({401, 403, 422, 429}): ProblemOut},
     summary="List calls",
+    auth=Scope("calls:read"),
 )
 def list_calls(request: HttpRequest, filters: Query[CallFilters]) -> CallPage:
     """Newest dialled first, 50 a page, with the call log's filters."""
-    key_with(request, "calls:read")
     params = QueryDict(mutable=True)
     for name, value in filters.model_dump().items():
         if value is not None:

@@ -4,7 +4,7 @@ and key choices, the audio that can be played."""
 from django.http import HttpRequest
 from ninja import Router, Schema
 
-from calls.api.keys import key_with
+from calls.api.keys import Scope
 from calls.api.problems import ProblemOut
 from calls.models import AudioAsset, Bridge, IvrFlow
 
@@ -43,18 +43,24 @@ class AudioOut(Schema):
     is_active: bool
 
 
-@router.get("/catalogue/bridges", response={200: list[BridgeOut], REFUSED: ProblemOut})
+@router.get(
+    "/catalogue/bridges",
+    response={200: list[BridgeOut], REFUSED: ProblemOut},
+    auth=Scope("catalogue:read"),
+)
 def list_bridges(request: HttpRequest) -> list[BridgeOut]:
-    key_with(request, "catalogue:read")
     return [
         BridgeOut(id=b.pk, number=b.number, label=b.label, is_active=b.is_active)
         for b in Bridge.objects.all()
     ]
 
 
-@router.get("/catalogue/flows", response={200: list[FlowOut], REFUSED: ProblemOut})
+@router.get(
+    "/catalogue/flows",
+    response={200: list[FlowOut], REFUSED: ProblemOut},
+    auth=Scope("catalogue:read"),
+)
 def list_flows(request: HttpRequest) -> list[FlowOut]:
-    key_with(request, "catalogue:read")
     return [
         FlowOut(
             id=flow.pk,
@@ -70,9 +76,12 @@ def list_flows(request: HttpRequest) -> list[FlowOut]:
     ]
 
 
-@router.get("/catalogue/audio", response={200: list[AudioOut], REFUSED: ProblemOut})
+@router.get(
+    "/catalogue/audio",
+    response={200: list[AudioOut], REFUSED: ProblemOut},
+    auth=Scope("catalogue:read"),
+)
 def list_audio(request: HttpRequest) -> list[AudioOut]:
-    key_with(request, "catalogue:read")
     return [
         AudioOut(id=a.pk, name=a.name, sound_id=a.sound_id, url=a.url, is_active=a.is_active)
         for a in AudioAsset.objects.all()

@@ -69,16 +69,22 @@ def _let_in(request: HttpRequest) -> ApiKey:
     return key
 
 
-class BearerKey(HttpBearer):
-    """How the schema describes the door (`bearerAuth`); the door has already checked the key."""
+class Scope(HttpBearer):
+    """The scope an operation needs (e.g. `calls:write`), checked before its body is read; in
+    the schema, the bearer key (`bearerAuth`). The door has already checked the key itself."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__()
+        self.scope = scope
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
-        return getattr(request, "api_key", None)
+        key: ApiKey | None = getattr(request, "api_key", None)
+        if key is not None and not key.allows(self.scope):
+            raise Problem(403, f"This key does not hold the scope {self.scope}.")
+        return key
 
 
-def key_with(request: HttpRequest, scope: str) -> ApiKey:
-    """The request's key, if it holds `scope` (e.g. `calls:write`); else 403."""
+def key_of(request: HttpRequest) -> ApiKey:
+    """The key that authenticated the request (set by the door, checked by `Scope`)."""
     key: ApiKey = request.api_key  # type: ignore[attr-defined]
-    if not key.allows(scope):
-        raise Problem(403, f"This key does not hold the scope {scope}.")
     return key

@@ -7,7 +7,7 @@ from django import forms
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
-from calls.api.keys import key_with
+from calls.api.keys import Scope, key_of
 from calls.api.problems import ProblemOut, form_problem
 from calls.forms import NumberField
 from calls.models import AuditEntry, DoNotCall
@@ -59,18 +59,23 @@ def _answer(number: str) -> OptOutOut:
 REFUSED = frozenset({400, 401, 403, 409, 413, 422, 429})
 
 
-@router.post("/optouts/check", response={200: OptOutOut, REFUSED: ProblemOut})
+@router.post(
+    "/optouts/check", response={200: OptOutOut, REFUSED: ProblemOut}, auth=Scope("optouts:read")
+)
 def check_number(request: HttpRequest, body: NumberIn) -> OptOutOut:
     """Whether a number is on the list (POST: a number is personal data, kept out of URLs)."""
-    key_with(request, "optouts:read")
     number, _ = _read(body)
     return _answer(number)
 
 
-@router.post("/optouts", response={201: OptOutOut, 200: OptOutOut, REFUSED: ProblemOut})
+@router.post(
+    "/optouts",
+    response={201: OptOutOut, 200: OptOutOut, REFUSED: ProblemOut},
+    auth=Scope("optouts:write"),
+)
 def add_number(request: HttpRequest, body: OptOutIn) -> tuple[int, OptOutOut]:
     """List a number: never called again. Already listed: it keeps its first entry (200)."""
-    key = key_with(request, "optouts:write")
+    key = key_of(request)
     number, reason = _read(body)
     added = DoNotCall.objects.record_opt_out(number, source=DoNotCall.Source.API, note=reason)
     if added:
@@ -79,10 +84,12 @@ def add_number(request: HttpRequest, body: OptOutIn) -> tuple[int, OptOutOut]:
     return (201 if added else 200), _answer(number)
 
 
-@router.post("/optouts/remove", response={200: OptOutOut, REFUSED: ProblemOut})
+@router.post(
+    "/optouts/remove", response={200: OptOutOut, REFUSED: ProblemOut}, auth=Scope("optouts:write")
+)
 def remove_number(request: HttpRequest, body: OptOutIn) -> OptOutOut:
     """Take a number off the list (say why in `reason`): it may be called again."""
-    key = key_with(request, "optouts:write")
+    key = key_of(request)
     number, reason = _read(body)
     removed, _ = DoNotCall.objects.filter(number=number).delete()
     if removed:

@@ -10,7 +10,7 @@ from ninja import NinjaAPI
 from ninja.openapi.schema import OpenAPISchema
 
 from calls.api import calls, catalogue, optouts
-from calls.api.keys import BearerKey, door
+from calls.api.keys import door
 from calls.api.problems import PROBLEM_JSON, Problem, install, problem_response
 
 DESCRIPTION = """Place calls and read what became of them, from the systems beside the portal.
@@ -39,7 +39,6 @@ api = PortalApi(
     title="OBD Portal API",
     version="1",
     description=DESCRIPTION,
-    auth=BearerKey(),
     urls_namespace="api",
 )
 install(api)
