@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Annotated
 
 from django.http import HttpRequest, QueryDict
-from ninja import Field, Path, Query, Router, Schema
+from ninja import Field, Path, Query, Router, Schema, Status
 
+from calls.api.idempotency import claim_of
 from calls.api.keys import Scope, key_of
 from calls.api.problems import Problem, ProblemOut, form_problem
 from calls.engine.sends import queue_send
@@ -19,7 +20,8 @@ from calls.paging import keyset_page
 from calls.vocabulary import variable_field, variable_of
 
 router = Router(tags=["calls"])
-# uuid5 namespace for the call form's own key, made from the API key and its Idempotency-Key.
+# The call form's own key is made from the request's Idempotency-Key claim (uuid5 in this
+# namespace): a retry that takes over an abandoned claim gets the call stored, not a second.
 CALL_KEYS = uuid.UUID("6f1d9a52-61b4-4f7e-9a43-0c2be1f3a8d7")
 # Ids as the database holds them: anything larger is no call, refused before a query.
 CallId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -144,13 +146,13 @@ def _body_name(field: str) -> str:
     summary="Place a call",
     auth=Scope("calls:write"),
 )
-def place_call(request: HttpRequest, body: CallIn) -> tuple[int, CallOut]:
+def place_call(request: HttpRequest, body: CallIn) -> Status[CallOut]:
     """Stored pending and answered at once; a worker sends it (now, or at `at`). The same
     rules as the Place a call page: the do-not-call list, a number called minutes ago, the
     flow's variables."""
     key = key_of(request)
-    given = request.headers.get("Idempotency-Key")
-    form_key = uuid.uuid5(CALL_KEYS, f"{key.pk}:{given}") if given else uuid.uuid4()
+    claim = claim_of(request)
+    form_key = uuid.uuid5(CALL_KEYS, str(claim)) if claim else uuid.uuid4()
     form = PlaceCallForm(_form_data(body, form_key))
     if not form.is_valid():
         fields = {name: _body_name(name) for name in form.errors}
@@ -160,7 +162,7 @@ def place_call(request: HttpRequest, body: CallIn) -> tuple[int, CallOut]:
         detail = "for later" if call.is_scheduled else ""
         AuditEntry.record(None, AuditEntry.Action.PLACED, call=call, detail=detail, api_key=key)
         queue_send(call)
-    return (201 if created else 200), CallOut.of(call)
+    return Status(201 if created else 200, CallOut.of(call))
 
 
 @router.get(

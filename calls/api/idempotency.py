@@ -23,8 +23,8 @@ from django.utils import timezone
 from calls.api.problems import Problem, problem_response
 from calls.models import ApiKey, IdempotentRequest
 
-# A request whose process died keeps its key "in flight" this long; then a retry may claim it
-# (what it did is found again through the key, e.g. the call stored under it).
+# A request whose process died keeps its key "in flight" this long; then a retry takes over its
+# claim (and finds what it did through it, e.g. the call stored under it).
 ABANDONED_AFTER = timedelta(minutes=5)
 KEY_MAX = 255
 # Answers not kept: the request was not valid, or failed on our side; retrying it is safe.
@@ -51,6 +51,7 @@ def answer_once(
     claimed = _claim(api_key, key, printed)
     if isinstance(claimed, HttpResponse):
         return claimed
+    request.idempotent_request = claimed.pk  # type: ignore[attr-defined]  # see claim_of
     try:
         response = answer()
     except BaseException:
@@ -67,6 +68,13 @@ def answer_once(
     return response
 
 
+def claim_of(request: HttpRequest) -> int | None:
+    """The claim this request holds on its Idempotency-Key, if it sent one: the work it does
+    may be named by it (a call's own key), so a retry taking over an abandoned claim finds it."""
+    claim: int | None = getattr(request, "idempotent_request", None)
+    return claim
+
+
 def _claim(api_key: ApiKey, key: str, printed: str) -> IdempotentRequest | HttpResponse:
     """This request's claim on the key, or the answer a retry gets."""
     now = timezone.now()
@@ -79,12 +87,8 @@ def _claim(api_key: ApiKey, key: str, printed: str) -> IdempotentRequest | HttpR
         pass
     first = IdempotentRequest.objects.filter(api_key=api_key, key=key).first()
     expired = now - timedelta(hours=settings.OBD_API_IDEMPOTENCY_HOURS)
-    if (
-        first is None
-        or first.created_at < expired
-        or (first.status is None and first.created_at < now - ABANDONED_AFTER)
-    ):
-        # Gone meanwhile, past its keeping time, or its process died: claimed again, by one.
+    if first is None or first.created_at < expired:
+        # Gone meanwhile, or past its keeping time: a new request, claimed by one.
         if first is not None:
             IdempotentRequest.objects.filter(pk=first.pk, created_at=first.created_at).delete()
         return _claim_again(api_key, key, printed)
@@ -97,6 +101,13 @@ def _claim(api_key: ApiKey, key: str, printed: str) -> IdempotentRequest | HttpR
             )
         )
     if first.status is None:
+        # Its process died: the same claim is taken over (by one retry), so what the first
+        # did under it (the call stored under the claim) is found again, not done twice.
+        abandoned = first.created_at < now - ABANDONED_AFTER
+        if abandoned and IdempotentRequest.objects.filter(
+            pk=first.pk, status=None, created_at=first.created_at
+        ).update(created_at=now):
+            return first
         return problem_response(
             Problem(409, "A request with this Idempotency-Key is still being answered: retry soon.")
         )

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django import forms
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from calls.api.keys import Scope, key_of
 from calls.api.problems import ProblemOut, form_problem
@@ -73,7 +73,7 @@ def check_number(request: HttpRequest, body: NumberIn) -> OptOutOut:
     response={201: OptOutOut, 200: OptOutOut, REFUSED: ProblemOut},
     auth=Scope("optouts:write"),
 )
-def add_number(request: HttpRequest, body: OptOutIn) -> tuple[int, OptOutOut]:
+def add_number(request: HttpRequest, body: OptOutIn) -> Status[OptOutOut]:
     """List a number: never called again. Already listed: it keeps its first entry (200)."""
     key = key_of(request)
     number, reason = _read(body)
@@ -81,7 +81,7 @@ def add_number(request: HttpRequest, body: OptOutIn) -> tuple[int, OptOutOut]:
     if added:
         detail = f"{pretty_number(number)}: {reason}" if reason else pretty_number(number)
         AuditEntry.record(None, AuditEntry.Action.OPTED_OUT, detail=detail, api_key=key)
-    return (201 if added else 200), _answer(number)
+    return Status(201 if added else 200, _answer(number))
 
 
 @router.post(
