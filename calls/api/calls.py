@@ -11,7 +11,7 @@ from ninja import Field, Path, Query, Router, Schema, Status
 
 from calls.api.idempotency import claim_of
 from calls.api.keys import Scope, key_of
-from calls.api.problems import Problem, ProblemOut, form_problem
+from calls.api.problems import READ_REFUSED, WRITE_REFUSED, Problem, ProblemOut, form_problem
 from calls.engine.sends import queue_send
 from calls.forms import CallFilterForm, PlaceCallForm
 from calls.http import id_in
@@ -141,7 +141,7 @@ def _body_name(field: str) -> str:
     response={
         201: CallOut,
         200: CallOut,
-        frozenset({400, 401, 403, 409, 413, 422, 429}): ProblemOut,
+        WRITE_REFUSED: ProblemOut,
     },
     summary="Place a call",
     auth=Scope("calls:write"),
@@ -167,7 +167,7 @@ def place_call(request: HttpRequest, body: CallIn) -> Status[CallOut]:
 
 @router.get(
     "/calls/{call_id}",
-    response={200: CallOut, frozenset({401, 403, 404, 429}): ProblemOut},
+    response={200: CallOut, READ_REFUSED | {404}: ProblemOut},
     summary="Read a call",
     auth=Scope("calls:read"),
 )
@@ -180,7 +180,7 @@ def read_call(request: HttpRequest, call_id: CallId) -> CallOut:
 
 @router.get(
     "/calls",
-    response={200: CallPage, frozenset({401, 403, 422, 429}): ProblemOut},
+    response={200: CallPage, READ_REFUSED: ProblemOut},
     summary="List calls",
     auth=Scope("calls:read"),
 )

@@ -5,11 +5,10 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 
 from calls.api.keys import Scope
-from calls.api.problems import ProblemOut
+from calls.api.problems import READ_REFUSED, ProblemOut
 from calls.models import AudioAsset, Bridge, IvrFlow
 
 router = Router(tags=["catalogue"])
-REFUSED = frozenset({401, 403, 429})
 
 
 class BridgeOut(Schema):
@@ -45,7 +44,7 @@ class AudioOut(Schema):
 
 @router.get(
     "/catalogue/bridges",
-    response={200: list[BridgeOut], REFUSED: ProblemOut},
+    response={200: list[BridgeOut], READ_REFUSED: ProblemOut},
     auth=Scope("catalogue:read"),
 )
 def list_bridges(request: HttpRequest) -> list[BridgeOut]:
@@ -57,7 +56,7 @@ def list_bridges(request: HttpRequest) -> list[BridgeOut]:
 
 @router.get(
     "/catalogue/flows",
-    response={200: list[FlowOut], REFUSED: ProblemOut},
+    response={200: list[FlowOut], READ_REFUSED: ProblemOut},
     auth=Scope("catalogue:read"),
 )
 def list_flows(request: HttpRequest) -> list[FlowOut]:
@@ -78,7 +77,7 @@ def list_flows(request: HttpRequest) -> list[FlowOut]:
 
 @router.get(
     "/catalogue/audio",
-    response={200: list[AudioOut], REFUSED: ProblemOut},
+    response={200: list[AudioOut], READ_REFUSED: ProblemOut},
     auth=Scope("catalogue:read"),
 )
 def list_audio(request: HttpRequest) -> list[AudioOut]:

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
 from calls.api.keys import Scope, key_of
-from calls.api.problems import ProblemOut, form_problem
+from calls.api.problems import WRITE_REFUSED, ProblemOut, form_problem
 from calls.forms import NumberField
 from calls.models import AuditEntry, DoNotCall
 from calls.phone import pretty_number
@@ -56,11 +56,10 @@ def _answer(number: str) -> OptOutOut:
     )
 
 
-REFUSED = frozenset({400, 401, 403, 409, 413, 422, 429})
-
-
 @router.post(
-    "/optouts/check", response={200: OptOutOut, REFUSED: ProblemOut}, auth=Scope("optouts:read")
+    "/optouts/check",
+    response={200: OptOutOut, WRITE_REFUSED: ProblemOut},
+    auth=Scope("optouts:read"),
 )
 def check_number(request: HttpRequest, body: NumberIn) -> OptOutOut:
     """Whether a number is on the list (POST: a number is personal data, kept out of URLs)."""
@@ -70,7 +69,7 @@ def check_number(request: HttpRequest, body: NumberIn) -> OptOutOut:
 
 @router.post(
     "/optouts",
-    response={201: OptOutOut, 200: OptOutOut, REFUSED: ProblemOut},
+    response={201: OptOutOut, 200: OptOutOut, WRITE_REFUSED: ProblemOut},
     auth=Scope("optouts:write"),
 )
 def add_number(request: HttpRequest, body: OptOutIn) -> Status[OptOutOut]:
@@ -85,7 +84,9 @@ def add_number(request: HttpRequest, body: OptOutIn) -> Status[OptOutOut]:
 
 
 @router.post(
-    "/optouts/remove", response={200: OptOutOut, REFUSED: ProblemOut}, auth=Scope("optouts:write")
+    "/optouts/remove",
+    response={200: OptOutOut, WRITE_REFUSED: ProblemOut},
+    auth=Scope("optouts:write"),
 )
 def remove_number(request: HttpRequest, body: OptOutIn) -> OptOutOut:
     """Take a number off the list (say why in `reason`): it may be called again."""

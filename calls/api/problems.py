@@ -25,6 +25,12 @@ TITLES = {
 }
 
 
+# The problems any operation may answer (no key, no scope, a parameter that cannot be read, too
+# many requests), and those a POST may add (an unreadable body, a key in flight, a body too big).
+READ_REFUSED = frozenset({401, 403, 422, 429})
+WRITE_REFUSED = READ_REFUSED | {400, 409, 413}
+
+
 class FieldError(Schema):
     field: str | None  # dotted path in the body (`variables.OTP`); null: the request as a whole
     message: str

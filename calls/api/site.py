@@ -20,14 +20,27 @@ with scopes such as `calls:write`). Send an `Idempotency-Key` header on every PO
 the same key and body gets the first answer again. Errors are RFC 9457 problem details."""
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Any unique string (a UUID): a retry with the same key and body gets the "
+    "first answer again, for 24 hours; another body with it is refused.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
 class PortalApi(NinjaAPI):
     def get_openapi_schema(
         self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
     ) -> OpenAPISchema:
-        """Errors are declared as what they are: `application/problem+json`."""
+        """Errors are declared as what they are (`application/problem+json`); every POST
+        takes an `Idempotency-Key`."""
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
+            for method, operation in operations.items():
+                if method == "post":
+                    operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if int(status) >= 400 and "application/json" in content:
