@@ -83,8 +83,11 @@ def form_problem(form: forms.BaseForm, fields: dict[str, str] | None = None) -> 
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str | None:
-    # ninja prefixes where the value came from (body, query, path) and the parameter's name.
-    parts = [str(part) for part in loc[1:] if part != "payload"] if len(loc) > 1 else []
+    """A field's dotted path in the body (`variables.OTP`), or a parameter's name: ninja says
+    where a value came from first (body, query, path), then, in a body, the parameter's name."""
+    parts = [str(part) for part in loc[1:]]
+    if loc and loc[0] == "body" and len(parts) > 1:
+        parts = parts[1:]
     return ".".join(parts) or None
 
 

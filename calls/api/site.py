@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, re_path
 from ninja import NinjaAPI
 from ninja.openapi.schema import OpenAPISchema
 
@@ -75,4 +75,10 @@ def urlpatterns() -> list[URLPattern | URLResolver]:
             login_not_required(pattern.callback)
         else:
             pattern.callback = door(pattern.callback)
-    return patterns
+    # Any other address under the API is a problem too, not the site's HTML page.
+    return [*patterns, re_path(r"", _nowhere)]
+
+
+@login_not_required
+def _nowhere(request: HttpRequest) -> HttpResponse:
+    return problem_response(Problem(404, "Nothing is at this address: see /api/v1/docs."))
