@@ -11,7 +11,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from calls.engine.dispatch import start_dispatchers
+from calls.campaign_actions import act, refused_words
 from calls.engine.imports import queue_import
 from calls.exports import csv_download
 from calls.forms import CallAgainForm, CampaignForm, CsvUploadForm
@@ -164,24 +164,13 @@ def campaign_confirm(request: AuthenticatedHttpRequest, pk: int, action: str) ->
 @permission_required("calls.change_campaign")
 def campaign_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
-    move, recorded_as = {
-        "start": (campaign.start, AuditEntry.Action.STARTED),
-        "pause": (campaign.pause, AuditEntry.Action.PAUSED),
-        "resume": (campaign.resume, AuditEntry.Action.RESUMED),
-        "cancel": (campaign.cancel, AuditEntry.Action.CANCELED),
-        "unschedule": (campaign.unschedule, AuditEntry.Action.CANCELED),
-    }[action]
-    if not move():
+    if not act(campaign, action, request.user):
         return _refused(request, campaign, action)
-    detail = "Only its schedule: back to a draft." if action == "unschedule" else ""
-    AuditEntry.record(request.user, recorded_as, campaign=campaign, detail=detail)
-    if action in ("start", "resume") and campaign.status == Campaign.Status.RUNNING:
-        start_dispatchers(campaign)
     return redirect(campaign)
 
 
 def _refused(request: AuthenticatedHttpRequest, campaign: Campaign, action: str) -> HttpResponse:
-    messages.error(request, f"A {campaign.get_status_display().lower()} campaign cannot {action}.")
+    messages.error(request, refused_words(campaign, action))
     return redirect(campaign)
 
 

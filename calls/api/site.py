@@ -9,7 +9,7 @@ from django.urls import URLPattern, URLResolver, re_path
 from ninja import NinjaAPI
 from ninja.openapi.schema import OpenAPISchema
 
-from calls.api import calls, catalogue, optouts
+from calls.api import calls, campaigns, catalogue, optouts
 from calls.api.keys import door
 from calls.api.problems import PROBLEM_JSON, Problem, install, problem_response
 
@@ -63,6 +63,7 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 
 api.add_router("", calls.router)
+api.add_router("", campaigns.router)
 api.add_router("", catalogue.router)
 api.add_router("", optouts.router)
 
