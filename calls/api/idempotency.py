@@ -9,7 +9,8 @@
 - keys are kept OBD_API_IDEMPOTENCY_HOURS (24), then purged by the engine (`api_records` job).
 
 The key is claimed by one INSERT, committed before the work begins: of two identical requests at
-the same instant, the unique constraint lets exactly one through."""
+the same instant, the unique constraint lets exactly one through. The work and the answer kept
+for it then commit in one transaction."""
 
 import hashlib
 from collections.abc import Callable
@@ -53,18 +54,21 @@ def answer_once(
         return claimed
     request.idempotent_request = claimed.pk  # type: ignore[attr-defined]  # see claim_of
     try:
-        response = answer()
+        # The work and its kept answer commit together: one is never there without the other.
+        with transaction.atomic():
+            response = answer()
+            kept = IdempotentRequest.objects.filter(pk=claimed.pk)
+            if response.status_code >= 500 or response.status_code in NOT_KEPT:
+                kept.delete()
+            else:
+                kept.update(
+                    status=response.status_code,
+                    body=response.content,
+                    content_type=response.get("Content-Type", ""),
+                )
     except BaseException:
         claimed.delete()
         raise
-    if response.status_code >= 500 or response.status_code in NOT_KEPT:
-        claimed.delete()
-        return response
-    IdempotentRequest.objects.filter(pk=claimed.pk).update(
-        status=response.status_code,
-        body=response.content,
-        content_type=response.get("Content-Type", ""),
-    )
     return response
 
 
