@@ -51,14 +51,18 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     ) -> None:
         if not change:
             obj.created_by = request.user  # type: ignore[assignment]  # the admin lets only staff in
-            self._secret = obj.issue()
+            obj.issue()
         super().save_model(request, obj, form, change)
 
     def response_add(
         self, request: HttpRequest, obj: ApiKey, post_url_continue: Any = None
     ) -> HttpResponse:
         """The key, this once, on the page answering the form (never in a message or a URL)."""
-        context = {**self.admin_site.each_context(request), "api_key": obj, "secret": self._secret}
+        context = {
+            **self.admin_site.each_context(request),
+            "api_key": obj,
+            "secret": obj.issued_key,
+        }
         context["title"] = "API key created"
         response = render(request, "admin/calls/apikey/issued.html", context)
         response["Cache-Control"] = "no-store"

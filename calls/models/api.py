@@ -39,6 +39,8 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires")
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The whole key, on the instance `issue` made it for only (never saved): shown once.
+    issued_key = ""
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -56,6 +58,7 @@ class ApiKey(models.Model):
         self.prefix = secrets.token_hex(4)
         key = f"{KEY_START}{self.prefix}_{secrets.token_urlsafe(32)}"
         self.key_hash = _digest(key)
+        self.issued_key = key
         return key
 
     def allows(self, scope: str) -> bool:
@@ -126,11 +129,10 @@ class RateWindow(models.Model):
         """Count one request in this minute's window, in one statement (two processes at once
         both count); the count so far and the seconds until the window ends."""
         minute = now.replace(second=0, microsecond=0)
-        table = cls._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} (api_key_id, minute, count) VALUES (%s, %s, 1) "  # noqa: S608 (our own table name)
-                f"ON CONFLICT (api_key_id, minute) DO UPDATE SET count = {table}.count + 1 "
+                "INSERT INTO calls_ratewindow (api_key_id, minute, count) VALUES (%s, %s, 1) "
+                "ON CONFLICT (api_key_id, minute) DO UPDATE SET count = calls_ratewindow.count + 1 "
                 "RETURNING count",
                 [api_key.pk, minute],
             )
