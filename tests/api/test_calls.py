@@ -175,3 +175,27 @@ def test_a_call_placed_by_one_key_is_read_by_another_with_the_read_scope(
         ).status_code
         == 403
     )
+
+
+def test_an_api_call_is_stored_as_the_forms_call_is(api, agent, bridge, otp_flow, sends, settings):
+    settings.OBD_REDIAL_WARN_MINUTES = 0
+    place(api, **otp_call(bridge, otp_flow, name="same"))
+    logged_in(agent).post(
+        "/calls/new/",
+        {
+            "bridge": bridge.pk,
+            "to": "+91 88671 35123",
+            "flow": otp_flow.pk,
+            "variables[Name]": "Asha",
+            "variables[otp]": "4821",
+            "name": "same",
+            "interval": "0",
+            "idempotency_key": "6b0c8f0e-3f4e-4b7a-9a51-0d2f3c4b5a69",
+        },
+    )
+    sends.run()
+
+    by_api, by_form = CallLog.objects.order_by("id")
+    fields = ["status", "to", "bridge_id", "flow_id", "name", "variables", "request_payload"]
+    assert [getattr(by_api, f) for f in fields] == [getattr(by_form, f) for f in fields]
+    assert by_api.status == CallLog.Status.QUEUED and by_api.sealed_variables == ""
