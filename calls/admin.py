@@ -232,3 +232,6 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # campaigns start from a CSV on the portal page
+
+
+import calls.api.admin  # noqa: E402, F401  (API keys: registered with the admin beside the rest)

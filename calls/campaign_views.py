@@ -11,8 +11,8 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
+from calls.campaign_actions import act, refused_words
 from calls.campaign_reach import reach_of
-from calls.engine.dispatch import start_dispatchers
 from calls.engine.imports import queue_import
 from calls.exports import Spreadsheet, csv_download
 from calls.forms import CallAgainForm, CampaignForm, CsvUploadForm
@@ -86,7 +86,7 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     polled = request.htmx and request.htmx.target == "import-progress"
     if campaign.status == Campaign.Status.IMPORTING:  # how far the worker has read
         template = "calls/campaign_detail.html" + ("#import-progress" if polled else "")
-        audit = campaign.audit.select_related("actor")
+        audit = campaign.audit.select_related("actor", "api_key")
         return render(request, template, {"campaign": campaign, "upload": upload, "audit": audit})
     if polled:  # read (or undone) since: the whole page changed
         return HttpResponseClientRefresh()
@@ -103,7 +103,7 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "first_rows": campaign.first_rows() if draft else [],
         "never_callable": never_callable(campaign, timezone.now()) if draft else [],
         "withdrawn": [] if draft else withdrawn_by_reason(campaign),
-        "audit": campaign.audit.select_related("actor"),
+        "audit": campaign.audit.select_related("actor", "api_key"),
         "upload_form": CsvUploadForm(),
         # Redrawn with the progress it is polled with (out of band), so the keys never
         # contradict the counts beside them.
@@ -180,23 +180,13 @@ def campaign_confirm(request: AuthenticatedHttpRequest, pk: int, action: str) ->
 @permission_required("calls.change_campaign")
 def campaign_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
-    move, recorded_as = {
-        "start": (campaign.start, AuditEntry.Action.STARTED),
-        "pause": (campaign.pause, AuditEntry.Action.PAUSED),
-        "resume": (campaign.resume, AuditEntry.Action.RESUMED),
-        "stop": (campaign.stop, AuditEntry.Action.STOPPED),
-        "unschedule": (campaign.unschedule, AuditEntry.Action.UNSCHEDULED),
-    }[action]
-    if not move():
+    if not act(campaign, action, request.user):
         return _refused(request, campaign, action)
-    AuditEntry.record(request.user, recorded_as, campaign=campaign)
-    if action in ("start", "resume") and campaign.status == Campaign.Status.RUNNING:
-        start_dispatchers(campaign)
     return redirect(campaign)
 
 
 def _refused(request: AuthenticatedHttpRequest, campaign: Campaign, action: str) -> HttpResponse:
-    messages.error(request, f"A {campaign.get_status_display().lower()} campaign cannot {action}.")
+    messages.error(request, refused_words(campaign, action))
     return redirect(campaign)
 
 

@@ -112,7 +112,7 @@ def call_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "may_act": may_act,
         "attempts": attempt_chain(call),
         "events": call.events.all(),
-        "audit": call.audit.select_related("actor"),
+        "audit": call.audit.select_related("actor", "api_key"),
         "retry_form": RetryForm(call) if may_act and call.status == CallLog.Status.ERROR else None,
         "keypresses": describe(call)
         if call.status == CallLog.Status.ANSWERED and call.flow

@@ -156,6 +156,17 @@ OBD_SANDBOX = not MOBTEXTING_API_TOKEN
 OBD_CURRENCY = env.str("OBD_CURRENCY", default="INR").strip().upper()
 OBD_PRICE_PER_CREDIT = _price(env.str("OBD_PRICE_PER_CREDIT", default=""))
 OBD_PRODUCTION = False  # obdportal.production sets it
+# The REST API (calls/api/): how long an Idempotency-Key's answer is kept, each key's requests
+# per minute, and the largest body it reads.
+OBD_API_IDEMPOTENCY_HOURS = env.int("OBD_API_IDEMPOTENCY_HOURS", default=24)
+OBD_API_REQUESTS_PER_MINUTE = env.int("OBD_API_REQUESTS_PER_MINUTE", default=600)
+OBD_API_MAX_BODY = env.int("OBD_API_MAX_BODY", default=256 * 1024)
+OBD_API_PURGE_EVERY_MINUTES = env.int("OBD_API_PURGE_EVERY_MINUTES", default=10)
+if min(OBD_API_IDEMPOTENCY_HOURS, OBD_API_REQUESTS_PER_MINUTE, OBD_API_PURGE_EVERY_MINUTES) < 1:
+    raise ImproperlyConfigured(
+        "OBD_API_IDEMPOTENCY_HOURS, OBD_API_REQUESTS_PER_MINUTE and OBD_API_PURGE_EVERY_MINUTES "
+        "must be 1 or more."
+    )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -169,6 +180,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_tasks_db",
     "axes",
+    "ninja",  # the REST API's docs page, served from its own static files (no CDN)
     "calls",
 ]
 

@@ -31,7 +31,7 @@ ROWS_A_CHUNK = 5000
 
 
 def queue_import(
-    campaign: Campaign, upload: UploadedFile[bytes], user: User
+    campaign: Campaign, upload: UploadedFile[bytes], user: User | None
 ) -> CampaignImport | None:
     """Store the upload (inside the caller's transaction) and have a worker read it once that
     commits. None when the campaign is no longer a draft."""

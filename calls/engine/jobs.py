@@ -14,6 +14,7 @@ from calls.engine.dispatch import start_dispatchers
 from calls.engine.sweeper import sweep_abandoned_work
 from calls.keypresses import fetch_keypresses
 from calls.models import Campaign
+from calls.models.api import purge_api_records
 from calls.models.retries import schedule_retries, wipe_ended_campaigns_secrets
 from calls.notifications import check_notices
 from calls.optouts import sync_optouts
@@ -100,4 +101,10 @@ JOBS = (
         lambda: Ran({"posted": check_notices()}),
     ),
     Job("tallies", lambda: FOLD_EVERY, lambda: Ran({"folded": fold_tallies()})),
+    # Idempotency keys are kept 24 hours (Stripe's rule), rate windows a minute.
+    Job(
+        "api_records",
+        minutes("OBD_API_PURGE_EVERY_MINUTES"),
+        lambda: Ran(purge_api_records(timezone.now())),
+    ),
 )

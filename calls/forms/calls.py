@@ -251,9 +251,9 @@ class PlaceCallForm(forms.Form):
             asset = AudioAsset.objects.create(name=name[:100], url=url)
         return asset
 
-    def save(self, user: User) -> tuple[CallLog, bool]:
-        """Store the pending call; a worker sends it (now, or at the time asked for), with its
-        secrets sealed until then. The same idempotency key (a double click, a resubmitted
+    def save(self, user: User | None) -> tuple[CallLog, bool]:
+        """Store the pending call (`user` None: placed through an API key, which the audit
+        names); a worker sends it (now, or at the time asked for), with its secrets sealed until then. The same idempotency key (a double click, a resubmitted
         form) returns the call already stored instead of a second one."""
         data = self.cleaned_data
         existing = CallLog.objects.filter(idempotency_key=data["idempotency_key"]).first()

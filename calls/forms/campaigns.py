@@ -16,7 +16,7 @@ from django.utils import timezone
 from calls.engine.imports import queue_import
 from calls.forms.calls import PLAY_ERRORS, PlaceCallForm
 from calls.forms.fields import CsvFileField
-from calls.models import AuditEntry, Campaign
+from calls.models import ApiKey, AuditEntry, Campaign
 from calls.models.policies import WEEKDAYS, every_day
 from calls.models.retries import call_again, unreached
 from calls.vocabulary import CALL_AGAIN_OUTCOMES, CALL_AGAIN_TICKED, RETRYABLE
@@ -150,9 +150,10 @@ class CampaignForm(forms.ModelForm[Campaign]):
                 ) from None
         return days
 
-    def create(self, user: User) -> Campaign:
+    def create(self, user: User | None, api_key: ApiKey | None = None) -> Campaign:
         """The campaign, `importing` until a worker has read its CSV (queued on commit): a
-        draft only then, or removed with its rows if the file cannot be used."""
+        draft only then, or removed with its rows if the file cannot be used. Made through the
+        API: no user, the audit names the key."""
         with transaction.atomic():  # the campaign and its file, or neither
             campaign = self.save(commit=False)
             campaign.created_by = user
@@ -165,6 +166,7 @@ class CampaignForm(forms.ModelForm[Campaign]):
                 AuditEntry.Action.CREATED,
                 campaign=campaign,
                 detail=exempt if campaign.transactional else "",
+                api_key=api_key,
             )
             queue_import(campaign, self.cleaned_data["csv_file"], user)
         return campaign

@@ -1,5 +1,6 @@
 """The models, one module per seam; import them from here (`from calls.models import CallLog`)."""
 
+from calls.models.api import ApiKey, IdempotentRequest, RateWindow
 from calls.models.calls import CallLog
 from calls.models.campaigns import Campaign, SetAsideRow
 from calls.models.catalogue import (
@@ -25,6 +26,7 @@ __all__ = [
     "INTERVAL_CHOICES",
     "MASK",
     "SENSITIVE_HINTS",
+    "ApiKey",
     "AudioAsset",
     "AuditEntry",
     "Bridge",
@@ -36,11 +38,13 @@ __all__ = [
     "DispatchSeat",
     "DoNotCall",
     "FailedSubmission",
+    "IdempotentRequest",
     "IvrFlow",
     "Notice",
     "PeriodicJob",
     "Playback",
     "ProviderListRead",
+    "RateWindow",
     "RecordingLookup",
     "SetAsideRow",
     "UserPreference",

@@ -19,6 +19,7 @@ from django.db import models, transaction
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
+from calls.models.api import ApiKey
 from calls.models.calls import CallLog
 from calls.models.campaigns import Campaign
 from calls.phone import normalize_number, pretty_number, validate_number
@@ -56,6 +57,7 @@ class DoNotCall(models.Model):
         WEBHOOK = "webhook", "opted out (provider webhook)"
         PROVIDER_LIST = "provider_list", "opted out (provider's unsubscribers list)"
         KEYPRESS = "keypress", "pressed the stop key"
+        API = "api", "added through the API"
 
     number = models.CharField(
         max_length=20, unique=True, validators=[validate_number], help_text="e.g. 918867135123"
@@ -175,6 +177,8 @@ class AuditEntry(models.Model):
         WEBHOOK_CREATED = "webhook_created", "created the provider's webhook"
         WEBHOOK_UPDATED = "webhook_updated", "updated the provider's webhook"
         SUBSCRIBED = "subscribed", "subscribed the webhook to an event"
+        OPTED_OUT = "opted_out", "added a number to the do-not-call list"
+        OPT_OUT_REMOVED = "opt_out_removed", "removed a number from the do-not-call list"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -186,6 +190,10 @@ class AuditEntry(models.Model):
     campaign = models.ForeignKey(
         Campaign, null=True, blank=True, on_delete=models.CASCADE, related_name="audit"
     )
+    # An action taken through the REST API is recorded under the key's name.
+    api_key = models.ForeignKey(
+        "ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     detail = models.CharField(max_length=300, blank=True)
     at = models.DateTimeField(default=timezone.now)
 
@@ -196,7 +204,13 @@ class AuditEntry(models.Model):
         permissions = [("connect_provider", "Can connect the portal to the provider")]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.get_action_display()}"
+        return f"{self.at:%Y-%m-%d %H:%M} {self.who} {self.get_action_display()}"
+
+    @property
+    def who(self) -> str:
+        if self.api_key_id is not None:
+            return f"API key “{self.api_key.name if self.api_key else self.api_key_id}”"
+        return str(self.actor) if self.actor else ""
 
     @classmethod
     def record(
@@ -207,9 +221,15 @@ class AuditEntry(models.Model):
         call: CallLog | None = None,
         campaign: Campaign | None = None,
         detail: str = "",
+        api_key: "ApiKey | None" = None,
     ) -> "AuditEntry":
         return cls.objects.create(
-            actor=actor, action=action, call=call, campaign=campaign, detail=detail[:300]
+            actor=actor,
+            action=action,
+            call=call,
+            campaign=campaign,
+            detail=detail[:300],
+            api_key=api_key,
         )
 
 
