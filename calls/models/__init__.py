@@ -1,5 +1,11 @@
 """The models, one module per seam; import them from here (`from calls.models import CallLog`)."""
 
+from calls.models.callbacks import (
+    CallbackAttempt,
+    CallbackDelivery,
+    CallbackEndpoint,
+    CallbackEvent,
+)
 from calls.models.calls import CallLog
 from calls.models.campaigns import Campaign, RejectedRow
 from calls.models.catalogue import (
@@ -30,6 +36,10 @@ __all__ = [
     "CallEvent",
     "CallLog",
     "CallTally",
+    "CallbackAttempt",
+    "CallbackDelivery",
+    "CallbackEndpoint",
+    "CallbackEvent",
     "Campaign",
     "CampaignImport",
     "DispatchSeat",

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from calls.models.calls import CallLog, Mover
 from calls.models.catalogue import Playback
+from calls.models.outbox import record_campaign_finished
 from calls.models.policies import CampaignPolicy
 from calls.vocabulary import IN_FLIGHT, CallStatus
 
@@ -215,6 +216,8 @@ class Campaign(Playback, CampaignPolicy):
             for name, value in extra.items():
                 setattr(locked, name, value)
             locked.save(update_fields=["status", *extra])
+            if to in (self.Status.FINISHED, self.Status.CANCELED):
+                record_campaign_finished(locked)
         self.refresh_from_db()
         return True
 

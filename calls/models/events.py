@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from calls.models.bulk import update_rows
 from calls.models.calls import CallLog
+from calls.models.outbox import record_outcomes
 from calls.models.records import DoNotCall, record_keypresses
 from calls.vocabulary import IN_FLIGHT, provider_key, provider_words
 from calls.webhooks import Delivery, MalformedDelivery, parse_delivery
@@ -313,11 +314,13 @@ def _apply(events: list[CallEvent]) -> dict[int, str]:
         .annotate(n=Count("started_at", distinct=True))
         .values_list("call_id", "n")
     )
+    before = {call.pk: call.status for call in calls}
     for call in calls:
         call.attempts = max(starts.get(call.pk, 0), 1)
         for event in sorted(by_call[call.pk], key=lambda e: e.pk):
             call.take(deliveries[event.pk], event_id=event.pk, received_at=event.received_at)
     update_rows(calls, OUTCOME_COLUMNS)
+    record_outcomes(calls, before)
     # Keys pressed, when a delivery tells them (a look-up fetches them otherwise).
     keys = {
         call_id: deliveries[event.pk].dtmf
