@@ -15,7 +15,7 @@ told."""
 import logging
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -43,9 +43,10 @@ BACKOFF = (
     timedelta(hours=10),
 )
 ATTEMPTS = len(BACKOFF) + 1
-# Deliveries one endpoint is sent in a round (one thread, one after another), and rounds a run.
-A_ROUND = 10
-ROUND_BUDGET_SECONDS = 20.0
+# Deliveries one sender thread takes of an endpoint's queue at a time; how long a run goes on
+# taking up more; how many endpoints are sent to at once.
+A_QUEUE = 10
+BUDGET_SECONDS = 20.0
 SENDERS = 8
 
 
@@ -64,9 +65,12 @@ def signed_headers(delivery: CallbackDelivery, body: bytes, now: datetime) -> di
     }
 
 
-def _send_queue(queue: list[tuple[CallbackDelivery, bytes, dict[str, str]]]) -> list[Answer]:
-    """One endpoint's round, in order; it stops at the first failure (the rest wait their turn:
-    a down or slow receiver is not waited on again in this round)."""
+Queue = list[tuple[CallbackDelivery, bytes, dict[str, str]]]
+
+
+def _send_queue(queue: Queue) -> list[Answer]:
+    """A few of one endpoint's deliveries, in order, on a sender thread (HTTP only); it stops at
+    the first failure."""
     answers: list[Answer] = []
     for delivery, body, headers in queue:
         answer = post(delivery.endpoint.url, body, headers)
@@ -76,38 +80,47 @@ def _send_queue(queue: list[tuple[CallbackDelivery, bytes, dict[str, str]]]) -> 
     return answers
 
 
+def _due_by_endpoint(now: datetime, leave_out: set[int]) -> dict[int, Queue]:
+    queues: defaultdict[int, Queue] = defaultdict(list)
+    due = CallbackDelivery.objects.due(now).exclude(endpoint_id__in=leave_out)
+    for delivery in due.select_related("event", "endpoint")[:500]:
+        if len(queues[delivery.endpoint_id]) < A_QUEUE:
+            body = delivery.event.body()
+            queues[delivery.endpoint_id].append(
+                (delivery, body, signed_headers(delivery, body, now))
+            )
+    return queues
+
+
 def send_due() -> dict[str, int]:
-    """Send what is due, round after round, until nothing is or the run's budget is spent."""
+    """Send what is due until nothing is or the run's budget is spent. Each endpoint's queue is
+    taken up again as soon as its last few are answered, whatever the others are doing; an
+    endpoint that failed rests until the next run (its deliveries wait out their backoff)."""
     started = time.monotonic()
     totals: dict[str, int] = defaultdict(int)
+    sending: dict[Future[list[Answer]], Queue] = {}
+    busy: set[int] = set()
+    resting: set[int] = set()
     with ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="callbacks") as senders:
-        while time.monotonic() - started < ROUND_BUDGET_SECONDS:
-            if not _round(senders, timezone.now(), totals):
+        while True:
+            if time.monotonic() - started < BUDGET_SECONDS:
+                for endpoint_id, queue in _due_by_endpoint(timezone.now(), busy | resting).items():
+                    sending[senders.submit(_send_queue, queue)] = queue
+                    busy.add(endpoint_id)
+            if not sending:
                 break
+            done, _ = wait(sending, return_when=FIRST_COMPLETED)
+            for future in done:
+                queue = sending.pop(future)
+                for (delivery, _, _), answer in zip(queue, future.result(), strict=False):
+                    record_attempt(delivery, answer, timezone.now())
+                    totals["delivered" if answer.delivered else "failed"] += 1
+                    if not answer.delivered:
+                        resting.add(delivery.endpoint_id)
+                busy.discard(queue[0][0].endpoint_id)
     totals["disabled"] = disable_failing(timezone.now())
     totals["waiting"] = CallbackDelivery.objects.due(timezone.now()).count()
     return dict(totals)
-
-
-def _round(senders: ThreadPoolExecutor, now: datetime, totals: dict[str, int]) -> int:
-    by_endpoint: defaultdict[int, list[CallbackDelivery]] = defaultdict(list)
-    for delivery in CallbackDelivery.objects.due(now).select_related("event", "endpoint")[:500]:
-        if len(by_endpoint[delivery.endpoint_id]) < A_ROUND:
-            by_endpoint[delivery.endpoint_id].append(delivery)
-    queues = {
-        endpoint_id: [
-            (d, body, signed_headers(d, body, now)) for d in due for body in [d.event.body()]
-        ]
-        for endpoint_id, due in by_endpoint.items()
-    }
-    futures = {pk: senders.submit(_send_queue, queue) for pk, queue in queues.items()}
-    attempted = 0
-    for pk, future in futures.items():
-        for delivery, answer in zip(by_endpoint[pk], future.result(), strict=False):
-            record_attempt(delivery, answer, timezone.now())
-            totals["delivered" if answer.delivered else "failed"] += 1
-            attempted += 1
-    return attempted
 
 
 def record_attempt(delivery: CallbackDelivery, answer: Answer, now: datetime) -> None:

@@ -110,10 +110,11 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
 def _in_words(error: urllib3.exceptions.HTTPError) -> str:
     if isinstance(error, urllib3.exceptions.ReadTimeoutError):
         return "timed out waiting for the answer"
-    if isinstance(error, urllib3.exceptions.ConnectTimeoutError):
-        return "timed out connecting"
+    # Before the timeout: urllib3 makes a refused connection a kind of connect timeout.
     if isinstance(error, urllib3.exceptions.NewConnectionError):
         return "could not connect (refused or unreachable)"
+    if isinstance(error, urllib3.exceptions.ConnectTimeoutError):
+        return "timed out connecting"
     if isinstance(error, urllib3.exceptions.SSLError):
         return "TLS failed (certificate or handshake)"
     return f"{type(error).__name__}"

@@ -55,6 +55,8 @@ class CallbackEndpoint(models.Model):
     # When its deliveries began to fail (none delivered since); cleared by the next success.
     failing_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The secret just made, in clear, for the one page that shows it; never saved.
+    fresh_secret = ""
 
     class Meta:
         ordering = ["url", "pk"]
@@ -77,9 +79,9 @@ class CallbackEndpoint(models.Model):
 
     def set_new_secret(self) -> str:
         """A first secret for a new endpoint; returned to be shown once."""
-        secret = new_secret()
-        self.sealed_secret = seal({"secret": secret})
-        return secret
+        self.fresh_secret = new_secret()
+        self.sealed_secret = seal({"secret": self.fresh_secret})
+        return self.fresh_secret
 
     def rotate_secret(self, overlap: timedelta, now: datetime | None = None) -> str:
         """A new secret; the current one keeps signing too for `overlap`. Returned to be shown
