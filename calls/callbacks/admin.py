@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from calls.models import CallbackAttempt, CallbackDelivery, CallbackEndpoint
@@ -35,7 +36,7 @@ def _show_secret(
     a message (a cookie) or a URL."""
     context = {"endpoint": endpoint, "secret": secret, "overlap": overlap, "title": "Secret"}
     response = render(request, "admin/calls/callbackendpoint/secret.html", context)
-    response["Cache-Control"] = "no-store"
+    add_never_cache_headers(response)
     return response
 
 
