@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calls.models.catalogue import IvrFlow, Playback
+from calls.models.outbox import record_submission_settled
 from calls.models.submissions import FailedSubmission
 from calls.phone import pretty_number
 from calls.provider.base import Payload, SendResult
@@ -360,6 +361,7 @@ class CallLog(Playback):
                     result.status,
                 )
             CallLog.objects.filter(pk=self.pk).update(**fields)
+            record_submission_settled(self, fields)
         if "provider_key" in fields:
             # Deliveries that came before this answer found no call: queued to be applied now.
             # After the commit, so a worker that missed the id sees it when it looks again.

@@ -303,7 +303,7 @@ def _apply(events: list[CallEvent]) -> dict[int, str]:
         CallLog.objects.select_for_update()
         .filter(pk__in=by_call)
         .order_by("pk")
-        .only(*OUTCOME_COLUMNS)
+        .only(*OUTCOME_COLUMNS, "to", "campaign")  # the number and campaign: for callbacks
     )
     # Each distinct start time is one attempt (retries with `interval`), counted from the stored
     # events under the lock, so order and concurrency cannot skew it.

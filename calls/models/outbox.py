@@ -19,11 +19,50 @@ from calls.models.callbacks import (
     EventType,
     new_message_id,
 )
-from calls.models.calls import CallLog
 from calls.vocabulary import OUTCOMES, CallStatus
 
 # One event to record: its type, its data, and its ordering key ("" when order does not matter).
 Entry = tuple[EventType, dict[str, Any], str]
+
+
+class Called(Protocol):
+    """What a call is told with (the call model imports this module)."""
+
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def to(self) -> str: ...
+    @property
+    def campaign_id(self) -> Any: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def provider_status(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def duration(self) -> int | None: ...
+    @property
+    def outcome_at(self) -> datetime | None: ...
+
+
+class Choices(Protocol):
+    def choice_words(self, key: str) -> str: ...
+
+
+class Keyed(Protocol):
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def to(self) -> str: ...
+    @property
+    def campaign_id(self) -> Any: ...
+    @property
+    def flow(self) -> Choices | None: ...
 
 
 class Ended(Protocol):
@@ -73,41 +112,49 @@ def _moment(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def record_outcomes(calls: Iterable[CallLog], before: Mapping[int, str]) -> int:
+def _call_data(call: Called, status: str) -> dict[str, Any]:
+    return {
+        "call_id": call.pk,
+        "to": _e164(call.to),
+        "campaign_id": call.campaign_id,
+        "status": status,
+        "provider_status": call.provider_status,
+        "attempts": call.attempts,
+        "started_at": _moment(call.started_at),
+        "ended_at": _moment(call.ended_at),
+        "duration": call.duration,
+        "outcome_at": _moment(call.outcome_at),
+    }
+
+
+def record_outcomes(calls: Iterable[Called], before: Mapping[int, str]) -> int:
     """The calls whose status an outcome changed (`before`: each one's status until then): each
     is told as answered or not reached, then as settled, in that order."""
-    changed = {c.pk: c for c in calls if c.status != before.get(c.pk) and c.status in OUTCOMES}
-    if not changed:
-        return 0
-    # The batch read only the outcome's columns; the rest in one read.
-    rest = {
-        pk: (to, campaign_id)
-        for pk, to, campaign_id in CallLog.objects.filter(pk__in=changed).values_list(
-            "pk", "to", "campaign_id"
-        )
-    }
     entries: list[Entry] = []
-    for pk, call in sorted(changed.items()):
-        to, campaign_id = rest[pk]
-        data = {
-            "call_id": pk,
-            "to": _e164(to),
-            "campaign_id": campaign_id,
-            "status": call.status,
-            "provider_status": call.provider_status,
-            "attempts": call.attempts,
-            "started_at": _moment(call.started_at),
-            "ended_at": _moment(call.ended_at),
-            "duration": call.duration,
-            "outcome_at": _moment(call.outcome_at),
-        }
+    for call in sorted(calls, key=lambda c: int(c.pk)):
+        if call.status == before.get(call.pk) or call.status not in OUTCOMES:
+            continue
+        data = _call_data(call, call.status)
         answered = call.status == CallStatus.ANSWERED
         kind = EventType.CALL_ANSWERED if answered else EventType.CALL_NOT_REACHED
-        entries += [(kind, data, f"call:{pk}"), (EventType.CALL_SETTLED, data, f"call:{pk}")]
+        entries += [
+            (kind, data, f"call:{call.pk}"),
+            (EventType.CALL_SETTLED, data, f"call:{call.pk}"),
+        ]
     return record(entries)
 
 
-def record_keypresses_received(call: CallLog, keys: str) -> int:
+def record_submission_settled(call: Called, written: Mapping[str, object]) -> int:
+    """A POST's answer (`written` onto the call) that settles it without an outcome (refused by
+    the provider, or never sent) is told as settled; an accepted call waits for its outcome."""
+    status = written.get("status")
+    if status not in (CallStatus.REJECTED, CallStatus.ERROR):
+        return 0
+    data = _call_data(call, str(status)) | {"provider_status": written.get("provider_status")}
+    return record([(EventType.CALL_SETTLED, data, f"call:{call.pk}")])
+
+
+def record_keypresses_received(call: Keyed, keys: str) -> int:
     data = {
         "call_id": call.pk,
         "to": _e164(call.to),

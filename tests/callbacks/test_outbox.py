@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from calls.models import CallbackDelivery, CallbackEndpoint, CallbackEvent, DoNotCall
 from calls.models.records import record_keypresses
+from calls.provider.base import SendResult
 from tests.callbacks.conftest import register
 from tests.helpers.webhooks import deliver, push
 
@@ -41,6 +42,24 @@ def test_a_call_not_reached_is_told_so_and_a_repeated_delivery_tells_nothing_mor
 
     assert [t for t, _ in told()] == ["call.not_reached", "call.settled"]
     assert told()[1][1]["status"] == "no_answer"
+
+
+@pytest.mark.parametrize(
+    ("answer", "told_as"),
+    [
+        (SendResult(status="rejected", http_status=400, provider_status="INVALID"), ["rejected"]),
+        (SendResult(status="error", error="refused the connection"), ["error"]),
+        (SendResult(status="queued", http_status=200, provider_id="abc"), []),
+    ],
+)
+def test_a_call_refused_or_never_sent_is_told_as_settled(hears_all, make_call, answer, told_as):
+    call = make_call(provider_id="", status="pending")
+
+    call.record_submission(answer, {})
+
+    assert [(t, d["status"]) for t, d in told()] == [("call.settled", s) for s in told_as]
+    if told_as:
+        assert told()[0][1]["provider_status"] == answer.provider_status
 
 
 def test_keys_pressed_are_told_once(hears_all, call):
