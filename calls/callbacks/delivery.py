@@ -20,12 +20,19 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks import Webhook
 
 from calls.callbacks.transport import Answer, post
-from calls.models import CallbackAttempt, CallbackDelivery, CallbackEndpoint, Notice
+from calls.models import (
+    CallbackAttempt,
+    CallbackDelivery,
+    CallbackEndpoint,
+    CallbackEvent,
+    Notice,
+)
 from calls.notifications import tell_supervisors
 
 logger = logging.getLogger(__name__)
@@ -48,6 +55,8 @@ ATTEMPTS = len(BACKOFF) + 1
 A_QUEUE = 10
 BUDGET_SECONDS = 20.0
 SENDERS = 8
+# Events every endpoint is done with (delivered or given up) are kept this long for the log.
+KEPT = timedelta(days=30)
 
 
 def signed_headers(delivery: CallbackDelivery, body: bytes, now: datetime) -> dict[str, str]:
@@ -119,6 +128,7 @@ def send_due() -> dict[str, int]:
                         resting.add(delivery.endpoint_id)
                 busy.discard(queue[0][0].endpoint_id)
     totals["disabled"] = disable_failing(timezone.now())
+    totals["pruned"] = prune(timezone.now())
     totals["waiting"] = CallbackDelivery.objects.due(timezone.now()).count()
     return dict(totals)
 
@@ -188,3 +198,13 @@ def disable_failing(now: datetime) -> int:
             reverse("admin:calls_callbackendpoint_change", args=[endpoint.pk]),
         )
     return disabled
+
+
+def prune(now: datetime) -> int:
+    """Drop events older than `KEPT` that no endpoint still waits for (their deliveries and
+    attempts go with them); how many."""
+    waiting = CallbackDelivery.objects.pending().filter(event=OuterRef("pk"))
+    old = CallbackEvent.objects.filter(created_at__lt=now - KEPT).exclude(Exists(waiting))
+    chosen = list(old.values_list("pk", flat=True)[:1000])
+    _, deleted = CallbackEvent.objects.filter(pk__in=chosen).delete()
+    return deleted.get(CallbackEvent._meta.label, 0)

@@ -190,3 +190,16 @@ def test_an_endpoint_failing_for_days_is_disabled_and_supervisors_are_told(
         run_job()
     assert len(receiver.received) == sent  # nothing more goes to a disabled endpoint
     assert User.objects.filter(notices__kind=Notice.Kind.CALLBACKS_DISABLED).count() == 1
+
+
+def test_events_done_with_are_pruned_after_a_month_and_waiting_ones_kept(endpoint, receiver):
+    settle(1)
+    run_job()
+    receiver.status = 500
+    settle(2)
+    run_job()
+
+    with later(days=31):
+        assert run_job()["pruned"] == 1
+
+    assert [d.event.payload["call_id"] for d in CallbackDelivery.objects.all()] == [2]
