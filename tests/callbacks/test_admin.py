@@ -98,3 +98,29 @@ def test_replay_sends_a_delivery_again_and_the_log_shows_its_attempts(admin_clie
 
     delivery.refresh_from_db()
     assert delivery.given_up_at is None and delivery.next_attempt_at is not None
+
+
+def test_the_endpoint_list_links_each_to_its_delivery_log(admin_client):
+    endpoint, _ = register("https://crm.example/hooks/obd")
+
+    page = admin_client.get(LIST)
+
+    assert page.status_code == 200
+    assert f"/admin/calls/callbackdelivery/?endpoint__id__exact={endpoint.pk}" in page.text
+
+
+def test_a_disabled_endpoint_is_turned_on_and_its_given_up_deliveries_replayed(admin_client):
+    endpoint, _ = register("https://crm.example/hooks/obd")
+    record([(EventType.CALL_SETTLED, {"call_id": 1}, "call:1")])
+    CallbackDelivery.objects.update(given_up_at=endpoint.created_at, next_attempt_at=None)
+    CallbackEndpoint.objects.update(
+        enabled=False, disabled_reason="failed for days", failing_since=endpoint.created_at
+    )
+
+    for action in ("turn_on", "replay_given_up"):
+        admin_client.post(LIST, {"action": action, "_selected_action": [endpoint.pk]})
+
+    endpoint.refresh_from_db()
+    assert endpoint.enabled and not endpoint.disabled_reason and endpoint.failing_since is None
+    delivery = CallbackDelivery.objects.get()
+    assert delivery.given_up_at is None and delivery.next_attempt_at is not None
