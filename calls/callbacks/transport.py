@@ -103,6 +103,8 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
         return Answer(response.status, took())
     except urllib3.exceptions.HTTPError as error:
         return Answer(None, took(), _in_words(error)[:200])
+    except (OSError, ValueError) as error:  # what escapes urllib3: a failed attempt all the same
+        return Answer(None, took(), f"failed: {type(error).__name__}")
     finally:
         pool.close()
 

@@ -133,3 +133,11 @@ def test_unknown_event_types_are_refused_at_registration():
         endpoint.full_clean()
 
     assert "event_types" in refused.value.message_dict
+
+
+def test_a_host_name_that_cannot_be_encoded_is_a_failed_attempt(settings):
+    settings.OBD_CALLBACKS_ALLOW_PRIVATE = False
+
+    answer = post("http://" + "a" * 300 + ".example/hook", BODY, {})
+
+    assert answer.status_code is None and answer.error.startswith("refused:")

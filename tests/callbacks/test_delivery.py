@@ -117,9 +117,12 @@ def test_a_calls_later_event_waits_until_its_earlier_one_is_delivered(endpoint, 
     record([(EventType.CALL_SETTLED, {"call_id": 2}, "call:2")])
     receiver.status = 500
 
-    run_job()
+    ran = run_job()
 
     # The endpoint failed: it rests until the next run, and call 1's next event was not sent.
+    # Call 2's event waits for the job's interval, not a second: a failing endpoint is not
+    # knocked on every second.
+    assert ran["failed"] == 1 and ran["waiting"] == 0
     sent = [(r.verified["type"], r.verified["data"]["call_id"]) for r in receiver.received]
     assert sent == [("call.answered", 1)]
     receiver.status = 200
