@@ -2,9 +2,11 @@
 type, in the same transaction as the change that causes it, so no change is told that did not
 happen and none that happened goes untold (the engine sends them later, calls/callbacks/).
 
-One call at each source: a call's outcome applied (`record_outcomes`), keys stored
-(`record_keypresses_received`), a campaign ending (`record_campaign_finished`), numbers opted out
-(`record_opted_out`). Nothing is recorded when no endpoint hears the type."""
+One call at each source: a call's outcome applied (`record_outcomes`), a call refused or never
+sent (`record_submission_settled`), keys stored (`record_keypresses_received`), a campaign ending
+(`record_campaign_finished`), numbers opted out (`record_opted_out`). Nothing is recorded when no
+endpoint hears the type. The models that call these import this module, so it takes them by what
+it reads (Protocols) rather than importing them."""
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
