@@ -23,6 +23,7 @@ class Migration(migrations.Migration):
                 ('given_up_at', models.DateTimeField(blank=True, null=True)),
                 ('last_status_code', models.PositiveSmallIntegerField(blank=True, null=True)),
                 ('last_error', models.CharField(blank=True, max_length=200)),
+                ('ordering_key', models.CharField(blank=True, max_length=64)),
             ],
             options={
                 'verbose_name_plural': 'callback deliveries',
@@ -97,6 +98,10 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='callbackdelivery',
             index=models.Index(condition=models.Q(('delivered_at', None), ('given_up_at', None)), fields=['next_attempt_at'], name='callback_due'),
+        ),
+        migrations.AddIndex(
+            model_name='callbackdelivery',
+            index=models.Index(condition=models.Q(('delivered_at', None), ('given_up_at', None)), fields=['endpoint', 'ordering_key', 'event'], name='callback_order'),
         ),
         migrations.AddConstraint(
             model_name='callbackdelivery',

@@ -97,7 +97,12 @@ def record(entries: Iterable[Entry]) -> int:
             ]
         )
         deliveries = [
-            CallbackDelivery(endpoint=endpoint, event=event, next_attempt_at=event.created_at)
+            CallbackDelivery(
+                endpoint=endpoint,
+                event=event,
+                next_attempt_at=event.created_at,
+                ordering_key=event.ordering_key,
+            )
             for event, (_, hearing) in zip(events, wanted, strict=True)
             for endpoint in hearing
         ]
