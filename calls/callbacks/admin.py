@@ -90,9 +90,8 @@ class CallbackEndpointAdmin(admin.ModelAdmin[CallbackEndpoint]):
     @admin.action(description="Replay the deliveries given up")
     def replay_given_up(self, request: HttpRequest, queryset: QuerySet[CallbackEndpoint]) -> None:
         given_up = CallbackDelivery.objects.filter(endpoint__in=queryset).exclude(given_up_at=None)
-        for delivery in given_up:
-            delivery.replay()
-        self.message_user(request, f"{len(given_up)} delivery(ies) queued again.", messages.SUCCESS)
+        replayed = given_up.replay()
+        self.message_user(request, f"{replayed} delivery(ies) queued again.", messages.SUCCESS)
 
 
 class CallbackAttemptInline(admin.TabularInline[CallbackAttempt, CallbackDelivery]):
@@ -149,6 +148,5 @@ class CallbackDeliveryAdmin(admin.ModelAdmin[CallbackDelivery]):
 
     @admin.action(description="Replay (send again now, with the same event id)")
     def replay(self, request: HttpRequest, queryset: QuerySet[CallbackDelivery]) -> None:
-        for delivery in queryset:
-            delivery.replay()
-        self.message_user(request, f"{queryset.count()} delivery(ies) queued.", messages.SUCCESS)
+        replayed = CallbackDelivery.objects.filter(pk__in=queryset).replay()
+        self.message_user(request, f"{replayed} delivery(ies) queued.", messages.SUCCESS)

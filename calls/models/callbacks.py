@@ -150,6 +150,10 @@ class CallbackDeliveryQuerySet(models.QuerySet["CallbackDelivery"]):
     def pending(self) -> "CallbackDeliveryQuerySet":
         return self.filter(delivered_at=None, given_up_at=None)
 
+    def replay(self) -> int:
+        """Send these again (each with its event's id), now, whatever became of them."""
+        return self.update(next_attempt_at=timezone.now(), delivered_at=None, given_up_at=None)
+
     def due(self, now: datetime) -> "CallbackDeliveryQuerySet":
         """Deliveries to send now, to enabled endpoints, oldest event first; a delivery whose
         endpoint has not yet received (nor given up on) an earlier event with the same ordering
@@ -216,12 +220,6 @@ class CallbackDelivery(models.Model):
         if self.given_up_at:
             return "given up"
         return "waiting"
-
-    def replay(self, now: datetime | None = None) -> None:
-        """Send it again (the same event id), now, whatever became of it."""
-        CallbackDelivery.objects.filter(pk=self.pk).update(
-            next_attempt_at=now or timezone.now(), delivered_at=None, given_up_at=None
-        )
 
 
 class CallbackAttempt(models.Model):
