@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path
 
+import calls.callbacks.admin  # (registers the callback endpoints and their log)
 from calls.forms import CsvFileField, NumberField
 from calls.forms.flows import IvrFlowForm
 from calls.http import AuthenticatedHttpRequest

@@ -350,6 +350,24 @@ LOGGING = {
 }
 
 
+# Signed callbacks to other systems (calls/callbacks/): how often the engine sends what waits, the
+# timeouts of one POST (a slow receiver holds only its own endpoint's queue), how long an endpoint
+# may fail before it is disabled, how long a rotated secret still signs. Targets on loopback,
+# private or link-local addresses are refused unless allowed here (tests, a receiver on this host).
+OBD_CALLBACK_EVERY_SECONDS = env.int("OBD_CALLBACK_EVERY_SECONDS", default=5)
+OBD_CALLBACK_CONNECT_TIMEOUT = env.float("OBD_CALLBACK_CONNECT_TIMEOUT", default=3.0)
+OBD_CALLBACK_READ_TIMEOUT = env.float("OBD_CALLBACK_READ_TIMEOUT", default=5.0)
+OBD_CALLBACK_DISABLE_AFTER_DAYS = env.int("OBD_CALLBACK_DISABLE_AFTER_DAYS", default=3)
+OBD_CALLBACK_ROTATION_OVERLAP_HOURS = env.int("OBD_CALLBACK_ROTATION_OVERLAP_HOURS", default=24)
+OBD_CALLBACKS_ALLOW_PRIVATE = env.bool("OBD_CALLBACKS_ALLOW_PRIVATE", default=False)
+if min(OBD_CALLBACK_EVERY_SECONDS, OBD_CALLBACK_DISABLE_AFTER_DAYS) < 1 or not (
+    0 < OBD_CALLBACK_CONNECT_TIMEOUT <= 30 and 0 < OBD_CALLBACK_READ_TIMEOUT <= 30
+):
+    raise ImproperlyConfigured(
+        "OBD_CALLBACK_EVERY_SECONDS and OBD_CALLBACK_DISABLE_AFTER_DAYS must be 1 or more, and "
+        "the callback timeouts more than 0 and at most 30 seconds."
+    )
+
 DEFAULT_EXCEPTION_REPORTER_FILTER = "obdportal.debug.SecretScrubbingFilter"
 
 # Errors to Sentry when a DSN is set (pip install sentry-sdk). No personal data is sent.

@@ -62,7 +62,7 @@ def answer_once(
                 kept.delete()
             else:
                 kept.update(
-                    status=response.status_code,
+                    response_status=response.status_code,
                     body=response.content,
                     content_type=response.get("Content-Type", ""),
                 )
@@ -104,18 +104,20 @@ def _claim(api_key: ApiKey, key: str, printed: str) -> IdempotentRequest | HttpR
                 "use a new key for a new request.",
             )
         )
-    if first.status is None:
+    if first.response_status is None:
         # Its process died: the same claim is taken over (by one retry), so what the first
         # did under it (the call stored under the claim) is found again, not done twice.
         abandoned = first.created_at < now - ABANDONED_AFTER
         if abandoned and IdempotentRequest.objects.filter(
-            pk=first.pk, status=None, created_at=first.created_at
+            pk=first.pk, response_status=None, created_at=first.created_at
         ).update(created_at=now):
             return first
         return problem_response(
             Problem(409, "A request with this Idempotency-Key is still being answered: retry soon.")
         )
-    replay = HttpResponse(bytes(first.body), status=first.status, content_type=first.content_type)
+    replay = HttpResponse(
+        bytes(first.body), status=first.response_status, content_type=first.content_type
+    )
     replay["Idempotent-Replayed"] = "true"
     return replay
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from calls.callbacks.delivery import send_due
 from calls.engine.dispatch import start_dispatchers
 from calls.engine.sweeper import sweep_abandoned_work
 from calls.keypresses import fetch_keypresses
@@ -77,6 +78,13 @@ def look_up_keypresses() -> Ran:
     return Ran(summary, again_in)
 
 
+def send_callbacks() -> Ran:
+    """Signed callbacks due to other systems; back in a second while more are due (the run's
+    budget ran out first)."""
+    summary = send_due()
+    return Ran(summary, timedelta(seconds=1) if summary["waiting"] else None)
+
+
 def seconds(name: str) -> Callable[[], timedelta]:
     return lambda: timedelta(seconds=getattr(settings, name))
 
@@ -107,4 +115,5 @@ JOBS = (
         minutes("OBD_API_PURGE_EVERY_MINUTES"),
         lambda: Ran(purge_api_records(timezone.now())),
     ),
+    Job("callbacks", seconds("OBD_CALLBACK_EVERY_SECONDS"), send_callbacks),
 )

@@ -54,7 +54,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('key', models.CharField(max_length=255)),
                 ('fingerprint', models.CharField(help_text='SHA-256 of method, path and body', max_length=64)),
-                ('status', models.PositiveSmallIntegerField(blank=True, null=True)),
+                ('response_status', models.PositiveSmallIntegerField(blank=True, null=True)),
                 ('body', models.BinaryField(blank=True, default=b'')),
                 ('content_type', models.CharField(blank=True, max_length=100)),
                 ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),

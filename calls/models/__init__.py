@@ -1,6 +1,12 @@
 """The models, one module per seam; import them from here (`from calls.models import CallLog`)."""
 
 from calls.models.api import ApiKey, IdempotentRequest, RateWindow
+from calls.models.callbacks import (
+    CallbackAttempt,
+    CallbackDelivery,
+    CallbackEndpoint,
+    CallbackEvent,
+)
 from calls.models.calls import CallLog
 from calls.models.campaigns import Campaign, SetAsideRow
 from calls.models.catalogue import (
@@ -33,6 +39,10 @@ __all__ = [
     "CallEvent",
     "CallLog",
     "CallTally",
+    "CallbackAttempt",
+    "CallbackDelivery",
+    "CallbackEndpoint",
+    "CallbackEvent",
     "Campaign",
     "CampaignImport",
     "DispatchSeat",

@@ -94,7 +94,7 @@ class IdempotentRequest(models.Model):
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body")
     # Empty while the first request is being answered: a retry then gets 409.
-    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     body = models.BinaryField(blank=True, default=b"")
     content_type = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -105,7 +105,7 @@ class IdempotentRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.key} ({self.status or 'in flight'})"
+        return f"{self.key} ({self.response_status or 'in flight'})"
 
 
 class RateWindow(models.Model):

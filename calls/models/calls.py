@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from calls.models.catalogue import IvrFlow, Playback
 from calls.models.life import CallLogQuerySet, Mover, allowed_from
+from calls.models.outbox import record_submission_settled
 from calls.models.submissions import FailedSubmission
 from calls.phone import pretty_number
 from calls.provider.base import Payload, SendResult
@@ -318,6 +319,7 @@ class CallLog(Playback):
                     result.status,
                 )
             CallLog.objects.filter(pk=self.pk).update(**fields)
+            record_submission_settled(self, fields)
         if "provider_key" in fields:
             # Deliveries that came before this answer found no call: queued to be applied now.
             # After the commit, so a worker that missed the id sees it when it looks again.

@@ -17,6 +17,7 @@ from django.utils import timezone
 from calls.models.calls import CallLog
 from calls.models.catalogue import Playback
 from calls.models.life import Mover
+from calls.models.outbox import record_campaign_finished
 from calls.models.policies import CampaignPolicy
 from calls.vocabulary import (
     CAMPAIGN_ENDED,
@@ -233,6 +234,8 @@ class Campaign(Playback, CampaignPolicy):
             for name, value in extra.items():
                 setattr(locked, name, value)
             locked.save(update_fields=["status", *extra])
+            if to in CAMPAIGN_ENDED:
+                record_campaign_finished(locked)
         self.refresh_from_db()
         return True
 

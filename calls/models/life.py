@@ -18,6 +18,7 @@ from django.db import models
 from django.db.models import Count, F, Q
 
 from calls.models.bulk import update_rows
+from calls.models.outbox import record_outcomes
 from calls.vocabulary import IN_FLIGHT, OUTCOMES, SUBMISSION_RESULTS, CallStatus, provider_key
 from calls.webhooks import Delivery
 
@@ -141,8 +142,9 @@ class CallLogQuerySet(models.QuerySet["CallLog"]):
             self.model.objects.select_for_update()
             .filter(pk__in=told)
             .order_by("pk")
-            .only(*OUTCOME_COLUMNS, "submitted_at")
+            .only(*OUTCOME_COLUMNS, "submitted_at", "to", "campaign")  # the last two: callbacks
         )
+        before = {call.pk: call.status for call in calls}
         attempts = _attempts(list(told))
         doubtful: list[int] = []
         for call in calls:
@@ -151,6 +153,7 @@ class CallLogQuerySet(models.QuerySet["CallLog"]):
                 if not _take(call, news):
                     doubtful.append(news.event_id)
         update_rows(calls, OUTCOME_COLUMNS)
+        record_outcomes(calls, before)
         return doubtful
 
 

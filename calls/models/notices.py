@@ -31,6 +31,7 @@ class Notice(models.Model):
         UNREADABLE_OPTOUTS = "unreadable_optouts", "opt-outs the provider listed could not be read"
         # Not asked for: every supervisor hears of it (the campaign waits for one to resume it).
         CAMPAIGN_PAUSED = "campaign_paused", "a campaign paused itself"
+        CALLBACKS_DISABLED = "callbacks_disabled", "a callback endpoint was disabled"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notices"

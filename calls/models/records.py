@@ -22,6 +22,7 @@ from django.utils import timezone
 from calls.models.api import ApiKey
 from calls.models.calls import CallLog
 from calls.models.campaigns import Campaign
+from calls.models.outbox import record_keypresses_received, record_opted_out
 from calls.phone import normalize_number, pretty_number, validate_number
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,9 @@ class DoNotCallQuerySet(models.QuerySet["DoNotCall"]):
             DoNotCall(number=number, source=source, reason=note[:200])
             for number in sorted(wanted - listed)
         ]
-        self.bulk_create(new, ignore_conflicts=True)
+        with transaction.atomic():
+            self.bulk_create(new, ignore_conflicts=True)
+            record_opted_out([entry.number for entry in new], source=source, reason=note[:200])
         return len(new)
 
 
@@ -298,6 +301,8 @@ def record_keypresses(call: CallLog, keys: str, now: datetime) -> bool:
         stored = CallLog.objects.filter(pk=call.pk, keypresses_at=None).update(
             keypresses=keys, keypresses_at=now
         )
+        if stored:
+            record_keypresses_received(call, keys)
         flow = call.flow
         if stored and flow and flow.stop_key and flow.stop_key in keys:
             # The customer pressed "stop": never called again (a listed number keeps its reason).

@@ -52,7 +52,7 @@ def test_the_same_key_with_another_body_is_refused(api, body):
 @pytest.mark.django_db
 def test_a_request_still_being_answered_gets_409(api, body):
     place(api, body)
-    IdempotentRequest.objects.update(status=None)  # as while the first is being answered
+    IdempotentRequest.objects.update(response_status=None)  # as while the first is being answered
 
     response = place(api, body)
 
@@ -64,7 +64,9 @@ def test_a_request_still_being_answered_gets_409(api, body):
 @pytest.mark.django_db
 def test_a_request_whose_process_died_in_flight_may_be_retried_and_finds_its_call(api, body):
     first = place(api, body)
-    IdempotentRequest.objects.update(status=None, created_at=timezone.now() - timedelta(minutes=6))
+    IdempotentRequest.objects.update(
+        response_status=None, created_at=timezone.now() - timedelta(minutes=6)
+    )
 
     again = place(api, body)
 

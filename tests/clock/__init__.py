@@ -87,6 +87,7 @@ def pinned_now() -> datetime:
 CLOCK_MODULES = frozenset(
     {
         "tests/browser/test_time_zones.py",
+        "tests/callbacks/test_delivery.py",
         "tests/engine/test_sends.py",
         "tests/models/test_call_transitions.py",
         "tests/models/test_campaigns.py",

@@ -1,0 +1,189 @@
+"""The callbacks' outbox: an event is recorded, with a delivery for each endpoint that hears its
+type, in the same transaction as the change that causes it, so no change is told that did not
+happen and none that happened goes untold (the engine sends them later, calls/callbacks/).
+
+One call at each source: a call's outcome applied (`record_outcomes`), a call refused or never
+sent (`record_submission_settled`), keys stored (`record_keypresses_received`), a campaign ending
+(`record_campaign_finished`), numbers opted out (`record_opted_out`). Nothing is recorded when no
+endpoint hears the type. The models that call these import this module, so it takes them by what
+it reads (Protocols) rather than importing them."""
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from django.db import transaction
+
+from calls.models.callbacks import (
+    CallbackDelivery,
+    CallbackEndpoint,
+    CallbackEvent,
+    EventType,
+    new_message_id,
+)
+from calls.vocabulary import OUTCOMES, CallStatus
+
+# One event to record: its type, its data, and its ordering key ("" when order does not matter).
+Entry = tuple[EventType, dict[str, Any], str]
+
+
+class Called(Protocol):
+    """What a call is told with (the call model imports this module)."""
+
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def to(self) -> str: ...
+    @property
+    def campaign_id(self) -> Any: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def provider_status(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def duration(self) -> int | None: ...
+    @property
+    def outcome_at(self) -> datetime | None: ...
+
+
+class Choices(Protocol):
+    def choice_words(self, key: str) -> str: ...
+
+
+class Keyed(Protocol):
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def to(self) -> str: ...
+    @property
+    def campaign_id(self) -> Any: ...
+    @property
+    def flow(self) -> Choices | None: ...
+
+
+class Ended(Protocol):
+    """What a campaign's end is told with (the campaign model imports this module)."""
+
+    pk: Any
+    name: str
+    status: str
+    finished_at: datetime | None
+
+
+def record(entries: Iterable[Entry]) -> int:
+    """Record these events for the endpoints that hear them, inside the caller's transaction
+    (an atomic block of its own when the caller has none). How many deliveries were made."""
+    entries = list(entries)
+    if not entries:
+        return 0
+    endpoints = list(
+        CallbackEndpoint.objects.filter(enabled=True).only("pk", "event_types", "enabled")
+    )
+    wanted = [(entry, [e for e in endpoints if e.hears(entry[0])]) for entry in entries]
+    wanted = [(entry, hearing) for entry, hearing in wanted if hearing]
+    if not wanted:
+        return 0
+    with transaction.atomic():
+        events = CallbackEvent.objects.bulk_create(
+            [
+                CallbackEvent(message_id=new_message_id(), type=t, payload=data, ordering_key=key)
+                for (t, data, key), _ in wanted
+            ]
+        )
+        deliveries = [
+            CallbackDelivery(
+                endpoint=endpoint,
+                event=event,
+                next_attempt_at=event.created_at,
+                ordering_key=event.ordering_key,
+            )
+            for event, (_, hearing) in zip(events, wanted, strict=True)
+            for endpoint in hearing
+        ]
+        CallbackDelivery.objects.bulk_create(deliveries)
+    return len(deliveries)
+
+
+def _e164(number: str) -> str:
+    """A stored number (country code and digits) as other systems write it."""
+    return f"+{number}"
+
+
+def _moment(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _call_data(call: Called, status: str) -> dict[str, Any]:
+    return {
+        "call_id": call.pk,
+        "to": _e164(call.to),
+        "campaign_id": call.campaign_id,
+        "status": status,
+        "provider_status": call.provider_status,
+        "attempts": call.attempts,
+        "started_at": _moment(call.started_at),
+        "ended_at": _moment(call.ended_at),
+        "duration": call.duration,
+        "outcome_at": _moment(call.outcome_at),
+    }
+
+
+def record_outcomes(calls: Iterable[Called], before: Mapping[int, str]) -> int:
+    """The calls whose status an outcome changed (`before`: each one's status until then): each
+    is told as answered or not reached, then as settled, in that order."""
+    entries: list[Entry] = []
+    for call in sorted(calls, key=lambda c: int(c.pk)):
+        if call.status == before.get(call.pk) or call.status not in OUTCOMES:
+            continue
+        data = _call_data(call, call.status)
+        answered = call.status == CallStatus.ANSWERED
+        kind = EventType.CALL_ANSWERED if answered else EventType.CALL_NOT_REACHED
+        entries += [
+            (kind, data, f"call:{call.pk}"),
+            (EventType.CALL_SETTLED, data, f"call:{call.pk}"),
+        ]
+    return record(entries)
+
+
+def record_submission_settled(call: Called, written: Mapping[str, object]) -> int:
+    """A POST's answer (`written` onto the call) that settles it without an outcome (refused by
+    the provider, or never sent) is told as settled; an accepted call waits for its outcome."""
+    status = written.get("status")
+    if status not in (CallStatus.REJECTED, CallStatus.ERROR):
+        return 0
+    data = _call_data(call, str(status)) | {"provider_status": written.get("provider_status")}
+    return record([(EventType.CALL_SETTLED, data, f"call:{call.pk}")])
+
+
+def record_keypresses_received(call: Keyed, keys: str) -> int:
+    data = {
+        "call_id": call.pk,
+        "to": _e164(call.to),
+        "campaign_id": call.campaign_id,
+        "keys": keys,
+        "choices": [call.flow.choice_words(key) for key in keys] if call.flow else [],
+    }
+    return record([(EventType.KEYPRESS_RECEIVED, data, f"call:{call.pk}")])
+
+
+def record_campaign_finished(campaign: Ended) -> int:
+    data = {
+        "campaign_id": campaign.pk,
+        "name": campaign.name,
+        "status": campaign.status,
+        "finished_at": _moment(campaign.finished_at),
+    }
+    return record([(EventType.CAMPAIGN_FINISHED, data, f"campaign:{campaign.pk}")])
+
+
+def record_opted_out(numbers: Iterable[str], *, source: str, reason: str) -> int:
+    return record(
+        (EventType.NUMBER_OPTED_OUT, {"number": _e164(n), "source": source, "reason": reason}, "")
+        for n in numbers
+    )

@@ -1,0 +1,114 @@
+"""Events are recorded in the outbox in the same transaction as the change that causes them, one
+delivery for each endpoint that hears the type."""
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from calls.models import CallbackDelivery, CallbackEndpoint, CallbackEvent, DoNotCall
+from calls.models.records import record_keypresses
+from calls.provider.base import SendResult
+from tests.callbacks.conftest import register
+from tests.helpers.webhooks import deliver, push
+
+
+@pytest.fixture
+def hears_all(db):
+    return register("https://crm.example/hooks/obd")[0]
+
+
+def told() -> list[tuple[str, dict]]:
+    return [(e.type, e.payload) for e in CallbackEvent.objects.order_by("id")]
+
+
+def test_an_answered_outcome_is_told_as_answered_then_settled(hears_all, call, provider_client):
+    deliver(provider_client, push(status="ANSWER"))
+
+    (answered, answered_data), (settled, settled_data) = told()
+    assert (answered, settled) == ("call.answered", "call.settled")
+    assert answered_data == settled_data
+    assert settled_data["call_id"] == call.pk and settled_data["status"] == "answered"
+    assert settled_data["to"] == "+918867135123" and settled_data["duration"] == 23
+    keys = set(CallbackEvent.objects.values_list("ordering_key", flat=True))
+    assert keys == {f"call:{call.pk}"}
+    assert CallbackDelivery.objects.filter(endpoint=hears_all).count() == 2
+
+
+def test_a_call_not_reached_is_told_so_and_a_repeated_delivery_tells_nothing_more(
+    hears_all, call, provider_client
+):
+    deliver(provider_client, push(status="NOANSWER"))
+    deliver(provider_client, push(status="NOANSWER"))
+
+    assert [t for t, _ in told()] == ["call.not_reached", "call.settled"]
+    assert told()[1][1]["status"] == "no_answer"
+
+
+@pytest.mark.parametrize(
+    ("answer", "told_as"),
+    [
+        (SendResult(status="rejected", http_status=400, provider_status="INVALID"), ["rejected"]),
+        (SendResult(status="error", error="refused the connection"), ["error"]),
+        (SendResult(status="queued", http_status=200, provider_id="abc"), []),
+    ],
+)
+def test_a_call_refused_or_never_sent_is_told_as_settled(hears_all, make_call, answer, told_as):
+    call = make_call(provider_id="", status="pending")
+
+    call.record_submission(answer, {})
+
+    assert [(t, d["status"]) for t, d in told()] == [("call.settled", s) for s in told_as]
+    if told_as:
+        assert told()[0][1]["provider_status"] == answer.provider_status
+
+
+def test_keys_pressed_are_told_once(hears_all, call):
+    record_keypresses(call, "12", timezone.now())
+    record_keypresses(call, "12", timezone.now())
+
+    ((kind, data),) = told()
+    assert kind == "keypress.received" and data["keys"] == "12" and data["call_id"] == call.pk
+
+
+def test_a_campaign_ending_is_told(hears_all, campaign):
+    campaign.stop()
+
+    ((kind, data),) = told()
+    assert kind == "campaign.finished"
+    assert data["campaign_id"] == campaign.pk and data["status"] == "stopped"
+
+
+def test_numbers_opting_out_are_told_once_each(hears_all):
+    DoNotCall.objects.record_opt_outs(["918867135123"], source=DoNotCall.Source.WEBHOOK)
+    DoNotCall.objects.record_opt_outs(["918867135123"], source=DoNotCall.Source.WEBHOOK)
+
+    ((kind, data),) = told()
+    assert kind == "number.opted_out"
+    assert data == {"number": "+918867135123", "source": "webhook", "reason": ""}
+
+
+def test_nothing_is_told_of_a_change_rolled_back(hears_all):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        DoNotCall.objects.record_opt_outs(["918867135123"], source=DoNotCall.Source.WEBHOOK)
+        raise RuntimeError("the change failed after the event was recorded")
+
+    assert not CallbackEvent.objects.exists()
+    assert not DoNotCall.objects.exists()
+
+
+def test_only_the_endpoints_hearing_a_type_get_it(hears_all, call, provider_client):
+    settled_only = register("https://helpdesk.example/obd", ["call.settled"])[0]
+    turned_off, _ = register("https://off.example/obd")
+    CallbackEndpoint.objects.filter(pk=turned_off.pk).update(enabled=False)
+
+    deliver(provider_client, push(status="BUSY"))
+
+    assert CallbackDelivery.objects.filter(endpoint=settled_only).count() == 1
+    assert CallbackDelivery.objects.filter(endpoint=hears_all).count() == 2
+    assert CallbackDelivery.objects.count() == 3
+
+
+def test_nothing_is_recorded_when_no_endpoint_hears(call, provider_client):
+    deliver(provider_client, push(status="ANSWER"))
+
+    assert not CallbackEvent.objects.exists()
