@@ -18,6 +18,7 @@ from calls.models.notices import Notice
 from calls.models.provider_lists import ProviderListRead
 from calls.models.records import AuditEntry, DoNotCall, UserPreference
 from calls.models.rollups import CallTally
+from calls.models.sound_uploads import SoundUpload
 from calls.models.submissions import FailedSubmission
 from calls.vocabulary import MASK
 
@@ -43,6 +44,7 @@ __all__ = [
     "ProviderListRead",
     "RecordingLookup",
     "SetAsideRow",
+    "SoundUpload",
     "UserPreference",
     "WorkerHeartbeat",
 ]
