@@ -29,4 +29,18 @@ class Migration(migrations.Migration):
                 ('uploaded_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
         ),
+        migrations.CreateModel(
+            name='ProviderCheck',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('action', models.CharField(choices=[('check', 'check'), ('connect', 'connect')], max_length=10)),
+                ('url', models.CharField(max_length=1000)),
+                ('note', models.CharField(blank=True, max_length=300)),
+                ('state', models.CharField(choices=[('pending', 'waiting for a worker'), ('running', 'running'), ('done', 'done'), ('stopped', 'stopped part-way')], default='pending', max_length=10)),
+                ('outcome', models.JSONField(blank=True, default=dict)),
+                ('asked_at', models.DateTimeField()),
+                ('started_at', models.DateTimeField(blank=True, null=True)),
+                ('asked_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+            ],
+        ),
     ]

@@ -15,6 +15,7 @@ from calls.models.events import CallEvent
 from calls.models.imports import CampaignImport
 from calls.models.lookups import RecordingLookup
 from calls.models.notices import Notice
+from calls.models.provider_checks import ProviderCheck
 from calls.models.provider_lists import ProviderListRead
 from calls.models.records import AuditEntry, DoNotCall, UserPreference
 from calls.models.rollups import CallTally
@@ -41,6 +42,7 @@ __all__ = [
     "Notice",
     "PeriodicJob",
     "Playback",
+    "ProviderCheck",
     "ProviderListRead",
     "RecordingLookup",
     "SetAsideRow",
