@@ -196,7 +196,10 @@ def connect_provider(request: AuthenticatedHttpRequest) -> HttpResponse:
         )
         transaction.on_commit(partial(run_provider_check.enqueue, check.pk), robust=True)
     elif request.method == "GET" and (asked := id_in(request.GET.get("check"))):
-        ProviderCheck.give_up_lost(timezone.now())
+        now = timezone.now()
+        ProviderCheck.give_up_lost(now)
+        if ProviderCheck.ask_again_if_lost(asked, now):
+            transaction.on_commit(partial(run_provider_check.enqueue, asked), robust=True)
         check = get_object_or_404(ProviderCheck, pk=asked)
     context = {
         "form": form,

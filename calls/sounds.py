@@ -42,7 +42,10 @@ def sound_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @permission_required(PERMISSION)
 def sound_upload_progress(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    SoundUpload.give_up_lost(timezone.now())
+    now = timezone.now()
+    SoundUpload.give_up_lost(now)
+    if SoundUpload.ask_again_if_lost(pk, now):
+        transaction.on_commit(partial(upload_sound.enqueue, pk), robust=True)
     upload = get_object_or_404(SoundUpload.objects.select_related("asset").defer("content"), pk=pk)
     template = "calls/sound_progress.html#progress" if request.htmx else "calls/sound_progress.html"
     return render(request, template, {"upload": upload})

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.test import TestCase
+from django_tasks_db.models import DBTaskResult
 
 from calls.connect import EVENTS, run_provider_check
 from calls.models import AuditEntry, ProviderCheck
@@ -229,3 +230,15 @@ def test_only_an_administrator_may_connect(supervisor, admin_client):
         and "set (hidden)" in page
         and WEBHOOK_SECRET not in page
     )
+
+
+def test_an_ask_whose_task_was_lost_is_queued_again(admin_client, account):
+    ask(admin_client, "check")
+    DBTaskResult.objects.all().delete()  # the task lost before any worker took it
+    check = ProviderCheck.objects.get()
+    with pinned(pinned_now() + timedelta(minutes=2)):
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            page = admin_client.get(f"/connect/?check={check.pk}").text
+        assert "asking the provider" in page
+        assert run_queued(run_provider_check) == ["done"]
+    assert "Connect would:" in admin_client.get(f"/connect/?check={check.pk}").text

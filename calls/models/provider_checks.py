@@ -6,11 +6,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models
 
+from calls.models.asks import WorkerAsk
+
 # Running this long means the worker died part-way (a live one gives up after its timeouts).
 LOST = timedelta(minutes=5)
 
 
-class ProviderCheck(models.Model):
+class ProviderCheck(WorkerAsk):
     """An administrator pressed Check or Connect. The page stores the ask and refreshes itself;
     a worker claims it (pending → running, once), runs it through the gateway and writes what
     it found and did here. A run whose worker died is not run again by itself: Connect is
@@ -35,24 +37,9 @@ class ProviderCheck(models.Model):
     asked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    asked_at = models.DateTimeField()
-    started_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"provider {self.action} of {self.url[:60]} ({self.state})"
-
-    @property
-    def in_progress(self) -> bool:
-        return self.state in (self.State.PENDING, self.State.RUNNING)
-
-    @classmethod
-    def claim(cls, pk: int, now: datetime) -> "ProviderCheck | None":
-        """The ask to run, for the one worker that moved it from pending (compare-and-set)."""
-        if cls.objects.filter(pk=pk, state=cls.State.PENDING).update(
-            state=cls.State.RUNNING, started_at=now
-        ):
-            return cls.objects.select_related("asked_by").get(pk=pk)
-        return None
 
     @classmethod
     def give_up_lost(cls, now: datetime) -> None:

@@ -6,16 +6,20 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models
 
+from calls.models.asks import WorkerAsk
+
 # Uploading this long means the worker died mid-POST (a live one gives up after its timeouts).
 LOST = timedelta(minutes=10)
 
 
-class SoundUpload(models.Model):
+class SoundUpload(WorkerAsk):
     """An audio file on its way to the provider's Sounds. The page stores the bytes (the form
     caps them at 10 MB) and queues a worker; the worker claims the row (pending → uploading),
     POSTs it through the gateway and writes the outcome here, which the page, refreshing itself,
     shows. A POST is never sent twice: an upload whose worker died mid-way (left "uploading")
     becomes "unknown", for a person to check the provider's sound list."""
+
+    RUNNING = "uploading"
 
     class State(models.TextChoices):
         PENDING = "pending", "waiting for a worker"
@@ -36,27 +40,9 @@ class SoundUpload(models.Model):
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    asked_at = models.DateTimeField()
-    started_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"sound upload “{self.name}” ({self.state})"
-
-    @property
-    def in_progress(self) -> bool:
-        return self.state in (self.State.PENDING, self.State.UPLOADING)
-
-    @classmethod
-    def claim(cls, pk: int, now: datetime) -> "SoundUpload | None":
-        """The row to send, for the one worker that moved it from pending (compare-and-set);
-        None otherwise. A row found uploading was claimed by a worker that died or is still
-        at it: never sent again, it becomes unknown (when its worker is surely gone)."""
-        if cls.objects.filter(pk=pk, state=cls.State.PENDING).update(
-            state=cls.State.UPLOADING, started_at=now
-        ):
-            return cls.objects.get(pk=pk)
-        cls.give_up_lost(now)
-        return None
 
     @classmethod
     def give_up_lost(cls, now: datetime) -> None:

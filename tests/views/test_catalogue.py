@@ -191,3 +191,31 @@ def test_the_catalogue_writes_bridge_numbers_as_people_read_them(agent_client, b
 
     assert "+91 80 6828 7602" in html
     assert ">918068287602<" not in html
+
+
+@pytest.mark.parametrize(
+    "filename", ["greet\x00ing.mp3", "x" * 300 + ".mp3", "../../etc/greeting.mp3", "é\u202e3pm.wav"]
+)
+def test_a_hostile_file_name_is_stored_and_sent_without_a_500(real_gateway, supervisor, filename):
+    real_gateway.answer(200, UPLOADED)
+    assert "Uploaded “Diwali greeting”" in upload_and_wait(logged_in(supervisor), filename=filename)
+    (sent,) = real_gateway.requests
+    sent_name = multipart_fields(sent)["audio"][0] or ""
+    assert "\x00" not in sent_name and "/" not in sent_name and len(sent_name) <= 255
+
+
+def test_an_upload_whose_task_was_lost_is_queued_again_and_sent_once(real_gateway, supervisor):
+    real_gateway.answer(200, UPLOADED)
+    client = logged_in(supervisor)
+    response = upload_sound(client)
+    DBTaskResult.objects.all().delete()  # the task lost before any worker took it
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        client.get(response["Location"])  # too soon to tell: nothing queued
+    assert not DBTaskResult.objects.exists()
+
+    with pinned(pinned_now() + timedelta(minutes=2)):
+        for _ in range(2):  # a page refreshing: one new task
+            with TestCase.captureOnCommitCallbacks(execute=True):
+                assert "Uploading…" in client.get(response["Location"]).text
+        assert run_queued(upload_sound_task) == ["uploaded"]
+    assert len(real_gateway.requests) == 1 and AudioAsset.objects.count() == 1
