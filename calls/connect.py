@@ -10,17 +10,23 @@ provider only in request bodies; pages, logs and errors show them masked.
 import ipaddress
 import logging
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
+from django.tasks import task
 from django.urls import reverse
+from django.utils import timezone
 
-from calls.http import AuthenticatedHttpRequest
-from calls.models import AuditEntry
+from calls.engine.sends import SEND_PRIORITY
+from calls.http import AuthenticatedHttpRequest, id_in
+from calls.models import AuditEntry, ProviderCheck
 from calls.provider.base import Gateway, GatewayError, Row
 from calls.provider.configured import get_gateway
 from calls.provider.listing import every_row
@@ -56,7 +62,29 @@ class Report:
     done: list[str] = field(default_factory=list)
     planned: list[str] = field(default_factory=list)
     error: str = ""
-    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        """What the worker stores for the page: the webhook's shown fields only."""
+        hook = self.survey.webhook
+        return {
+            "webhook": {k: str(hook.get(k) or "")[:1000] for k in ("id", "name", "uri")}
+            if hook
+            else None,
+            "events": sorted(self.survey.events),
+            "done": self.done,
+            "planned": self.planned,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> "Report":
+        found = Survey(webhook=stored.get("webhook"), events=set(stored.get("events") or ()))
+        return cls(
+            survey=found,
+            done=list(stored.get("done") or ()),
+            planned=list(stored.get("planned") or ()),
+            error=str(stored.get("error") or ""),
+        )
 
 
 def survey(gateway: Gateway, url: str) -> Survey:
@@ -88,7 +116,7 @@ def plan(found: Survey, url: str) -> list[str]:
     return steps
 
 
-def connect(gateway: Gateway, url: str, actor: User) -> Report:
+def connect(gateway: Gateway, url: str, actor: User | None) -> Report:
     """Run the steps against the provider, recording each change; stops at the first failure."""
     report = Report(survey=Survey())
     try:
@@ -117,7 +145,7 @@ def connect(gateway: Gateway, url: str, actor: User) -> Report:
 
 
 def _record(
-    report: Report, actor: User, action: AuditEntry.Action, step: str, webhook_id: str
+    report: Report, actor: User | None, action: AuditEntry.Action, step: str, webhook_id: str
 ) -> None:
     report.done.append(step)
     AuditEntry.record(actor, action, detail=f"{step} (webhook {webhook_id})")
@@ -151,26 +179,55 @@ class ConnectForm(forms.Form):
 
 @permission_required(PERMISSION)
 def connect_provider(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Check or Connect is stored and run by a worker; the result part refreshes itself until
+    the worker has the provider's answer. The page never waits on the provider."""
     gateway = get_gateway()
     initial = {"webhook_url": request.build_absolute_uri(reverse("calls:webhook"))}
     form = ConnectForm(request.POST or None, initial=initial)
-    report = None
+    check = None
     if form.is_valid():
-        url = form.cleaned_data["webhook_url"]
-        if form.cleaned_data["action"] == "connect" and _ready(form, gateway):
-            report = connect(gateway, url, request.user)
-        else:  # a check, the sandbox's preview of Connect, or a Connect that may not run yet
-            report = _check(gateway, url)
-        report.warnings = _warnings(url, gateway)
+        connecting = form.cleaned_data["action"] == "connect" and _ready(form, gateway)
+        check = ProviderCheck.objects.create(
+            action=ProviderCheck.Action.CONNECT if connecting else ProviderCheck.Action.CHECK,
+            url=form.cleaned_data["webhook_url"],
+            note=" ".join(str(error) for error in form.non_field_errors())[:300],
+            asked_by=request.user,
+            asked_at=timezone.now(),
+        )
+        transaction.on_commit(partial(run_provider_check.enqueue, check.pk), robust=True)
+    elif request.method == "GET" and (asked := id_in(request.GET.get("check"))):
+        now = timezone.now()
+        ProviderCheck.give_up_lost(now)
+        if ProviderCheck.ask_again_if_lost(asked, now):
+            transaction.on_commit(partial(run_provider_check.enqueue, asked), robust=True)
+        check = get_object_or_404(ProviderCheck, pk=asked)
     context = {
         "form": form,
-        "report": report,
+        "check": check,
+        "report": Report.from_json(check.outcome) if check and check.outcome else None,
+        "warnings": _warnings(check.url, gateway) if check else [],
         "gateway": gateway,
         "events": EVENTS,
         "config": _configuration(),
     }
     template = "calls/connect.html#result" if request.htmx else "calls/connect.html"
     return render(request, template, context, status=422 if form.errors else 200)
+
+
+@task(priority=SEND_PRIORITY)  # a person's page waits for it
+def run_provider_check(check_id: int) -> str:
+    """A worker runs a stored Check or Connect, once, and writes what it found and did."""
+    check = ProviderCheck.claim(check_id, timezone.now())
+    if check is None:
+        return "not ours to run"
+    gateway = get_gateway()
+    connecting = check.action == ProviderCheck.Action.CONNECT
+    if connecting and not gateway.is_sandbox and settings.OBD_WEBHOOK_SECRET:
+        report = connect(gateway, check.url, check.asked_by)
+    else:  # a check, the sandbox's preview of Connect, or a Connect that may not run yet
+        report = _check(gateway, check.url)
+    check.finish(report.as_json())
+    return "failed" if report.error else "done"
 
 
 def _ready(form: ConnectForm, gateway: Gateway) -> bool:

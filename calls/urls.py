@@ -7,6 +7,7 @@ from calls import (
     notifications,
     preferences,
     recordings,
+    sounds,
     views,
 )
 
@@ -15,7 +16,12 @@ app_name = "calls"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
-    path("catalogue/sounds/upload/", views.sound_upload, name="sound-upload"),
+    path("catalogue/sounds/upload/", sounds.sound_upload, name="sound-upload"),
+    path(
+        "catalogue/sounds/uploads/<int:pk>/",
+        sounds.sound_upload_progress,
+        name="sound-upload-progress",
+    ),
     path("calls/export.csv", views.call_export, name="call-export"),
     path("catalogue/", views.catalogue, name="catalogue"),
     path("calls/", views.call_list, name="call-list"),

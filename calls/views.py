@@ -22,7 +22,6 @@ from calls.forms import (
     CallFilterForm,
     PlaceCallForm,
     RetryForm,
-    SoundUploadForm,
 )
 from calls.http import AuthenticatedHttpRequest, id_in
 from calls.keypresses import describe
@@ -35,8 +34,6 @@ from calls.models import (
 )
 from calls.models.retries import attempt_chain
 from calls.paging import keyset_page
-from calls.provider.base import GatewayError
-from calls.provider.configured import get_gateway
 from calls.provider.sandbox import SANDBOX_EXAMPLE, SANDBOX_NUMBERS
 from calls.reports import PERIODS, build_dashboard
 from calls.roles import check_may_act_on, may_act_on, permission_required
@@ -215,29 +212,3 @@ def call_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     calls = filters.filter(CallLog.objects.select_related("bridge", "flow", "audio", "created_by"))
     campaign = filters.cleaned_data["campaign"] if filters.is_valid() else None
     return call_log_csv(calls, campaign, Spreadsheet.of(request.user))
-
-
-@permission_required("calls.add_audioasset")
-def sound_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = SoundUploadForm(request.POST or None, request.FILES or None)
-    if form.is_valid():
-        upload = form.cleaned_data["audio_file"]
-        try:
-            sound_id = get_gateway().upload_sound(
-                form.cleaned_data["name"],
-                upload.name,
-                upload.read(),
-                upload.content_type or "audio/mpeg",
-            )
-        except GatewayError as exc:
-            form.add_error(None, str(exc))
-        else:
-            asset = AudioAsset.objects.create(name=form.cleaned_data["name"], sound_id=sound_id)
-            AuditEntry.record(
-                request.user, AuditEntry.Action.SOUND_UPLOADED, detail=f"{asset.name}: {sound_id}"
-            )
-            messages.success(
-                request, f"Uploaded “{asset.name}”: sound id {sound_id}. It can be played now."
-            )
-            return redirect("calls:catalogue")
-    return render(request, "calls/sound_upload.html", {"form": form})

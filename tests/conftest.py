@@ -18,6 +18,7 @@ from tests.helpers.dashboard import KNOWN_CALLS
 from tests.helpers.portal import API_TOKEN, WEBHOOK_SECRET, logged_in
 from tests.helpers.portal import campaign_form as campaign_form  # tests may still import it here
 from tests.helpers.sends import QueuedSends
+from tests.helpers.silent import SilentProvider
 from tests.helpers.webhooks import CALL_ID, TO
 
 
@@ -220,6 +221,17 @@ def real_gateway(settings, fake_provider) -> FakeProvider:
 
 
 # --- webhooks -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def silent_provider(settings) -> Iterator[SilentProvider]:
+    """The real gateway, talking to a provider that takes connections and never answers."""
+    provider = SilentProvider()
+    settings.MOBTEXTING_API_TOKEN = API_TOKEN
+    settings.MOBTEXTING_API_URL = provider.url
+    settings.OBD_SANDBOX = False
+    yield provider
+    provider.close()
 
 
 @pytest.fixture

@@ -3,13 +3,18 @@ makes or updates the portal's webhook, subscribes it to the call and opt-out eve
 shows a secret; against a real local provider stand-in and in the sandbox."""
 
 import html
+from datetime import timedelta
 
 import pytest
+from django.test import TestCase
+from django_tasks_db.models import DBTaskResult
 
-from calls.connect import EVENTS
-from calls.models import AuditEntry
+from calls.connect import EVENTS, run_provider_check
+from calls.models import AuditEntry, ProviderCheck
+from tests.clock import pinned, pinned_now
 from tests.helpers.portal import API_TOKEN, WEBHOOK_SECRET, logged_in
 from tests.helpers.provider_account import ProviderAccount
+from tests.helpers.tasks import run_queued
 
 URL = "https://obd.example.com/webhooks/mobtexting/"
 
@@ -26,12 +31,23 @@ def admin_client(admin_user):
 
 
 def run(client, action: str = "connect", url: str = URL, **headers) -> str:
-    response = client.post("/connect/", {"webhook_url": url, "action": action}, **headers)
-    assert response.status_code == 200, response.content.decode()[:2000]
+    """Press Check or Connect as a person does: the page stores the ask and says so (its result
+    refreshes itself); a worker runs it; the next refresh shows what it found and did."""
+    asked = ask(client, action, url, **headers)
+    assert asked.status_code == 200, asked.content.decode()[:2000]
+    assert "asking the provider" in asked.text and 'hx-trigger="every 1s"' in asked.text
+    assert run_queued(run_provider_check) in (["done"], ["failed"])
+    response = client.get(f"/connect/?check={ProviderCheck.objects.latest('pk').pk}", **headers)
     page = response.content.decode()
+    assert "every 1s" not in page  # settled: the result stops asking
     for secret in (WEBHOOK_SECRET, "verify-me", API_TOKEN):
         assert secret not in page
     return page
+
+
+def ask(client, action: str = "connect", url: str = URL, **headers):
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post("/connect/", {"webhook_url": url, "action": action}, **headers)
 
 
 def actions() -> list[str]:
@@ -104,6 +120,7 @@ def test_a_refusal_quoting_the_secret_is_shown_masked(admin_client, real_gateway
         ("bad-token", "check MOBTEXTING_API_TOKEN"),
         ("unreachable", "connection refused"),
         ("garbage", "not the documented JSON"),
+        ("down", "HTTP 503"),
     ],
 )
 def test_check_says_what_is_wrong_with_the_configuration(
@@ -112,7 +129,8 @@ def test_check_says_what_is_wrong_with_the_configuration(
     if setup == "unreachable":
         settings.MOBTEXTING_API_URL = "http://127.0.0.1:9/api/v2/"
     else:
-        account.faults["GET developer/webhooks"] = [401 if setup == "bad-token" else "garbage"]
+        fault = {"bad-token": 401, "down": 503}.get(setup, "garbage")
+        account.faults["GET developer/webhooks"] = [fault]
     assert said in run(admin_client, "check")
     assert account.webhooks == {}
 
@@ -137,12 +155,41 @@ def test_without_a_webhook_secret_nothing_is_connected_and_the_check_stays(
     admin_client, account, settings
 ):
     settings.OBD_WEBHOOK_SECRET = ""
-    response = admin_client.post("/connect/", {"webhook_url": URL, "action": "connect"})
+    response = ask(admin_client)
     assert response.status_code == 422
-    page = response.content.decode()
+    assert "Set OBD_WEBHOOK_SECRET first" in response.content.decode()
+    assert run_queued(run_provider_check) == ["done"]
+    page = admin_client.get(f"/connect/?check={ProviderCheck.objects.get().pk}").text
     assert "Set OBD_WEBHOOK_SECRET first" in page
     assert "Connect would:" in page and "Create a webhook" in page
     assert account.webhooks == {}
+
+
+def test_a_provider_that_never_answers_does_not_hold_the_connect_page(
+    admin_client, silent_provider
+):
+    for action in ("check", "connect"):
+        response = ask(admin_client, action)  # returned: the request did not wait on it
+        assert response.status_code == 200 and "asking the provider" in response.text
+
+    assert silent_provider.connections == 0
+    assert set(ProviderCheck.objects.values_list("state", flat=True)) == {"pending"}
+
+
+def test_a_run_whose_worker_died_says_to_press_again_and_is_not_run_again(admin_client, account):
+    ask(admin_client)
+    assert ProviderCheck.claim(ProviderCheck.objects.get().pk, pinned_now())  # then it died
+    with pinned(pinned_now() + timedelta(minutes=6)):
+        assert run_queued(run_provider_check) == ["not ours to run"]
+        page = admin_client.get(f"/connect/?check={ProviderCheck.objects.get().pk}").text
+    assert "stopped part-way" in page and "every 1s" not in page
+    assert account.webhooks == {} and actions() == []
+
+
+def test_an_unknown_or_malformed_check_is_not_a_500(admin_client):
+    assert admin_client.get("/connect/?check=999999").status_code == 404
+    for junk in ("²", "-1", "x" * 5000, "1\x00"):
+        assert admin_client.get("/connect/", {"check": junk}).status_code == 200
 
 
 def test_in_the_sandbox_connect_without_a_secret_is_a_complete_preview(admin_client, settings):
@@ -183,3 +230,15 @@ def test_only_an_administrator_may_connect(supervisor, admin_client):
         and "set (hidden)" in page
         and WEBHOOK_SECRET not in page
     )
+
+
+def test_an_ask_whose_task_was_lost_is_queued_again(admin_client, account):
+    ask(admin_client, "check")
+    DBTaskResult.objects.all().delete()  # the task lost before any worker took it
+    check = ProviderCheck.objects.get()
+    with pinned(pinned_now() + timedelta(minutes=2)):
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            page = admin_client.get(f"/connect/?check={check.pk}").text
+        assert "asking the provider" in page
+        assert run_queued(run_provider_check) == ["done"]
+    assert "Connect would:" in admin_client.get(f"/connect/?check={check.pk}").text

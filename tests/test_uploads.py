@@ -15,12 +15,14 @@ import pytest
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.template.defaultfilters import filesizeformat
-from django.test import Client
+from django.test import Client, TestCase
 from django.utils.html import escape
 
 from calls.models import AudioAsset, CallLog, Campaign, CampaignImport, DoNotCall, SetAsideRow
+from calls.sounds import upload_sound as upload_sound_task
 from tests.helpers.campaigns import post_then_import
 from tests.helpers.portal import campaign_form, logged_in, text_of
+from tests.helpers.tasks import run_queued
 
 NEW = "/campaigns/new/"
 DO_NOT_CALL_IMPORT = "/admin/calls/donotcall/import/"
@@ -396,9 +398,11 @@ def test_real_audio_reaches_the_provider_typed_by_its_content_not_by_the_browser
     answer = {"status": "OK", "code": 200, "data": {"id": "39888925-718e-43bb-a8b1-d4a3c0de0009"}}
     fake_provider.answer(200, json.dumps(answer).encode())
 
-    response = upload_sound(logged_in(supervisor), filename, content, declared)
-
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = upload_sound(logged_in(supervisor), filename, content, declared)
     assert response.status_code == 302
+    assert run_queued(upload_sound_task) == ["uploaded"]  # a worker sends it
+
     assert AudioAsset.objects.get().sound_id == "39888925-718e-43bb-a8b1-d4a3c0de0009"
     (sent,) = fake_provider.requests
     part_header = f'filename="{filename}"\r\nContent-Type: {sent_as}\r\n'.encode()

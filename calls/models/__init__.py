@@ -22,9 +22,11 @@ from calls.models.events import CallEvent
 from calls.models.imports import CampaignImport
 from calls.models.lookups import RecordingLookup
 from calls.models.notices import Notice
+from calls.models.provider_checks import ProviderCheck
 from calls.models.provider_lists import ProviderListRead
 from calls.models.records import AuditEntry, DoNotCall, UserPreference
 from calls.models.rollups import CallTally
+from calls.models.sound_uploads import SoundUpload
 from calls.models.submissions import FailedSubmission
 from calls.vocabulary import MASK
 
@@ -53,10 +55,12 @@ __all__ = [
     "Notice",
     "PeriodicJob",
     "Playback",
+    "ProviderCheck",
     "ProviderListRead",
     "RateWindow",
     "RecordingLookup",
     "SetAsideRow",
+    "SoundUpload",
     "UserPreference",
     "WorkerHeartbeat",
 ]

@@ -152,5 +152,6 @@ def test_a_supervisor_reads_the_dashboard_exports_calls_and_uploads_a_sound(
     page.fill("#id_name", "Diwali greeting")
     page.set_input_files("#id_audio_file", str(sound))
     page.click("button:has-text('Upload to the provider')")
-    expect(page.get_by_text("Uploaded “Diwali greeting”")).to_be_visible()
+    # "Uploading…" until a worker has the provider's answer; the page redraws itself.
+    expect(page.get_by_text("Uploaded “Diwali greeting”")).to_be_visible(timeout=30_000)
     assert AudioAsset.objects.get(name="Diwali greeting").sound_id.startswith("sandbox-")

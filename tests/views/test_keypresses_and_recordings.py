@@ -2,12 +2,8 @@
 fetched anew from the provider over HTTP, the sandbox's clip), a campaign's keypress results
 with their chart and CSV, the call log's filter by key, the flow's keys in the admin."""
 
-import contextlib
 import io
-import socket
-import threading
 import wave
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -89,37 +85,6 @@ def test_a_valid_link_is_followed_without_asking_the_provider(
     response = agent_client.get(recording_url(call))
     assert (response.status_code, response["Location"]) == (302, OLD)
     assert real_gateway.requests == []
-
-
-class SilentProvider:
-    """A real local server that takes connections and never answers any of them."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self.hold, daemon=True).start()
-
-    @property
-    def connections(self) -> int:
-        return len(self.held)
-
-    def hold(self) -> None:
-        with contextlib.suppress(OSError):  # closed at the end of the test
-            while True:
-                self.held.append(self.listener.accept()[0])
-
-    def close(self) -> None:
-        self.listener.close()
-        for held in self.held:
-            held.close()
-
-
-@pytest.fixture
-def silent_provider() -> Iterator[SilentProvider]:
-    provider = SilentProvider()
-    yield provider
-    provider.close()
 
 
 def open_recording(client, call):
@@ -218,11 +183,8 @@ def test_a_look_up_whose_worker_died_is_asked_again_a_minute_later(
 
 
 def test_a_provider_that_never_answers_does_not_hold_the_page(
-    agent_client, bridge, choices_flow, settings, silent_provider
+    agent_client, bridge, choices_flow, silent_provider
 ):
-    settings.MOBTEXTING_API_TOKEN = API_TOKEN
-    settings.MOBTEXTING_API_URL = silent_provider.url
-    settings.OBD_SANDBOX = False
     call = answered(bridge, choices_flow, minutes_ago=180, recording_url=OLD)
 
     for _ in range(2):
