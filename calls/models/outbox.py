@@ -21,7 +21,7 @@ from calls.models.callbacks import (
     EventType,
     new_message_id,
 )
-from calls.vocabulary import OUTCOMES, CallStatus
+from calls.vocabulary import NEVER_RANG, OUTCOMES, CallStatus
 
 # One event to record: its type, its data, and its ordering key ("" when order does not matter).
 Entry = tuple[EventType, dict[str, Any], str]
@@ -155,7 +155,7 @@ def record_submission_settled(call: Called, written: Mapping[str, object]) -> in
     """A POST's answer (`written` onto the call) that settles it without an outcome (refused by
     the provider, or never sent) is told as settled; an accepted call waits for its outcome."""
     status = written.get("status")
-    if status not in (CallStatus.REJECTED, CallStatus.ERROR):
+    if status not in NEVER_RANG:
         return 0
     data = _call_data(call, str(status)) | {"provider_status": written.get("provider_status")}
     return record([(EventType.CALL_SETTLED, data, f"call:{call.pk}")])

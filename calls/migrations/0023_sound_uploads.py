@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0019_recording_lookups'),
+        ('calls', '0022_callbacks'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
