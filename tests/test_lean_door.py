@@ -1,7 +1,11 @@
 """The webhook door is served before the browser's middleware (obdportal/lean_door.py); every
 other path still runs all of it."""
 
+import pytest
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse
 from django.test import Client
+from django.urls import path
 
 from calls.models import CallEvent
 from tests.helpers.webhooks import deliver, push
@@ -68,3 +72,18 @@ def test_a_path_next_to_the_door_goes_through_the_browser_stack(db):
     assert response.status_code == 404
     assert [h for h in BROWSER_ONLY_HEADERS if h not in response.headers] == []
     assert not CallEvent.objects.exists()
+
+
+@login_not_required
+def elsewhere(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("elsewhere")
+
+
+urlpatterns = [path("elsewhere/", elsewhere)]  # a URLconf without the door, for the test below
+
+
+@pytest.mark.urls(__name__)
+def test_under_a_urlconf_without_the_door_every_request_goes_the_usual_way(db):
+    response = Client().get("/elsewhere/")
+
+    assert (response.status_code, response.content) == (200, b"elsewhere")
