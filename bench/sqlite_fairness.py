@@ -5,8 +5,10 @@ database, with the portal's settings, this process stores distinct documented de
 (`CallEvent.objects.store`, the door's one statement) from 8 threads at a fixed rate, open loop,
 and times each from its scheduled moment; half are for calls in flight. Beside it runs one
 `manage.py apply_deliveries` from the checkout given (--code, repeatable: compare two versions
-of the worker side by side), or none (`--code alone`: the door by itself). Each case runs
---rounds times, the cases interleaved.
+of the worker side by side), or none (`--code alone`: the door by itself). With --backlog N,
+N deliveries wait already when the worker starts (after a burst, or a worker restart): the
+worker then applies full batches while the door stores. Each case runs --rounds times, the
+cases interleaved.
 
     .venv/bin/python bench/sqlite_fairness.py --code alone --code /tmp/before --code .
 """
@@ -26,15 +28,15 @@ REPO = Path(__file__).resolve().parent.parent
 DATABASE = "sqlite:////tmp/bench_fairness.sqlite3"
 
 
-def case(code: str, rate: float, duration: float) -> dict:
+def case(code: str, args: argparse.Namespace) -> dict:
     """One case in a child process (Django set up from the checkout that stores)."""
-    command = [sys.executable, __file__, "--child", code, "--rate", str(rate)]
-    command += ["--duration", str(duration)]
+    command = [sys.executable, __file__, "--child", code, "--rate", str(args.rate)]
+    command += ["--duration", str(args.duration), "--backlog", str(args.backlog)]
     out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
     return dict(json.loads(out.stdout.splitlines()[-1]))
 
 
-def child(code: str, rate: float, duration: float) -> None:
+def child(code: str, rate: float, duration: float, backlog: int) -> None:
     env = os.environ | {
         "DATABASE_URL": DATABASE,
         "DJANGO_SETTINGS_MODULE": "obdportal.settings",
@@ -54,7 +56,9 @@ def child(code: str, rate: float, duration: float) -> None:
 
     total = int(rate * duration)
     webhook_load.recreate_database(DATABASE)
-    gen = webhook_load.Deliveries(webhook_load.prepare(total), seed=1)
+    gen = webhook_load.Deliveries(webhook_load.prepare(total + backlog), seed=1)
+    for _ in range(backlog):
+        CallEvent.objects.store(source="webhook", body=gen.next())
     bodies = [gen.next() for _ in range(total)]
     connection.close()
     worker = None
@@ -66,7 +70,7 @@ def child(code: str, rate: float, duration: float) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(3)  # started, connected, polling
+        time.sleep(0.5 if backlog else 3)  # started (with a backlog: applying it)
     waits: list[float] = []
 
     def store(body: bytes, due: float) -> None:
@@ -100,14 +104,15 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--duration", type=float, default=8)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--backlog", type=int, default=0, help="deliveries waiting at start")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.rate, args.duration)
+        child(args.child, args.rate, args.duration, args.backlog)
         return
     for round_ in range(args.rounds):
         for code in args.code or ["alone", "."]:
-            r = case(code, args.rate, args.duration)
+            r = case(code, args)
             print(
                 f"round {round_ + 1} {code:<16} INSERT wait at {args.rate:g}/s: p50 {r['p50']:5.1f}"
                 f" p90 {r['p90']:5.1f} p99 {r['p99']:6.1f} max {r['max']:6.1f} ms;"
