@@ -13,7 +13,7 @@ The door is found by its URL name, so its path and view are written once, in cal
 from collections.abc import Callable
 from functools import cached_property
 
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import NoReverseMatch, resolve, reverse
 
 DOOR_URL_NAME = "calls:webhook"
@@ -34,6 +34,10 @@ class LeanDoorMiddleware:
         return path, resolve(path).func
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        if self.door is not None and request.path_info == self.door[0]:
-            return self.door[1](request)
-        return self.get_response(request)
+        if self.door is None or request.path_info != self.door[0]:
+            return self.get_response(request)
+        response = self.door[1](request)
+        # As CommonMiddleware would: a sized answer, not a chunked one, for the provider's client.
+        if isinstance(response, HttpResponse) and "Content-Length" not in response.headers:
+            response.headers["Content-Length"] = str(len(response.content))
+        return response

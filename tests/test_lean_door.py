@@ -22,6 +22,7 @@ def test_the_door_answers_with_no_cookie_and_no_browser_headers(provider_client,
     # SecurityMiddleware still runs first: what matters to any client is kept.
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["Content-Length"] == str(len(response.content))
 
 
 def test_a_logged_in_browser_gets_no_session_refresh_and_no_way_in_without_the_secret(
