@@ -1,33 +1,35 @@
-"""Webhook under load: the portal's `/webhooks/mobtexting/` against a one-INSERT Django baseline.
+"""Webhook under load: the portal's `/webhooks/mobtexting/` against a bare Django app and a
+one-INSERT view behind the portal's middleware.
 
 For each database (default: SQLite /tmp/bench_hooks.sqlite3 and PostgreSQL bench_hooks), in a child
 process:
 
-1. recreates the database from scratch, migrates it, creates the baseline's table and
+1. recreates the database from scratch, migrates it, creates the two baselines' tables and
    pre-creates calls in flight (status queued, with provider ids) for the deliveries to match;
-2. starts two gunicorn servers on free loopback ports with the same options (default 4 sync
-   workers): the portal (`obdportal.wsgi`, OBD_WEBHOOK_SECRET set) and the baseline
-   (`bench.baseline.wsgi`: the portal's settings, middleware and database, and a view that does
-   one INSERT through connection.cursor());
-3. drives both with the same load, side by side, from an asyncio client in this process (a new
+2. starts three gunicorn servers on free loopback ports with the same options (default as in
+   production: 2 gthread workers x 4 threads): the portal (`obdportal.wsgi`, OBD_WEBHOOK_SECRET
+   set); the bare app (`bench.bare.wsgi`: no apps, no middleware, one view that INSERTs the body:
+   the limit for a Django door here); and the baseline (`bench.baseline.wsgi`: the same one-INSERT
+   view behind the portal's settings and whole browser middleware);
+3. drives all three with the same load, side by side, from an asyncio client in this process (a new
    TCP connection per delivery, like a provider's webhook, `Connection: close`):
    - "paced": open loop at a fixed rate (default 200/s for 20 s). Requests leave on schedule
      whatever the server does, and latency counts from the scheduled time, so a stalled server
      shows up as latency instead of a lower send rate;
    - "max": closed loop, N concurrent clients (default 16) sending as fast as answers come;
    with --rounds N each phase runs N times per target, the order swapped every round;
-4. checks that every delivery sent is stored: CallEvent rows (portal) and baseline rows are counted
+4. checks that every delivery sent is stored: CallEvent rows (portal) and the baselines' rows are counted
    before and after each run, and matched deliveries must have found their call;
 5. reads the CPU time (user + system, from /proc) of the gunicorn workers and, on PostgreSQL, of
    their backends (both servers keep their connection: DB_CONN_MAX_AGE=3600) before and after
-   each run: CPU per delivery compares portal and baseline whatever else runs on the machine.
+   each run: CPU per delivery compares the targets whatever else runs on the machine.
 
 Every delivery is a distinct OBD push as documented (JSON: bridge, from, to, source, mid, flow_id,
 start_at, end_at, duration, status, recording_url); half carry the `mid` of a pre-created call,
 half are unknown to the portal (they fall back to the number+bridge look-up and stay unmatched).
 
 The load client shares the machine with the servers (2 cores here), so absolute figures move with
-the machine; the portal/baseline ratios from one run, and CPU per delivery, are the comparable
+the machine; the portal/bare ratios from one run (with the load average printed beside them), and CPU per delivery, are the comparable
 figures. The exit status is 1 when a target is missed. gunicorn logs go to --log-dir.
 
 Run from the repository root:
@@ -35,7 +37,7 @@ Run from the repository root:
     .venv/bin/python bench/webhook_load.py                          # SQLite and PostgreSQL
     .venv/bin/python bench/webhook_load.py --database-url sqlite:////tmp/bench_hooks.sqlite3
     .venv/bin/python bench/webhook_load.py --rounds 2                # as in RESULTS.md
-    .venv/bin/python bench/webhook_load.py --duration 5 --workers 2  # a quick look
+    .venv/bin/python bench/webhook_load.py --duration 5              # a quick look
 """
 
 from __future__ import annotations
@@ -59,15 +61,19 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parent.parent
-GUNICORN = REPO / ".venv" / "bin" / "gunicorn"
+GUNICORN = Path(sys.executable).parent / "gunicorn"  # beside the Python that runs this
 DEFAULT_DATABASES = [
     "sqlite:////tmp/bench_hooks.sqlite3",
-    "postgres://postgres@127.0.0.1:55432/bench_hooks",
+    "postgres://postgres@127.0.0.1:54329/bench_hooks",
 ]
 SECRET = "bench-webhook-secret"
 PORTAL_PATH = "/webhooks/mobtexting/"
 BASELINE_PATH = "/webhooks/baseline/"
-TARGET_RATIO, TARGET_P99_MS, TARGET_P99_VS_BASELINE = 0.9, 10.0, 1.5
+BARE_PATH = "/webhooks/bare/"
+TARGETS = ("portal", "bare", "baseline")
+# The door's throughput as a share of the bare app's, with the deliveries worker running.
+TARGET_RATIO = {"postgresql": 0.8, "sqlite": 0.6}
+TARGET_P99_MS, TARGET_P99_VS_BASELINE = 10.0, 1.5
 TARGET_VISIBLE_P99_MS = 1000.0
 BRIDGES = ["918068287602", "914066554433", "912261234567"]
 OUTCOMES = [("ANSWER", 50), ("NOANSWER", 20), ("BUSY", 12), ("CANCEL", 8), ("CONGESTION", 10)]
@@ -135,6 +141,7 @@ class Run:
     cpu_db_s: float = 0.0  # PostgreSQL backends serving this database
     # Stored to applied (the deliveries worker's commit), per delivery: when it shows on pages.
     visible_ms: list[float] = field(default_factory=list)
+    load: float = 0.0  # the 1-minute load average at the end of the run (the highest of rounds)
 
     def add(self, other: Run) -> None:
         """Fold another round of the same phase and target into this one."""
@@ -148,6 +155,7 @@ class Run:
         self.cpu_app_s += other.cpu_app_s
         self.cpu_db_s += other.cpu_db_s
         self.visible_ms += other.visible_ms
+        self.load = max(self.load, other.load)
         self.matched_sent += other.matched_sent
         if other.matched_stored is not None:
             self.matched_stored = (self.matched_stored or 0) + other.matched_stored
@@ -195,6 +203,7 @@ class Run:
             "cpu_db_ms": self.cpu_db_s * 1000 / self.ok if self.ok else float("nan"),
             "visible_p50_ms": self.pct(0.5, self.visible_ms),
             "visible_p99_ms": self.pct(0.99, self.visible_ms),
+            "load": self.load,
         }
 
 
@@ -376,15 +385,17 @@ def recreate_database(url: str) -> None:
 
 
 def prepare(calls: int, seed: int | None = None) -> list[tuple[str, str, str]]:
-    """Migrate, make the baseline's table, and put `calls` calls in flight to be matched."""
+    """Migrate, make the baselines' tables, and put `calls` calls in flight to be matched."""
     from django.core.management import call_command
     from django.utils import timezone
 
+    from bench.bare.app import create_table as create_bare_table
     from bench.baseline.views import create_table
     from calls.models import Bridge, CallLog, IvrFlow
 
     call_command("migrate", verbosity=0)
     create_table()
+    create_bare_table()
     bridges = [Bridge.objects.get_or_create(number=n)[0] for n in BRIDGES]
     flow, _ = IvrFlow.objects.get_or_create(
         flow_id="24", defaults={"name": "Login OTP", "template": "Hello {Name}, otp {otp}"}
@@ -418,17 +429,21 @@ def prepare(calls: int, seed: int | None = None) -> list[tuple[str, str, str]]:
 def stored_counts() -> dict:
     from django.db import connection
 
+    from bench.bare.app import TABLE as BARE_TABLE
     from bench.baseline.views import TABLE
     from calls.models import CallEvent
 
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {TABLE}")
         baseline = cursor.fetchone()[0]
+        cursor.execute(f"SELECT count(*) FROM {BARE_TABLE}")
+        bare = cursor.fetchone()[0]
     counts = {
         "portal": CallEvent.objects.count(),
         "portal_last": CallEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0,
         "portal_matched": CallEvent.objects.exclude(call=None).count(),
         "baseline": baseline,
+        "bare": bare,
         "db_cpu": {},
     }
     if connection.vendor == "postgresql":
@@ -525,15 +540,20 @@ def child(args: argparse.Namespace) -> None:
     calls = prepare(need)
     connection.close()
     # The portal's deliveries use up the calls; the baseline's are alike but match nothing.
-    gens = {"portal": Deliveries(calls), "baseline": Deliveries([], seed=8)}
+    gens = {
+        "portal": Deliveries(calls),
+        "baseline": Deliveries([], seed=8),
+        "bare": Deliveries([], seed=9),
+    }
     log_dir = Path(args.log_dir)
     targets = {
         "portal": Gunicorn("portal", "obdportal.wsgi", "obdportal.settings", env, args, log_dir),
         "baseline": Gunicorn(
             "baseline", "bench.baseline.wsgi", "bench.baseline.settings", env, args, log_dir
         ),
+        "bare": Gunicorn("bare", "bench.bare.wsgi", "bench.bare.settings", env, args, log_dir),
     }
-    paths = {"portal": PORTAL_PATH, "baseline": BASELINE_PATH}
+    paths = {"portal": PORTAL_PATH, "baseline": BASELINE_PATH, "bare": BARE_PATH}
     # The deliveries workers apply what the portal's door stores, as in production.
     targets["portal"].companions = [
         subprocess.Popen(
@@ -545,7 +565,7 @@ def child(args: argparse.Namespace) -> None:
         )
         for n in range(args.appliers)
     ]
-    with targets["portal"], targets["baseline"]:
+    with targets["portal"], targets["baseline"], targets["bare"]:
         for name, server in targets.items():  # warm every worker: imports, DB connections
             warm = Run("warm-up", name)
             asyncio.run(paced(warm, server.port, paths[name], gens[name], 50, args.warmup / 50))
@@ -556,12 +576,14 @@ def child(args: argparse.Namespace) -> None:
         runs: dict[tuple[str, str], Run] = {}
         for kind, label in phases:
             for round_ in range(args.rounds):  # side by side, the order swapped every round
-                order = ("portal", "baseline") if round_ % 2 == 0 else ("baseline", "portal")
+                order = TARGETS if round_ % 2 == 0 else TARGETS[::-1]
                 for name in order:
                     run = measure(kind, label, name, targets[name], paths[name], gens[name], args)
+                    run.load = os.getloadavg()[0]
                     runs.setdefault((label, name), Run(label, name)).add(run)
                     print(
                         f"  {vendor:<10} {label:<14} {name:<8} {run.rate:7.1f} req/s"
+                        f"  load {run.load:4.1f}"
                         f"  p50 {run.pct(0.5):6.1f} ms  p99 {run.pct(0.99):7.1f} ms"
                         f"  sent {run.sent} stored {run.stored}",
                         file=sys.stderr,
@@ -574,6 +596,7 @@ def child(args: argparse.Namespace) -> None:
         "worker_class": args.worker_class,
         "threads": args.threads,
         "rounds": args.rounds,
+        "appliers": args.appliers,
         "load": [load_before, os.getloadavg()[0]],
         "runs": [r.as_dict() for r in runs.values()],
     }
@@ -599,13 +622,14 @@ def report(results: list[dict], args: argparse.Namespace) -> bool:
             f"\nWebhook on {result['vendor']} ({result['workers']} gunicorn "
             f"{result['worker_class']} workers x {result['threads']} threads, "
             f"{os.cpu_count()} cores shared with the client; {result['rounds']} round(s) of "
-            f"{args.duration:g} s per phase and target; load average "
-            f"{result['load'][0]:.1f} before, {result['load'][1]:.1f} after)"
+            f"{args.duration:g} s per phase and target; {result['appliers']} deliveries "
+            f"worker(s); load average {result['load'][0]:.1f} before, "
+            f"{result['load'][1]:.1f} after)"
         )
         head = (
             f"{'phase':<14} {'target':<8} {'sent':>6} {'2xx':>6} {'non-2xx':>7} {'errors':>6}"
             f" {'stored':>6} {'lost':>4} {'matched':>11} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
-            f" {'max ms':>7} {'CPU ms/req':>10}"
+            f" {'max ms':>7} {'CPU ms/req':>10} {'load':>5}"
         )
         print(head)
         print("-" * len(head))
@@ -619,18 +643,22 @@ def report(results: list[dict], args: argparse.Namespace) -> bool:
                 f"{r['phase']:<14} {r['target']:<8} {r['sent']:>6} {r['ok']:>6} {r['non_2xx']:>7}"
                 f" {r['errors']:>6} {r['stored']:>6} {r['lost']:>4} {matched:>11}"
                 f" {r['rate']:>7.1f} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['max_ms']:>7.1f}"
-                f" {_cpu(r):>10.2f}"
+                f" {_cpu(r):>10.2f} {r['load']:>5.1f}"
             )
         by = {(r["phase"].split()[0], r["target"]): r for r in result["runs"]}
-        p_portal, p_base = by[("paced", "portal")], by[("paced", "baseline")]
-        m_portal, m_base = by[("max", "portal")], by[("max", "baseline")]
-        ratio = m_portal["rate"] / m_base["rate"] if m_base["rate"] else float("nan")
+        p_portal, p_bare = by[("paced", "portal")], by[("paced", "bare")]
+        m_portal = by[("max", "portal")]
+        ratios = {
+            name: m_portal["rate"] / by[("max", name)]["rate"]
+            if by[("max", name)]["rate"]
+            else float("nan")
+            for name in ("bare", "baseline")
+        }
         print(
-            f"portal/baseline: max throughput {ratio:.2f}"
-            f" (latency at max: p50 x{m_portal['p50_ms'] / m_base['p50_ms']:.2f},"
-            f" p99 x{m_portal['p99_ms'] / m_base['p99_ms']:.2f});"
-            f" paced: p50 x{p_portal['p50_ms'] / p_base['p50_ms']:.2f},"
-            f" p99 x{p_portal['p99_ms'] / p_base['p99_ms']:.2f}"
+            f"portal/bare: max throughput {ratios['bare']:.2f}; portal/baseline (one INSERT "
+            f"behind the browser middleware) {ratios['baseline']:.2f}; paced p99 portal "
+            f"{p_portal['p99_ms']:.1f} ms, bare {p_bare['p99_ms']:.1f} ms "
+            f"(x{p_portal['p99_ms'] / p_bare['p99_ms']:.2f})"
         )
         pg = result["vendor"] == "postgresql"
         print(
@@ -638,11 +666,11 @@ def report(results: list[dict], args: argparse.Namespace) -> bool:
             f" ms, p99 {p_portal['visible_p99_ms']:.0f} ms; at max p50"
             f" {m_portal['visible_p50_ms']:.0f} ms, p99 {m_portal['visible_p99_ms']:.0f} ms"
         )
-        cpu_ratio = _cpu(m_base) / _cpu(m_portal)
+        m_bare = by[("max", "bare")]
         print(
-            f"server CPU per delivery at max: portal {_cpu_text(m_portal, pg)}, baseline "
-            f"{_cpu_text(m_base, pg)}; baseline/portal {cpu_ratio:.2f} (the throughput ratio if "
-            "the servers had the CPU to themselves)"
+            f"server CPU per delivery at max: portal {_cpu_text(m_portal, pg)}, bare "
+            f"{_cpu_text(m_bare, pg)}; bare/portal {_cpu(m_bare) / _cpu(m_portal):.2f} (the "
+            "throughput ratio if the servers had the CPU to themselves)"
         )
         lost = sum(r["lost"] for r in result["runs"])
         unmatched = sum(
@@ -650,8 +678,9 @@ def report(results: list[dict], args: argparse.Namespace) -> bool:
             for r in result["runs"]
             if r["matched_stored"] is not None
         )
+        target = TARGET_RATIO[result["vendor"]]
         checks = [
-            (f"throughput ratio >= {TARGET_RATIO}", ratio >= TARGET_RATIO),
+            (f"portal/bare throughput >= {target}", ratios["bare"] >= target),
             (
                 f"portal p99 < {TARGET_P99_MS:.0f} ms at {args.rate:g}/s",
                 p_portal["p99_ms"] < TARGET_P99_MS,
@@ -661,8 +690,8 @@ def report(results: list[dict], args: argparse.Namespace) -> bool:
                 lost == 0 and not any(r["non_2xx"] or r["errors"] for r in result["runs"]),
             ),
             (
-                f"portal p99 <= {TARGET_P99_VS_BASELINE:g}x the baseline's at {args.rate:g}/s",
-                p_portal["p99_ms"] <= TARGET_P99_VS_BASELINE * p_base["p99_ms"],
+                f"portal p99 <= {TARGET_P99_VS_BASELINE:g}x the bare app's at {args.rate:g}/s",
+                p_portal["p99_ms"] <= TARGET_P99_VS_BASELINE * p_bare["p99_ms"],
             ),
             ("every matched delivery found its call", unmatched == 0),
             (
@@ -685,11 +714,11 @@ def main() -> None:
         + " and ".join(DEFAULT_DATABASES),
     )
     parser.add_argument("--rate", type=float, default=200, help="paced requests per second")
-    parser.add_argument("--duration", type=float, default=20, help="seconds per phase and target")
+    parser.add_argument("--duration", type=float, default=10, help="seconds per phase and target")
     parser.add_argument("--clients", type=int, default=16, help="concurrent senders at max")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
-    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class")
-    parser.add_argument("--threads", type=int, default=1, help="threads per gthread worker")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument(
         "--rounds",
         type=int,

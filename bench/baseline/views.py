@@ -9,20 +9,13 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from bench.bare import app as bare
+
 TABLE = "bench_baseline_delivery"
 
 
 def create_table() -> None:
-    key = (
-        "integer PRIMARY KEY AUTOINCREMENT"
-        if connection.vendor == "sqlite"
-        else "bigserial PRIMARY KEY"
-    )
-    moment = "datetime" if connection.vendor == "sqlite" else "timestamp with time zone"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} (id {key}, received_at {moment} NOT NULL, body text NOT NULL)"
-        )
+    bare.create_table(TABLE)
 
 
 @csrf_exempt

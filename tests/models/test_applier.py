@@ -12,8 +12,8 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from calls.models import CallEvent, CallLog
-from calls.models.events import apply_waiting
+from calls.models import CallEvent, CallLog, events
+from calls.models.events import SQLITE_SLICE, apply_waiting
 from calls.models.life import CallLogQuerySet
 from tests.helpers.webhooks import DAY, apply_stored, provider_time
 
@@ -135,16 +135,40 @@ def test_a_batch_held_by_one_worker_is_skipped_by_another_not_waited_for(calls):
 
 def test_a_batch_costs_the_same_few_statements_whatever_its_size(calls):
     counts = []
-    for size in (5, 40):
+    for size in (5, SQLITE_SLICE):
         CallEvent.objects.all().delete()
         for call in calls[:size]:
             CallEvent.objects.store(source="webhook", body=attempt(call.provider_id, "BUSY", size))
         with CaptureQueriesContext(connection) as queries:
-            assert apply_waiting() == size
+            assert apply_waiting(size) == size
         counts.append(len(queries))
 
     assert counts[0] == counts[1]
     assert counts[1] <= 10
+
+
+def test_sqlites_one_writer_is_held_a_slice_at_a_time_and_left_free_as_long(calls, monkeypatch):
+    for call in calls[:30]:
+        CallEvent.objects.store(source="webhook", body=attempt(call.provider_id, "BUSY", 1))
+    for call in calls[30:]:
+        CallEvent.objects.store(source="webhook", body=attempt(call.provider_id, "NOANSWER", 2))
+    transactions: list[int] = []
+    pauses: list[float] = []
+    apply = events._apply
+    monkeypatch.setattr(
+        events, "_apply", lambda batch: transactions.append(len(batch)) or apply(batch)
+    )
+    monkeypatch.setattr(events.time, "sleep", pauses.append)
+
+    assert apply_waiting(100) == CALLS
+
+    if connection.vendor == "sqlite":  # the door's INSERT gets in between two slices
+        assert transactions == [SQLITE_SLICE, CALLS - SQLITE_SLICE]
+        assert len(pauses) == 1 and pauses[0] > 0
+    else:  # row locks: the door never waits for the worker
+        assert (transactions, pauses) == ([CALLS], [])
+    assert not CallEvent.objects.waiting().exists()
+    assert CallLog.objects.filter(status="busy").count() == 30
 
 
 def test_a_failed_batch_leaves_every_delivery_waiting_for_the_next_try(calls, monkeypatch):

@@ -229,6 +229,20 @@ def test_an_audio_call_takes_its_outcome_the_same_way(provider_client, make_call
 # --- duplicates -----------------------------------------------------------------------------------
 
 
+def test_a_stored_delivery_holds_the_models_defaults_in_every_column_it_does_not_bring(db):
+    from calls.models.events import STORED_COLUMNS
+
+    before = timezone.now()
+    stored = CallEvent.objects.get(pk=CallEvent.objects.store(source="webhook", body=b"{}"))
+    fresh = CallEvent()
+
+    for field in CallEvent._meta.concrete_fields:
+        if not field.primary_key and field.name not in STORED_COLUMNS:
+            assert getattr(stored, field.attname) == getattr(fresh, field.attname), field.name
+    assert (stored.body, stored.applied_at) == ("{}", None)
+    assert before <= stored.received_at <= timezone.now()
+
+
 def test_the_same_delivery_twice_is_stored_once_and_counted(provider_client, call):
     first = deliver(provider_client, push())
     outcome_at = CallLog.objects.get().outcome_at
