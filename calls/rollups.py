@@ -81,53 +81,95 @@ def _units(cost: str) -> str:
     return f"CAST(ROUND({cost} * {10**COST_PLACES}) AS BIGINT)"
 
 
-def _tally_call(vendor: str, row: str, sign: int) -> str:
-    """An INSERT of a call's three tally rows with `sign`, if the call was placed."""
-    sums = [
-        str(sign),
+def _sums(row: str, sign: str) -> list[str]:
+    """A call's sums with `sign` (a number, or a column holding one)."""
+    return [
+        sign,
         f"CASE WHEN {row}duration IS NULL THEN 0 ELSE {sign} END",
         f"{sign} * COALESCE({row}duration, 0)",
         f"{sign} * {_units('COALESCE(' + row + 'cost, 0)')}",
         f"CASE WHEN {row}cost IS NULL THEN 0 ELSE {sign} END",
     ]
+
+
+def _tally_call(vendor: str, row: str, sign: int) -> str:
+    """An INSERT of a call's three tally rows with `sign`, if the call was placed."""
     placed = f"WHERE {row}submitted_at IS NOT NULL"
-    selects = " UNION ALL ".join(f"SELECT {s}, FALSE {placed}" for s in _rows(vendor, row, sums))
+    rows = _rows(vendor, row, _sums(row, str(sign)))
+    selects = " UNION ALL ".join(f"SELECT {s}, FALSE {placed}" for s in rows)
     return f"INSERT INTO {TALLIES} ({', '.join(KEY + SUMS)}, folded) {selects};"
 
 
-def _changed(vendor: str) -> str:
+def _tally_statement(moved: str) -> str:
+    """An INSERT of the tally rows of every call a statement changed, summed per key (PostgreSQL):
+    `moved` selects the calls' old rows with sign -1 and new ones with +1. A bulk update of a
+    thousand calls from one status to another writes six rows, not six thousand."""
+    key = ", ".join(str(i + 1) for i in range(len(KEY)))
+    sums = ", ".join(f"SUM({s})" for s in SUMS)
+    nonzero = " OR ".join(f"SUM({s}) <> 0" for s in SUMS)
+    rows = _rows("postgresql", "r.", _sums("r.", "r.sign"))
+    placed = "FROM r WHERE r.submitted_at IS NOT NULL"
+    selects = " UNION ALL ".join(f"SELECT {s} {placed}" for s in rows)
+    return (
+        f"INSERT INTO {TALLIES} ({', '.join(KEY + SUMS)}, folded) "  # noqa: S608  # nosec B608
+        f"WITH r AS ({moved}) SELECT {', '.join(KEY)}, {sums}, FALSE "
+        f"FROM ({selects}) AS t ({', '.join(KEY + SUMS)}) GROUP BY {key} HAVING {nonzero};"
+    )
+
+
+def _changed(vendor: str, old: str = "OLD.", new: str = "NEW.") -> str:
     differs = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
-    changes = [f"OLD.{c} {differs} NEW.{c}" for c in COUNTED]
-    changes.append("(OLD.submitted_at IS NULL) <> (NEW.submitted_at IS NULL)")
+    changes = [f"{old}{c} {differs} {new}{c}" for c in COUNTED]
+    changes.append(f"({old}submitted_at IS NULL) <> ({new}submitted_at IS NULL)")
     return " OR ".join(changes)
 
 
 def trigger_sql(vendor: str) -> list[str]:
-    """The statements creating the triggers that keep the tallies (AFTER each row change)."""
+    """The statements creating the triggers that keep the tallies: on PostgreSQL, AFTER each
+    statement, from its transition tables (gone: the old rows, came: the new); on SQLite, which
+    has no transition tables, AFTER each row change."""
     insert, update, delete = TRIGGERS
-    old, new = _tally_call(vendor, "OLD.", -1), _tally_call(vendor, "NEW.", 1)
-    when = {
-        insert: ("INSERT", "NEW.submitted_at IS NOT NULL"),
-        update: ("UPDATE", _changed(vendor)),
-        delete: ("DELETE", "OLD.submitted_at IS NOT NULL"),
-    }
     if vendor == "postgresql":
+        # Only the calls whose counted columns changed (a statement trigger has no WHEN).
+        changed = "SELECT gone.id FROM gone JOIN came ON came.id = gone.id WHERE "
+        changed += _changed(vendor, "gone.", "came.")
+        moved = {
+            "INSERT": "SELECT 1 AS sign, * FROM came",
+            "DELETE": "SELECT -1 AS sign, * FROM gone",
+            "UPDATE": f"WITH changed AS ({changed}) "  # noqa: S608  # nosec B608
+            "SELECT -1 AS sign, * FROM gone WHERE id IN (SELECT id FROM changed) UNION ALL "
+            "SELECT 1, * FROM came WHERE id IN (SELECT id FROM changed)",
+        }
         function = f"""CREATE OR REPLACE FUNCTION calls_tally() RETURNS trigger LANGUAGE plpgsql
             AS $$ BEGIN
-                IF TG_OP <> 'INSERT' THEN {old} END IF;
-                IF TG_OP <> 'DELETE' THEN {new} END IF;
+                IF TG_OP = 'INSERT' THEN {_tally_statement(moved["INSERT"])}
+                ELSIF TG_OP = 'DELETE' THEN {_tally_statement(moved["DELETE"])}
+                ELSE {_tally_statement(moved["UPDATE"])}
+                END IF;
                 RETURN NULL;
             END $$"""
-        return [function] + [
-            f"CREATE OR REPLACE TRIGGER {name} AFTER {event} ON {CALLS} FOR EACH ROW "
-            f"WHEN ({condition}) EXECUTE FUNCTION calls_tally()"
-            for name, (event, condition) in when.items()
+        tables = {insert: "NEW TABLE AS came", update: "OLD TABLE AS gone NEW TABLE AS came"}
+        tables[delete] = "OLD TABLE AS gone"
+        events = {insert: "INSERT", update: "UPDATE", delete: "DELETE"}
+        return [
+            *drop_trigger_sql(vendor)[:-1],
+            function,
+            *(
+                f"CREATE TRIGGER {name} AFTER {events[name]} ON {CALLS} REFERENCING {tables[name]} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION calls_tally()"
+                for name in TRIGGERS
+            ),
         ]
-    body = {insert: new, update: old + new, delete: old}
+    old, new = _tally_call(vendor, "OLD.", -1), _tally_call(vendor, "NEW.", 1)
+    when = {
+        insert: ("INSERT", "NEW.submitted_at IS NOT NULL", new),
+        update: ("UPDATE", _changed(vendor), old + new),
+        delete: ("DELETE", "OLD.submitted_at IS NOT NULL", old),
+    }
     return [
         f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} ON {CALLS} FOR EACH ROW "
-        f"WHEN {condition} BEGIN {body[name]} END"
-        for name, (event, condition) in when.items()
+        f"WHEN {condition} BEGIN {body} END"
+        for name, (event, condition, body) in when.items()
     ]
 
 
@@ -140,7 +182,7 @@ def drop_trigger_sql(vendor: str) -> list[str]:
 
 
 def install_triggers(conn: BaseDatabaseWrapper) -> None:
-    with conn.cursor() as cursor:
+    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
         for sql in trigger_sql(conn.vendor):
             cursor.execute(sql)
 
