@@ -39,6 +39,7 @@ SUMS = ["n", "timed", "seconds", "cost", "priced"]
 # The call columns the tallies count: a change to any other column fires nothing.
 COUNTED = ["created_at", "bridge_id", "flow_id", "audio_id", "status", "provider_status"]
 COUNTED += ["http_status", "duration", "cost"]
+FIELDS = [*COUNTED, "submitted_at"]  # what the tally rows of a call are made of
 TRIGGERS = ["calls_tally_insert", "calls_tally_update", "calls_tally_delete"]
 FOLD_LOCK = 0x7A11  # pg_advisory_xact_lock key: one fold (or rebuild) at a time
 FOLD_EVERY = timedelta(seconds=60)
@@ -102,18 +103,17 @@ def _tally_call(vendor: str, row: str, sign: int) -> str:
 
 def _tally_statement(moved: str) -> str:
     """An INSERT of the tally rows of every call a statement changed, summed per key (PostgreSQL):
-    `moved` selects the calls' old rows with sign -1 and new ones with +1. A bulk update of a
+    `moved` selects the calls' old FIELDS with sign -1 and new ones with +1. A bulk update of a
     thousand calls from one status to another writes six rows, not six thousand."""
     key = ", ".join(str(i + 1) for i in range(len(KEY)))
-    sums = ", ".join(f"SUM({s})" for s in SUMS)
-    nonzero = " OR ".join(f"SUM({s}) <> 0" for s in SUMS)
-    rows = _rows("postgresql", "r.", _sums("r.", "r.sign"))
-    placed = "FROM r WHERE r.submitted_at IS NOT NULL"
-    selects = " UNION ALL ".join(f"SELECT {s} {placed}" for s in rows)
+    sums = ", ".join(f"SUM(t.{s})" for s in SUMS)
+    nonzero = " OR ".join(f"SUM(t.{s}) <> 0" for s in SUMS)
+    kinds = ", ".join(f"({s})" for s in _rows("postgresql", "r.", _sums("r.", "r.sign")))
     return (
         f"INSERT INTO {TALLIES} ({', '.join(KEY + SUMS)}, folded) "  # noqa: S608  # nosec B608
-        f"WITH r AS ({moved}) SELECT {', '.join(KEY)}, {sums}, FALSE "
-        f"FROM ({selects}) AS t ({', '.join(KEY + SUMS)}) GROUP BY {key} HAVING {nonzero};"
+        f"SELECT {', '.join('t.' + k for k in KEY)}, {sums}, FALSE FROM ({moved}) AS r "
+        f"CROSS JOIN LATERAL (VALUES {kinds}) AS t ({', '.join(KEY + SUMS)}) "
+        f"WHERE r.submitted_at IS NOT NULL GROUP BY {key} HAVING {nonzero};"
     )
 
 
@@ -130,16 +130,12 @@ def trigger_sql(vendor: str) -> list[str]:
     has no transition tables, AFTER each row change."""
     insert, update, delete = TRIGGERS
     if vendor == "postgresql":
-        # Only the calls whose counted columns changed (a statement trigger has no WHEN).
-        changed = "SELECT gone.id FROM gone JOIN came ON came.id = gone.id WHERE "
-        changed += _changed(vendor, "gone.", "came.")
-        moved = {
-            "INSERT": "SELECT 1 AS sign, * FROM came",
-            "DELETE": "SELECT -1 AS sign, * FROM gone",
-            "UPDATE": f"WITH changed AS ({changed}) "  # noqa: S608  # nosec B608
-            "SELECT -1 AS sign, * FROM gone WHERE id IN (SELECT id FROM changed) UNION ALL "
-            "SELECT 1, * FROM came WHERE id IN (SELECT id FROM changed)",
-        }
+        fields = ", ".join(FIELDS)
+        came = f"SELECT 1 AS sign, {fields} FROM came"  # noqa: S608  # nosec B608
+        gone = f"SELECT -1 AS sign, {fields} FROM gone"  # noqa: S608  # nosec B608
+        # A call updated in columns not counted comes and goes with the same key: its rows
+        # sum to zero and are not written (a statement trigger has no WHEN to skip them).
+        moved = {"INSERT": came, "DELETE": gone, "UPDATE": f"{gone} UNION ALL {came}"}
         function = f"""CREATE OR REPLACE FUNCTION calls_tally() RETURNS trigger LANGUAGE plpgsql
             AS $$ BEGIN
                 IF TG_OP = 'INSERT' THEN {_tally_statement(moved["INSERT"])}

@@ -11,68 +11,62 @@ STATEMENT_TRIGGERS = ['DROP TRIGGER IF EXISTS calls_tally_insert ON calls_calllo
  '            AS $$ BEGIN\n'
  "                IF TG_OP = 'INSERT' THEN INSERT INTO calls_calltally (kind, bucket, bridge_id, "
  'flow_id, audio_id, status, provider_status, http_status, n, timed, seconds, cost, priced, '
- 'folded) WITH r AS (SELECT 1 AS sign, * FROM came) SELECT kind, bucket, bridge_id, flow_id, '
- 'audio_id, status, provider_status, http_status, SUM(n), SUM(timed), SUM(seconds), SUM(cost), '
- "SUM(priced), FALSE FROM (SELECT 'q', floor(extract(epoch FROM r.created_at) / 900)::integer, "
- 'r.bridge_id, COALESCE(r.flow_id, 0), COALESCE(r.audio_id, 0), r.status, r.provider_status, '
- 'COALESCE(r.http_status, 0), r.sign, CASE WHEN r.duration IS NULL THEN 0 ELSE r.sign END, r.sign '
- '* COALESCE(r.duration, 0), r.sign * CAST(ROUND(COALESCE(r.cost, 0) * 10000) AS BIGINT), CASE '
- 'WHEN r.cost IS NULL THEN 0 ELSE r.sign END FROM r WHERE r.submitted_at IS NOT NULL UNION ALL '
- "SELECT 'd', floor(extract(epoch FROM r.created_at) / 900)::integer / 96 * 96, r.bridge_id, "
+ 'folded) SELECT t.kind, t.bucket, t.bridge_id, t.flow_id, t.audio_id, t.status, '
+ 't.provider_status, t.http_status, SUM(t.n), SUM(t.timed), SUM(t.seconds), SUM(t.cost), '
+ 'SUM(t.priced), FALSE FROM (SELECT 1 AS sign, created_at, bridge_id, flow_id, audio_id, status, '
+ 'provider_status, http_status, duration, cost, submitted_at FROM came) AS r CROSS JOIN LATERAL '
+ "(VALUES ('q', floor(extract(epoch FROM r.created_at) / 900)::integer, r.bridge_id, "
  'COALESCE(r.flow_id, 0), COALESCE(r.audio_id, 0), r.status, r.provider_status, '
  'COALESCE(r.http_status, 0), r.sign, CASE WHEN r.duration IS NULL THEN 0 ELSE r.sign END, r.sign '
  '* COALESCE(r.duration, 0), r.sign * CAST(ROUND(COALESCE(r.cost, 0) * 10000) AS BIGINT), CASE '
- 'WHEN r.cost IS NULL THEN 0 ELSE r.sign END FROM r WHERE r.submitted_at IS NOT NULL UNION ALL '
- "SELECT 's', floor(extract(epoch FROM r.created_at) / 900)::integer, 0, 0, 0, r.status, '', 0, "
- 'r.sign, 0, 0, 0, 0 FROM r WHERE r.submitted_at IS NOT NULL) AS t (kind, bucket, bridge_id, '
- 'flow_id, audio_id, status, provider_status, http_status, n, timed, seconds, cost, priced) GROUP '
- 'BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING SUM(n) <> 0 OR SUM(timed) <> 0 OR SUM(seconds) <> 0 OR '
- 'SUM(cost) <> 0 OR SUM(priced) <> 0;\n'
- "                ELSIF TG_OP = 'DELETE' THEN INSERT INTO calls_calltally (kind, bucket, "
- 'bridge_id, flow_id, audio_id, status, provider_status, http_status, n, timed, seconds, cost, '
- 'priced, folded) WITH r AS (SELECT -1 AS sign, * FROM gone) SELECT kind, bucket, bridge_id, '
- 'flow_id, audio_id, status, provider_status, http_status, SUM(n), SUM(timed), SUM(seconds), '
- "SUM(cost), SUM(priced), FALSE FROM (SELECT 'q', floor(extract(epoch FROM r.created_at) / "
- '900)::integer, r.bridge_id, COALESCE(r.flow_id, 0), COALESCE(r.audio_id, 0), r.status, '
- 'r.provider_status, COALESCE(r.http_status, 0), r.sign, CASE WHEN r.duration IS NULL THEN 0 ELSE '
- 'r.sign END, r.sign * COALESCE(r.duration, 0), r.sign * CAST(ROUND(COALESCE(r.cost, 0) * 10000) '
- 'AS BIGINT), CASE WHEN r.cost IS NULL THEN 0 ELSE r.sign END FROM r WHERE r.submitted_at IS NOT '
- "NULL UNION ALL SELECT 'd', floor(extract(epoch FROM r.created_at) / 900)::integer / 96 * 96, "
- 'r.bridge_id, COALESCE(r.flow_id, 0), COALESCE(r.audio_id, 0), r.status, r.provider_status, '
- 'COALESCE(r.http_status, 0), r.sign, CASE WHEN r.duration IS NULL THEN 0 ELSE r.sign END, r.sign '
- '* COALESCE(r.duration, 0), r.sign * CAST(ROUND(COALESCE(r.cost, 0) * 10000) AS BIGINT), CASE '
- 'WHEN r.cost IS NULL THEN 0 ELSE r.sign END FROM r WHERE r.submitted_at IS NOT NULL UNION ALL '
- "SELECT 's', floor(extract(epoch FROM r.created_at) / 900)::integer, 0, 0, 0, r.status, '', 0, "
- 'r.sign, 0, 0, 0, 0 FROM r WHERE r.submitted_at IS NOT NULL) AS t (kind, bucket, bridge_id, '
- 'flow_id, audio_id, status, provider_status, http_status, n, timed, seconds, cost, priced) GROUP '
- 'BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING SUM(n) <> 0 OR SUM(timed) <> 0 OR SUM(seconds) <> 0 OR '
- 'SUM(cost) <> 0 OR SUM(priced) <> 0;\n'
- '                ELSE INSERT INTO calls_calltally (kind, bucket, bridge_id, flow_id, audio_id, '
- 'status, provider_status, http_status, n, timed, seconds, cost, priced, folded) WITH r AS (WITH '
- 'changed AS (SELECT gone.id FROM gone JOIN came ON came.id = gone.id WHERE gone.created_at IS '
- 'DISTINCT FROM came.created_at OR gone.bridge_id IS DISTINCT FROM came.bridge_id OR gone.flow_id '
- 'IS DISTINCT FROM came.flow_id OR gone.audio_id IS DISTINCT FROM came.audio_id OR gone.status IS '
- 'DISTINCT FROM came.status OR gone.provider_status IS DISTINCT FROM came.provider_status OR '
- 'gone.http_status IS DISTINCT FROM came.http_status OR gone.duration IS DISTINCT FROM '
- 'came.duration OR gone.cost IS DISTINCT FROM came.cost OR (gone.submitted_at IS NULL) <> '
- '(came.submitted_at IS NULL)) SELECT -1 AS sign, * FROM gone WHERE id IN (SELECT id FROM changed) '
- 'UNION ALL SELECT 1, * FROM came WHERE id IN (SELECT id FROM changed)) SELECT kind, bucket, '
- 'bridge_id, flow_id, audio_id, status, provider_status, http_status, SUM(n), SUM(timed), '
- "SUM(seconds), SUM(cost), SUM(priced), FALSE FROM (SELECT 'q', floor(extract(epoch FROM "
- 'r.created_at) / 900)::integer, r.bridge_id, COALESCE(r.flow_id, 0), COALESCE(r.audio_id, 0), '
- 'r.status, r.provider_status, COALESCE(r.http_status, 0), r.sign, CASE WHEN r.duration IS NULL '
- 'THEN 0 ELSE r.sign END, r.sign * COALESCE(r.duration, 0), r.sign * CAST(ROUND(COALESCE(r.cost, '
- '0) * 10000) AS BIGINT), CASE WHEN r.cost IS NULL THEN 0 ELSE r.sign END FROM r WHERE '
- "r.submitted_at IS NOT NULL UNION ALL SELECT 'd', floor(extract(epoch FROM r.created_at) / "
+ "WHEN r.cost IS NULL THEN 0 ELSE r.sign END), ('d', floor(extract(epoch FROM r.created_at) / "
  '900)::integer / 96 * 96, r.bridge_id, COALESCE(r.flow_id, 0), COALESCE(r.audio_id, 0), r.status, '
  'r.provider_status, COALESCE(r.http_status, 0), r.sign, CASE WHEN r.duration IS NULL THEN 0 ELSE '
  'r.sign END, r.sign * COALESCE(r.duration, 0), r.sign * CAST(ROUND(COALESCE(r.cost, 0) * 10000) '
- 'AS BIGINT), CASE WHEN r.cost IS NULL THEN 0 ELSE r.sign END FROM r WHERE r.submitted_at IS NOT '
- "NULL UNION ALL SELECT 's', floor(extract(epoch FROM r.created_at) / 900)::integer, 0, 0, 0, "
- "r.status, '', 0, r.sign, 0, 0, 0, 0 FROM r WHERE r.submitted_at IS NOT NULL) AS t (kind, bucket, "
+ "AS BIGINT), CASE WHEN r.cost IS NULL THEN 0 ELSE r.sign END), ('s', floor(extract(epoch FROM "
+ "r.created_at) / 900)::integer, 0, 0, 0, r.status, '', 0, r.sign, 0, 0, 0, 0)) AS t (kind, "
+ 'bucket, bridge_id, flow_id, audio_id, status, provider_status, http_status, n, timed, seconds, '
+ 'cost, priced) WHERE r.submitted_at IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING SUM(t.n) '
+ '<> 0 OR SUM(t.timed) <> 0 OR SUM(t.seconds) <> 0 OR SUM(t.cost) <> 0 OR SUM(t.priced) <> 0;\n'
+ "                ELSIF TG_OP = 'DELETE' THEN INSERT INTO calls_calltally (kind, bucket, "
  'bridge_id, flow_id, audio_id, status, provider_status, http_status, n, timed, seconds, cost, '
- 'priced) GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING SUM(n) <> 0 OR SUM(timed) <> 0 OR SUM(seconds) <> '
- '0 OR SUM(cost) <> 0 OR SUM(priced) <> 0;\n'
+ 'priced, folded) SELECT t.kind, t.bucket, t.bridge_id, t.flow_id, t.audio_id, t.status, '
+ 't.provider_status, t.http_status, SUM(t.n), SUM(t.timed), SUM(t.seconds), SUM(t.cost), '
+ 'SUM(t.priced), FALSE FROM (SELECT -1 AS sign, created_at, bridge_id, flow_id, audio_id, status, '
+ 'provider_status, http_status, duration, cost, submitted_at FROM gone) AS r CROSS JOIN LATERAL '
+ "(VALUES ('q', floor(extract(epoch FROM r.created_at) / 900)::integer, r.bridge_id, "
+ 'COALESCE(r.flow_id, 0), COALESCE(r.audio_id, 0), r.status, r.provider_status, '
+ 'COALESCE(r.http_status, 0), r.sign, CASE WHEN r.duration IS NULL THEN 0 ELSE r.sign END, r.sign '
+ '* COALESCE(r.duration, 0), r.sign * CAST(ROUND(COALESCE(r.cost, 0) * 10000) AS BIGINT), CASE '
+ "WHEN r.cost IS NULL THEN 0 ELSE r.sign END), ('d', floor(extract(epoch FROM r.created_at) / "
+ '900)::integer / 96 * 96, r.bridge_id, COALESCE(r.flow_id, 0), COALESCE(r.audio_id, 0), r.status, '
+ 'r.provider_status, COALESCE(r.http_status, 0), r.sign, CASE WHEN r.duration IS NULL THEN 0 ELSE '
+ 'r.sign END, r.sign * COALESCE(r.duration, 0), r.sign * CAST(ROUND(COALESCE(r.cost, 0) * 10000) '
+ "AS BIGINT), CASE WHEN r.cost IS NULL THEN 0 ELSE r.sign END), ('s', floor(extract(epoch FROM "
+ "r.created_at) / 900)::integer, 0, 0, 0, r.status, '', 0, r.sign, 0, 0, 0, 0)) AS t (kind, "
+ 'bucket, bridge_id, flow_id, audio_id, status, provider_status, http_status, n, timed, seconds, '
+ 'cost, priced) WHERE r.submitted_at IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING SUM(t.n) '
+ '<> 0 OR SUM(t.timed) <> 0 OR SUM(t.seconds) <> 0 OR SUM(t.cost) <> 0 OR SUM(t.priced) <> 0;\n'
+ '                ELSE INSERT INTO calls_calltally (kind, bucket, bridge_id, flow_id, audio_id, '
+ 'status, provider_status, http_status, n, timed, seconds, cost, priced, folded) SELECT t.kind, '
+ 't.bucket, t.bridge_id, t.flow_id, t.audio_id, t.status, t.provider_status, t.http_status, '
+ 'SUM(t.n), SUM(t.timed), SUM(t.seconds), SUM(t.cost), SUM(t.priced), FALSE FROM (SELECT -1 AS '
+ 'sign, created_at, bridge_id, flow_id, audio_id, status, provider_status, http_status, duration, '
+ 'cost, submitted_at FROM gone UNION ALL SELECT 1 AS sign, created_at, bridge_id, flow_id, '
+ 'audio_id, status, provider_status, http_status, duration, cost, submitted_at FROM came) AS r '
+ "CROSS JOIN LATERAL (VALUES ('q', floor(extract(epoch FROM r.created_at) / 900)::integer, "
+ 'r.bridge_id, COALESCE(r.flow_id, 0), COALESCE(r.audio_id, 0), r.status, r.provider_status, '
+ 'COALESCE(r.http_status, 0), r.sign, CASE WHEN r.duration IS NULL THEN 0 ELSE r.sign END, r.sign '
+ '* COALESCE(r.duration, 0), r.sign * CAST(ROUND(COALESCE(r.cost, 0) * 10000) AS BIGINT), CASE '
+ "WHEN r.cost IS NULL THEN 0 ELSE r.sign END), ('d', floor(extract(epoch FROM r.created_at) / "
+ '900)::integer / 96 * 96, r.bridge_id, COALESCE(r.flow_id, 0), COALESCE(r.audio_id, 0), r.status, '
+ 'r.provider_status, COALESCE(r.http_status, 0), r.sign, CASE WHEN r.duration IS NULL THEN 0 ELSE '
+ 'r.sign END, r.sign * COALESCE(r.duration, 0), r.sign * CAST(ROUND(COALESCE(r.cost, 0) * 10000) '
+ "AS BIGINT), CASE WHEN r.cost IS NULL THEN 0 ELSE r.sign END), ('s', floor(extract(epoch FROM "
+ "r.created_at) / 900)::integer, 0, 0, 0, r.status, '', 0, r.sign, 0, 0, 0, 0)) AS t (kind, "
+ 'bucket, bridge_id, flow_id, audio_id, status, provider_status, http_status, n, timed, seconds, '
+ 'cost, priced) WHERE r.submitted_at IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING SUM(t.n) '
+ '<> 0 OR SUM(t.timed) <> 0 OR SUM(t.seconds) <> 0 OR SUM(t.cost) <> 0 OR SUM(t.priced) <> 0;\n'
  '                END IF;\n'
  '                RETURN NULL;\n'
  '            END $$',
