@@ -1,7 +1,8 @@
-"""The roll-ups' triggers per status change: per row (as 0008 made them) vs per statement (0018).
+"""The roll-ups' triggers per status change: per row (as 0008 made them) vs per statement (0018),
+and a candidate kept here to be measured: per row, its six rows in one INSERT ... VALUES.
 
-On one PostgreSQL database, alternating the two trigger sets round by round (each installed from
-migration 0018's frozen SQL), it times and counts:
+On one PostgreSQL database, taking the three trigger sets in turn, round by round in a rotating
+order (0008's and 0018's installed from 0018's frozen SQL), it times and counts:
 
 - "one call": a call's status moved by a compare-and-set UPDATE of one row, in its own
   transaction, as the call's methods do;
@@ -54,9 +55,11 @@ def main() -> None:
         sys.exit("PostgreSQL only: SQLite keeps its row triggers.")
     call_command("migrate", verbosity=0)
     frozen = import_module("calls.migrations.0018_statement_tallies")
-    from calls.rollups import trigger_sql
-
-    modes = {"row": frozen.ROW_TRIGGERS, "statement": trigger_sql("postgresql")}
+    modes = {
+        "row": frozen.ROW_TRIGGERS,
+        "statement": frozen.STATEMENT_TRIGGERS,
+        "row, one INSERT": one_insert_per_row(),
+    }
 
     with connection.cursor() as cursor:
         for statement in modes["statement"]:
@@ -68,8 +71,10 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SET synchronous_commit = off")
         cursor.execute("SET track_functions = 'pl'")
-        for step in range(2 * args.rounds):  # row, statement, statement, row, row, ...
-            mode = list(modes)[(step + 1) // 2 % 2]
+        order = list(modes)
+        for step in range(len(order) * args.rounds):
+            round_, at = divmod(step, len(order))
+            mode = order[(at + round_) % len(order)]
             for statement in modes[mode]:
                 cursor.execute(statement)
             moved = STATUSES[step % 3], STATUSES[(step + 1) % 3]
@@ -83,6 +88,43 @@ def main() -> None:
             cursor.execute(statement)
     load.append(os.getloadavg()[0])
     report(results, args, load)
+
+
+def one_insert_per_row() -> list[str]:
+    """Row triggers as 0008's (same WHEN), writing a call's rows with one INSERT ... VALUES
+    instead of two INSERT ... SELECT ... UNION ALL (one of them for the old rows)."""
+    from calls.rollups import CALLS, KEY, SUMS, TALLIES, TRIGGERS, _changed, _rows, _sums
+
+    def rows(row: str, sign: int) -> str:
+        return ", ".join(f"({s}, FALSE)" for s in _rows("postgresql", row, _sums(row, str(sign))))
+
+    insert = f"INSERT INTO {TALLIES} ({', '.join(KEY + SUMS)}, folded) VALUES"
+    old, new = rows("OLD.", -1), rows("NEW.", 1)
+    function = f"""CREATE OR REPLACE FUNCTION calls_tally() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN
+            IF TG_OP = 'INSERT' THEN {insert} {new};
+            ELSIF TG_OP = 'DELETE' THEN {insert} {old};
+            ELSIF OLD.submitted_at IS NULL THEN {insert} {new};
+            ELSIF NEW.submitted_at IS NULL THEN {insert} {old};
+            ELSE {insert} {old}, {new};
+            END IF;
+            RETURN NULL;
+        END $$"""
+    when = {
+        "INSERT": "NEW.submitted_at IS NOT NULL",
+        "UPDATE": f"(OLD.submitted_at IS NOT NULL OR NEW.submitted_at IS NOT NULL) "
+        f"AND ({_changed('postgresql')})",
+        "DELETE": "OLD.submitted_at IS NOT NULL",
+    }
+    return [
+        *(f"DROP TRIGGER IF EXISTS {name} ON {CALLS}" for name in TRIGGERS),
+        function,
+        *(
+            f"CREATE TRIGGER {name} AFTER {event} ON {CALLS} FOR EACH ROW WHEN ({condition}) "
+            "EXECUTE FUNCTION calls_tally()"
+            for name, (event, condition) in zip(TRIGGERS, when.items(), strict=True)
+        ),
+    ]
 
 
 def seed(count: int) -> list[int]:
@@ -163,21 +205,26 @@ def bulk_move(cursor, ids: list[int], old: str, new: str) -> dict[str, float]:
 
 
 def report(results, args, load: list[float]) -> None:
+    modes = ["row", "statement", "row, one INSERT"]
     print(
-        f"PostgreSQL, {args.rounds} rounds alternating, {args.changes} one-call changes and "
-        f"{args.bulk} calls in one statement per round; load average {load[0]:.2f} -> {load[1]:.2f}"
+        f"PostgreSQL, {args.rounds} rounds, {args.changes} one-call changes and {args.bulk} calls "
+        f"in one statement per round; load average {load[0]:.2f} -> {load[1]:.2f}"
     )
-    print("| per call changed | row triggers | statement triggers | statement / row |")
-    print("|---|---|---|---|")
+    print(
+        f"| per call changed | {' | '.join(modes)} | {' | '.join(m + ' / row' for m in modes[1:])} |"
+    )
+    print("|---" * (2 * len(modes)) + "|")
     for case in ["one call", "not counted", "bulk"]:
-        row, statement = (results[(case, mode)] for mode in ["row", "statement"])
-        for key, unit in [("ms", "ms"), ("trigger_ms", "ms in trigger"), ("rows", "tally rows")]:
-            before = statistics.median(r[key] for r in row)
-            after = statistics.median(r[key] for r in statement)
-            ratio = f"{after / before:.2f}" if before else "-"
-            print(f"| {case}: {unit} | {before:.4g} | {after:.4g} | {ratio} |")
-        calls = [statistics.median(r["calls"] for r in rs) for rs in (row, statement)]
-        print(f"| {case}: trigger calls | {calls[0]:.4g} | {calls[1]:.4g} | |")
+        for key, unit in [
+            ("ms", "ms"),
+            ("trigger_ms", "ms in trigger"),
+            ("rows", "tally rows"),
+            ("calls", "trigger calls"),
+        ]:
+            figures = [statistics.median(r[key] for r in results[(case, m)]) for m in modes]
+            ratios = [f"{f / figures[0]:.2f}" if figures[0] else "-" for f in figures[1:]]
+            cells = " | ".join(f"{f:.3g}" for f in figures)
+            print(f"| {case}: {unit} | {cells} | {' | '.join(ratios)} |")
 
 
 if __name__ == "__main__":
