@@ -8,6 +8,9 @@ order (0008's and 0018's installed from 0018's frozen SQL), it times and counts:
   transaction, as the call's methods do;
 - "not counted": a one-row UPDATE of columns the tallies do not count (a lease), which the row
   trigger's WHEN skipped in C but the statement trigger (no WHEN possible) must look at;
+- "outcome batch": the deliveries worker's write of a batch of outcomes (calls/models/bulk.py's
+  one `UPDATE ... FROM unnest(...)` per `--batch` calls), each call its own provider status
+  (one of three), duration and cost;
 - "bulk": one UPDATE moving `--bulk` calls of one quarter from a status to another.
 
 Per change: the median wall time of the statement (with its commit) at the client, the tally rows
@@ -25,19 +28,24 @@ import os
 import statistics
 import sys
 import time
+from decimal import Decimal
 from importlib import import_module
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DATABASE = "postgres://postgres@127.0.0.1:54329/obd_tally"
 STATUSES = ["queued", "ringing", "answered"]
+ANSWERS = ["ANSWER", "BUSY", "NOANSWER"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", default=DATABASE)
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--changes", type=int, default=500, help="one-call changes per round")
+    parser.add_argument(
+        "--changes", type=int, default=500, help="calls changed one by one, and in batches"
+    )
+    parser.add_argument("--batch", type=int, default=50, help="outcomes written by one statement")
     parser.add_argument("--bulk", type=int, default=1000, help="calls moved by one statement")
     args = parser.parse_args()
 
@@ -64,8 +72,13 @@ def main() -> None:
     with connection.cursor() as cursor:
         for statement in modes["statement"]:
             cursor.execute(statement)
-    calls = seed(args.changes + args.bulk)
-    one, bulk = calls[: args.changes], calls[args.changes :]
+    calls = seed(2 * args.changes + args.bulk)
+    assert args.changes % args.batch == 0, "--changes must be a multiple of --batch"
+    one, outcomes, bulk = (
+        calls[: args.changes],
+        calls[args.changes : 2 * args.changes],
+        calls[2 * args.changes :],
+    )
     load = [os.getloadavg()[0]]
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     with connection.cursor() as cursor:
@@ -81,6 +94,7 @@ def main() -> None:
             for case, measured in [
                 ("one call", one_call(cursor, one, *moved)),
                 ("not counted", not_counted(cursor, one)),
+                ("outcome batch", outcome_batches(cursor, outcomes, args.batch, *moved)),
                 ("bulk", bulk_move(cursor, bulk, *moved)),
             ]:
                 results.setdefault((case, mode), []).append(measured)
@@ -198,6 +212,24 @@ def not_counted(cursor, ids: list[int]) -> dict[str, float]:
     return timed(cursor, [(sql, [pk]) for pk in ids], 1)
 
 
+def outcome_batches(cursor, ids: list[int], size: int, old: str, new: str) -> dict[str, float]:
+    sql = (
+        "UPDATE calls_calllog AS c SET status = %s, provider_status = v.answer, "
+        "duration = v.duration, cost = v.cost FROM unnest(%s::bigint[], %s::varchar[], "
+        "%s::integer[], %s::numeric[]) AS v (id, answer, duration, cost) "
+        "WHERE c.id = v.id AND c.status = %s"
+    )
+    batches = [ids[at : at + size] for at in range(0, len(ids), size)]
+    statements: list[tuple[str, list[object]]] = []
+    for batch in batches:
+        answers = [ANSWERS[pk % len(ANSWERS)] for pk in batch]
+        durations = [pk % 60 for pk in batch]
+        costs = [Decimal(pk % 7) / 10 for pk in batch]
+        statements.append((sql, [new, batch, answers, durations, costs, old]))
+    result = timed(cursor, statements, size)
+    return {key: value / size for key, value in result.items()}  # per call
+
+
 def bulk_move(cursor, ids: list[int], old: str, new: str) -> dict[str, float]:
     sql = "UPDATE calls_calllog SET status = %s WHERE id = ANY(%s) AND status = %s"
     result = timed(cursor, [(sql, [new, ids, old])], len(ids))
@@ -207,14 +239,15 @@ def bulk_move(cursor, ids: list[int], old: str, new: str) -> dict[str, float]:
 def report(results, args, load: list[float]) -> None:
     modes = ["row", "statement", "row, one INSERT"]
     print(
-        f"PostgreSQL, {args.rounds} rounds, {args.changes} one-call changes and {args.bulk} calls "
-        f"in one statement per round; load average {load[0]:.2f} -> {load[1]:.2f}"
+        f"PostgreSQL, {args.rounds} rounds, each: {args.changes} calls changed one by one, "
+        f"{args.changes} in outcome batches of {args.batch}, {args.bulk} in one statement; "
+        f"load average {load[0]:.2f} -> {load[1]:.2f}"
     )
     print(
         f"| per call changed | {' | '.join(modes)} | {' | '.join(m + ' / row' for m in modes[1:])} |"
     )
     print("|---" * (2 * len(modes)) + "|")
-    for case in ["one call", "not counted", "bulk"]:
+    for case in ["one call", "not counted", "outcome batch", "bulk"]:
         for key, unit in [
             ("ms", "ms"),
             ("trigger_ms", "ms in trigger"),
