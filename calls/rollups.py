@@ -4,9 +4,10 @@ reports.py.
 
 Every change to a counted column of a call (whatever code makes it: a model method, a bulk
 update, the admin, a cascade delete) fires a trigger in the same transaction, which inserts the
-call's old dimensions with -1 and its new ones with +1 (calls/models/rollups.py). Insert-only, so
-concurrent transactions never wait on a shared row, and nothing is lost: the tallies are the
-calls, counted. `fold_tallies` sums each key's rows into one, so reading stays small.
+call's old dimensions with -1 and its new ones with +1 (calls/models/rollups.py). On PostgreSQL
+the trigger runs once per statement and sums its calls' rows per key first (a batch of outcomes
+writes a row per key, not six per call); on SQLite, once per call. Insert-only, so concurrent
+transactions never wait on a shared row, and nothing is lost: the tallies are the calls, counted. `fold_tallies` sums each key's rows into one, so reading stays small.
 
 Three kinds of rows, so that a period of any length is read from a few thousand rows: per UTC day
 with every dimension (the period's whole days), per quarter hour with every dimension (the rest of
