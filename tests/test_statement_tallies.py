@@ -96,7 +96,8 @@ def test_a_statement_changing_no_call_writes_no_tally(bridge, otp_flow):
 def test_undoing_the_statement_triggers_goes_on_counting_per_row(bridge, otp_flow):
     executor = MigrationExecutor(connection)
     latest = executor.loader.graph.leaf_nodes("calls")
-    executor.migrate([("calls", "0017_export_flavour")])
+    (ours,) = [key for key in executor.loader.disk_migrations if key[1].endswith("_tallies")]
+    executor.migrate(executor.loader.get_migration(*ours).dependencies)  # the one before
     try:
         for status in ["queued", "ringing", "queued"]:
             placed(bridge, otp_flow, status=status)
