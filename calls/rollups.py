@@ -4,9 +4,10 @@ reports.py.
 
 Every change to a counted column of a call (whatever code makes it: a model method, a bulk
 update, the admin, a cascade delete) fires a trigger in the same transaction, which inserts the
-call's old dimensions with -1 and its new ones with +1 (calls/models/rollups.py). Insert-only, so
-concurrent transactions never wait on a shared row, and nothing is lost: the tallies are the
-calls, counted. `fold_tallies` sums each key's rows into one, so reading stays small.
+call's old dimensions with -1 and its new ones with +1 (calls/models/rollups.py). On PostgreSQL
+the trigger runs once per statement and sums its calls' rows per key first (a batch of outcomes
+writes a row per key, not six per call); on SQLite, once per call. Insert-only, so concurrent
+transactions never wait on a shared row, and nothing is lost: the tallies are the calls, counted. `fold_tallies` sums each key's rows into one, so reading stays small.
 
 Three kinds of rows, so that a period of any length is read from a few thousand rows: per UTC day
 with every dimension (the period's whole days), per quarter hour with every dimension (the rest of
@@ -39,6 +40,7 @@ SUMS = ["n", "timed", "seconds", "cost", "priced"]
 # The call columns the tallies count: a change to any other column fires nothing.
 COUNTED = ["created_at", "bridge_id", "flow_id", "audio_id", "status", "provider_status"]
 COUNTED += ["http_status", "duration", "cost"]
+FIELDS = [*COUNTED, "submitted_at"]  # what the tally rows of a call are made of
 TRIGGERS = ["calls_tally_insert", "calls_tally_update", "calls_tally_delete"]
 FOLD_LOCK = 0x7A11  # pg_advisory_xact_lock key: one fold (or rebuild) at a time
 FOLD_EVERY = timedelta(seconds=60)
@@ -81,53 +83,90 @@ def _units(cost: str) -> str:
     return f"CAST(ROUND({cost} * {10**COST_PLACES}) AS BIGINT)"
 
 
-def _tally_call(vendor: str, row: str, sign: int) -> str:
-    """An INSERT of a call's three tally rows with `sign`, if the call was placed."""
-    sums = [
-        str(sign),
+def _sums(row: str, sign: str) -> list[str]:
+    """A call's sums with `sign` (a number, or a column holding one)."""
+    return [
+        sign,
         f"CASE WHEN {row}duration IS NULL THEN 0 ELSE {sign} END",
         f"{sign} * COALESCE({row}duration, 0)",
         f"{sign} * {_units('COALESCE(' + row + 'cost, 0)')}",
         f"CASE WHEN {row}cost IS NULL THEN 0 ELSE {sign} END",
     ]
+
+
+def _tally_call(vendor: str, row: str, sign: int) -> str:
+    """An INSERT of a call's three tally rows with `sign`, if the call was placed."""
     placed = f"WHERE {row}submitted_at IS NOT NULL"
-    selects = " UNION ALL ".join(f"SELECT {s}, FALSE {placed}" for s in _rows(vendor, row, sums))
+    rows = _rows(vendor, row, _sums(row, str(sign)))
+    selects = " UNION ALL ".join(f"SELECT {s}, FALSE {placed}" for s in rows)
     return f"INSERT INTO {TALLIES} ({', '.join(KEY + SUMS)}, folded) {selects};"
 
 
-def _changed(vendor: str) -> str:
+def _tally_statement(moved: str) -> str:
+    """An INSERT of the tally rows of every call a statement changed, summed per key (PostgreSQL):
+    `moved` selects the calls' old FIELDS with sign -1 and new ones with +1. A bulk update of a
+    thousand calls from one status to another writes six rows, not six thousand."""
+    key = ", ".join(str(i + 1) for i in range(len(KEY)))
+    sums = ", ".join(f"SUM(t.{s})" for s in SUMS)
+    nonzero = " OR ".join(f"SUM(t.{s}) <> 0" for s in SUMS)
+    kinds = ", ".join(f"({s})" for s in _rows("postgresql", "r.", _sums("r.", "r.sign")))
+    return (
+        f"INSERT INTO {TALLIES} ({', '.join(KEY + SUMS)}, folded) "  # noqa: S608  # nosec B608
+        f"SELECT {', '.join('t.' + k for k in KEY)}, {sums}, FALSE FROM ({moved}) AS r "
+        f"CROSS JOIN LATERAL (VALUES {kinds}) AS t ({', '.join(KEY + SUMS)}) "
+        f"WHERE r.submitted_at IS NOT NULL GROUP BY {key} HAVING {nonzero};"
+    )
+
+
+def _changed(vendor: str, old: str = "OLD.", new: str = "NEW.") -> str:
     differs = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
-    changes = [f"OLD.{c} {differs} NEW.{c}" for c in COUNTED]
-    changes.append("(OLD.submitted_at IS NULL) <> (NEW.submitted_at IS NULL)")
+    changes = [f"{old}{c} {differs} {new}{c}" for c in COUNTED]
+    changes.append(f"({old}submitted_at IS NULL) <> ({new}submitted_at IS NULL)")
     return " OR ".join(changes)
 
 
 def trigger_sql(vendor: str) -> list[str]:
-    """The statements creating the triggers that keep the tallies (AFTER each row change)."""
+    """The statements creating the triggers that keep the tallies: on PostgreSQL, AFTER each
+    statement, from its transition tables (gone: the old rows, came: the new); on SQLite, which
+    has no transition tables, AFTER each row change."""
     insert, update, delete = TRIGGERS
-    old, new = _tally_call(vendor, "OLD.", -1), _tally_call(vendor, "NEW.", 1)
-    when = {
-        insert: ("INSERT", "NEW.submitted_at IS NOT NULL"),
-        update: ("UPDATE", _changed(vendor)),
-        delete: ("DELETE", "OLD.submitted_at IS NOT NULL"),
-    }
     if vendor == "postgresql":
+        fields = ", ".join(FIELDS)
+        came = f"SELECT 1 AS sign, {fields} FROM came"  # noqa: S608  # nosec B608
+        gone = f"SELECT -1 AS sign, {fields} FROM gone"  # noqa: S608  # nosec B608
+        # A call updated in columns not counted comes and goes with the same key: its rows
+        # sum to zero and are not written (a statement trigger has no WHEN to skip them).
+        moved = {"INSERT": came, "DELETE": gone, "UPDATE": f"{gone} UNION ALL {came}"}
         function = f"""CREATE OR REPLACE FUNCTION calls_tally() RETURNS trigger LANGUAGE plpgsql
             AS $$ BEGIN
-                IF TG_OP <> 'INSERT' THEN {old} END IF;
-                IF TG_OP <> 'DELETE' THEN {new} END IF;
+                IF TG_OP = 'INSERT' THEN {_tally_statement(moved["INSERT"])}
+                ELSIF TG_OP = 'DELETE' THEN {_tally_statement(moved["DELETE"])}
+                ELSE {_tally_statement(moved["UPDATE"])}
+                END IF;
                 RETURN NULL;
             END $$"""
-        return [function] + [
-            f"CREATE OR REPLACE TRIGGER {name} AFTER {event} ON {CALLS} FOR EACH ROW "
-            f"WHEN ({condition}) EXECUTE FUNCTION calls_tally()"
-            for name, (event, condition) in when.items()
+        tables = {insert: "NEW TABLE AS came", update: "OLD TABLE AS gone NEW TABLE AS came"}
+        tables[delete] = "OLD TABLE AS gone"
+        events = {insert: "INSERT", update: "UPDATE", delete: "DELETE"}
+        return [
+            *drop_trigger_sql(vendor)[:-1],
+            function,
+            *(
+                f"CREATE TRIGGER {name} AFTER {events[name]} ON {CALLS} REFERENCING {tables[name]} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION calls_tally()"
+                for name in TRIGGERS
+            ),
         ]
-    body = {insert: new, update: old + new, delete: old}
+    old, new = _tally_call(vendor, "OLD.", -1), _tally_call(vendor, "NEW.", 1)
+    when = {
+        insert: ("INSERT", "NEW.submitted_at IS NOT NULL", new),
+        update: ("UPDATE", _changed(vendor), old + new),
+        delete: ("DELETE", "OLD.submitted_at IS NOT NULL", old),
+    }
     return [
         f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} ON {CALLS} FOR EACH ROW "
-        f"WHEN {condition} BEGIN {body[name]} END"
-        for name, (event, condition) in when.items()
+        f"WHEN {condition} BEGIN {body} END"
+        for name, (event, condition, body) in when.items()
     ]
 
 
@@ -140,7 +179,7 @@ def drop_trigger_sql(vendor: str) -> list[str]:
 
 
 def install_triggers(conn: BaseDatabaseWrapper) -> None:
-    with conn.cursor() as cursor:
+    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
         for sql in trigger_sql(conn.vendor):
             cursor.execute(sql)
 
