@@ -82,7 +82,9 @@ def catalogue(request: AuthenticatedHttpRequest) -> HttpResponse:
 def call_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     filters = CallFilterForm(request.GET or None)
     calls = filters.filter(
-        CallLog.objects.select_related("bridge", "flow", "audio", "created_by", "campaign")
+        CallLog.objects.select_related(
+            "bridge", "flow", "audio", "created_by", "api_key", "campaign"
+        )
     )
     page = keyset_page(calls, request.GET)
     params = request.GET.copy()
@@ -104,7 +106,10 @@ def call_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("calls.view_calllog")
 def call_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     call = get_object_or_404(
-        CallLog.objects.select_related("bridge", "flow", "audio", "created_by", "campaign"), pk=pk
+        CallLog.objects.select_related(
+            "bridge", "flow", "audio", "created_by", "api_key", "campaign"
+        ),
+        pk=pk,
     )
     may_act = may_act_on(request.user, call)
     context = {
@@ -212,7 +217,9 @@ def _when(call: CallLog) -> str:
 def call_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     """The filtered call log as CSV, streamed row by row; variables as stored (secrets masked)."""
     filters = CallFilterForm(request.GET or None)
-    calls = filters.filter(CallLog.objects.select_related("bridge", "flow", "audio", "created_by"))
+    calls = filters.filter(
+        CallLog.objects.select_related("bridge", "flow", "audio", "created_by", "api_key")
+    )
     campaign = filters.cleaned_data["campaign"] if filters.is_valid() else None
     return call_log_csv(calls, campaign, Spreadsheet.of(request.user))
 
