@@ -180,7 +180,7 @@ def _form_context(form: PlaceCallForm) -> dict[str, object]:
 @permission_required("calls.add_calllog")
 def call_retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Send again a call that never left (status `error`); nothing else may be resent."""
-    call = get_object_or_404(CallLog.objects.select_related("created_by"), pk=pk)
+    call = get_object_or_404(CallLog.objects.select_related("created_by", "api_key"), pk=pk)
     check_may_act_on(request.user, call, "retry")
     form = RetryForm(call, request.POST)
     if not form.is_valid():
@@ -198,7 +198,7 @@ def call_retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @permission_required("calls.add_calllog")
 def call_cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Cancel a call placed for a later time, until its POST begins."""
-    call = get_object_or_404(CallLog.objects.select_related("created_by"), pk=pk)
+    call = get_object_or_404(CallLog.objects.select_related("created_by", "api_key"), pk=pk)
     check_may_act_on(request.user, call, "cancel")
     if cancel_scheduled(call):
         AuditEntry.record(request.user, AuditEntry.Action.CANCELED_CALL, call=call)
