@@ -30,7 +30,9 @@ SET_ASIDE_SHOWN = 20  # rows set aside listed on the page; the download has them
 
 @permission_required("calls.view_campaign")
 def campaign_list(request: AuthenticatedHttpRequest) -> HttpResponse:
-    campaigns = list(Campaign.objects.select_related("bridge", "flow", "audio", "created_by")[:100])
+    campaigns = list(
+        Campaign.objects.select_related("bridge", "flow", "audio", "created_by", "api_key")[:100]
+    )
     progress, reach = Campaign.progress_of(campaigns), reach_of(campaigns)
     rows = [(campaign, progress[campaign.pk], reach[campaign.pk]) for campaign in campaigns]
     # Refresh while anything moves: a running or importing campaign, calls awaiting outcomes.

@@ -160,7 +160,7 @@ def export_row(call: CallLog, zone: tzinfo) -> dict[str, object]:
         "attempts": call.attempts,
         "error": call.error,
         "campaign_id": call.campaign_id or "",
-        "placed_by": call.created_by.get_username() if call.created_by else "",
+        "placed_by": call.placed_by,
     } | {variable_field(name): value for name, value in call.variables.items()}
 
 

@@ -78,9 +78,10 @@ def may_act_on(user: AbstractBaseUser | AnonymousUser, call: "CallLog") -> bool:
 def check_may_act_on(user: AbstractBaseUser | AnonymousUser, call: "CallLog", act: str) -> None:
     """A 403 that says whose call it is and who may `act` on it."""
     if not may_act_on(user, call):
-        if call.created_by is None:
+        if call.created_by is None:  # through an API key, or by the system
+            by = call.placed_by or "the system"
             raise PermissionDenied(
-                f"Call #{call.pk} was placed by the system: only a supervisor may {act} it."
+                f"Call #{call.pk} was placed by {by}: only a supervisor may {act} it."
             )
         placed_by = call.created_by.get_username()
         raise PermissionDenied(

@@ -79,7 +79,9 @@ def catalogue(request: AuthenticatedHttpRequest) -> HttpResponse:
 def call_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     filters = CallFilterForm(request.GET or None)
     calls = filters.filter(
-        CallLog.objects.select_related("bridge", "flow", "audio", "created_by", "campaign")
+        CallLog.objects.select_related(
+            "bridge", "flow", "audio", "created_by", "api_key", "campaign"
+        )
     )
     page = keyset_page(calls, request.GET)
     params = request.GET.copy()
@@ -101,7 +103,10 @@ def call_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("calls.view_calllog")
 def call_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     call = get_object_or_404(
-        CallLog.objects.select_related("bridge", "flow", "audio", "created_by", "campaign"), pk=pk
+        CallLog.objects.select_related(
+            "bridge", "flow", "audio", "created_by", "api_key", "campaign"
+        ),
+        pk=pk,
     )
     may_act = may_act_on(request.user, call)
     context = {
@@ -172,7 +177,7 @@ def _form_context(form: PlaceCallForm) -> dict[str, object]:
 @permission_required("calls.add_calllog")
 def call_retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Send again a call that never left (status `error`); nothing else may be resent."""
-    call = get_object_or_404(CallLog.objects.select_related("created_by"), pk=pk)
+    call = get_object_or_404(CallLog.objects.select_related("created_by", "api_key"), pk=pk)
     check_may_act_on(request.user, call, "retry")
     form = RetryForm(call, request.POST)
     if not form.is_valid():
@@ -190,7 +195,7 @@ def call_retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @permission_required("calls.add_calllog")
 def call_cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Cancel a call placed for a later time, until its POST begins."""
-    call = get_object_or_404(CallLog.objects.select_related("created_by"), pk=pk)
+    call = get_object_or_404(CallLog.objects.select_related("created_by", "api_key"), pk=pk)
     check_may_act_on(request.user, call, "cancel")
     if cancel_scheduled(call):
         AuditEntry.record(request.user, AuditEntry.Action.CANCELED_CALL, call=call)
@@ -209,6 +214,8 @@ def _when(call: CallLog) -> str:
 def call_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     """The filtered call log as CSV, streamed row by row; variables as stored (secrets masked)."""
     filters = CallFilterForm(request.GET or None)
-    calls = filters.filter(CallLog.objects.select_related("bridge", "flow", "audio", "created_by"))
+    calls = filters.filter(
+        CallLog.objects.select_related("bridge", "flow", "audio", "created_by", "api_key")
+    )
     campaign = filters.cleaned_data["campaign"] if filters.is_valid() else None
     return call_log_csv(calls, campaign, Spreadsheet.of(request.user))

@@ -58,3 +58,37 @@ def test_0016_stops_canceled_campaigns_and_keeps_their_rows_set_aside():
         ) == [("canceled", ""), ("canceled", "Only its schedule: back to a draft.")]
     finally:
         migrate(latest)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0023_gives_calls_and_campaigns_made_through_the_api_their_key_from_the_audit():
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("calls")
+    old = migrate([("calls", "0022_callbacks")])
+    try:
+        key = old.get_model("calls", "ApiKey").objects.create(name="CRM", prefix="ab", key_hash="x")
+        user = old.get_model("auth", "User").objects.create(username="asha")
+        bridge = old.get_model("calls", "Bridge").objects.create(number="918068287602")
+        audio = old.get_model("calls", "AudioAsset").objects.create(
+            name="Reminder", sound_id="39888925-718e-43bb-a8b1-d4a3c0de0001"
+        )
+        Campaign, CallLog = old.get_model("calls", "Campaign"), old.get_model("calls", "CallLog")
+        audit = old.get_model("calls", "AuditEntry").objects
+        made = {"bridge": bridge, "audio": audio}
+        by_key = Campaign.objects.create(name="by key", pace=1, **made)
+        by_asha = Campaign.objects.create(name="by asha", pace=1, created_by=user, **made)
+        audit.create(campaign=by_key, action="created", api_key=key)
+        audit.create(campaign=by_asha, action="created", actor=user)
+        single = CallLog.objects.create(to="918867135123", **made)
+        audit.create(call=single, action="placed", api_key=key)
+        for campaign in (by_key, by_asha):
+            CallLog.objects.create(to="918867135124", campaign=campaign, **made)
+        CallLog.objects.create(to="918867135125", created_by=user, **made)
+
+        new = migrate([("calls", "0023_api_key_of_calls")])
+
+        campaigns = new.get_model("calls", "Campaign").objects.values_list("name", "api_key")
+        assert dict(campaigns) == {"by key": key.pk, "by asha": None}
+        calls = new.get_model("calls", "CallLog").objects.order_by("id")
+        assert list(calls.values_list("api_key", flat=True)) == [key.pk, key.pk, None, None]
+    finally:
+        migrate(latest)

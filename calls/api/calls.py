@@ -157,7 +157,7 @@ def place_call(request: HttpRequest, body: CallIn) -> Status[CallOut]:
     if not form.is_valid():
         fields = {name: _body_name(name) for name in form.errors}
         raise form_problem(form, fields)
-    call, created = form.save(None)
+    call, created = form.save(None, api_key=key)
     if created:
         detail = "for later" if call.is_scheduled else ""
         AuditEntry.record(None, AuditEntry.Action.PLACED, call=call, detail=detail, api_key=key)

@@ -26,7 +26,7 @@ class CallbackEndpointForm(forms.ModelForm[CallbackEndpoint]):
 
     class Meta:
         model = CallbackEndpoint
-        fields = ["url", "description", "event_types", "enabled"]
+        fields = ["url", "description", "api_key", "event_types", "enabled"]
 
 
 def _show_secret(
@@ -43,8 +43,9 @@ def _show_secret(
 @admin.register(CallbackEndpoint)
 class CallbackEndpointAdmin(admin.ModelAdmin[CallbackEndpoint]):
     form = CallbackEndpointForm
-    list_display = ["url", "description", "enabled", "failing_since", "delivery_log"]
+    list_display = ["url", "description", "api_key", "enabled", "failing_since", "delivery_log"]
     list_filter = ["enabled"]
+    list_select_related = ["api_key"]
     readonly_fields = ["disabled_at", "disabled_reason", "failing_since", "created_at"]
     actions = ["rotate_secret", "turn_on", "replay_given_up"]
 

@@ -23,6 +23,7 @@ from calls.http import id_in
 from calls.models import (
     INTERVAL_CHOICES,
     MASK,
+    ApiKey,
     AudioAsset,
     Bridge,
     CallLog,
@@ -236,7 +237,7 @@ class PlaceCallForm(forms.Form):
         except ValidationError:
             return []
         calls = CallLog.objects.filter(to=number, submitted_at__isnull=False)
-        return list(calls.select_related("created_by").order_by("-id")[:5])
+        return list(calls.select_related("created_by", "api_key").order_by("-id")[:5])
 
     def _audio(self) -> AudioAsset | None:
         """The audio chosen, or the one at the URL typed: an asset with that URL is reused, or
@@ -251,9 +252,8 @@ class PlaceCallForm(forms.Form):
             asset = AudioAsset.objects.create(name=name[:100], url=url)
         return asset
 
-    def save(self, user: User | None) -> tuple[CallLog, bool]:
-        """Store the pending call (`user` None: placed through an API key, which the audit
-        names); a worker sends it (now, or at the time asked for), with its secrets sealed until then. The same idempotency key (a double click, a resubmitted
+    def save(self, user: User | None, api_key: ApiKey | None = None) -> tuple[CallLog, bool]:
+        """Store the pending call (by `user`, or through `api_key` with no user); a worker sends it (now, or at the time asked for), with its secrets sealed until then. The same idempotency key (a double click, a resubmitted
         form) returns the call already stored instead of a second one."""
         data = self.cleaned_data
         existing = CallLog.objects.filter(idempotency_key=data["idempotency_key"]).first()
@@ -270,6 +270,7 @@ class PlaceCallForm(forms.Form):
             interval=data["interval"],
             webhook_id=data["webhook_id"],
             created_by=user,
+            api_key=api_key,
             idempotency_key=data["idempotency_key"],
             created_at=now,
             not_before=data.get("at") or now,

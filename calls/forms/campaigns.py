@@ -153,10 +153,11 @@ class CampaignForm(forms.ModelForm[Campaign]):
     def create(self, user: User | None, api_key: ApiKey | None = None) -> Campaign:
         """The campaign, `importing` until a worker has read its CSV (queued on commit): a
         draft only then, or removed with its rows if the file cannot be used. Made through the
-        API: no user, the audit names the key."""
+        API: no user, the key is the campaign's (and its rows')."""
         with transaction.atomic():  # the campaign and its file, or neither
             campaign = self.save(commit=False)
             campaign.created_by = user
+            campaign.api_key = api_key
             campaign.status = Campaign.Status.IMPORTING
             campaign.save()
             # Exempting a campaign from the TRAI hours is a choice someone answers for.

@@ -23,6 +23,14 @@ KEY_START = "obd_"
 LAST_USED_EVERY = timedelta(seconds=60)
 
 
+def author_words(user: object | None, api_key: "ApiKey | None") -> str:
+    """Who made a call or campaign, in words: the API key it came through, or the person; ""
+    for the system (a person's account removed since included)."""
+    if api_key is not None:
+        return api_key.shown_as
+    return str(user) if user is not None else ""
+
+
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -52,6 +60,11 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({KEY_START}{self.prefix}_…)"
+
+    @property
+    def shown_as(self) -> str:
+        """How pages name what was done with this key (the secret's prefix is for admins)."""
+        return f"API key “{self.name}”"
 
     def issue(self) -> str:
         """Give this (unsaved) key its secret; the whole key is returned once, never stored."""

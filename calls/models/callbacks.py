@@ -38,12 +38,22 @@ def new_message_id() -> str:
 
 
 class CallbackEndpoint(models.Model):
-    """A URL that hears of the events it chose, signed with its secret. Portal-wide for now."""
+    """A URL that hears of the events it chose, signed with its secret: of one API key's calls
+    and campaigns, or (no key) of the whole portal's."""
 
     # Checked by `clean` (not a field validator, so the migration names no live code).
     url = models.CharField("URL", max_length=MAX_URL, help_text="http(s) only")
     description = models.CharField(max_length=100, blank=True)
     event_types = models.JSONField(default=list, help_text="The events this endpoint hears of")
+    api_key = models.ForeignKey(
+        "ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="callback_endpoints",
+        verbose_name="API key",
+        help_text="Only the calls and campaigns made with this key. Empty: the whole portal's",
+    )
     # The secrets are sealed (calls/sealing.py): shown once, at creation and at each rotation.
     sealed_secret = models.TextField(editable=False)
     # After a rotation the old secret signs too, until it expires, so the receiver can switch.

@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce, Reverse
 from django.urls import reverse
 from django.utils import timezone
 
+from calls.models.api import author_words
 from calls.models.catalogue import IvrFlow, Playback
 from calls.models.life import CallLogQuerySet, Mover, allowed_from
 from calls.models.outbox import record_submission_settled
@@ -94,6 +95,11 @@ class CallLog(Playback):
         on_delete=models.SET_NULL,
         related_name="calls",
     )
+    # Placed through the REST API with this key (no person then); a campaign's rows carry their
+    # campaign's. Keys are revoked, never deleted, so the record keeps its author.
+    api_key = models.ForeignKey(
+        "ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="calls"
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     idempotency_key = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
     campaign = models.ForeignKey(
@@ -165,6 +171,10 @@ class CallLog(Playback):
 
     def __str__(self) -> str:
         return f"Call #{self.pk} to {pretty_number(self.to)}"
+
+    @property
+    def placed_by(self) -> str:
+        return author_words(self.created_by, self.api_key)
 
     def get_absolute_url(self) -> str:
         return reverse("calls:call-detail", args=[self.pk])

@@ -14,6 +14,7 @@ from django.template.defaultfilters import floatformat, pluralize
 from django.urls import reverse
 from django.utils import timezone
 
+from calls.models.api import author_words
 from calls.models.calls import CallLog
 from calls.models.catalogue import Playback
 from calls.models.life import Mover
@@ -94,6 +95,10 @@ class Campaign(Playback, CampaignPolicy):
         on_delete=models.SET_NULL,
         related_name="campaigns",
     )
+    # Made through the REST API with this key (no person then); its rows carry it too.
+    api_key = models.ForeignKey(
+        "ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -112,6 +117,10 @@ class Campaign(Playback, CampaignPolicy):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def made_by(self) -> str:
+        return author_words(self.created_by, self.api_key)
 
     def get_absolute_url(self) -> str:
         return reverse("calls:campaign-detail", args=[self.pk])
@@ -153,6 +162,7 @@ class Campaign(Playback, CampaignPolicy):
             "interval": self.interval,
             "webhook_id": self.webhook_id,
             "campaign": self,
+            "api_key_id": self.api_key_id,
             **fields,
         }
         return CallLog.prepare(

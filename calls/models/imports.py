@@ -208,8 +208,13 @@ class CampaignImport(models.Model):
         campaign = Campaign.objects.get(pk=self.campaign_id)
         campaign.set_aside_rows.filter(id__lte=self.set_aside_before).delete()
         campaign.end_import(columns=columns, rows_set_aside=self.set_aside)
+        # The upload that made an API key's campaign came through that key (there is no user).
         AuditEntry.record(
-            self.uploaded_by, AuditEntry.Action.UPLOADED, campaign=campaign, detail=self.summary
+            self.uploaded_by,
+            AuditEntry.Action.UPLOADED,
+            campaign=campaign,
+            detail=self.summary,
+            api_key=campaign.api_key if self.made_campaign else None,
         )
         return True
 

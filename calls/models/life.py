@@ -142,7 +142,9 @@ class CallLogQuerySet(models.QuerySet["CallLog"]):
             self.model.objects.select_for_update()
             .filter(pk__in=told)
             .order_by("pk")
-            .only(*OUTCOME_COLUMNS, "submitted_at", "to", "campaign")  # the last two: callbacks
+            .only(
+                *OUTCOME_COLUMNS, "submitted_at", "to", "campaign", "api_key"
+            )  # the last four: callbacks
         )
         before = {call.pk: call.status for call in calls}
         attempts = _attempts(list(told))

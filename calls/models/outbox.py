@@ -5,12 +5,15 @@ happen and none that happened goes untold (the engine sends them later, calls/ca
 One call at each source: a call's outcome applied (`record_outcomes`), a call refused or never
 sent (`record_submission_settled`), keys stored (`record_keypresses_received`), a campaign ending
 (`record_campaign_finished`), numbers opted out (`record_opted_out`). Nothing is recorded when no
-endpoint hears the type. The models that call these import this module, so it takes them by what
+endpoint hears the type. An API key's endpoint hears only of the calls and campaigns made with
+that key (a campaign's calls carry its key); a portal-wide one hears of all; a number opted out
+is told to both, as it concerns every caller. The models that call these import this module, so it takes them by what
 it reads (Protocols) rather than importing them."""
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from enum import Enum
+from typing import Any, Literal, Protocol
 
 from django.db import transaction
 
@@ -23,8 +26,20 @@ from calls.models.callbacks import (
 )
 from calls.vocabulary import NEVER_RANG, OUTCOMES, CallStatus
 
-# One event to record: its type, its data, and its ordering key ("" when order does not matter).
-Entry = tuple[EventType, dict[str, Any], str]
+
+class Everyone(Enum):
+    """The audience of an event about no call or campaign: every endpoint that hears its type."""
+
+    EVERYONE = "everyone"
+
+
+EVERYONE: Literal[Everyone.EVERYONE] = Everyone.EVERYONE
+# Whose endpoints hear an event: the id of the API key that made its call or campaign (None:
+# made in the portal, heard by portal-wide endpoints only), or EVERYONE.
+Audience = int | None | Literal[Everyone.EVERYONE]
+# One event to record: its type, its data, its ordering key ("" when order does not matter),
+# and its audience.
+Entry = tuple[EventType, dict[str, Any], str, Audience]
 
 
 class Called(Protocol):
@@ -36,6 +51,8 @@ class Called(Protocol):
     def to(self) -> str: ...
     @property
     def campaign_id(self) -> Any: ...
+    @property
+    def api_key_id(self) -> int | None: ...
     @property
     def status(self) -> str: ...
     @property
@@ -64,6 +81,8 @@ class Keyed(Protocol):
     @property
     def campaign_id(self) -> Any: ...
     @property
+    def api_key_id(self) -> int | None: ...
+    @property
     def flow(self) -> Choices | None: ...
 
 
@@ -71,6 +90,7 @@ class Ended(Protocol):
     """What a campaign's end is told with (the campaign model imports this module)."""
 
     pk: Any
+    api_key_id: int | None
     name: str
     status: str
     finished_at: datetime | None
@@ -83,9 +103,14 @@ def record(entries: Iterable[Entry]) -> int:
     if not entries:
         return 0
     endpoints = list(
-        CallbackEndpoint.objects.filter(enabled=True).only("pk", "event_types", "enabled")
+        CallbackEndpoint.objects.filter(enabled=True).only(
+            "pk", "event_types", "enabled", "api_key"
+        )
     )
-    wanted = [(entry, [e for e in endpoints if e.hears(entry[0])]) for entry in entries]
+    wanted = [
+        (entry, [e for e in endpoints if e.hears(entry[0]) and _heard_by(e, entry[3])])
+        for entry in entries
+    ]
     wanted = [(entry, hearing) for entry, hearing in wanted if hearing]
     if not wanted:
         return 0
@@ -93,7 +118,7 @@ def record(entries: Iterable[Entry]) -> int:
         events = CallbackEvent.objects.bulk_create(
             [
                 CallbackEvent(message_id=new_message_id(), type=t, payload=data, ordering_key=key)
-                for (t, data, key), _ in wanted
+                for (t, data, key, _), _ in wanted
             ]
         )
         deliveries = [
@@ -108,6 +133,10 @@ def record(entries: Iterable[Entry]) -> int:
         ]
         CallbackDelivery.objects.bulk_create(deliveries)
     return len(deliveries)
+
+
+def _heard_by(endpoint: CallbackEndpoint, audience: Audience) -> bool:
+    return audience is EVERYONE or endpoint.api_key_id is None or endpoint.api_key_id == audience
 
 
 def _e164(number: str) -> str:
@@ -145,8 +174,8 @@ def record_outcomes(calls: Iterable[Called], before: Mapping[int, str]) -> int:
         answered = call.status == CallStatus.ANSWERED
         kind = EventType.CALL_ANSWERED if answered else EventType.CALL_NOT_REACHED
         entries += [
-            (kind, data, f"call:{call.pk}"),
-            (EventType.CALL_SETTLED, data, f"call:{call.pk}"),
+            (kind, data, f"call:{call.pk}", call.api_key_id),
+            (EventType.CALL_SETTLED, data, f"call:{call.pk}", call.api_key_id),
         ]
     return record(entries)
 
@@ -158,7 +187,7 @@ def record_submission_settled(call: Called, written: Mapping[str, object]) -> in
     if status not in NEVER_RANG:
         return 0
     data = _call_data(call, str(status)) | {"provider_status": written.get("provider_status")}
-    return record([(EventType.CALL_SETTLED, data, f"call:{call.pk}")])
+    return record([(EventType.CALL_SETTLED, data, f"call:{call.pk}", call.api_key_id)])
 
 
 def record_keypresses_received(call: Keyed, keys: str) -> int:
@@ -169,7 +198,7 @@ def record_keypresses_received(call: Keyed, keys: str) -> int:
         "keys": keys,
         "choices": [call.flow.choice_words(key) for key in keys] if call.flow else [],
     }
-    return record([(EventType.KEYPRESS_RECEIVED, data, f"call:{call.pk}")])
+    return record([(EventType.KEYPRESS_RECEIVED, data, f"call:{call.pk}", call.api_key_id)])
 
 
 def record_campaign_finished(campaign: Ended) -> int:
@@ -179,11 +208,17 @@ def record_campaign_finished(campaign: Ended) -> int:
         "status": campaign.status,
         "finished_at": _moment(campaign.finished_at),
     }
-    return record([(EventType.CAMPAIGN_FINISHED, data, f"campaign:{campaign.pk}")])
+    key = f"campaign:{campaign.pk}"
+    return record([(EventType.CAMPAIGN_FINISHED, data, key, campaign.api_key_id)])
 
 
 def record_opted_out(numbers: Iterable[str], *, source: str, reason: str) -> int:
     return record(
-        (EventType.NUMBER_OPTED_OUT, {"number": _e164(n), "source": source, "reason": reason}, "")
+        (
+            EventType.NUMBER_OPTED_OUT,
+            {"number": _e164(n), "source": source, "reason": reason},
+            "",
+            EVERYONE,
+        )
         for n in numbers
     )

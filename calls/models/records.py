@@ -212,7 +212,7 @@ class AuditEntry(models.Model):
     @property
     def who(self) -> str:
         if self.api_key_id is not None:
-            return f"API key “{self.api_key.name if self.api_key else self.api_key_id}”"
+            return self.api_key.shown_as if self.api_key else f"API key #{self.api_key_id}"
         return str(self.actor) if self.actor else ""
 
     @classmethod

@@ -261,6 +261,7 @@ def call_again(campaign: Campaign, outcomes: list[str], user: User) -> Campaign:
             "status",
             "next_send_at",
             "created_by",
+            "api_key",
             "created_at",
             "started_at",
             "finished_at",

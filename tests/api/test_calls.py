@@ -56,6 +56,21 @@ def test_an_api_call_is_audited_under_the_keys_name_and_shown_so_on_the_call_pag
     assert "API key “CRM”" in page
 
 
+def test_an_api_call_is_placed_by_its_key_on_the_call_log_and_the_call_page(
+    api, api_key, agent, bridge, otp_flow, sends
+):
+    call_id = place(api, **otp_call(bridge, otp_flow)).json()["id"]
+
+    call = CallLog.objects.get(pk=call_id)
+    assert call.api_key == api_key[0] and call.created_by is None
+    assert call.placed_by == "API key “CRM”"
+    client = logged_in(agent)
+    rows = client.get("/calls/").content.decode().split("<tr")
+    (row,) = [row for row in rows if f'href="/calls/{call_id}/"' in row]
+    assert "API key “CRM”" in row
+    assert "Stored by API key “CRM”" in client.get(f"/calls/{call_id}/").content.decode()
+
+
 def test_the_api_refuses_a_number_on_the_do_not_call_list_in_the_forms_words(
     api, agent, bridge, sound
 ):

@@ -7,6 +7,7 @@ from django.test import TestCase
 
 from calls.models import AuditEntry, CallLog, Campaign
 from tests.helpers.campaigns import run_queued_imports
+from tests.helpers.portal import logged_in
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +38,21 @@ def test_a_campaign_from_json_rows_is_imported_by_a_worker_and_audited_under_the
     assert campaign.calls.count() == 2 and campaign.rows_set_aside == 1
     entry = AuditEntry.objects.get(action=AuditEntry.Action.CREATED)
     assert entry.who == "API key “CRM”"
+
+
+def test_a_campaign_made_through_the_api_and_its_calls_are_the_keys(
+    api, api_key, agent, bridge, otp_flow
+):
+    make(api, name="Dec OTPs", bridge=bridge.pk, flow=otp_flow.pk, rows=rows())
+
+    campaign = Campaign.objects.get()
+    assert campaign.api_key == api_key[0] and campaign.made_by == "API key “CRM”"
+    assert set(campaign.calls.values_list("api_key", flat=True)) == {api_key[0].pk}
+    upload = AuditEntry.objects.get(action=AuditEntry.Action.UPLOADED)
+    assert upload.who == "API key “CRM”"
+    client = logged_in(agent)
+    assert "API key “CRM”" in client.get("/campaigns/").content.decode()
+    assert "API key “CRM”" in client.get(f"/calls/?campaign={campaign.pk}").content.decode()
 
 
 def test_a_campaign_from_a_csvs_text(api, bridge, sound):

@@ -8,6 +8,7 @@ from standardwebhooks import Webhook
 from calls.models import CallbackAttempt, CallbackDelivery, CallbackEndpoint
 from calls.models.callbacks import EventType
 from calls.models.outbox import record
+from tests.api.conftest import issue_key
 from tests.callbacks.conftest import register
 from tests.helpers.portal import logged_in
 
@@ -42,6 +43,36 @@ def test_an_administrator_registers_an_endpoint_and_sees_its_secret_once(admin_c
     assert secret not in admin_client.get(f"{LIST}{endpoint.pk}/change/").text
 
 
+def test_an_endpoint_is_registered_for_one_api_key_or_the_whole_portal(admin_client):
+    crm = issue_key("CRM")[0]
+    for description, key in [("CRM only", str(crm.pk)), ("Everything", "")]:
+        admin_client.post(
+            ADD,
+            {
+                "url": "https://crm.example/hooks/obd",
+                "description": description,
+                "api_key": key,
+                "event_types": ["call.settled"],
+                "enabled": "on",
+            },
+        )
+
+    assert dict(CallbackEndpoint.objects.values_list("description", "api_key")) == {
+        "CRM only": crm.pk,
+        "Everything": None,
+    }
+    assert "CRM (obd_" in admin_client.get(LIST).text
+
+
+def test_an_unknown_api_key_is_a_form_error_never_a_500(admin_client):
+    for key in ["999999", "x\x00", "9" * 40]:
+        response = admin_client.post(
+            ADD, {"url": "https://crm.example/h", "api_key": key, "event_types": ["call.settled"]}
+        )
+        assert response.status_code == 200 and "errorlist" in response.text
+    assert not CallbackEndpoint.objects.exists()
+
+
 def test_a_hostile_url_is_a_form_error_never_a_500(admin_client):
     for url in [
         "javascript:alert(1)",
@@ -74,7 +105,7 @@ def test_rotating_shows_the_new_secret_and_the_old_one_still_signs(admin_client)
 
 def test_replay_sends_a_delivery_again_and_the_log_shows_its_attempts(admin_client):
     endpoint, _ = register("https://crm.example/hooks/obd")
-    record([(EventType.CALL_SETTLED, {"call_id": 1}, "call:1")])
+    record([(EventType.CALL_SETTLED, {"call_id": 1}, "call:1", None)])
     delivery = CallbackDelivery.objects.get()
     CallbackAttempt.objects.create(
         delivery=delivery,
@@ -111,7 +142,7 @@ def test_the_endpoint_list_links_each_to_its_delivery_log(admin_client):
 
 def test_a_disabled_endpoint_is_turned_on_and_its_given_up_deliveries_replayed(admin_client):
     endpoint, _ = register("https://crm.example/hooks/obd")
-    record([(EventType.CALL_SETTLED, {"call_id": 1}, "call:1")])
+    record([(EventType.CALL_SETTLED, {"call_id": 1}, "call:1", None)])
     CallbackDelivery.objects.update(given_up_at=endpoint.created_at, next_attempt_at=None)
     CallbackEndpoint.objects.update(
         enabled=False, disabled_reason="failed for days", failing_since=endpoint.created_at

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def settle(call_id: int, status: str = "answered") -> None:
     """A call's outcome told to the outbox, as the outcome applier does."""
     data = {"call_id": call_id, "status": status}
-    record([(EventType.CALL_SETTLED, data, f"call:{call_id}")])
+    record([(EventType.CALL_SETTLED, data, f"call:{call_id}", None)])
 
 
 def test_a_callback_verifies_on_the_receiving_side_with_its_stable_id(endpoint, receiver):
@@ -112,9 +112,9 @@ def test_a_slow_receiver_times_out_is_retried_and_holds_no_other_endpoint_back(
 
 
 def test_a_calls_later_event_waits_until_its_earlier_one_is_delivered(endpoint, receiver):
-    record([(EventType.CALL_ANSWERED, {"call_id": 1}, "call:1")])
-    record([(EventType.CALL_SETTLED, {"call_id": 1}, "call:1")])
-    record([(EventType.CALL_SETTLED, {"call_id": 2}, "call:2")])
+    record([(EventType.CALL_ANSWERED, {"call_id": 1}, "call:1", None)])
+    record([(EventType.CALL_SETTLED, {"call_id": 1}, "call:1", None)])
+    record([(EventType.CALL_SETTLED, {"call_id": 2}, "call:2", None)])
     receiver.status = 500
 
     ran = run_job()

@@ -5,11 +5,19 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from calls.models import CallbackDelivery, CallbackEndpoint, CallbackEvent, DoNotCall
+from calls.models import (
+    ApiKey,
+    CallbackDelivery,
+    CallbackEndpoint,
+    CallbackEvent,
+    Campaign,
+    DoNotCall,
+)
 from calls.models.records import record_keypresses
 from calls.provider.base import SendResult
+from tests.api.conftest import issue_key
 from tests.callbacks.conftest import register
-from tests.helpers.webhooks import deliver, push
+from tests.helpers.webhooks import CALL_ID, deliver, push
 
 
 @pytest.fixture
@@ -112,3 +120,68 @@ def test_nothing_is_recorded_when_no_endpoint_hears(call, provider_client):
     deliver(provider_client, push(status="ANSWER"))
 
     assert not CallbackEvent.objects.exists()
+
+
+@pytest.fixture
+def keys(db):
+    return issue_key("CRM")[0], issue_key("Helpdesk")[0]
+
+
+def deliveries_to(endpoint: CallbackEndpoint) -> list[tuple[str, object]]:
+    found = CallbackDelivery.objects.filter(endpoint=endpoint).order_by("event_id")
+    return [(d.event.type, d.event.payload.get("call_id")) for d in found]
+
+
+def keyed(key: ApiKey, url: str) -> CallbackEndpoint:
+    endpoint = register(url)[0]
+    CallbackEndpoint.objects.filter(pk=endpoint.pk).update(api_key=key)
+    return endpoint
+
+
+def test_an_endpoint_of_a_key_hears_only_of_that_keys_calls_and_a_portal_wide_one_of_all(
+    hears_all, keys, make_call
+):
+    crm, helpdesk = keys
+    for_crm = keyed(crm, "https://crm.example/obd")
+    for_helpdesk = keyed(helpdesk, "https://helpdesk.example/obd")
+    crm_call = make_call(provider_id="crm-1", api_key=crm)
+    page_call = make_call(provider_id="page-1")
+
+    record_keypresses(crm_call, "1", timezone.now())
+    record_keypresses(page_call, "2", timezone.now())
+
+    assert deliveries_to(for_crm) == [("keypress.received", crm_call.pk)]
+    assert deliveries_to(for_helpdesk) == []
+    assert deliveries_to(hears_all) == [
+        ("keypress.received", crm_call.pk),
+        ("keypress.received", page_call.pk),
+    ]
+
+
+def test_a_keys_campaign_and_its_calls_outcomes_are_told_to_that_keys_endpoint(
+    hears_all, keys, campaign, provider_client
+):
+    crm, helpdesk = keys
+    for_crm = keyed(crm, "https://crm.example/obd")
+    for_helpdesk = keyed(helpdesk, "https://helpdesk.example/obd")
+    Campaign.objects.filter(pk=campaign.pk).update(api_key=crm)
+    campaign.refresh_from_db()
+    row = campaign.new_row("918867135123", {"Name": "Asha", "otp": "1"}, provider_id=CALL_ID)
+    row.provider_key, row.status = CALL_ID, "queued"
+    row.save()
+
+    deliver(provider_client, push(status="BUSY"))
+    campaign.stop()
+
+    assert row.api_key_id == crm.pk
+    heard = [("call.not_reached", row.pk), ("call.settled", row.pk), ("campaign.finished", None)]
+    assert deliveries_to(for_crm) == heard and deliveries_to(hears_all) == heard
+    assert deliveries_to(for_helpdesk) == []
+
+
+def test_a_number_opting_out_is_told_to_every_endpoint_keyed_or_not(hears_all, keys):
+    for_crm = keyed(keys[0], "https://crm.example/obd")
+
+    DoNotCall.objects.record_opt_outs(["918867135123"], source=DoNotCall.Source.WEBHOOK)
+
+    assert deliveries_to(for_crm) == deliveries_to(hears_all) == [("number.opted_out", None)]

@@ -21,6 +21,7 @@ from calls.models.retries import (
     unreached,
 )
 from calls.sealing import unseal
+from tests.api.conftest import issue_key
 from tests.helpers.campaigns import number, running_campaign, upload
 from tests.helpers.dispatch import FakeClock, FakeGateway, dispatcher
 from tests.test_tasks import assert_even_pace
@@ -239,3 +240,30 @@ def test_call_the_unanswered_again_refuses_a_flow_whose_secrets_were_wiped(campa
     with pytest.raises(CannotCallAgain, match="otp"):
         call_again(campaign, ["no_answer"], supervisor)
     assert Campaign.objects.count() == 1
+
+
+def test_a_keys_campaign_retries_under_its_key_and_a_person_calling_again_owns_the_follow_up(
+    bridge, sound, supervisor
+):
+    campaign = running_campaign(bridge, sound, rows=1, **POLICY)
+    key = issue_key("CRM")[0]
+    Campaign.objects.filter(pk=campaign.pk).update(api_key=key)
+    campaign.calls.update(api_key=key)
+    campaign.refresh_from_db()
+    clock = FakeClock()
+    worker = dispatcher(campaign, FakeGateway(now=clock.now), clock)
+    worker.run()
+    end_with(campaign, "no_answer", clock)
+    clock.moment += timedelta(minutes=10)
+    worker.run()
+    Campaign.objects.filter(pk=campaign.pk).update(status="finished")
+    campaign.calls.update(status="no_answer")
+    campaign.refresh_from_db()
+
+    assert list(campaign.calls.order_by("id").values_list("attempt_number", "api_key")) == [
+        (1, key.pk),
+        (2, key.pk),
+    ]
+    again = call_again(campaign, ["no_answer"], supervisor)
+    assert again.created_by == supervisor and again.api_key is None
+    assert set(again.calls.values_list("api_key", flat=True)) == {None}

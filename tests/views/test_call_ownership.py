@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from calls.models import CallLog
+from tests.api.conftest import issue_key
 from tests.clock import pinned_now
 from tests.conftest import _user
 from tests.helpers.portal import OTP, logged_in, text_of
@@ -99,6 +100,17 @@ def test_a_call_the_system_placed_is_only_for_supervisors(agent, bridge, sound):
 
     assert response.status_code == 403
     assert "placed by the system: only a supervisor may retry it." in text_of(response.text)
+
+
+def test_a_call_placed_through_an_api_key_is_only_for_supervisors_saying_which_key(
+    agent, bridge, sound
+):
+    failed = call_by(None, bridge, sound, status="error", api_key=issue_key("CRM")[0])
+
+    response = logged_in(agent).post(f"/calls/{failed.pk}/retry/")
+
+    assert response.status_code == 403
+    assert "placed by API key “CRM”: only a supervisor may retry it." in text_of(response.text)
 
 
 def test_an_outsider_is_offered_nothing_and_refused(outsider, scheduled_by_asha):
