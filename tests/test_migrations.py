@@ -61,9 +61,9 @@ def test_0016_stops_canceled_campaigns_and_keeps_their_rows_set_aside():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_0023_gives_calls_and_campaigns_made_through_the_api_their_key_from_the_audit():
+def test_0026_gives_calls_and_campaigns_made_through_the_api_their_key_from_the_audit():
     latest = MigrationExecutor(connection).loader.graph.leaf_nodes("calls")
-    old = migrate([("calls", "0022_callbacks")])
+    old = migrate([("calls", "0025_statement_tallies")])
     try:
         key = old.get_model("calls", "ApiKey").objects.create(name="CRM", prefix="ab", key_hash="x")
         user = old.get_model("auth", "User").objects.create(username="asha")
@@ -84,7 +84,7 @@ def test_0023_gives_calls_and_campaigns_made_through_the_api_their_key_from_the_
             CallLog.objects.create(to="918867135124", campaign=campaign, **made)
         CallLog.objects.create(to="918867135125", created_by=user, **made)
 
-        new = migrate([("calls", "0023_api_key_of_calls")])
+        new = migrate([("calls", "0026_api_key_of_calls")])
 
         campaigns = new.get_model("calls", "Campaign").objects.values_list("name", "api_key")
         assert dict(campaigns) == {"by key": key.pk, "by asha": None}

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0022_callbacks'),
+        ('calls', '0025_statement_tallies'),
     ]
 
     operations = [
