@@ -148,12 +148,9 @@ def _gone(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """A campaign removed with the upload it was made for says why, to whoever waited on it."""
     if request.htmx:
         return HttpResponseClientRefresh()
-    upload = get_object_or_404(
-        CampaignImport.objects.defer("content"),
-        campaign__pk=pk,  # as in campaign_import_cancel
-        made_campaign=True,
-        state__in=[CampaignImport.State.FAILED, CampaignImport.State.CANCELED],
-    )
+    upload = CampaignImport.that_removed(pk)
+    if upload is None:
+        raise Http404("No such campaign.")
     return render(request, "calls/campaign_gone.html", {"upload": upload}, status=410)
 
 

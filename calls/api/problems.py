@@ -18,6 +18,7 @@ TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Body too large",
     422: "Not valid",
     429: "Too many requests",
