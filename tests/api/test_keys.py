@@ -165,3 +165,13 @@ def test_the_admin_revokes_a_key(admin_user, api, api_key):
     )
 
     assert api.get("/api/v1/calls").status_code == 401
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+def test_a_method_an_address_does_not_take_is_a_problem_naming_those_it_does(api, method):
+    response = getattr(api, method)("/api/v1/calls")
+
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/problem+json"
+    assert set(response["Allow"].split(", ")) == {"GET", "POST"}
+    assert response.json()["detail"] == f"This address takes {response['Allow']}."
