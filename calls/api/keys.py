@@ -38,7 +38,7 @@ def door(view: View) -> View:
             return problem_response(problem)
         request.api_key = key  # type: ignore[attr-defined]
         if request.method == "POST" and "Idempotency-Key" in request.headers:
-            return answer_once(request, key, lambda: view(request, *args, **kwargs))
+            return answer_once(request, key, lambda: _as_problem(view(request, *args, **kwargs)))
         return _as_problem(view(request, *args, **kwargs))
 
     # The door is the API's authentication: no login redirect, no CSRF token (no cookie is read).

@@ -170,6 +170,10 @@ def test_the_admin_revokes_a_key(admin_user, api, api_key):
 @pytest.mark.parametrize("method", ["put", "delete", "patch"])
 def test_a_method_an_address_does_not_take_is_a_problem_naming_those_it_does(api, method):
     response = getattr(api, method)("/api/v1/calls")
+    with_key = api.post("/api/v1/calls/1", headers={"Idempotency-Key": "k"})
+
+    assert with_key.status_code == 405
+    assert with_key["Content-Type"] == "application/problem+json"
 
     assert response.status_code == 405
     assert response["Content-Type"] == "application/problem+json"
