@@ -55,6 +55,9 @@ def _as_problem(response: HttpResponse) -> HttpResponse:
 
 
 def _let_in(request: HttpRequest) -> ApiKey:
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        # Django reads a body without a length as empty (nginx in deploy/ gives it one).
+        raise Problem(411, "Send the body with a Content-Length: a chunked body is not read.")
     length = request.META.get("CONTENT_LENGTH") or "0"
     if not length.isdigit() or int(length) > settings.OBD_API_MAX_BODY:
         raise Problem(413, f"A request body may be at most {settings.OBD_API_MAX_BODY} bytes.")
