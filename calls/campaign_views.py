@@ -137,7 +137,8 @@ def campaign_upload(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @permission_required("calls.change_campaign")
 def campaign_import_cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Stop reading the upload; a worker removes what it stored (a new campaign with it)."""
-    upload = CampaignImport.objects.defer("content").filter(campaign_id=pk).first()  # the latest
+    # campaign__pk, not campaign_id: an id past the column's integers finds nothing (not a 500).
+    upload = CampaignImport.objects.defer("content").filter(campaign__pk=pk).first()  # the latest
     if upload is None:
         raise Http404("This campaign has no upload.")
     if not upload.cancel(request.user):
@@ -149,12 +150,9 @@ def _gone(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """A campaign removed with the upload it was made for says why, to whoever waited on it."""
     if request.htmx:
         return HttpResponseClientRefresh()
-    upload = get_object_or_404(
-        CampaignImport.objects.defer("content"),
-        campaign_id=pk,
-        made_campaign=True,
-        state__in=[CampaignImport.State.FAILED, CampaignImport.State.CANCELED],
-    )
+    upload = CampaignImport.that_removed(pk)
+    if upload is None:
+        raise Http404("No such campaign.")
     return render(request, "calls/campaign_gone.html", {"upload": upload}, status=410)
 
 

@@ -18,8 +18,15 @@ class AuthenticatedHttpRequest(HtmxHttpRequest):
     user: User
 
 
+# Digits an id may have: any 18 fit a 64-bit integer column (and stay far from int()'s limit of
+# 4,300, past which it raises).
+ID_DIGITS = 18
+
+
 def id_in(value: object) -> int | None:
     """A positive whole number written in ASCII digits, else None. `str.isdigit` also accepts
     digits such as `²`, which `int()` then refuses: a query string must never make a 500."""
     text = str(value or "")
-    return int(text) if text.isascii() and text.isdigit() else None
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > ID_DIGITS:
+        return None
+    return int(text)

@@ -14,9 +14,8 @@ from calls.api.keys import Scope, key_of
 from calls.api.problems import READ_REFUSED, WRITE_REFUSED, Problem, ProblemOut, form_problem
 from calls.engine.sends import queue_send
 from calls.forms import CallFilterForm, PlaceCallForm
-from calls.http import id_in
 from calls.models import AuditEntry, CallLog
-from calls.paging import keyset_page
+from calls.paging import Cursor, keyset_page
 from calls.vocabulary import variable_field, variable_of
 
 router = Router(tags=["calls"])
@@ -194,7 +193,7 @@ def list_calls(request: HttpRequest, filters: Query[CallFilters]) -> CallPage:
     if not form.is_valid():
         raise form_problem(form)
     for cursor in ("before", "after"):
-        if (text := params.get(cursor)) and id_in(text.replace("-", "")) is None:
+        if (text := params.get(cursor)) and Cursor.read(text) is None:
             raise Problem(422, f"`{cursor}` is a cursor from a page (`older` or `newer`).")
     page = keyset_page(form.filter(CallLog.objects.all()), params)
     return CallPage(

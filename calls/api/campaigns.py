@@ -16,7 +16,7 @@ from calls.api.problems import READ_REFUSED, WRITE_REFUSED, Problem, ProblemOut,
 from calls.campaign_actions import act, refused_words
 from calls.forms import CampaignForm
 from calls.keypresses import campaign_results
-from calls.models import Campaign
+from calls.models import Campaign, CampaignImport
 
 router = Router(tags=["campaigns"])
 CampaignId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -162,13 +162,15 @@ def list_campaigns(request: HttpRequest) -> list[CampaignOut]:
 def _campaign(campaign_id: int) -> Campaign:
     campaign = Campaign.objects.select_related("flow").filter(pk=campaign_id).first()
     if campaign is None:
+        if (upload := CampaignImport.that_removed(campaign_id)) is not None:
+            raise Problem(410, f"{upload.why_not_imported} Nothing was kept.")
         raise Problem(404, f"There is no campaign #{campaign_id}.")
     return campaign
 
 
 @router.get(
     "/campaigns/{campaign_id}",
-    response={200: CampaignOut, READ_REFUSED | {404}: ProblemOut},
+    response={200: CampaignOut, READ_REFUSED | {404, 410}: ProblemOut},
     auth=Scope("campaigns:read"),
     summary="Read a campaign: progress and keypress results",
 )
@@ -178,7 +180,7 @@ def read_campaign(request: HttpRequest, campaign_id: CampaignId) -> CampaignOut:
 
 @router.post(
     "/campaigns/{campaign_id}/{action}",
-    response={200: CampaignOut, WRITE_REFUSED | {404}: ProblemOut},
+    response={200: CampaignOut, WRITE_REFUSED | {404, 410}: ProblemOut},
     auth=Scope("campaigns:write"),
     summary="Start, pause, resume or stop a campaign",
 )

@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja.security import HttpBearer
 
 from calls.api.idempotency import answer_once
-from calls.api.problems import Problem, problem_response
+from calls.api.problems import PROBLEM_JSON, Problem, problem_response
 from calls.models import ApiKey, RateWindow
 
 View = Callable[..., HttpResponse]
@@ -38,14 +38,26 @@ def door(view: View) -> View:
             return problem_response(problem)
         request.api_key = key  # type: ignore[attr-defined]
         if request.method == "POST" and "Idempotency-Key" in request.headers:
-            return answer_once(request, key, lambda: view(request, *args, **kwargs))
-        return view(request, *args, **kwargs)
+            return answer_once(request, key, lambda: _as_problem(view(request, *args, **kwargs)))
+        return _as_problem(view(request, *args, **kwargs))
 
     # The door is the API's authentication: no login redirect, no CSRF token (no cookie is read).
     return login_not_required(csrf_exempt(guarded))
 
 
+def _as_problem(response: HttpResponse) -> HttpResponse:
+    """ninja answers a method an address does not take with Django's bare HTML 405: said as
+    the API's other errors are, naming the methods it takes."""
+    if response.status_code != 405 or response.get("Content-Type") == PROBLEM_JSON:
+        return response
+    allowed = response.get("Allow", "")
+    return problem_response(Problem(405, f"This address takes {allowed}.", Allow=allowed))
+
+
 def _let_in(request: HttpRequest) -> ApiKey:
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        # Django reads a body without a length as empty (nginx in deploy/ gives it one).
+        raise Problem(411, "Send the body with a Content-Length: a chunked body is not read.")
     length = request.META.get("CONTENT_LENGTH") or "0"
     if not length.isdigit() or int(length) > settings.OBD_API_MAX_BODY:
         raise Problem(413, f"A request body may be at most {settings.OBD_API_MAX_BODY} bytes.")

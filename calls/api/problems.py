@@ -18,6 +18,8 @@ TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    410: "Gone",
+    411: "Length required",
     413: "Body too large",
     422: "Not valid",
     429: "Too many requests",
@@ -26,9 +28,10 @@ TITLES = {
 
 
 # The problems any operation may answer (no key, no scope, a parameter that cannot be read, too
-# many requests), and those a POST may add (an unreadable body, a key in flight, a body too big).
+# many requests), and those a POST may add (an unreadable body, a key in flight, a chunked body,
+# a body too big).
 READ_REFUSED = frozenset({401, 403, 422, 429})
-WRITE_REFUSED = READ_REFUSED | {400, 409, 413}
+WRITE_REFUSED = READ_REFUSED | {400, 409, 411, 413}
 
 
 class FieldError(Schema):

@@ -65,6 +65,17 @@ class DayField(forms.DateField):
     widget = DayInput(attrs={"placeholder": "e.g. 27 Nov 2026", "size": 12})
     input_formats = ["%d %b %Y", "%d %B %Y", "%Y-%m-%d"]
     default_error_messages = {"invalid": "Enter a day like 27 Nov 2026."}
+    # A filter's day becomes a range of instants in the user's zone: a day at the calendar's
+    # ends would overflow datetime (the day after 31 Dec 9999).
+    FIRST, LAST = date(1970, 1, 1), date(9998, 12, 31)
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if value and not self.FIRST <= value <= self.LAST:
+            raise ValidationError(
+                f"Enter a day between {self.FIRST:%-d %b %Y} and {self.LAST:%-d %b %Y}.",
+                code="out_of_range",
+            )
 
     def prepare_value(self, value: Any) -> Any:
         """A day as typed (2026-11-27) is shown back the pages' way; a typo as typed."""

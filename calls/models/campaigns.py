@@ -480,14 +480,21 @@ def recover_abandoned_rows(now: datetime) -> tuple[int, int]:
         status=CallStatus.PENDING, submitted_at=None, lease_until__lt=now
     ).update(lease_until=None)
     grace = timedelta(seconds=settings.OBD_SEND_GRACE_SECONDS)
-    unknown = CallLog.objects.filter(submitted_at__lt=now - grace).move(
-        Mover.SWEEPER,
-        CallStatus.UNKNOWN,
-        lease_until=None,
-        sealed_variables="",
-        error="The process sending this call stopped before the provider's answer was recorded. "
-        "The call may or may not have been placed, so it is not sent again; its webhook or a "
-        "status look-up settles it.",
+    # Moved only when some are still pending: a move that moves none says so in the log, and
+    # the sweeper runs every few seconds.
+    maybe_sent = CallLog.objects.filter(status=CallStatus.PENDING, submitted_at__lt=now - grace)
+    unknown = (
+        maybe_sent.move(
+            Mover.SWEEPER,
+            CallStatus.UNKNOWN,
+            lease_until=None,
+            sealed_variables="",
+            error="The process sending this call stopped before the provider's answer was recorded. "
+            "The call may or may not have been placed, so it is not sent again; its webhook or a "
+            "status look-up settles it.",
+        )
+        if maybe_sent.exists()
+        else 0
     )
     if requeued or unknown:
         logger.warning("recovered abandoned rows requeued=%s unknown=%s", requeued, unknown)

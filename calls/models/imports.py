@@ -260,6 +260,24 @@ class CampaignImport(models.Model):
                 draft.end_import()
         return bool(ended)
 
+    @classmethod
+    def that_removed(cls, campaign_pk: int) -> "CampaignImport | None":
+        """The failed or canceled upload a campaign was made for and removed with: it says why,
+        to whoever waited on it (campaign__pk: an id past the column's integers finds none)."""
+        return (
+            cls.objects.defer("content")
+            .filter(
+                campaign__pk=campaign_pk,
+                made_campaign=True,
+                state__in=[cls.State.FAILED, cls.State.CANCELED],
+            )
+            .first()
+        )
+
+    @property
+    def why_not_imported(self) -> str:
+        return f"{self.filename} was not imported: {self.error}"
+
     # --- the sweeper ----------------------------------------------------------------------
 
     @classmethod

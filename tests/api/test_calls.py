@@ -168,7 +168,17 @@ def test_the_list_pages_with_cursors_and_filters_like_the_call_log(api, bridge, 
 
 @pytest.mark.parametrize(
     "query",
-    [{"status": "nonsense"}, {"since": "32 Foo 2026"}, {"before": "abc"}, {"q": "a\x00b"}],
+    [
+        {"status": "nonsense"},
+        {"since": "32 Foo 2026"},
+        {"before": "abc"},
+        {"q": "a\x00b"},
+        {"before": "9" * 5000},  # past int()'s 4300 digits
+        {"after": "1-2-3"},  # digits and dashes, but no cursor
+        {"before": "-1"},
+        {"until": "9999-12-31"},  # the day after it is past datetime's last
+        {"since": "0001-01-01"},
+    ],
 )
 def test_a_filter_that_cannot_be_read_is_a_problem_not_an_empty_page(api, query):
     response = api.get("/api/v1/calls", query)

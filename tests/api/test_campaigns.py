@@ -77,6 +77,22 @@ def test_rows_or_csv_but_something_to_call(api, bridge, sound):
     assert both.status_code == 422
 
 
+def test_a_campaign_whose_import_failed_says_why_as_gone_not_as_never_there(api, bridge, otp_flow):
+    made = make(api, name="Dec OTPs", bridge=bridge.pk, flow=otp_flow.pk, csv="number\n1\n")
+    campaign_id = made.json()["id"]
+
+    for response in (
+        api.get(f"/api/v1/campaigns/{campaign_id}"),
+        api.post(f"/api/v1/campaigns/{campaign_id}/start"),
+    ):
+        assert response.status_code == 410
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["detail"].startswith(
+            "api.csv was not imported: No column for the flow's variables {Name}, {otp}"
+        )
+    assert api.get("/api/v1/campaigns/999").status_code == 404
+
+
 def test_start_pause_resume_stop_through_the_pages_actions(api, bridge, otp_flow):
     campaign_id = make(api, name="Dec", bridge=bridge.pk, flow=otp_flow.pk, rows=rows()).json()[
         "id"

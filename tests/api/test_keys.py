@@ -165,3 +165,32 @@ def test_the_admin_revokes_a_key(admin_user, api, api_key):
     )
 
     assert api.get("/api/v1/calls").status_code == 401
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+def test_a_method_an_address_does_not_take_is_a_problem_naming_those_it_does(api, method):
+    response = getattr(api, method)("/api/v1/calls")
+    with_key = api.post("/api/v1/calls/1", headers={"Idempotency-Key": "k"})
+
+    assert with_key.status_code == 405
+    assert with_key["Content-Type"] == "application/problem+json"
+
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/problem+json"
+    assert set(response["Allow"].split(", ")) == {"GET", "POST"}
+    assert response.json()["detail"] == f"This address takes {response['Allow']}."
+
+
+def test_a_chunked_body_is_refused_with_411_not_read_as_an_empty_one(api):
+    """gunicorn hands Django a chunked body with no length, which it reads as empty: the
+    client would be told its body misses every field."""
+    response = api.generic(
+        "POST",
+        "/api/v1/calls",
+        b'{"bridge": 1, "to": "+918867135123"}',
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+    )
+
+    assert response.status_code == 411
+    assert response.json()["detail"].startswith("Send the body with a Content-Length")

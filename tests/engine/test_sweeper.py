@@ -57,3 +57,16 @@ def test_a_killed_processs_beat_is_dropped_a_day_later(db):
     kept = beat("engine", at=timezone.now() - timedelta(hours=2))
     assert sweep_abandoned_work()["beats_forgotten"] == 1
     assert list(WorkerHeartbeat.objects.all()) == [kept]
+
+
+def test_a_sweep_with_nothing_abandoned_writes_no_log_line(bridge, sound, caplog):
+    """It runs every few seconds: a line each time, for nothing, would bury the log."""
+    campaign = running_campaign(bridge, sound, rows=1)
+    long_ago = timezone.now() - timedelta(minutes=10)
+    campaign.calls.update(status="answered", submitted_at=long_ago)
+    caplog.clear()
+
+    with caplog.at_level("INFO"):
+        sweep_abandoned_work()
+
+    assert [record.getMessage() for record in caplog.records] == []

@@ -145,6 +145,8 @@ def test_a_call_log_page_takes_as_many_queries_and_no_count_with_more_calls(
         "1-99999999999999999999999",
         "253402214400000000-1",
         "1.5-1",
+        "9" * 5000,  # past int()'s 4300 digits
+        "1-" + "9" * 5000,
     ],
 )
 def test_a_mangled_cursor_never_fails_the_call_log(now, agent_client, bridge, sound, cursor):

@@ -421,3 +421,12 @@ def test_a_day_chip_is_written_as_the_pages_write_a_day(agent_client, db):
     response = agent_client.get("/calls/", {"since": "2026-11-27"})
 
     assert "From: 27 Nov 2026" in text_of(response.text)
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+def test_a_day_at_the_calendars_ends_is_named_not_a_server_error(agent_client, db, day):
+    for name in ("since", "until"):
+        response = agent_client.get("/calls/", {name: day})
+
+        assert response.status_code == 200
+        assert "Enter a day between" in response.text

@@ -624,3 +624,11 @@ def test_the_list_says_an_importing_campaign_is_reading_its_csv_and_refreshes_it
     assert list_status(logged_in(supervisor)) == "Importing"
     assert "Reading its CSV…" in text_of(html)
     assert 'hx-trigger="every 3s"' in html
+
+
+def test_a_campaign_id_past_the_databases_integers_is_not_found(supervisor):
+    client = logged_in(supervisor)
+    huge = 10**23
+
+    assert client.get(f"/campaigns/{huge}/").status_code == 404
+    assert client.post(f"/campaigns/{huge}/import/cancel/").status_code == 404
