@@ -870,11 +870,12 @@ def measure(requests: int, warmup: int, always_explain: bool) -> list[dict]:
             for _ in range(warmup):
                 response = client.get(url, headers=headers)
                 assert response.status_code == 200, (url, response.status_code)
-            times = []
+            times, cpu = [], []
             for _ in range(requests):
-                began = time.perf_counter()
+                began, began_cpu = time.perf_counter(), time.process_time()
                 response = client.get(url, headers=headers)
                 times.append((time.perf_counter() - began) * 1000)
+                cpu.append((time.process_time() - began_cpu) * 1000)
                 assert response.status_code == 200, (url, response.status_code)
             with CaptureQueriesContext(connection) as queries:
                 response = client.get(url, headers=headers)
@@ -885,6 +886,9 @@ def measure(requests: int, warmup: int, always_explain: bool) -> list[dict]:
                 "url": url,
                 "median_ms": statistics.median(times),
                 "p90_ms": percentile(times, 0.9),
+                # This process's CPU (Django, rendering; not PostgreSQL's): less noisy than the
+                # wall clock on a machine other work shares.
+                "cpu_ms": statistics.median(cpu),
                 "queries": len(queries.captured_queries),
                 "rows_shown": rows,
                 "bytes": len(response.content),
@@ -912,7 +916,9 @@ def child(args: argparse.Namespace) -> None:
     os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     warnings.filterwarnings("ignore", "No directory at")  # staticfiles/ before collectstatic
-    sys.path.insert(0, str(REPO))
+    code = Path(args.code).resolve() if args.code else REPO
+    os.chdir(code)
+    sys.path.insert(0, str(code))
     import django
 
     django.setup()
@@ -953,6 +959,7 @@ def run_size(args: argparse.Namespace, rows: int, url: str) -> dict:
         command += ["--database-url", url, "--result-file", out.name]
         command += ["--requests", str(args.requests), "--warmup", str(args.warmup)]
         command += ["--batch", str(args.batch)] + (["--explain"] if args.explain else [])
+        command += ["--code", args.code] if args.code else []
         subprocess.run(command, check=True, cwd=REPO)
         return json.loads(Path(out.name).read_text())
 
@@ -1013,6 +1020,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50_000, help="rows per COPY/executemany")
     parser.add_argument("--explain", action="store_true", help="print every page's plan")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--code",
+        help="time the portal of this checkout (e.g. a worktree of an older commit) instead of "
+        "this one's, for before/after runs: see bench/call_log_compare.py",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--result-file", help=argparse.SUPPRESS)

@@ -1,5 +1,7 @@
 """Phone numbers as the provider wants them: digits with country code, no `+`."""
 
+from functools import lru_cache
+
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -45,6 +47,7 @@ def validate_number(value: str) -> None:
         )
 
 
+@lru_cache(maxsize=4096)  # a page shows the same numbers again and again (call log: 2 per row)
 def pretty_number(value: str) -> str:
     """918867135123 → +91 88671 35123, for pages; falls back to the digits."""
     try:

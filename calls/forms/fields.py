@@ -8,9 +8,12 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
+from django.forms.renderers import BaseRenderer
 from django.template.defaultfilters import filesizeformat
 from django.utils import formats
 from django.utils.functional import lazy
+from django.utils.html import conditional_escape, escape
+from django.utils.safestring import SafeString, mark_safe
 from phonenumbers import PhoneNumberType
 from phonenumbers.geocoder import country_name_for_number
 
@@ -101,3 +104,42 @@ class CsvFileField(forms.FileField):
                 code="too_big",
                 params={"size": filesizeformat(value.size), "limit": filesizeformat(limit)},
             )
+
+
+class QuickSelect(forms.Select):
+    """Django's <select>, the same HTML, written here rather than by its templates, which include
+    a template per option and another per option's attributes: the call log's filters list a
+    hundred campaigns and every agent, and their templates took a third of the page's time."""
+
+    def render(
+        self,
+        name: str,
+        value: Any,
+        attrs: dict[str, Any] | None = None,
+        renderer: BaseRenderer | None = None,
+    ) -> SafeString:
+        widget = self.get_context(name, value, attrs)["widget"]
+        html = [f'<select name="{conditional_escape(widget["name"])}"{_attrs(widget["attrs"])}>']
+        for group_name, options, _ in widget["optgroups"]:
+            if group_name:
+                html.append(f'\n  <optgroup label="{conditional_escape(group_name)}">')
+            html.extend(
+                f'\n  <option value="{escape(option["value"])}"{_attrs(option["attrs"])}>'
+                f"{conditional_escape(option['label'])}</option>\n"
+                for option in options
+            )
+            if group_name:
+                html.append("\n  </optgroup>")
+        html.append("\n</select>")
+        return mark_safe("".join(html))  # noqa: S308 - every value above is escaped
+
+
+def _attrs(attrs: dict[str, Any]) -> str:
+    """As django/forms/widgets/attrs.html writes them: True bare, False left out."""
+    return "".join(
+        f" {conditional_escape(name)}"
+        if value is True
+        else f' {conditional_escape(name)}="{escape(value)}"'
+        for name, value in attrs.items()
+        if value is not False
+    )

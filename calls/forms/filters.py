@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from django.http import QueryDict
 from django.utils import formats, timezone
 
-from calls.forms.fields import DayField
+from calls.forms.fields import DayField, QuickSelect
 from calls.models import (
     Bridge,
     CallLog,
@@ -34,20 +34,25 @@ class CallFilterForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "Number or provider id", "type": "search"}),
     )
     status = forms.ChoiceField(
-        required=False, choices=[("", "Any status"), *CallLog.Status.choices]
+        required=False, choices=[("", "Any status"), *CallLog.Status.choices], widget=QuickSelect
     )
-    bridge = forms.ModelChoiceField(Bridge.objects.all(), required=False, empty_label="Any bridge")
-    flow = forms.ModelChoiceField(IvrFlow.objects.all(), required=False, empty_label="Any flow")
+    bridge = forms.ModelChoiceField(
+        Bridge.objects.all(), required=False, empty_label="Any bridge", widget=QuickSelect
+    )
+    flow = forms.ModelChoiceField(
+        IvrFlow.objects.all(), required=False, empty_label="Any flow", widget=QuickSelect
+    )
     campaign = forms.ModelChoiceField(
-        Campaign.objects.all(), required=False, empty_label="Any campaign"
+        Campaign.objects.all(), required=False, empty_label="Any campaign", widget=QuickSelect
     )
     kind = forms.ChoiceField(
         required=False,
         label="Calls",
         choices=[("", "Single and campaign"), ("single", "Single calls"), ("campaign", "Campaign")],
+        widget=QuickSelect,
     )
     placed_by: forms.ModelChoiceField[User] = forms.ModelChoiceField(
-        queryset=None, required=False, empty_label="Anyone", label="Placed by"
+        queryset=None, required=False, empty_label="Anyone", label="Placed by", widget=QuickSelect
     )
     pressed = forms.ChoiceField(
         required=False,
@@ -57,6 +62,7 @@ class CallFilterForm(forms.Form):
             ("none", "No key pressed"),
             *((key, f"{key} first") for key in KEYPAD),
         ],
+        widget=QuickSelect,
     )
     since = DayField(required=False, label="From")
     until = DayField(required=False, label="To")

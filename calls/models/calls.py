@@ -129,6 +129,11 @@ class CallLog(Playback):
             # The call log, newest dialled first (ties by id): all calls, and one campaign's.
             models.Index(DIALLED_AT, "id", name="call_dialled"),
             models.Index("campaign", DIALLED_AT, "id", name="call_campaign_dialled"),
+            # The log's filters combined, led by status: rare together though each is broad, so
+            # one index range instead of ANDing three bitmaps of 1-7 % of the table each.
+            models.Index(
+                fields=["status", "bridge", "flow", "created_by"], name="call_status_filters"
+            ),
             # Scheduled single calls due: a short list, read by the schedule task.
             models.Index(
                 fields=["not_before"],
