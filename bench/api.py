@@ -4,8 +4,11 @@
 In a child step it (1) recreates the database, migrates it, and makes a bridge, an audio, a
 superuser's session and an API key; (2) starts gunicorn (`obdportal.wsgi`, default 4 sync
 workers) on a free loopback port; (3) drives each target with N concurrent clients (default 50,
-threads, one keep-alive session each) for D seconds, the two targets alternated for --rounds
-rounds; (4) checks every 201/302 made exactly one pending call. Both paths store the call pending
+threads, one keep-alive session each) for D seconds twice: closed loop (each client sends again
+as soon as it is answered: capacity, and latency that is queueing once 50 clients outnumber 4
+workers on 2 cores) and open loop (the clients share a fixed offered rate, --rate, default 20/s:
+below capacity the latency is the service time, counted from each request's due instant so a
+wait for a free client counts), the two targets alternated for --rounds rounds; (4) checks every 201/302 made exactly one pending call. Both paths store the call pending
 and queue its send; the send itself is the worker's (none runs here).
 
 The clients share the machine with the server, so compare the two targets of one run, not the
@@ -28,6 +31,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -138,23 +142,41 @@ class Form(Target):
         return session.post(url, data=data, allow_redirects=False).status_code
 
 
-def drive(target: Target, clients: int, duration: float) -> dict[str, object]:
+def summary(target: Target, latencies: list[float], elapsed: float) -> dict[str, object]:
+    ms = sorted(x * 1000 for x in latencies)
+    return {
+        "target": target.name,
+        "requests": len(ms),
+        "per_second": round(len(ms) / elapsed, 1),
+        "p50_ms": round(statistics.median(ms), 1),
+        "p99_ms": round(ms[max(int(len(ms) * 0.99) - 1, 0)], 1),
+        "max_ms": round(ms[-1], 1),
+    }
+
+
+def run_clients(
+    target: Target, clients: int, next_due: Callable[[float], float | None]
+) -> dict[str, object]:
+    """Each client sends, one request at a time, whenever `next_due(start)` gives it a due
+    instant (it sleeps until then), until it gives None. Latency is counted from the due
+    instant: a request that waited for a free client counts its wait (no coordinated omission)."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
     sessions = [target.session() for _ in range(clients)]
     start = threading.Barrier(clients + 1)
-    stop_at: list[float] = []
+    began: list[float] = []
 
     def client(session: requests.Session, me: int) -> None:
         start.wait()
         n = me
         mine: list[float] = []
         seen: dict[int, int] = {}
-        while time.monotonic() < stop_at[0]:
-            began = time.perf_counter()
+        while (due := next_due(began[0])) is not None:
+            if (wait := due - time.perf_counter()) > 0:
+                time.sleep(wait)
             status = target.place(session, n)
-            mine.append(time.perf_counter() - began)
+            mine.append(time.perf_counter() - due)
             seen[status] = seen.get(status, 0) + 1
             n += clients
         with lock:
@@ -165,23 +187,41 @@ def drive(target: Target, clients: int, duration: float) -> dict[str, object]:
     threads = [threading.Thread(target=client, args=(s, i)) for i, s in enumerate(sessions)]
     for thread in threads:
         thread.start()
-    stop_at.append(time.monotonic() + duration)
-    began = time.monotonic()
+    load_before = os.getloadavg()[0]
+    began.append(time.perf_counter())
     start.wait()
     for thread in threads:
         thread.join()
-    elapsed = time.monotonic() - began
-    latencies.sort()
-    ms = [x * 1000 for x in latencies]
-    return {
-        "target": target.name,
-        "requests": len(ms),
-        "per_second": round(len(ms) / elapsed, 1),
-        "p50_ms": round(statistics.median(ms), 1),
-        "p99_ms": round(ms[int(len(ms) * 0.99) - 1], 1),
-        "max_ms": round(ms[-1], 1),
+    elapsed = time.perf_counter() - began[0]
+    return summary(target, latencies, elapsed) | {
         "statuses": statuses,
+        "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
+
+
+def closed_loop(target: Target, clients: int, duration: float) -> dict[str, object]:
+    """Every client sends its next request as soon as its last is answered: the server's
+    capacity, and latency that is mostly queueing once the clients outnumber its workers."""
+
+    def next_due(start: float) -> float | None:
+        now = time.perf_counter()
+        return now if now < start + duration else None
+
+    return run_clients(target, clients, next_due) | {"loop": "closed"}
+
+
+def open_loop(target: Target, clients: int, duration: float, rate: float) -> dict[str, object]:
+    """The clients share a fixed offered rate (request i due at start + i / rate), whatever
+    the answers take: below capacity, the latency is the service time, not a queue's."""
+    sent = iter(range(int(duration * rate)))
+    lock = threading.Lock()
+
+    def next_due(start: float) -> float | None:
+        with lock:
+            i = next(sent, None)
+        return None if i is None else start + i / rate
+
+    return run_clients(target, clients, next_due) | {"loop": f"open {rate:g}/s"}
 
 
 def main() -> int:
@@ -193,6 +233,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--rate", type=float, default=20, help="offered requests/s of the open-loop runs"
+    )
     args = parser.parse_args()
 
     env = {
@@ -237,10 +280,13 @@ def main() -> int:
         targets: list[Target] = [Api(base, fixture), Form(base, fixture)]
         for round_ in range(args.rounds):
             for target in targets if round_ % 2 == 0 else targets[::-1]:
-                result = drive(target, args.clients, args.duration)
-                result["round"] = round_ + 1
-                results.append(result)
-                print(json.dumps(result), flush=True)
+                for result in (
+                    closed_loop(target, args.clients, args.duration),
+                    open_loop(target, args.clients, args.duration, args.rate),
+                ):
+                    result["round"] = round_ + 1
+                    results.append(result)
+                    print(json.dumps(result), flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -250,11 +296,12 @@ def main() -> int:
     stored = row[0] if row else 0
     print(json.dumps({"placed_answers": placed, "pending_calls_stored": stored}))
     for name in (Api.name, Form.name):
-        mine = [r for r in results if r["target"] == name]
-        print(
-            f"{name}: p99 {max(r['p99_ms'] for r in mine)} ms (worst round), "  # type: ignore[type-var]
-            f"{sum(r['per_second'] for r in mine) / len(mine):.1f} calls/s (mean of rounds)"  # type: ignore[misc]
-        )
+        for loop in ("closed", "open"):
+            mine = [r for r in results if r["target"] == name and str(r["loop"]).startswith(loop)]
+            print(
+                f"{name}, {loop} loop: p99 {max(r['p99_ms'] for r in mine)} ms (worst round), "  # type: ignore[type-var]
+                f"{sum(r['per_second'] for r in mine) / len(mine):.1f} calls/s (mean of rounds)"  # type: ignore[misc]
+            )
     return 0 if placed == stored else 1
 
 

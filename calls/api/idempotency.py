@@ -8,16 +8,16 @@
   may be sent again with the same key;
 - keys are kept OBD_API_IDEMPOTENCY_HOURS (24), then purged by the engine (`api_records` job).
 
-The key is claimed by one INSERT, committed before the work begins: of two identical requests at
+The key is claimed by one INSERT … ON CONFLICT DO NOTHING, committed before the work begins: of two identical requests at
 the same instant, the unique constraint lets exactly one through. The work and the answer kept
 for it then commit in one transaction."""
 
 import hashlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -82,13 +82,9 @@ def claim_of(request: HttpRequest) -> int | None:
 def _claim(api_key: ApiKey, key: str, printed: str) -> IdempotentRequest | HttpResponse:
     """This request's claim on the key, or the answer a retry gets."""
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            return IdempotentRequest.objects.create(
-                api_key=api_key, key=key, fingerprint=printed, created_at=now
-            )
-    except IntegrityError:
-        pass
+    claimed = _insert_claim(api_key, key, printed, now)
+    if claimed is not None:
+        return claimed
     first = IdempotentRequest.objects.filter(api_key=api_key, key=key).first()
     expired = now - timedelta(hours=settings.OBD_API_IDEMPOTENCY_HOURS)
     if first is None or first.created_at < expired:
@@ -123,12 +119,30 @@ def _claim(api_key: ApiKey, key: str, printed: str) -> IdempotentRequest | HttpR
 
 
 def _claim_again(api_key: ApiKey, key: str, printed: str) -> IdempotentRequest | HttpResponse:
-    try:
-        with transaction.atomic():
-            return IdempotentRequest.objects.create(
-                api_key=api_key, key=key, fingerprint=printed, created_at=timezone.now()
-            )
-    except IntegrityError:  # another retry claimed it first
+    claimed = _insert_claim(api_key, key, printed, timezone.now())
+    if claimed is None:  # another retry claimed it first
         return problem_response(
             Problem(409, "A request with this Idempotency-Key is still being answered: retry soon.")
         )
+    return claimed
+
+
+def _insert_claim(
+    api_key: ApiKey, key: str, printed: str, now: datetime
+) -> IdempotentRequest | None:
+    """Claim the key in one statement (committed at once: the work's transaction opens after),
+    or None if it is already claimed. ON CONFLICT, not a caught IntegrityError: no BEGIN,
+    savepoint and COMMIT around it, three round trips fewer on every POST."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'INSERT INTO calls_idempotentrequest (api_key_id, "key", fingerprint, body, '
+            "content_type, created_at) VALUES (%s, %s, %s, %s, '', %s) "
+            'ON CONFLICT (api_key_id, "key") DO NOTHING RETURNING id',
+            [api_key.pk, key, printed, b"", connection.ops.adapt_datetimefield_value(now)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return IdempotentRequest(
+        pk=row[0], api_key=api_key, key=key, fingerprint=printed, body=b"", created_at=now
+    )

@@ -62,6 +62,19 @@ def test_a_request_still_being_answered_gets_409(api, body):
 
 
 @pytest.mark.django_db
+def test_a_claim_is_stored_at_the_instant_the_request_came(api, body):
+    # The claim is written in SQL (ON CONFLICT DO NOTHING): its instant must read back as the ORM
+    # writes one, or the 5-minute and 24-hour rules would compare against a shifted time.
+    before = timezone.now()
+    place(api, body)
+    after = timezone.now()
+
+    claim = IdempotentRequest.objects.get()
+    assert before <= claim.created_at <= after
+    assert IdempotentRequest.objects.filter(created_at__gte=before).count() == 1
+
+
+@pytest.mark.django_db
 def test_a_request_whose_process_died_in_flight_may_be_retried_and_finds_its_call(api, body):
     first = place(api, body)
     IdempotentRequest.objects.update(
