@@ -230,6 +230,13 @@ def why_not_again(campaign: Campaign) -> str:
             f"The campaign is {campaign.get_status_display().lower()}: its numbers can be "
             "called again once it has finished."
         )
+    if campaign.calls.filter(status__in=IN_FLIGHT).exists():
+        # A number whose outcome is still coming may yet be answered: calling it again now
+        # could ring a customer who already picked up.
+        return (
+            "Some of its calls still await their outcome: its numbers can be called again "
+            "once every outcome is in."
+        )
     if campaign.flow and (
         secret := [v for v in campaign.flow.variables if campaign.flow.is_sensitive(v)]
     ):

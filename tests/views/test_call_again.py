@@ -36,6 +36,15 @@ def test_the_campaign_page_offers_it_once_finished(supervisor_client, finished, 
     assert "/again/" not in supervisor_client.get(running.get_absolute_url()).content.decode()
 
 
+def test_it_waits_until_every_outcome_is_in(supervisor_client, finished):
+    awaiting = finished.calls.get(status="busy", to=number(2))
+    CallLog.objects.filter(pk=awaiting.pk).update(status="queued")
+
+    assert "/again/" not in supervisor_client.get(finished.get_absolute_url()).content.decode()
+    page = text_of(supervisor_client.get(f"/campaigns/{finished.pk}/again/").content.decode())
+    assert "Some of its calls still await their outcome" in page
+
+
 def test_the_count_follows_the_outcomes_ticked(supervisor_client, finished):
     url = f"/campaigns/{finished.pk}/again/"
     page = text_of(supervisor_client.get(url).content.decode())
