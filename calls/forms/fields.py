@@ -12,8 +12,8 @@ from django.forms.renderers import BaseRenderer
 from django.template.defaultfilters import filesizeformat
 from django.utils import formats
 from django.utils.functional import lazy
-from django.utils.html import conditional_escape, escape
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import SafeString
 from phonenumbers import PhoneNumberType
 from phonenumbers.geocoder import country_name_for_number
 
@@ -106,6 +106,9 @@ class CsvFileField(forms.FileField):
             )
 
 
+GROUP_END, SELECT_END = SafeString("\n  </optgroup>"), SafeString("\n</select>")
+
+
 class QuickSelect(forms.Select):
     """Django's <select>, the same HTML, written here rather than by its templates, which include
     a template per option and another per option's attributes: the call log's filters list a
@@ -119,27 +122,38 @@ class QuickSelect(forms.Select):
         renderer: BaseRenderer | None = None,
     ) -> SafeString:
         widget = self.get_context(name, value, attrs)["widget"]
-        html = [f'<select name="{conditional_escape(widget["name"])}"{_attrs(widget["attrs"])}>']
+        html = [format_html('<select name="{}"{}>', widget["name"], _attrs(widget["attrs"]))]
         for group_name, options, _ in widget["optgroups"]:
             if group_name:
-                html.append(f'\n  <optgroup label="{conditional_escape(group_name)}">')
+                html.append(format_html('\n  <optgroup label="{}">', group_name))
             html.extend(
-                f'\n  <option value="{escape(option["value"])}"{_attrs(option["attrs"])}>'
-                f"{conditional_escape(option['label'])}</option>\n"
+                format_html(
+                    '\n  <option value="{}"{}>{}</option>\n',
+                    escape(option["value"]),  # as Django's template: even a safe value
+                    _attrs(option["attrs"]),
+                    option["label"],
+                )
                 for option in options
             )
             if group_name:
-                html.append("\n  </optgroup>")
-        html.append("\n</select>")
-        return mark_safe("".join(html))  # noqa: S308 - every value above is escaped
+                html.append(GROUP_END)
+        html.append(SELECT_END)
+        return _joined(html)
 
 
-def _attrs(attrs: dict[str, Any]) -> str:
+def _joined(pieces: list[SafeString]) -> SafeString:
+    """Safe pieces, one after another."""
+    return format_html_join("", "{}", ((piece,) for piece in pieces))
+
+
+def _attrs(attrs: dict[str, Any]) -> SafeString:
     """As django/forms/widgets/attrs.html writes them: True bare, False left out."""
-    return "".join(
-        f" {conditional_escape(name)}"
-        if value is True
-        else f' {conditional_escape(name)}="{escape(value)}"'
-        for name, value in attrs.items()
-        if value is not False
+    return _joined(
+        [
+            format_html(" {}", name)
+            if value is True
+            else format_html(' {}="{}"', name, escape(value))
+            for name, value in attrs.items()
+            if value is not False
+        ]
     )

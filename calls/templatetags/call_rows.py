@@ -7,8 +7,8 @@ from django import template
 from django.urls import reverse
 from django.utils import dateformat, timezone
 from django.utils.formats import localize
-from django.utils.html import conditional_escape
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from calls.models import CallLog
 from calls.templatetags.moments import moment
@@ -29,37 +29,50 @@ ROW = """<tr id="call-{pk}" class="{in_flight}">
       </tr>"""
 
 
-def _text(value: object) -> str:
-    """As `{{ value }}` writes it: localized, escaped."""
-    return str(conditional_escape(str(localize(value))))
+def _shown(value: object) -> str:
+    """As `{{ value }}` writes it: localized (format_html escapes it)."""
+    return str(localize(value))
 
 
-def _time(value: datetime) -> str:
+def _time(value: datetime) -> SafeString:
     """`<time datetime="{{ value|date:'c' }}">{{ value|moment:"SHORT_DATETIME_FORMAT" }}</time>`"""
     iso = dateformat.format(timezone.localtime(value), "c")
-    return f'<time datetime="{_text(iso)}">{_text(moment(value, "SHORT_DATETIME_FORMAT"))}</time>'
+    return format_html('<time datetime="{}">{}</time>', iso, moment(value, "SHORT_DATETIME_FORMAT"))
+
+
+def _muted(words: object) -> SafeString:
+    return format_html('<span class="muted">{}</span>', words)
 
 
 @register.simple_tag
 def call_status(call: CallLog) -> SafeString:
     """A call's status as a badge that screen readers announce when it changes."""
     if call.is_scheduled:
-        return mark_safe(
-            '<span class="status status-scheduled" title="Placed for a later time, not sent yet">'
-            "Scheduled</span>"
+        return format_html(
+            '<span class="status status-scheduled" title="{}">Scheduled</span>',
+            "Placed for a later time, not sent yet",
         )
-    announce = f'data-announce-key="call-{_text(call.pk)}" data-announce="Call #{_text(call.pk)}'
-    announce += f" to {_text(call.to_display)}: "
+    pk, to = _shown(call.pk), _shown(call.to_display)
     if call.is_sending:
-        return mark_safe(  # noqa: S308 - every value escaped
-            f'<span class="status status-pending" {announce}sending" '
-            'title="Being sent to the provider">Sending…</span>'
+        return format_html(
+            '<span class="status status-pending" data-announce-key="call-{}" '
+            'data-announce="Call #{} to {}: sending" '
+            'title="Being sent to the provider">Sending…</span>',
+            pk,
+            pk,
+            to,
         )
-    shown = _text(call.get_status_display())
-    title = _text(call.provider_status_words) if call.provider_status_words else shown
-    return mark_safe(  # noqa: S308 - every value escaped
-        f'<span class="status status-{_text(call.status)}" {announce}{shown}" title="{title}">'
-        f"{shown}</span>"
+    shown = _shown(call.get_status_display())
+    return format_html(
+        '<span class="status status-{}" data-announce-key="call-{}" '
+        'data-announce="Call #{} to {}: {}" title="{}">{}</span>',
+        call.status,
+        pk,
+        pk,
+        to,
+        shown,
+        call.provider_status_words or shown,
+        shown,
     )
 
 
@@ -69,34 +82,35 @@ def call_row(call: CallLog) -> SafeString:
     if call.submitted_at:
         dialled = _time(call.submitted_at)
     elif call.is_scheduled and call.not_before:
-        dialled = f'<span class="muted">scheduled for {_time(call.not_before)}</span>'
+        dialled = _muted(format_html("scheduled for {}", _time(call.not_before)))
     elif call.is_sending:
-        dialled = '<span class="muted">sending…</span>'
+        dialled = _muted("sending…")
     else:
-        dialled = '<span class="muted">not sent</span>'
+        dialled = _muted("not sent")
     if call.campaign:
-        link = conditional_escape(reverse("calls:campaign-detail", args=[call.campaign_id]))
-        campaign = f'<a href="{link}">{_text(call.campaign.name)}</a>'
+        link = reverse("calls:campaign-detail", args=[call.campaign_id])
+        campaign = format_html('<a href="{}">{}</a>', link, _shown(call.campaign.name))
     else:
-        campaign = '<span class="muted">single call</span>'
+        campaign = _muted("single call")
     attempt = ""
     if call.attempts_allowed > 1:
-        attempt = (
-            f'<small class="attempt">attempt {_text(call.attempt_number)} of '
-            f"{_text(call.attempts_allowed)}</small>"
+        attempt = format_html(
+            '<small class="attempt">attempt {} of {}</small>',
+            _shown(call.attempt_number),
+            _shown(call.attempts_allowed),
         )
-    html = ROW.format(
-        pk=_text(call.pk),
+    return format_html(
+        ROW,
+        pk=_shown(call.pk),
         in_flight="" if call.is_settled else "in-flight",
-        url=conditional_escape(call.get_absolute_url()),
+        url=call.get_absolute_url(),
         dialled=dialled,
-        to=_text(call.to_display),
-        bridge=_text(call.bridge.label or call.bridge.number),
-        plays=_text(call.content),
+        to=_shown(call.to_display),
+        bridge=_shown(call.bridge.label or call.bridge.number),
+        plays=_shown(call.content),
         campaign=campaign,
         status=call_status(call),
         attempt=attempt,
-        duration="—" if call.duration is None else f"{_text(call.duration)} s",
-        placed_by=_text(call.placed_by or "—"),
+        duration="—" if call.duration is None else f"{_shown(call.duration)} s",
+        placed_by=_shown(call.placed_by or "—"),
     )
-    return mark_safe(html)  # noqa: S308 - every value escaped
