@@ -42,8 +42,8 @@ Audience = int | None | Literal[Everyone.EVERYONE]
 Entry = tuple[EventType, dict[str, Any], str, Audience]
 
 
-class Called(Protocol):
-    """What a call is told with (the call model imports this module)."""
+class Placed(Protocol):
+    """A call as any event names it (the call model imports this module)."""
 
     @property
     def pk(self) -> Any: ...
@@ -53,6 +53,11 @@ class Called(Protocol):
     def campaign_id(self) -> Any: ...
     @property
     def api_key_id(self) -> int | None: ...
+
+
+class Called(Placed, Protocol):
+    """What a call's outcome is told with."""
+
     @property
     def status(self) -> str: ...
     @property
@@ -73,15 +78,9 @@ class Choices(Protocol):
     def choice_words(self, key: str) -> str: ...
 
 
-class Keyed(Protocol):
-    @property
-    def pk(self) -> Any: ...
-    @property
-    def to(self) -> str: ...
-    @property
-    def campaign_id(self) -> Any: ...
-    @property
-    def api_key_id(self) -> int | None: ...
+class Keyed(Placed, Protocol):
+    """What keys pressed are told with."""
+
     @property
     def flow(self) -> Choices | None: ...
 
