@@ -21,6 +21,20 @@ document.addEventListener("change", (event) => {
   other.dispatchEvent(new Event("change", { bubbles: true }));
 });
 
+// A flow chosen before htmx was listening (a quick hand, a slow network, a form the browser
+// restored on Back) still shows its variables: #variables says which flow it was drawn for.
+(function variablesFollowTheFlow() {
+  const follow = () => {
+    const flow = document.getElementById("id_flow");
+    const variables = document.getElementById("variables");
+    if (flow && variables && window.htmx && flow.value !== variables.dataset.flow) {
+      window.htmx.trigger(flow, "change");
+    }
+  };
+  document.addEventListener("DOMContentLoaded", follow);
+  window.addEventListener("pageshow", (event) => { if (event.persisted) follow(); });
+})();
+
 // ---- Layout and accessibility (the phone menu, announcing status changes) ----
 (function layoutAndAnnouncements() {
   // The phone menu: the button says whether the links are shown; CSS does the showing.

@@ -55,6 +55,26 @@ def test_an_agent_places_a_flow_call_and_watches_it_reach_its_outcome(supervisor
     screenshot(page, "call-list")
 
 
+def test_a_flow_chosen_before_htmx_listens_still_shows_its_variables(supervisor_page):
+    """A quick hand (or a slow network) picks the flow while htmx is still loading: its change
+    event reaches no one, yet the variables come once htmx is there."""
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    page = supervisor_page
+    held = []
+    page.route("**/htmx*.js", lambda route: held.append(route))  # held until the flow is chosen
+    page.goto("/calls/new/", wait_until="commit")
+    page.wait_for_selector("#id_flow", state="attached")
+    assert page.evaluate("() => typeof window.htmx") == "undefined"
+    page.select_option("#id_flow", label="Login OTP (flow 24)")
+    while not held:
+        page.wait_for_timeout(50)
+    held[0].continue_()
+    expect(page.locator("input[name='variables[Name]']")).to_be_visible()
+    expect(page.locator("#variables")).to_have_attribute("data-flow", re.compile(r"^\d+$"))
+
+
 def test_the_call_log_updates_itself_while_a_call_is_in_flight(supervisor_page, task_worker):
     from django.core.management import call_command
 
