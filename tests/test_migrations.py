@@ -92,3 +92,42 @@ def test_0026_gives_calls_and_campaigns_made_through_the_api_their_key_from_the_
         assert list(calls.values_list("api_key", flat=True)) == [key.pk, key.pk, None, None]
     finally:
         migrate(latest)
+
+
+def _calls_indexes() -> set[str]:
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, "calls_calllog")
+    return {name for name, spec in found.items() if spec["index"]}
+
+
+def _calls_triggers() -> set[str]:
+    sql = (
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'calls_calllog'"
+        if connection.vendor == "sqlite"
+        else "SELECT tgname FROM pg_trigger WHERE tgrelid = 'calls_calllog'::regclass"
+        " AND NOT tgisinternal"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return {name for (name,) in cursor.fetchall()}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0028_orders_the_catalogue_filters_indexes_and_keeps_the_calls_triggers():
+    ordered = {"call_bridge_dialled", "call_flow_dialled", "call_placed_by_dialled"}
+    plain = {
+        "calls_calllog_bridge_id_135fd928",
+        "calls_calllog_flow_id_1e51e729",
+        "calls_calllog_created_by_id_84b3019f",
+    }
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("calls")
+    triggers = _calls_triggers()
+    assert triggers, "the roll-up triggers are on the calls table"
+    assert ordered <= _calls_indexes() and not plain & _calls_indexes()
+    try:
+        migrate([("calls", "0027_call_log_indexes")])
+        assert plain <= _calls_indexes() and not ordered & _calls_indexes()
+    finally:
+        migrate(latest)
+    assert ordered <= _calls_indexes() and not plain & _calls_indexes()
+    assert _calls_triggers() == triggers

@@ -171,9 +171,11 @@ class AudioAsset(models.Model):
 class Playback(models.Model):
     """What a call plays and from where: shared by a single call and a campaign."""
 
-    bridge = models.ForeignKey(Bridge, on_delete=models.PROTECT, related_name="+")
+    # Not indexed alone: the call log indexes each with the order it lists calls in (see
+    # CallLog.Meta), and a campaign's table is small.
+    bridge = models.ForeignKey(Bridge, on_delete=models.PROTECT, related_name="+", db_index=False)
     flow = models.ForeignKey(
-        IvrFlow, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        IvrFlow, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     audio = models.ForeignKey(
         AudioAsset, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
