@@ -11,15 +11,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from itertools import batched
 from typing import TYPE_CHECKING
 
 from django.apps import apps
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Count, F, Q
 
 from calls.models.bulk import update_rows
-from calls.models.outbox import record_outcomes
-from calls.vocabulary import IN_FLIGHT, OUTCOMES, SUBMISSION_RESULTS, CallStatus, provider_key
+from calls.models.callbacks import EventType
+from calls.models.outbox import heard, record_outcomes, record_withdrawn
+from calls.vocabulary import (
+    IN_FLIGHT,
+    OUTCOMES,
+    SETTLED,
+    SUBMISSION_RESULTS,
+    CallStatus,
+    provider_key,
+)
 from calls.webhooks import Delivery
 
 if TYPE_CHECKING:
@@ -94,11 +103,34 @@ class Told:
 
 class CallLogQuerySet(models.QuerySet["CallLog"]):
     def move(self, mover: Mover, to: CallStatus, **fields: object) -> int:
-        """Move every call here that the table lets `mover` move to `to`; the others stay."""
-        moved = self.filter(status__in=allowed_from(mover, to)).update(status=to, **fields)
+        """Move every call here that the table lets `mover` move to `to`; the others stay.
+        A move that settles calls (withdrawn) is told to the endpoints hearing `call.settled`."""
+        movable = self.filter(status__in=allowed_from(mover, to))
+        if to in SETTLED and heard(EventType.CALL_SETTLED):
+            moved = self._move_told(movable, to, fields)
+        else:
+            moved = movable.update(status=to, **fields)
         if not moved:
             logger.info("call move refused or none to make mover=%s to=%s", mover, to)
         return moved
+
+    def _move_told(
+        self, movable: "CallLogQuerySet", to: CallStatus, fields: dict[str, object]
+    ) -> int:
+        """The move, with the calls it moves read under their locks (in id order, as every
+        batch locks them) so that each is told, in the same transaction."""
+        with transaction.atomic():
+            calls = list(movable.select_for_update().order_by("pk"))
+            for chunk in batched(calls, 500):  # SQLite's cap on a statement's parameters
+                self.model.objects.filter(pk__in=[call.pk for call in chunk]).update(
+                    status=to, **fields
+                )
+            for call in calls:
+                call.status = to
+                for name, value in fields.items():
+                    setattr(call, name, value)
+            record_withdrawn(calls)
+        return len(calls)
 
     def claim(
         self,

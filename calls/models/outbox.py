@@ -3,7 +3,7 @@ type, in the same transaction as the change that causes it, so no change is told
 happen and none that happened goes untold (the engine sends them later, calls/callbacks/).
 
 One call at each source: a call's outcome applied (`record_outcomes`), a call refused or never
-sent (`record_submission_settled`), keys stored (`record_keypresses_received`), a campaign ending
+sent (`record_submission_settled`), calls withdrawn (`record_withdrawn`), keys stored (`record_keypresses_received`), a campaign ending
 (`record_campaign_finished`), numbers opted out (`record_opted_out`). Nothing is recorded when no
 endpoint hears the type. An API key's endpoint hears only of the calls and campaigns made with
 that key (a campaign's calls carry its key); a portal-wide one hears of all; a number opted out
@@ -187,6 +187,21 @@ def record_submission_settled(call: Called, written: Mapping[str, object]) -> in
         return 0
     data = _call_data(call, str(status)) | {"provider_status": written.get("provider_status")}
     return record([(EventType.CALL_SETTLED, data, f"call:{call.pk}", call.api_key_id)])
+
+
+def heard(event_type: EventType) -> bool:
+    """Whether any endpoint hears this type: the calls of a bulk move are read only then."""
+    endpoints = CallbackEndpoint.objects.filter(enabled=True).only("pk", "event_types", "enabled")
+    return any(endpoint.hears(event_type) for endpoint in endpoints)
+
+
+def record_withdrawn(calls: Iterable[Called]) -> int:
+    """Calls withdrawn before they were sent (a campaign stopped or ended, a call placed for
+    later canceled, a retry the policy no longer allows): each is told as settled."""
+    return record(
+        (EventType.CALL_SETTLED, _call_data(call, call.status), f"call:{call.pk}", call.api_key_id)
+        for call in sorted(calls, key=lambda c: int(c.pk))
+    )
 
 
 def record_keypresses_received(call: Keyed, keys: str) -> int:

@@ -10,13 +10,16 @@ from calls.models import (
     CallbackDelivery,
     CallbackEndpoint,
     CallbackEvent,
+    CallLog,
     Campaign,
     DoNotCall,
 )
 from calls.models.records import record_keypresses
 from calls.provider.base import SendResult
+from calls.schedules import cancel_scheduled
 from tests.api.conftest import issue_key
 from tests.callbacks.conftest import register
+from tests.helpers.campaigns import running_campaign
 from tests.helpers.webhooks import CALL_ID, deliver, push
 
 
@@ -84,6 +87,42 @@ def test_a_campaign_ending_is_told(hears_all, campaign):
     ((kind, data),) = told()
     assert kind == "campaign.finished"
     assert data["campaign_id"] == campaign.pk and data["status"] == "stopped"
+
+
+def test_calls_withdrawn_with_their_stopped_campaign_are_each_told_as_settled(
+    hears_all, bridge, sound
+):
+    campaign = running_campaign(bridge, sound, rows=3)
+    sent = campaign.calls.order_by("id").first()
+    CallLog.objects.filter(pk=sent.pk).update(status="queued", submitted_at=timezone.now())
+
+    campaign.stop()
+
+    withdrawn = list(campaign.calls.filter(status="withdrawn").order_by("id"))
+    assert len(withdrawn) == 2
+    settled = [data for kind, data in told() if kind == "call.settled"]
+    assert [(d["call_id"], d["status"], d["campaign_id"]) for d in settled] == [
+        (call.pk, "withdrawn", campaign.pk) for call in withdrawn
+    ]
+
+
+def test_a_call_placed_for_later_and_canceled_is_told_as_settled_once(hears_all, make_call):
+    call = make_call(provider_id="", status="pending", not_before=timezone.now())
+
+    assert cancel_scheduled(call)
+    assert not cancel_scheduled(call)
+
+    ((kind, data),) = told()
+    assert (kind, data["call_id"], data["status"]) == ("call.settled", call.pk, "withdrawn")
+
+
+def test_withdrawing_with_no_endpoint_hearing_records_nothing_and_still_withdraws(bridge, sound):
+    campaign = running_campaign(bridge, sound, rows=2)
+
+    campaign.stop()
+
+    assert not CallbackEvent.objects.exists()
+    assert set(campaign.calls.values_list("status", flat=True)) == {"withdrawn"}
 
 
 def test_numbers_opting_out_are_told_once_each(hears_all):
