@@ -39,10 +39,22 @@ def door(view: View) -> View:
         request.api_key = key  # type: ignore[attr-defined]
         if request.method == "POST" and "Idempotency-Key" in request.headers:
             return answer_once(request, key, lambda: _as_problem(view(request, *args, **kwargs)))
+        if request.method == "HEAD":
+            return _headers_only(request, lambda: _as_problem(view(request, *args, **kwargs)))
         return _as_problem(view(request, *args, **kwargs))
 
     # The door is the API's authentication: no login redirect, no CSRF token (no cookie is read).
     return login_not_required(csrf_exempt(guarded))
+
+
+def _headers_only(request: HttpRequest, answer: Callable[[], HttpResponse]) -> HttpResponse:
+    """HEAD is the GET's answer without its body (RFC 9110, 9.3.2): a monitor or a cache
+    asking whether an address answers gets what the GET would say, not a 405."""
+    request.method = "GET"
+    response = answer()
+    response["Content-Length"] = str(len(response.content))
+    response.content = b""
+    return response
 
 
 def _as_problem(response: HttpResponse) -> HttpResponse:

@@ -181,6 +181,16 @@ def test_a_method_an_address_does_not_take_is_a_problem_naming_those_it_does(api
     assert response.json()["detail"] == f"This address takes {response['Allow']}."
 
 
+def test_head_answers_as_get_would_without_the_body_and_needs_the_key_too(api, client_with):
+    get = api.get("/api/v1/calls")
+    head = api.head("/api/v1/calls")
+
+    assert (head.status_code, head["Content-Type"]) == (200, get["Content-Type"])
+    assert head.content == b"" and int(head["Content-Length"]) == len(get.content) > 0
+    assert client_with("obd_wrong_key").head("/api/v1/calls").status_code == 401
+    assert api.head("/api/v1/calls/999999").status_code == 404
+
+
 def test_a_chunked_body_is_refused_with_411_not_read_as_an_empty_one(api):
     """gunicorn hands Django a chunked body with no length, which it reads as empty: the
     client would be told its body misses every field."""
