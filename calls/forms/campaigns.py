@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from calls.engine.imports import queue_import
 from calls.forms.calls import PLAY_ERRORS, PlaceCallForm
-from calls.forms.fields import CsvFileField
+from calls.forms.fields import CsvFileField, one_line
 from calls.models import ApiKey, AuditEntry, Campaign
 from calls.models.policies import WEEKDAYS, every_day
 from calls.models.retries import call_again, unreached
@@ -101,6 +101,9 @@ class CampaignForm(forms.ModelForm[Campaign]):
             "hx-target": "#csv-sample",
             "hx-swap": "outerHTML",
         }
+
+    def clean_name(self) -> str:
+        return one_line(self.cleaned_data["name"])
 
     def clean_pace(self) -> Decimal:
         pace: Decimal = self.cleaned_data["pace"]

@@ -1,5 +1,6 @@
-"""Fields the forms share: a phone number typed any usual way, a day as the pages write it, a CSV file within its size cap."""
+"""Fields the forms share: a phone number typed any usual way, a day as the pages write it, a CSV file within its size cap, a name on one line."""
 
+import unicodedata
 from datetime import date
 from typing import Any
 
@@ -18,6 +19,14 @@ from phonenumbers import PhoneNumberType
 from phonenumbers.geocoder import country_name_for_number
 
 from calls.phone import normalize_number
+
+
+def one_line(value: str) -> str:
+    """A name shown in lists, CSV exports and log lines: a line break or another control
+    character in it would split or forge a line there, so it is refused, said in words."""
+    if any(unicodedata.category(character) == "Cc" for character in value):
+        raise ValidationError("Write the name on one line, without tabs or control characters.")
+    return value
 
 
 def number_hint() -> str:

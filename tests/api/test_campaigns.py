@@ -71,6 +71,18 @@ def test_a_campaign_is_refused_in_the_forms_words(api, bridge, otp_flow, sound):
     assert not Campaign.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "name", ["Dec\r\nX-Forged: 1", "Dec\tOTPs", "Dec\x1b[31mOTPs", "Dec\x85OTPs"]
+)
+def test_a_campaign_name_on_more_than_one_line_is_refused_in_words(api, bridge, sound, name):
+    response = make(api, name=name, bridge=bridge.pk, audio=sound.pk, csv="number\n+918867135123\n")
+
+    assert response.status_code == 422
+    errors = {e["field"]: e["message"] for e in response.json()["errors"]}
+    assert errors["name"] == "Write the name on one line, without tabs or control characters."
+    assert not Campaign.objects.exists()
+
+
 def test_rows_or_csv_but_something_to_call(api, bridge, sound):
     assert make(api, name="x", bridge=bridge.pk, audio=sound.pk).status_code == 422
     both = make(api, name="x", bridge=bridge.pk, audio=sound.pk, rows=rows(), csv="number\n")
