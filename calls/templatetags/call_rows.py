@@ -4,16 +4,51 @@ most of its time resolving some 45 variables a row. The same HTML, escaped as `{
 from datetime import datetime
 
 from django import template
+from django.contrib.auth import get_user_model
+from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 from django.utils import dateformat, timezone
 from django.utils.formats import localize
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from calls.models import CallLog
+from calls.models import ApiKey, AudioAsset, Bridge, CallLog, Campaign, IvrFlow
 from calls.templatetags.moments import moment
 
 register = template.Library()
+
+# The columns a row reads (below, and the call's properties it asks), and each related row's.
+ROW_COLUMNS = (
+    "to",
+    "status",
+    "provider_status",
+    "submitted_at",
+    "not_before",
+    "duration",
+    "attempt_number",
+    "bridge",
+    "flow",
+    "audio",
+    "campaign",
+    "created_by",
+    "api_key",
+)
+
+
+def as_rows(calls: QuerySet[CallLog]) -> QuerySet[CallLog]:
+    """`calls` as the log shows them: only the columns a row reads (not the payloads, the
+    provider's answer, the sealed values), and the rows they name in a query each (of the few
+    on the page), not joined: a six-table join took PostgreSQL ~10 ms to plan, longer than
+    reading the page."""
+    return calls.only(*ROW_COLUMNS).prefetch_related(
+        Prefetch("bridge", Bridge.objects.only("number", "label")),
+        Prefetch("flow", IvrFlow.objects.only("flow_id", "name")),
+        Prefetch("audio", AudioAsset.objects.only("name")),
+        Prefetch("campaign", Campaign.objects.only("name", "max_attempts")),
+        Prefetch("created_by", get_user_model().objects.only(get_user_model().USERNAME_FIELD)),
+        Prefetch("api_key", ApiKey.objects.only("name")),
+    )
+
 
 ROW = """<tr id="call-{pk}" class="{in_flight}">
         <td class="wide-only"><a href="{url}">{pk}</a></td>
