@@ -6,8 +6,9 @@ from datetime import datetime
 from django import template
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, QuerySet
+from django.template import Context
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -71,7 +72,7 @@ def _shown(value: object) -> str:
 
 def _time(value: datetime) -> SafeString:
     """`<time datetime="{{ value|date:'c' }}">{{ value|moment:"SHORT_DATETIME_FORMAT" }}</time>`"""
-    iso = dateformat.format(timezone.localtime(value), "c")
+    iso = timezone.localtime(value).isoformat()  # what the `c` format writes
     return format_html('<time datetime="{}">{}</time>', iso, moment(value, "SHORT_DATETIME_FORMAT"))
 
 
@@ -111,8 +112,8 @@ def call_status(call: CallLog) -> SafeString:
     )
 
 
-@register.simple_tag
-def call_row(call: CallLog) -> SafeString:
+@register.simple_tag(takes_context=True)
+def call_row(context: Context, call: CallLog) -> SafeString:
     """One row of the call log (templates/calls/call_list.html)."""
     if call.submitted_at:
         dialled = _time(call.submitted_at)
@@ -123,8 +124,14 @@ def call_row(call: CallLog) -> SafeString:
     else:
         dialled = _muted("not sent")
     if call.campaign:
-        link = reverse("calls:campaign-detail", args=[call.campaign_id])
-        campaign = format_html('<a href="{}">{}</a>', link, _shown(call.campaign.name))
+        # A page's rows name a few campaigns: each link found once a page.
+        if "campaign_links" not in context.render_context:
+            context.render_context["campaign_links"] = {}
+        links: dict[int, str] = context.render_context["campaign_links"]
+        pk = call.campaign.pk
+        if pk not in links:
+            links[pk] = reverse("calls:campaign-detail", args=[pk])
+        campaign = format_html('<a href="{}">{}</a>', links[pk], _shown(call.campaign.name))
     else:
         campaign = _muted("single call")
     attempt = ""
