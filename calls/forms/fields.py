@@ -112,6 +112,7 @@ class CsvFileField(forms.FileField):
 
 
 GROUP_END, SELECT_END = SafeString("\n  </optgroup>"), SafeString("\n</select>")
+NO_ATTRS = SafeString("")
 
 
 class QuickSelect(forms.Select):
@@ -153,6 +154,8 @@ def _joined(pieces: list[SafeString]) -> SafeString:
 
 def _attrs(attrs: dict[str, Any]) -> SafeString:
     """As django/forms/widgets/attrs.html writes them: True bare, False left out."""
+    if not attrs:  # most options: nothing to write
+        return NO_ATTRS
     return _joined(
         [
             format_html(" {}", name)
