@@ -17,6 +17,7 @@ from calls.models import ApiKey, AudioAsset, Bridge, CallLog, Campaign, IvrFlow
 from calls.templatetags.moments import moment
 
 register = template.Library()
+STATUS_WORDS = dict(CallLog._meta.get_field("status").flatchoices)
 
 # The columns a row reads (below, and the call's properties it asks), and each related row's.
 ROW_COLUMNS = (
@@ -83,32 +84,34 @@ def _muted(words: object) -> SafeString:
 @register.simple_tag
 def call_status(call: CallLog) -> SafeString:
     """A call's status as a badge that screen readers announce when it changes."""
+    return _badge(call, _shown(call.pk), _shown(call.to_display))
+
+
+def _badge(call: CallLog, pk: str, to: str) -> SafeString:
+    """The badge of `call`, whose id and number a row has written already."""
     if call.is_scheduled:
         return format_html(
             '<span class="status status-scheduled" title="{}">Scheduled</span>',
             "Placed for a later time, not sent yet",
         )
-    pk, to = _shown(call.pk), _shown(call.to_display)
     if call.is_sending:
         return format_html(
-            '<span class="status status-pending" data-announce-key="call-{}" '
-            'data-announce="Call #{} to {}: sending" '
+            '<span class="status status-pending" data-announce-key="call-{pk}" '
+            'data-announce="Call #{pk} to {to}: sending" '
             'title="Being sent to the provider">Sending…</span>',
-            pk,
-            pk,
-            to,
+            pk=pk,
+            to=to,
         )
-    shown = _shown(call.get_status_display())
+    # As get_status_display() words it, without building the choices' dict a row.
+    shown = _shown(STATUS_WORDS.get(call.status, call.status))
     return format_html(
-        '<span class="status status-{}" data-announce-key="call-{}" '
-        'data-announce="Call #{} to {}: {}" title="{}">{}</span>',
-        call.status,
-        pk,
-        pk,
-        to,
-        shown,
-        call.provider_status_words or shown,
-        shown,
+        '<span class="status status-{status}" data-announce-key="call-{pk}" '
+        'data-announce="Call #{pk} to {to}: {shown}" title="{title}">{shown}</span>',
+        status=call.status,
+        pk=pk,
+        to=to,
+        shown=shown,
+        title=call.provider_status_words or shown,
     )
 
 
@@ -128,10 +131,11 @@ def call_row(context: Context, call: CallLog) -> SafeString:
         if "campaign_links" not in context.render_context:
             context.render_context["campaign_links"] = {}
         links: dict[int, str] = context.render_context["campaign_links"]
-        pk = call.campaign.pk
-        if pk not in links:
-            links[pk] = reverse("calls:campaign-detail", args=[pk])
-        campaign = format_html('<a href="{}">{}</a>', links[pk], _shown(call.campaign.name))
+        campaign_pk = call.campaign.pk
+        if campaign_pk not in links:
+            links[campaign_pk] = reverse("calls:campaign-detail", args=[campaign_pk])
+        link = links[campaign_pk]
+        campaign = format_html('<a href="{}">{}</a>', link, _shown(call.campaign.name))
     else:
         campaign = _muted("single call")
     attempt = ""
@@ -141,17 +145,18 @@ def call_row(context: Context, call: CallLog) -> SafeString:
             _shown(call.attempt_number),
             _shown(call.attempts_allowed),
         )
+    pk, to = _shown(call.pk), _shown(call.to_display)
     return format_html(
         ROW,
-        pk=_shown(call.pk),
+        pk=pk,
         in_flight="" if call.is_settled else "in-flight",
         url=call.get_absolute_url(),
         dialled=dialled,
-        to=_shown(call.to_display),
+        to=to,
         bridge=_shown(call.bridge.label or call.bridge.number),
         plays=_shown(call.content),
         campaign=campaign,
-        status=call_status(call),
+        status=_badge(call, pk, to),
         attempt=attempt,
         duration="—" if call.duration is None else f"{_shown(call.duration)} s",
         placed_by=_shown(call.placed_by or "—"),
