@@ -6,11 +6,10 @@ from datetime import datetime
 from django import template
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, QuerySet
-from django.template import Context
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import localize
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from calls.models import ApiKey, AudioAsset, Bridge, CallLog, Campaign, IvrFlow
@@ -115,9 +114,16 @@ def _badge(call: CallLog, pk: str, to: str) -> SafeString:
     )
 
 
-@register.simple_tag(takes_context=True)
-def call_row(context: Context, call: CallLog) -> SafeString:
-    """One row of the call log (templates/calls/call_list.html)."""
+@register.simple_tag
+def call_rows(calls: list[CallLog]) -> SafeString:
+    """The call log's rows (templates/calls/call_list.html), each on its line as the template
+    indents them: one tag a page, not one a row."""
+    links: dict[int, str] = {}
+    return format_html_join("", "\n      {}\n    ", ((_row(call, links),) for call in calls))
+
+
+def _row(call: CallLog, campaign_links: dict[int, str]) -> SafeString:
+    """One row; `campaign_links` holds the links to the campaigns the page has named so far."""
     if call.submitted_at:
         dialled = _time(call.submitted_at)
     elif call.is_scheduled and call.not_before:
@@ -128,13 +134,10 @@ def call_row(context: Context, call: CallLog) -> SafeString:
         dialled = _muted("not sent")
     if call.campaign:
         # A page's rows name a few campaigns: each link found once a page.
-        if "campaign_links" not in context.render_context:
-            context.render_context["campaign_links"] = {}
-        links: dict[int, str] = context.render_context["campaign_links"]
         campaign_pk = call.campaign.pk
-        if campaign_pk not in links:
-            links[campaign_pk] = reverse("calls:campaign-detail", args=[campaign_pk])
-        link = links[campaign_pk]
+        if campaign_pk not in campaign_links:
+            campaign_links[campaign_pk] = reverse("calls:campaign-detail", args=[campaign_pk])
+        link = campaign_links[campaign_pk]
         campaign = format_html('<a href="{}">{}</a>', link, _shown(call.campaign.name))
     else:
         campaign = _muted("single call")
