@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from django.http import QueryDict
 from django.utils import formats, timezone
 
-from calls.forms.fields import DayField, QuickSelect
+from calls.forms.fields import DayField, QuickModelChoiceField, QuickSelect
 from calls.models import (
     Bridge,
     CallLog,
@@ -36,14 +36,15 @@ class CallFilterForm(forms.Form):
     status = forms.ChoiceField(
         required=False, choices=[("", "Any status"), *CallLog.Status.choices], widget=QuickSelect
     )
-    bridge = forms.ModelChoiceField(
-        Bridge.objects.all(), required=False, empty_label="Any bridge", widget=QuickSelect
+    # Only the columns their names are written with.
+    bridge = QuickModelChoiceField(
+        Bridge.objects.only("number", "label"), required=False, empty_label="Any bridge"
     )
-    flow = forms.ModelChoiceField(
-        IvrFlow.objects.all(), required=False, empty_label="Any flow", widget=QuickSelect
+    flow = QuickModelChoiceField(
+        IvrFlow.objects.only("flow_id", "name"), required=False, empty_label="Any flow"
     )
-    campaign = forms.ModelChoiceField(
-        Campaign.objects.all(), required=False, empty_label="Any campaign", widget=QuickSelect
+    campaign = QuickModelChoiceField(
+        Campaign.objects.only("name"), required=False, empty_label="Any campaign"
     )
     kind = forms.ChoiceField(
         required=False,
@@ -51,8 +52,8 @@ class CallFilterForm(forms.Form):
         choices=[("", "Single and campaign"), ("single", "Single calls"), ("campaign", "Campaign")],
         widget=QuickSelect,
     )
-    placed_by: forms.ModelChoiceField[User] = forms.ModelChoiceField(
-        queryset=None, required=False, empty_label="Anyone", label="Placed by", widget=QuickSelect
+    placed_by: QuickModelChoiceField[User] = QuickModelChoiceField(
+        queryset=None, required=False, empty_label="Anyone", label="Placed by"
     )
     pressed = forms.ChoiceField(
         required=False,
@@ -69,8 +70,9 @@ class CallFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        placed_by = cast("forms.ModelChoiceField[User]", self.fields["placed_by"])
-        placed_by.queryset = get_user_model().objects.filter(is_active=True)
+        placed_by = cast("QuickModelChoiceField[User]", self.fields["placed_by"])
+        users = get_user_model()
+        placed_by.queryset = users.objects.filter(is_active=True).only(users.USERNAME_FIELD)
 
     # Shown first; the others fold under "More filters" on a phone while none is in use.
     MAIN_FIELDS = ("q", "status")

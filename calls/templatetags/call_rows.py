@@ -4,16 +4,52 @@ most of its time resolving some 45 variables a row. The same HTML, escaped as `{
 from datetime import datetime
 
 from django import template
+from django.contrib.auth import get_user_model
+from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils import timezone
 from django.utils.formats import localize
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from calls.models import CallLog
+from calls.models import ApiKey, AudioAsset, Bridge, CallLog, Campaign, IvrFlow
 from calls.templatetags.moments import moment
 
 register = template.Library()
+STATUS_WORDS = dict(CallLog._meta.get_field("status").flatchoices)
+
+# The columns a row reads (below, and the call's properties it asks), and each related row's.
+ROW_COLUMNS = (
+    "to",
+    "status",
+    "provider_status",
+    "submitted_at",
+    "not_before",
+    "duration",
+    "attempt_number",
+    "bridge",
+    "flow",
+    "audio",
+    "campaign",
+    "created_by",
+    "api_key",
+)
+
+
+def as_rows(calls: QuerySet[CallLog]) -> QuerySet[CallLog]:
+    """`calls` as the log shows them: only the columns a row reads (not the payloads, the
+    provider's answer, the sealed values), and the rows they name in a query each (of the few
+    on the page), not joined: a six-table join took PostgreSQL ~10 ms to plan, longer than
+    reading the page."""
+    return calls.only(*ROW_COLUMNS).prefetch_related(
+        Prefetch("bridge", Bridge.objects.only("number", "label")),
+        Prefetch("flow", IvrFlow.objects.only("flow_id", "name")),
+        Prefetch("audio", AudioAsset.objects.only("name")),
+        Prefetch("campaign", Campaign.objects.only("name", "max_attempts")),
+        Prefetch("created_by", get_user_model().objects.only(get_user_model().USERNAME_FIELD)),
+        Prefetch("api_key", ApiKey.objects.only("name")),
+    )
+
 
 ROW = """<tr id="call-{pk}" class="{in_flight}">
         <td class="wide-only"><a href="{url}">{pk}</a></td>
@@ -36,7 +72,7 @@ def _shown(value: object) -> str:
 
 def _time(value: datetime) -> SafeString:
     """`<time datetime="{{ value|date:'c' }}">{{ value|moment:"SHORT_DATETIME_FORMAT" }}</time>`"""
-    iso = dateformat.format(timezone.localtime(value), "c")
+    iso = timezone.localtime(value).isoformat()  # what the `c` format writes
     return format_html('<time datetime="{}">{}</time>', iso, moment(value, "SHORT_DATETIME_FORMAT"))
 
 
@@ -47,38 +83,47 @@ def _muted(words: object) -> SafeString:
 @register.simple_tag
 def call_status(call: CallLog) -> SafeString:
     """A call's status as a badge that screen readers announce when it changes."""
+    return _badge(call, _shown(call.pk), _shown(call.to_display))
+
+
+def _badge(call: CallLog, pk: str, to: str) -> SafeString:
+    """The badge of `call`, whose id and number a row has written already."""
     if call.is_scheduled:
         return format_html(
             '<span class="status status-scheduled" title="{}">Scheduled</span>',
             "Placed for a later time, not sent yet",
         )
-    pk, to = _shown(call.pk), _shown(call.to_display)
     if call.is_sending:
         return format_html(
-            '<span class="status status-pending" data-announce-key="call-{}" '
-            'data-announce="Call #{} to {}: sending" '
+            '<span class="status status-pending" data-announce-key="call-{pk}" '
+            'data-announce="Call #{pk} to {to}: sending" '
             'title="Being sent to the provider">Sending…</span>',
-            pk,
-            pk,
-            to,
+            pk=pk,
+            to=to,
         )
-    shown = _shown(call.get_status_display())
+    # As get_status_display() words it, without building the choices' dict a row.
+    shown = _shown(STATUS_WORDS.get(call.status, call.status))
     return format_html(
-        '<span class="status status-{}" data-announce-key="call-{}" '
-        'data-announce="Call #{} to {}: {}" title="{}">{}</span>',
-        call.status,
-        pk,
-        pk,
-        to,
-        shown,
-        call.provider_status_words or shown,
-        shown,
+        '<span class="status status-{status}" data-announce-key="call-{pk}" '
+        'data-announce="Call #{pk} to {to}: {shown}" title="{title}">{shown}</span>',
+        status=call.status,
+        pk=pk,
+        to=to,
+        shown=shown,
+        title=call.provider_status_words or shown,
     )
 
 
 @register.simple_tag
-def call_row(call: CallLog) -> SafeString:
-    """One row of the call log (templates/calls/call_list.html)."""
+def call_rows(calls: list[CallLog]) -> SafeString:
+    """The call log's rows (templates/calls/call_list.html), each on its line as the template
+    indents them: one tag a page, not one a row."""
+    links: dict[int, str] = {}
+    return format_html_join("", "\n      {}\n    ", ((_row(call, links),) for call in calls))
+
+
+def _row(call: CallLog, campaign_links: dict[int, str]) -> SafeString:
+    """One row; `campaign_links` holds the links to the campaigns the page has named so far."""
     if call.submitted_at:
         dialled = _time(call.submitted_at)
     elif call.is_scheduled and call.not_before:
@@ -88,7 +133,11 @@ def call_row(call: CallLog) -> SafeString:
     else:
         dialled = _muted("not sent")
     if call.campaign:
-        link = reverse("calls:campaign-detail", args=[call.campaign_id])
+        # A page's rows name a few campaigns: each link found once a page.
+        campaign_pk = call.campaign.pk
+        if campaign_pk not in campaign_links:
+            campaign_links[campaign_pk] = reverse("calls:campaign-detail", args=[campaign_pk])
+        link = campaign_links[campaign_pk]
         campaign = format_html('<a href="{}">{}</a>', link, _shown(call.campaign.name))
     else:
         campaign = _muted("single call")
@@ -99,17 +148,18 @@ def call_row(call: CallLog) -> SafeString:
             _shown(call.attempt_number),
             _shown(call.attempts_allowed),
         )
+    pk, to = _shown(call.pk), _shown(call.to_display)
     return format_html(
         ROW,
-        pk=_shown(call.pk),
+        pk=pk,
         in_flight="" if call.is_settled else "in-flight",
         url=call.get_absolute_url(),
         dialled=dialled,
-        to=_shown(call.to_display),
+        to=to,
         bridge=_shown(call.bridge.label or call.bridge.number),
         plays=_shown(call.content),
         campaign=campaign,
-        status=call_status(call),
+        status=_badge(call, pk, to),
         attempt=attempt,
         duration="—" if call.duration is None else f"{_shown(call.duration)} s",
         placed_by=_shown(call.placed_by or "—"),
