@@ -72,7 +72,11 @@ class CallFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         placed_by = cast("QuickModelChoiceField[User]", self.fields["placed_by"])
         users = get_user_model()
-        placed_by.queryset = users.objects.filter(is_active=True).only(users.USERNAME_FIELD)
+        placed_by.queryset = (
+            users.objects.filter(is_active=True)
+            .only(users.USERNAME_FIELD)
+            .order_by(users.USERNAME_FIELD)  # a user row has no order of its own
+        )
 
     # Shown first; the others fold under "More filters" on a phone while none is in use.
     MAIN_FIELDS = ("q", "status")

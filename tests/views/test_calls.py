@@ -430,3 +430,17 @@ def test_a_day_at_the_calendars_ends_is_named_not_a_server_error(agent_client, d
 
         assert response.status_code == 200
         assert "Enter a day between" in response.text
+
+
+def test_the_placed_by_filter_lists_people_by_name_whatever_order_they_were_saved_in(
+    agent_client, django_user_model
+):
+    for name in ("zara", "mohan", "asha"):
+        django_user_model.objects.create_user(name, password="pw")
+    django_user_model.objects.filter(username="mohan").update(last_login=timezone.now())
+
+    page = agent_client.get("/calls/").content.decode()
+    select = page[page.index('name="placed_by"') :]
+    select = select[: select.index("</select>")]
+    names = re.findall(r'<option value="\d+"[^>]*>([^<]+)</option>', select)
+    assert names == sorted(names) and {"asha", "mohan", "zara"} <= set(names)
