@@ -24,6 +24,7 @@ from calls.models import (
     SetAsideRow,
 )
 from calls.models.events import apply_events
+from calls.vocabulary import provider_key
 
 
 class NumberAdminForm(forms.ModelForm[Any]):  # Any: shared by Bridge and DoNotCall
@@ -104,7 +105,7 @@ class CallLogAdmin(admin.ModelAdmin[CallLog]):
         "created_by",
     ]
     list_filter = ["status", "bridge", "flow", "audio", "created_at"]
-    search_fields = ["=to", "=provider_id", "=provider_key"]
+    search_fields = ["=to"]
     list_select_related = ["bridge", "flow", "audio", "created_by"]
     date_hierarchy = "created_at"
     show_full_result_count = False  # no COUNT(*) over millions of rows
@@ -114,6 +115,16 @@ class CallLogAdmin(admin.ModelAdmin[CallLog]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # calls are placed through the portal, which sends them
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[CallLog], search_term: str
+    ) -> tuple[QuerySet[CallLog], bool]:
+        """A number, or a provider id in either form (`<uuid>` or `<uuid>:1`, any case): the
+        id is looked up by its key, which is indexed; the id itself is not."""
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        if term := search_term.strip():
+            found |= queryset.filter(provider_key=provider_key(term))
+        return found, duplicates
 
 
 @admin.register(CallEvent)

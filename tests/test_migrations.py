@@ -97,7 +97,7 @@ def test_0026_gives_calls_and_campaigns_made_through_the_api_their_key_from_the_
 def _calls_indexes() -> set[str]:
     with connection.cursor() as cursor:
         found = connection.introspection.get_constraints(cursor, "calls_calllog")
-    return {name for name, spec in found.items() if spec["index"]}
+    return {name for name, spec in found.items() if spec["index"] or spec["unique"]}
 
 
 def _calls_triggers() -> set[str]:
@@ -130,4 +130,31 @@ def test_0028_orders_the_catalogue_filters_indexes_and_keeps_the_calls_triggers(
     finally:
         migrate(latest)
     assert ordered <= _calls_indexes() and not plain & _calls_indexes()
+    assert _calls_triggers() == triggers
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0029_drops_the_indexes_others_lead_with_the_same_column_and_keeps_the_triggers():
+    dropped = {
+        "calls_calllog_to_a4e1fdf7",
+        "calls_calllog_provider_id_7d6f4791",
+        "calls_calllog_created_at_5064b0f2",
+        "calls_calllog_campaign_id_2d035d46",
+        "calls_calllog_retry_of_id_7fddb324",
+    }
+    leading = {
+        "call_to_bridge_recent",
+        "call_dashboard",
+        "call_campaign_status",
+        "call_one_attempt",
+    }
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("calls")
+    triggers = _calls_triggers()
+    assert leading <= _calls_indexes() and not dropped & _calls_indexes()
+    try:
+        migrate([("calls", "0028_catalogue_filter_indexes")])
+        assert dropped <= _calls_indexes()
+    finally:
+        migrate(latest)
+    assert leading <= _calls_indexes() and not dropped & _calls_indexes()
     assert _calls_triggers() == triggers

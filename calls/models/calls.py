@@ -47,7 +47,9 @@ class CallLog(Playback):
 
     Status = CallStatus
 
-    to = models.CharField(max_length=20, db_index=True, help_text="e.g. 918867135123")
+    # Indexed by call_to_bridge_recent, which leads with it (as others below lead with theirs):
+    # every index is written again on each change of a call's status.
+    to = models.CharField(max_length=20, help_text="e.g. 918867135123")
     # The number backwards, indexed, so "calls to numbers ending in 5123" is a range read.
     to_reversed = models.GeneratedField(
         expression=Reverse("to"),
@@ -62,7 +64,7 @@ class CallLog(Playback):
     )
     response_body = models.TextField(blank=True)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    provider_id = models.CharField(max_length=128, blank=True, db_index=True)
+    provider_id = models.CharField(max_length=128, blank=True)  # looked up by provider_key
     # The id without the legacy `:n` suffix, so both id forms match with one indexed equality.
     provider_key = models.CharField(max_length=128, blank=True, db_index=True, editable=False)
     cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
@@ -101,10 +103,15 @@ class CallLog(Playback):
     api_key = models.ForeignKey(
         "ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="calls"
     )
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)  # call_dashboard leads with it
     idempotency_key = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
-    campaign = models.ForeignKey(
-        "Campaign", null=True, blank=True, on_delete=models.CASCADE, related_name="calls"
+    campaign = models.ForeignKey(  # call_campaign_status and call_campaign_dialled lead with it
+        "Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="calls",
+        db_index=False,
     )
     # A campaign row's sensitive values, encrypted until sent and then wiped (see sealing.py);
     # kept while a retry may follow, then moved to the retry (see models/retries.py).
@@ -113,8 +120,13 @@ class CallLog(Playback):
     # call placed "at" a later time. Empty: as soon as possible.
     not_before = models.DateTimeField(null=True, blank=True, editable=False)
     # A retry is a row of its own, linked to the number's first attempt.
-    retry_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="retries"
+    retry_of = models.ForeignKey(  # call_one_attempt leads with it
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="retries",
+        db_index=False,
     )
     attempt_number = models.PositiveSmallIntegerField(default=1, editable=False)
 
