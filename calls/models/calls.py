@@ -5,9 +5,10 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Coalesce, Reverse
 from django.urls import reverse
 from django.utils import timezone
@@ -283,7 +284,11 @@ class CallLog(Playback):
             pk=self.pk, status=self.Status.PENDING, submitted_at=None, lease_until=self.lease_until
         )
         if campaign_running:
-            mine = mine.filter(campaign__status=CampaignStatus.RUNNING)
+            # EXISTS, not a join: Django writes a join as `id IN (SELECT …)`, whose conditions
+            # a concurrent UPDATE's recheck would not see again (two winners).
+            campaigns = apps.get_model("calls", "Campaign")._default_manager
+            running = campaigns.filter(pk=OuterRef("campaign_id"), status=CampaignStatus.RUNNING)
+            mine = mine.filter(Exists(running))
         if won := mine.update(submitted_at=now):
             self.submitted_at = now
         return bool(won)
