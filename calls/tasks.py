@@ -16,6 +16,7 @@ from calls.notifications import tell_supervisors
 from calls.provider.base import Gateway
 
 logger = logging.getLogger(__name__)
+RATE_LIMITED = "rate limited"  # a row the provider refused with a 429: the batch waits
 
 
 class Dispatcher:
@@ -68,12 +69,12 @@ class Dispatcher:
                     continue
                 return self._nothing_to_send()
             for index, (call, slot) in enumerate(zip(calls, slots, strict=False)):
-                stop = self._wait_for(slot)
-                if stop or not self.send(call):
-                    self.campaign.release(calls[index + (0 if stop else 1) :])
-                    if stop:
+                if stop := self._wait_for(slot) or self.send(call):
+                    # The rest of the batch goes back to the queue (a 429's row went already).
+                    self.campaign.release(calls[index + (stop == RATE_LIMITED) :])
+                    if stop != RATE_LIMITED:
                         return stop
-                    break  # rate limited: the rest of the batch waits for the provider's time
+                    break  # the rest of the batch waits for the provider's time
         return "budget"
 
     def _nothing_to_send(self) -> str:
@@ -102,26 +103,27 @@ class Dispatcher:
                 return "window"  # the window closed while this worker waited
             if self.campaign.end_if_past(self.now()):
                 return "ended"  # so did the campaign
-        # Checked before every send, so a pause or stop holds the very next call.
-        if not Campaign.objects.filter(
-            pk=self.campaign.pk, status=Campaign.Status.RUNNING
-        ).exists():
-            return "stopped"
         return None
 
-    def send(self, call: CallLog) -> bool:
-        """Send one claimed row; False when the provider asked us to slow down (429)."""
+    def send(self, call: CallLog) -> str | None:
+        """Send one claimed row; why not, when the campaign no longer runs ("stopped": a pause
+        or stop holds the very next call) or the provider asked us to slow down (a 429)."""
         sent = sends.send(
             call,
             self.gateway,
             now=self.now(),
             may_retry=self.campaign.may_follow(call.attempt_number),
             hold_if_rate_limited=True,
+            campaign_running=True,
         )
         if sent is None:
-            # Its lease ran out and another worker took it, or the campaign was stopped.
+            if not Campaign.objects.filter(
+                pk=self.campaign.pk, status=Campaign.Status.RUNNING
+            ).exists():
+                return "stopped"
+            # Its lease ran out and another worker took it.
             logger.info("campaign=%s call=%s no longer ours to send", self.campaign.pk, call.pk)
-            return True
+            return None
         if sent.result.http_status == 429:
             # Refused before it was placed: back in the queue, and the campaign waits as told.
             self.campaign.release([call])
@@ -129,10 +131,10 @@ class Dispatcher:
             wait = settings.OBD_RATE_LIMIT_WAIT_SECONDS if wait is None else wait
             self.campaign.slow_down(self.now() + timedelta(seconds=wait))
             logger.warning("campaign=%s provider rate limit: waiting %ss", self.campaign.pk, wait)
-            return False
+            return RATE_LIMITED
         if sent.asked:
             self._watch_provider(sent)
-        return True
+        return None
 
     def _watch_provider(self, sent: sends.Sent) -> None:
         """The circuit breaker: a provider that stops answering (hung, unreachable, failing

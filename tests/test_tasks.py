@@ -19,7 +19,7 @@ from calls.models import CallLog, Campaign
 from calls.provider.base import SendResult
 from calls.provider.configured import get_gateway
 from calls.sealing import unseal
-from calls.tasks import Dispatcher
+from calls.tasks import RATE_LIMITED, Dispatcher
 from tests.helpers.campaigns import make_campaign, number, running_campaign, statuses, upload, utc
 from tests.helpers.dispatch import (
     FakeClock,
@@ -192,7 +192,7 @@ def test_a_429_gives_the_row_back_and_holds_the_whole_campaign_for_retry_after(
     assert campaign.take_slots(clock.now(), 1) == [clock.now()]
     [call] = campaign.claim_calls(1, timedelta(minutes=1))
 
-    assert worker.send(call) is False
+    assert worker.send(call) == RATE_LIMITED
 
     call.refresh_from_db()
     assert (call.status, call.submitted_at, call.http_status, call.provider_id) == (

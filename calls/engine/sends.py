@@ -48,20 +48,22 @@ def send(
     now: datetime | None = None,
     may_retry: bool = False,
     hold_if_rate_limited: bool = False,
+    campaign_running: bool = False,
 ) -> Sent | None:
     """Send one pending call once and record what became of it; None when it is not this
     process's to send (another one began it, it was withdrawn, or its lease moved on).
 
     `may_retry`: a retry may follow, so an accepted call keeps its sealed secrets.
     `hold_if_rate_limited`: a 429 (refused before it was placed) is not recorded: the caller
-    puts the row back in its queue and waits as the provider asked."""
+    puts the row back in its queue and waits as the provider asked.
+    `campaign_running`: sent only while its campaign runs (see `CallLog.begin_sending`)."""
     try:
         variables = call.variables_in_clear()
     except ValueError as exc:  # sealed under a key this portal no longer has
         result = SendResult(status=CallStatus.ERROR, error=str(exc))
         call.record_submission(result, {})
         return Sent(result, asked=False)
-    if not call.begin_sending(now):
+    if not call.begin_sending(now, campaign_running=campaign_running):
         return None
     result = gateway.send(call.provider_payload(variables))
     if not (hold_if_rate_limited and result.http_status == 429):

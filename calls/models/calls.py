@@ -5,28 +5,28 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Coalesce, Reverse
 from django.urls import reverse
 from django.utils import timezone
 
+from calls.models import submissions
 from calls.models.api import author_words
 from calls.models.catalogue import IvrFlow, Playback
 from calls.models.life import CallLogQuerySet, Mover, allowed_from
-from calls.models.outbox import record_submission_settled
 from calls.models.submissions import FailedSubmission
 from calls.phone import pretty_number
 from calls.provider.base import Payload, SendResult
-from calls.sealing import masked_echo, seal, unseal
+from calls.sealing import seal, unseal
 from calls.vocabulary import (
     MASK,
-    NOT_ACCEPTED,
     OUTCOMES,
     SETTLED,
     CallStatus,
-    provider_key,
+    CampaignStatus,
     provider_words,
     variable_field,
 )
@@ -291,15 +291,23 @@ class CallLog(Playback):
             payload[variable_field(name)] = value
         return payload
 
-    def begin_sending(self, now: datetime | None = None) -> bool:
+    def begin_sending(self, now: datetime | None = None, *, campaign_running: bool = False) -> bool:
         """Record that this call's POST begins, once: only the process that wins this
         compare-and-set sends, so no call goes out twice. A campaign row must still hold the
-        lease it was claimed with (after it ran out, the row may be another worker's)."""
+        lease it was claimed with (after it ran out, the row may be another worker's), and with
+        `campaign_running` its campaign must be running (a pause or stop holds the very next
+        call; asked in the same statement, not one more)."""
         now = now or timezone.now()
-        won = CallLog.objects.filter(
+        mine = CallLog.objects.filter(
             pk=self.pk, status=self.Status.PENDING, submitted_at=None, lease_until=self.lease_until
-        ).update(submitted_at=now)
-        if won:
+        )
+        if campaign_running:
+            # EXISTS, not a join: Django writes a join as `id IN (SELECT …)`, whose conditions
+            # a concurrent UPDATE's recheck would not see again (two winners).
+            campaigns = apps.get_model("calls", "Campaign")._default_manager
+            running = campaigns.filter(pk=OuterRef("campaign_id"), status=CampaignStatus.RUNNING)
+            mine = mine.filter(Exists(running))
+        if won := mine.update(submitted_at=now):
             self.submitted_at = now
         return bool(won)
 
@@ -310,74 +318,8 @@ class CallLog(Playback):
     def record_submission(
         self, result: SendResult, sent: dict[str, str], *, may_retry: bool = False
     ) -> None:
-        """Store the gateway's answer, under the row lock. An outcome that arrived while the POST
-        was waiting wins: the answer then adds what it knows (id, cost) and changes no status.
-        `sent`: the variables in clear, so a provider echoing them is stored masked.
-        `may_retry`: a retry may follow an accepted call, so its sealed secrets are kept."""
-        secrets = self._secrets(sent)
-        fields: dict[str, object] = {
-            "http_status": result.http_status,
-            "response_body": masked_echo(result.body, secrets),
-            "cost": result.cost,
-            "provider_created_at": result.created_at,
-        }
-        if not (may_retry and result.status == CallStatus.QUEUED):
-            fields["sealed_variables"] = ""  # sent (or refused): the secrets are no longer needed
-        with transaction.atomic():
-            now = (
-                CallLog.objects.select_for_update()
-                .only("status", "provider_id", "submitted_at")
-                .get(pk=self.pk)
-            )
-            if result.provider_id and not now.provider_id:
-                fields |= {
-                    "provider_id": result.provider_id,
-                    "provider_key": provider_key(result.provider_id),
-                }
-            # Only onto the row as this send left it: not onto an outcome that came meanwhile,
-            # nor onto another send's row (submitted_at is the send's own mark).
-            ours = now.submitted_at == self.submitted_at
-            if ours and now.status in allowed_from(Mover.SUBMISSION, result.status):
-                fields |= {
-                    "status": result.status,
-                    "provider_status": result.provider_status,
-                    # The provider's message may quote what it was sent (it is shown and logged).
-                    "error": masked_echo(result.error, secrets),
-                }
-            else:
-                logger.info(
-                    "call submission answer kept out call=%s status=%s answer=%s",
-                    self.pk,
-                    now.status,
-                    result.status,
-                )
-            CallLog.objects.filter(pk=self.pk).update(**fields)
-            record_submission_settled(self, fields)
-        if "provider_key" in fields:
-            # Deliveries that came before this answer found no call: queued to be applied now.
-            # After the commit, so a worker that missed the id sees it when it looks again.
-            self.events.model.objects.filter(
-                call=None, provider_key=fields["provider_key"], parse_error=""
-            ).update(applied_at=None)
-        for name, value in fields.items():
-            setattr(self, name, value)
-        if "status" not in fields:
-            self.refresh_from_db(fields=["status", "provider_id", "provider_key"])
-        # One line per submission; failures at warning level with the reason (never a secret).
-        failed = self.status in NOT_ACCEPTED
-        logger.log(
-            logging.WARNING if failed else logging.INFO,
-            "call submission call=%s campaign=%s status=%s http=%s provider_id=%s%s",
-            self.pk,
-            self.campaign_id or "-",
-            self.status,
-            self.http_status or "-",
-            self.provider_id or "-",
-            f" reason={self.error!r}" if failed else "",
-        )
-
-    def _secrets(self, sent: dict[str, str]) -> dict[str, str]:
-        return {k: v for k, v in sent.items() if self.flow and self.flow.is_sensitive(k)}
+        """Store the gateway's answer: see `submissions.record_submission`."""
+        submissions.record_submission(self, result, sent, may_retry=may_retry)
 
     def reopen_for_retry(self, secrets: dict[str, str] | None = None) -> bool:
         """An `error` call was never sent, so it may be sent again; anything else may not.

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 from datetime import datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -34,9 +35,19 @@ logger = logging.getLogger(__name__)
 
 def _session_for(base_url: str) -> requests.Session:
     """One keep-alive session per provider base URL and process. requests' adapters retry
-    nothing by default (max_retries=0), which is what a non-idempotent POST needs."""
+    nothing by default (max_retries=0), which is what a non-idempotent POST needs.
+
+    The environment's proxy and CA bundle are read once, here: left to requests (`trust_env`),
+    they are read again at every request, with ~/.netrc, whose login would replace our
+    Authorization header."""
     if base_url not in _sessions:
-        _sessions[base_url] = requests.Session()
+        session = requests.Session()
+        session.proxies = requests.utils.get_environ_proxies(base_url)
+        session.verify = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
+        session.trust_env = False
+        _sessions[base_url] = session
     return _sessions[base_url]
 
 

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection, transaction
 
 import calls
-from calls.models import CallEvent, CallLog
+from calls.models import CallEvent, CallLog, Campaign
 from calls.models.life import DOUBTFUL_TIME, TRANSITIONS, Mover, allowed_from
 from calls.provider.base import SendResult
 from calls.sealing import masked_echo
@@ -196,6 +196,35 @@ def test_a_row_whose_lease_ran_out_and_was_claimed_again_is_not_sent_by_its_firs
     assert first.begin_sending() is False
     assert second.begin_sending() is True
     assert pinned_now() - second.submitted_at < timedelta(seconds=5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_campaign_row_begun_while_its_other_holder_waited_for_the_lock_is_sent_once(campaign):
+    """Both hold the same lease; one begins the POST while the other waits for the row's lock.
+    The waiting one must see the row again when the lock comes (PostgreSQL rechecks only the
+    conditions on the row itself: the running check must not turn them into a subquery)."""
+    Campaign.objects.filter(pk=campaign.pk).update(status="running")
+    CallLog.objects.create(
+        bridge=campaign.bridge, flow=campaign.flow, to="918867135123", campaign=campaign
+    )
+    [first] = campaign.claim_calls(1, timedelta(minutes=1))
+    second = CallLog.objects.get(pk=first.pk)
+    won: list[bool] = []
+
+    def begin_too() -> None:
+        try:
+            won.append(second.begin_sending(campaign_running=True))
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        assert first.begin_sending(campaign_running=True) is True
+        waiting = threading.Thread(target=begin_too)
+        waiting.start()
+        waiting.join(timeout=0.5)  # on PostgreSQL it waits for this row's lock meanwhile
+    waiting.join()
+    assert won == [False]
+    assert CallLog.objects.get(pk=first.pk).submitted_at == first.submitted_at
 
 
 def test_a_refusal_quoting_a_secret_is_stored_and_logged_masked(otp_flow, bridge, caplog):

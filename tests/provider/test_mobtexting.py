@@ -77,6 +77,26 @@ def test_it_posts_with_the_documented_headers_and_one_session(fake_provider):
     assert gateway.session is MobtextingGateway(fake_provider.url, "other").session
 
 
+def test_a_netrc_login_for_the_providers_host_never_replaces_the_api_token(
+    fake_provider, tmp_path, monkeypatch
+):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password elsewhere\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    fake_provider.answer(200, CURRENT)
+    MobtextingGateway(fake_provider.url, "secret-token").send({"bridge": "1", "to": "2"})
+    assert fake_provider.requests[0].headers["Authorization"] == "Bearer secret-token"
+
+
+def test_the_environments_proxy_is_read_once_for_the_session(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    session = MobtextingGateway("https://provider-behind-a-proxy.example/api/v2/", "t").session
+    assert session.proxies["https"] == "http://proxy.example:3128"
+
+
 def test_a_read_timeout_is_unknown_and_the_post_is_sent_exactly_once(fake_provider):
     def slow(request):
         time.sleep(1.0)
