@@ -38,6 +38,7 @@ Run from the repository root:
     .venv/bin/python bench/webhook_load.py --database-url sqlite:////tmp/bench_hooks.sqlite3
     .venv/bin/python bench/webhook_load.py --rounds 2                # as in RESULTS.md
     .venv/bin/python bench/webhook_load.py --duration 5              # a quick look
+    .venv/bin/python bench/webhook_load.py --code /tmp/before --code .  # before/after, in turn
 """
 
 from __future__ import annotations
@@ -319,22 +320,24 @@ def children(pid: int) -> list[int]:
 class Gunicorn:
     """One gunicorn on a free loopback port; stopped (SIGTERM to its master) on exit."""
 
-    def __init__(self, name: str, app: str, settings: str, env: dict, args, log_dir: Path):
-        self.name, self.port = name, free_port()
+    def __init__(
+        self, name: str, app: str, settings: str, env: dict, args, log_dir: Path, code: Path = REPO
+    ):
+        self.name, self.port, self.code = name, free_port(), code
         self.log = log_dir / f"gunicorn-{name}.log"
         command = [str(GUNICORN), app, "--bind", f"127.0.0.1:{self.port}"]
         command += ["--workers", str(args.workers), "--worker-class", args.worker_class]
         command += ["--threads", str(args.threads), "--backlog", "2048", "--timeout", "60"]
         command += ["--no-control-socket"]  # two servers here, maybe others elsewhere
         self.command = command
-        self.env = env | {"DJANGO_SETTINGS_MODULE": settings}
+        self.env = env | {"DJANGO_SETTINGS_MODULE": settings, "PYTHONPATH": str(code)}
         self.process: subprocess.Popen | None = None
         self.companions: list[subprocess.Popen] = []  # the deliveries workers, for the portal
 
     def __enter__(self) -> Gunicorn:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                self.command, cwd=self.code, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -546,8 +549,10 @@ def child(args: argparse.Namespace) -> None:
         "bare": Deliveries([], seed=9),
     }
     log_dir = Path(args.log_dir)
+    code = Path(args.code).resolve()  # the portal and its deliveries worker run from here
+    portal = Gunicorn("portal", "obdportal.wsgi", "obdportal.settings", env, args, log_dir, code)
     targets = {
-        "portal": Gunicorn("portal", "obdportal.wsgi", "obdportal.settings", env, args, log_dir),
+        "portal": portal,
         "baseline": Gunicorn(
             "baseline", "bench.baseline.wsgi", "bench.baseline.settings", env, args, log_dir
         ),
@@ -558,8 +563,8 @@ def child(args: argparse.Namespace) -> None:
     targets["portal"].companions = [
         subprocess.Popen(
             [sys.executable, "manage.py", "apply_deliveries"],
-            cwd=REPO,
-            env=env | {"DJANGO_SETTINGS_MODULE": "obdportal.settings"},
+            cwd=code,
+            env=portal.env,
             stdout=(log_dir / f"applier-{n}.log").open("ab"),
             stderr=subprocess.STDOUT,
         )
@@ -592,6 +597,7 @@ def child(args: argparse.Namespace) -> None:
     result = {
         "vendor": vendor,
         "database_url": url,
+        "code": str(code),
         "workers": args.workers,
         "worker_class": args.worker_class,
         "threads": args.threads,
@@ -619,7 +625,8 @@ def report(results: list[dict], args: argparse.Namespace) -> bool:
     ok_all = True
     for result in results:
         print(
-            f"\nWebhook on {result['vendor']} ({result['workers']} gunicorn "
+            f"\nWebhook on {result['vendor']}, the portal from {result['code']} "
+            f"({result['workers']} gunicorn "
             f"{result['worker_class']} workers x {result['threads']} threads, "
             f"{os.cpu_count()} cores shared with the client; {result['rounds']} round(s) of "
             f"{args.duration:g} s per phase and target; {result['appliers']} deliveries "
@@ -731,21 +738,29 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100, help="deliveries before measuring")
     parser.add_argument("--log-level", default="INFO", help="the servers' LOG_LEVEL")
     parser.add_argument("--log-dir", default=None, help="gunicorn logs (default: a temp dir)")
+    parser.add_argument(
+        "--code",
+        action="append",
+        help="a checkout whose portal and deliveries worker are measured (repeatable: each is "
+        "run in turn against the same bare app, e.g. before and after; default: this one)",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        args.database_url = args.database_url[0]
+        args.database_url, args.code = args.database_url[0], args.code[0]
         child(args)
         return
     log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix="bench-hooks-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for url in args.database_url or DEFAULT_DATABASES:
-        print(f"== {url} (gunicorn logs in {log_dir})", file=sys.stderr, flush=True)
+    runs = [(u, c) for u in args.database_url or DEFAULT_DATABASES for c in args.code or [REPO]]
+    for url, code in runs:
+        print(f"== {url}, {code} (gunicorn logs in {log_dir})", file=sys.stderr, flush=True)
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             command = [sys.executable, __file__, "--child", "--database-url", url]
+            command += ["--code", str(code)]
             command += ["--result-file", out.name, "--log-dir", str(log_dir)]
             names = (
                 "rate",

@@ -1,6 +1,8 @@
 """Many rows changed in one statement, cheaply."""
 
+import json
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from django.db import connection, models
@@ -19,26 +21,42 @@ def update_rows(rows: Sequence[models.Model], fields: Sequence[str]) -> None:
         assert isinstance(field, models.Field)  # a column, not a reverse relation
         columns.append(field)
     q = connection.ops.quote_name
-    names = [q(f"v_{c.column}") for c in columns]
+    names = [f"v_{c.column}" for c in columns]
     table, key = q(str(meta.db_table)), q(str(columns[0].column))
     assignments = ", ".join(
-        f"{q(str(c.column))} = v.{n}" for c, n in zip(columns[1:], names[1:], strict=True)
+        f"{q(str(c.column))} = v.{q(n)}" for c, n in zip(columns[1:], names[1:], strict=True)
     )
-    values = [
-        [c.get_db_prep_save(getattr(row, c.attname), connection) for row in rows] for c in columns
-    ]
     if connection.vendor == "postgresql":
-        # One array per column: a short statement whatever the rows (psycopg reads a long one
-        # character by character to place its parameters).
-        source = f"unnest({', '.join(f'%s::{c.db_type(connection)}[]' for c in columns)})"
-        params: list[Any] = values
+        # The rows as one JSON text, typed by the columns on the server: json.dumps is C, where
+        # arrays or a VALUES list are quoted value by value in Python by the client cursor.
+        named = list(zip(columns, names, strict=True))
+        typed = ", ".join(f"{q(n)} {c.db_type(connection)}" for c, n in named)
+        source = f"jsonb_to_recordset(%s::jsonb) AS r ({typed})"
+        rows_json = [{n: _plain(c, row) for c, n in named} for row in rows]
+        params: list[Any] = [json.dumps(rows_json, default=_iso)]
     else:
         holders = f"({', '.join(['%s'] * len(columns))})"
         source = f"(VALUES {', '.join([holders] * len(rows))})"
-        params = [value for row in zip(*values, strict=True) for value in row]
+        params = [
+            c.get_db_prep_save(getattr(r, c.attname), connection) for r in rows for c in columns
+        ]
     sql = (
-        f"WITH v ({', '.join(names)}) AS (SELECT * FROM {source}) "  # noqa: S608  # nosec B608 (the model's own names; values are parameters)
-        f"UPDATE {table} SET {assignments} FROM v WHERE {table}.{key} = v.{names[0]}"
+        f"WITH v ({', '.join(q(n) for n in names)}) AS (SELECT * FROM {source}) "  # noqa: S608  # nosec B608 (the model's own names; values are parameters)
+        f"UPDATE {table} SET {assignments} FROM v WHERE {table}.{key} = v.{q(names[0])}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def _plain(field: models.Field[object, object], row: models.Model) -> object:
+    """A row's value as JSON carries it: a JSON column's own value, any other as prepared."""
+    value = getattr(row, field.attname)
+    if isinstance(field, models.JSONField):
+        return value
+    return field.get_db_prep_save(value, connection)
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, date):  # datetimes too: ISO 8601 with its offset, as PostgreSQL reads
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} cannot be written as JSON")

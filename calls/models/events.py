@@ -227,51 +227,68 @@ def apply_waiting(limit: int = BATCH) -> int:
 
     SQLite has one writer and no queue for it: the door's INSERT waits for the whole transaction
     in hand, then polls with back-off (1, 2, 5, 10 ms…), and would miss a lock released and taken
-    again at once. There the batch is applied in slices of a few milliseconds, and after each the
-    lock is left free as long as it was held, so a waiting INSERT gets in at its next poll."""
+    again at once. There the batch is applied in slices of a few milliseconds, the lock is taken
+    for a slice's writes only (`_apply_slice`), and after each it is left free as long as it was
+    held, so a waiting INSERT gets in at its next poll."""
     if connection.vendor != "sqlite":
-        return _apply_slice(limit)
+        with transaction.atomic():
+            batch = list(
+                CallEvent.objects.waiting()
+                .select_for_update(skip_locked=True)
+                .order_by("id")
+                .defer("parsed")[:limit]
+            )
+            unmatched = _apply(batch, _read(batch))
+        _queue_again_if_learned(unmatched)
+        return len(batch)
     applied = 0
     while applied < limit:
-        began = time.monotonic()
-        claimed = _apply_slice(wanted := min(SQLITE_SLICE, limit - applied))
+        claimed, held = _apply_slice(wanted := min(SQLITE_SLICE, limit - applied))
         applied += claimed
         if claimed < wanted:
             break  # nothing more waits: the caller pauses anyway
-        time.sleep(time.monotonic() - began)
+        time.sleep(held)
     return applied
 
 
-def _apply_slice(limit: int) -> int:
+def _apply_slice(limit: int) -> tuple[int, float]:
+    """SQLite: read the slice, parse and match it without the write lock (WAL readers never
+    wait), then take the lock for the writes alone. Under the lock the slice is read again:
+    what another worker applied meanwhile is left to it. Returns how many it applied, and the
+    seconds the lock was held."""
+    claimed = list(CallEvent.objects.waiting().order_by("id").defer("parsed")[:limit])
+    if not claimed:
+        return 0, 0.0
+    deliveries = _read(claimed)
+    began = time.monotonic()
     with transaction.atomic():
-        claimed = list(
-            CallEvent.objects.waiting()
-            .select_for_update(skip_locked=True)
-            .order_by("id")
-            .defer("parsed")[:limit]
-        )
-        unmatched = _apply(claimed)
+        waiting = CallEvent.objects.waiting().filter(pk__in=[event.pk for event in claimed])
+        still = set(waiting.values_list("pk", flat=True))
+        taken = [event for event in claimed if event.pk in still]
+        unmatched = _apply(taken, deliveries)
+    held = time.monotonic() - began
+    _queue_again_if_learned(unmatched)
+    return len(taken), held
+
+
+def _queue_again_if_learned(unmatched: dict[int, str]) -> None:
+    """A call learned one of these ids while the batch was applied (the POST's answer came just
+    then): they are queued again, to be matched now."""
     if unmatched and CallLog.objects.filter(provider_key__in=unmatched.values()).exists():
-        # A call learned one of these ids while the batch was applied (the POST's answer came
-        # just then): they are queued again, to be matched now.
         CallEvent.objects.filter(pk__in=unmatched, call=None).update(applied_at=None)
-    return len(claimed)
 
 
 def apply_events(events: "models.QuerySet[CallEvent]") -> None:
     """Apply these events now (again, if they were): the path for one event made in a worker
     and for an administrator's "match again"."""
     with transaction.atomic():
-        _apply(list(events.select_for_update().order_by("id")))
+        claimed = list(events.select_for_update().order_by("id"))
+        _apply(claimed, _read(claimed))
 
 
-def _apply(events: list[CallEvent]) -> dict[int, str]:
-    """Parse, match and apply a batch, inside the caller's transaction: few statements whatever
-    its size (one match read, one locked read of the calls, one count, two bulk writes). The
-    calls decide and write their own outcomes (`CallLog.objects.take_outcomes`).
-    Returns the events that carry an id but found no call, with their id's key."""
-    if not events:
-        return {}
+def _read(events: list[CallEvent]) -> dict[int, Delivery]:
+    """Parse a batch and match it to its calls, in memory and reads only (no lock needed):
+    each event's fields are set as it will be written. Returns what each readable one says."""
     now = timezone.now()
     deliveries: dict[int, Delivery] = {}
     for event in events:
@@ -283,6 +300,16 @@ def _apply(events: list[CallEvent]) -> dict[int, str]:
     matched = _match(events, deliveries)
     for event in events:
         event.call_id = matched.get(event.pk, event.call_id)
+    return deliveries
+
+
+def _apply(events: list[CallEvent], deliveries: dict[int, Delivery]) -> dict[int, str]:
+    """Write a batch read by `_read` and apply its outcomes, inside the caller's transaction:
+    few statements whatever its size (one locked read of the calls, one count, two bulk
+    writes). The calls decide and write their own outcomes (`CallLog.objects.take_outcomes`).
+    Returns the events that carry an id but found no call, with their id's key."""
+    if not events:
+        return {}
     update_rows(
         events,
         [
@@ -344,7 +371,7 @@ def _apply(events: list[CallEvent]) -> dict[int, str]:
         if deliveries[event.pk].dtmf
     }
     for call in CallLog.objects.select_related("flow").filter(pk__in=keys, keypresses_at=None):
-        record_keypresses(call, keys[call.pk], now)
+        record_keypresses(call, keys[call.pk], timezone.now())
     return unmatched
 
 

@@ -156,7 +156,9 @@ def test_sqlites_one_writer_is_held_a_slice_at_a_time_and_left_free_as_long(call
     pauses: list[float] = []
     apply = events._apply
     monkeypatch.setattr(
-        events, "_apply", lambda batch: transactions.append(len(batch)) or apply(batch)
+        events,
+        "_apply",
+        lambda batch, deliveries: transactions.append(len(batch)) or apply(batch, deliveries),
     )
     monkeypatch.setattr(events.time, "sleep", pauses.append)
 
@@ -188,3 +190,44 @@ def test_a_failed_batch_leaves_every_delivery_waiting_for_the_next_try(calls, mo
     assert set(
         CallLog.objects.filter(pk__in=[c.pk for c in calls[:5]]).values_list("attempts", flat=True)
     ) == {3}
+
+
+def test_sqlites_write_lock_is_taken_only_after_the_slice_is_read_parsed_and_matched(
+    calls, monkeypatch
+):
+    for call in calls[:5]:
+        CallEvent.objects.store(source="webhook", body=attempt(call.provider_id, "BUSY", 1))
+    in_transaction: list[bool] = []
+    read = events._read
+    monkeypatch.setattr(
+        events,
+        "_read",
+        lambda batch: in_transaction.append(connection.in_atomic_block) or read(batch),
+    )
+
+    assert apply_waiting() == 5
+
+    # SQLite: no transaction (no write lock) while reading; PostgreSQL: the claim's row locks.
+    assert in_transaction == [connection.vendor != "sqlite"]
+    assert CallLog.objects.filter(status="busy").count() == 5
+
+
+def test_a_delivery_another_worker_applied_meanwhile_is_not_applied_twice(calls, monkeypatch):
+    for call in calls[:4]:
+        CallEvent.objects.store(source="webhook", body=attempt(call.provider_id, "ANSWER", 1))
+    first = CallEvent.objects.order_by("id").first()
+    assert first is not None
+    read = events._read
+
+    def another_worker_was_quicker(batch: list[CallEvent]) -> dict:
+        if connection.vendor == "sqlite":  # on PostgreSQL the claim's row locks keep others out
+            CallEvent.objects.filter(pk=first.pk).update(applied_at=first.received_at)
+        return read(batch)
+
+    monkeypatch.setattr(events, "_read", another_worker_was_quicker)
+    applied = apply_waiting()
+
+    assert applied == (3 if connection.vendor == "sqlite" else 4)
+    first.refresh_from_db()
+    assert (first.applied_at == first.received_at) == (connection.vendor == "sqlite")
+    assert not CallEvent.objects.waiting().exists()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import permutations
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from calls.models import CallEvent, CallLog, DoNotCall
@@ -387,3 +388,11 @@ def test_keys_told_by_a_delivery_are_stored_once_and_a_stop_key_opts_the_number_
     entry = DoNotCall.objects.get()
     assert (entry.number, entry.source) == (call.to, "keypress")
     assert f"on call #{call.pk}" in entry.reason
+
+
+@pytest.mark.django_db
+def test_the_dedupe_key_has_one_index_its_unique_one():
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "calls_callevent")
+    on_key = [c for c in constraints.values() if c["columns"] == ["dedupe_key"]]
+    assert [c["unique"] for c in on_key] == [True]
