@@ -26,7 +26,7 @@ def create_index(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> No
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("calls", "0027_call_log_indexes"),
+        ("calls", "0029_fewer_call_indexes"),
     ]
 
     operations = [migrations.RunPython(drop_index, create_index)]
