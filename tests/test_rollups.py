@@ -20,7 +20,6 @@ from django.db.models.functions import ExtractHour
 from django.utils import timezone
 
 from calls.models import Bridge, CallEvent, CallLog, CallTally
-from calls.models.campaigns import recover_abandoned_rows
 from calls.models.events import apply_waiting
 from calls.provider.base import SendResult
 from calls.reports import build_dashboard, period_start
@@ -127,7 +126,7 @@ def test_the_sweeper_and_a_retry_move_the_call_and_take_it_out(bridge, otp_flow)
     failed = placed(bridge, otp_flow, status="error")
     assert_counted()
 
-    assert recover_abandoned_rows(pinned_now()) == (0, 1)
+    assert CallLog.objects.recover_abandoned(pinned_now()) == (0, 1)
     counted = assert_counted()
     assert ("s", quarter(stuck.created_at), 0, 0, 0, "unknown", "", 0) in counted
 

@@ -8,8 +8,7 @@ from django.utils import timezone
 
 from calls.engine.dispatch import keep_campaigns_dispatched
 from calls.engine.imports import resume_stalled_imports
-from calls.models import WorkerHeartbeat
-from calls.models.campaigns import recover_abandoned_rows
+from calls.models import CallLog, WorkerHeartbeat
 
 # A killed process's beat is kept this long (it shows as stale meanwhile), then dropped.
 FORGET_BEATS_AFTER = timedelta(days=1)
@@ -20,7 +19,7 @@ def sweep_abandoned_work(now: datetime | None = None) -> dict[str, int]:
     begun), running campaigns whose dispatch tasks died (queued again), CSV imports nobody
     reads any more (queued again, from their last chunk), old beats."""
     now = now or timezone.now()
-    requeued, unknown = recover_abandoned_rows(now)
+    requeued, unknown = CallLog.objects.recover_abandoned(now)
     dispatch = keep_campaigns_dispatched(now)
     imports = resume_stalled_imports()
     forgotten, _ = WorkerHeartbeat.objects.filter(beat_at__lt=now - FORGET_BEATS_AFTER).delete()

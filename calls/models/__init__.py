@@ -8,7 +8,7 @@ from calls.models.callbacks import (
     CallbackEvent,
 )
 from calls.models.calls import CallLog
-from calls.models.campaigns import Campaign, SetAsideRow
+from calls.models.campaigns import Campaign
 from calls.models.catalogue import (
     INTERVAL_CHOICES,
     SENSITIVE_HINTS,
@@ -19,7 +19,7 @@ from calls.models.catalogue import (
 )
 from calls.models.engine import DispatchSeat, PeriodicJob, WorkerHeartbeat
 from calls.models.events import CallEvent
-from calls.models.imports import CampaignImport
+from calls.models.imports import CampaignImport, SetAsideRow
 from calls.models.lookups import RecordingLookup
 from calls.models.notices import Notice
 from calls.models.provider_checks import ProviderCheck

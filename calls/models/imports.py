@@ -21,7 +21,7 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from calls.models.calls import CallLog
-from calls.models.campaigns import Campaign, SetAsideRow
+from calls.models.campaigns import Campaign
 from calls.models.records import AuditEntry
 
 # A worker renews its lease with every chunk (well under a second of work); one that stopped
@@ -30,6 +30,28 @@ LEASE = timedelta(seconds=20)
 # Taken up this many times without finishing (a worker killed each time, e.g. out of memory):
 # the file is the likely cause, so the import fails instead of stopping workers for ever.
 MAX_ATTEMPTS = 3
+
+
+class SetAsideRow(models.Model):
+    """A CSV row that did not become a call, with why; downloadable to fix and upload again."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="set_aside_rows")
+    line = models.PositiveIntegerField()
+    values = models.JSONField(default=dict)
+    reason = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["campaign", "line"]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+    @property
+    def number(self) -> str:
+        """The row's number as typed, whatever its column was called."""
+        column = next((c for c, target in self.campaign.columns if target == "number"), "")
+        number: str = self.values.get(column, "")
+        return number
 
 
 class CampaignImport(models.Model):

@@ -15,6 +15,7 @@ from itertools import batched
 from typing import TYPE_CHECKING
 
 from django.apps import apps
+from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Count, F, Q
 
@@ -162,6 +163,35 @@ class CallLogQuerySet(models.QuerySet["CallLog"]):
         """Claimed calls not sent go back to the queue: their lease, and the mark of a POST
         refused before it was placed (a 429), are given up. Calls past `pending` stay."""
         return self.filter(status=CallStatus.PENDING).update(submitted_at=None, lease_until=None)
+
+    def recover_abandoned(self, now: datetime) -> tuple[int, int]:
+        """Rows a dead worker (or web process) held: those whose POST never began go back to
+        the queue; those whose POST began and never got an answer recorded become `unknown`, to
+        be settled by their webhook or a status look-up, and are never sent again blindly.
+        Returns (requeued, unknown)."""
+        requeued = self.filter(
+            status=CallStatus.PENDING, submitted_at=None, lease_until__lt=now
+        ).update(lease_until=None)
+        grace = timedelta(seconds=settings.OBD_SEND_GRACE_SECONDS)
+        # Moved only when some are still pending: a move that moves none says so in the log,
+        # and the sweeper runs every few seconds.
+        maybe_sent = self.filter(status=CallStatus.PENDING, submitted_at__lt=now - grace)
+        unknown = (
+            maybe_sent.move(
+                Mover.SWEEPER,
+                CallStatus.UNKNOWN,
+                lease_until=None,
+                sealed_variables="",
+                error="The process sending this call stopped before the provider's answer was "
+                "recorded. The call may or may not have been placed, so it is not sent again; "
+                "its webhook or a status look-up settles it.",
+            )
+            if maybe_sent.exists()
+            else 0
+        )
+        if requeued or unknown:
+            logger.warning("recovered abandoned rows requeued=%s unknown=%s", requeued, unknown)
+        return requeued, unknown
 
     def take_outcomes(self, told: dict[int, list[Told]]) -> list[int]:
         """The deliveries worker's batch: each call's news (by call id), decided and written

@@ -16,7 +16,6 @@ from django.test import Client
 
 from calls.engine.sends import send_call
 from calls.models import CallLog
-from calls.models.campaigns import recover_abandoned_rows
 from calls.schedules import LOST_AFTER, queue_overdue_calls
 from calls.sealing import unseal
 from tests.clock import pinned_now
@@ -165,7 +164,7 @@ def test_a_call_whose_worker_died_after_the_post_began_becomes_unknown_and_is_ne
     assert call.begin_sending()  # the worker began the POST, then was killed
 
     grace = timedelta(seconds=settings.OBD_SEND_GRACE_SECONDS)
-    assert recover_abandoned_rows(pinned_now() + grace + timedelta(seconds=1)) == (0, 1)
+    assert CallLog.objects.recover_abandoned(pinned_now() + grace + timedelta(seconds=1)) == (0, 1)
 
     call.refresh_from_db()
     assert call.status == "unknown" and call.sealed_variables == ""

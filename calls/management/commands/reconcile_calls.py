@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from calls.models.campaigns import recover_abandoned_rows
+from calls.models import CallLog
 from calls.reconcile import reconcile_waiting
 
 
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--minutes", type=int, default=settings.OBD_RECONCILE_AFTER_MINUTES)
 
     def handle(self, *args: str, minutes: int, **options: object) -> None:
-        requeued, unknown = recover_abandoned_rows(timezone.now())
+        requeued, unknown = CallLog.objects.recover_abandoned(timezone.now())
         if requeued or unknown:
             self.stdout.write(
                 self.style.WARNING(
