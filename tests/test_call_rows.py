@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from calls.models import CallLog
-from calls.templatetags.call_rows import call_status
+from calls.templatetags.call_rows import as_rows, call_rows, call_status
 from tests.clock import pinned_now
 
 
@@ -44,3 +44,15 @@ def test_an_outcome_is_worded_with_the_providers_words_as_its_title(
         f'data-announce="Call #{call.pk} to +91 88671 35124: Answered" '
         f'title="{title}">Answered</span>'
     )
+
+
+def test_a_row_links_to_the_calls_page_and_writes_its_numbers_as_the_template_would(
+    bridge, sound, settings
+):
+    call = _call(bridge, sound, status="answered", duration=12345, submitted_at=pinned_now())
+    row = call_rows(list(as_rows(CallLog.objects.filter(pk=call.pk))))
+    assert row.count(f'href="{call.get_absolute_url()}"') == 2
+    assert ">12345 s</td>" in row
+    settings.USE_THOUSAND_SEPARATOR = True  # the shortcut for whole numbers is not taken then
+    row = call_rows(list(as_rows(CallLog.objects.filter(pk=call.pk))))
+    assert ">12,345 s</td>" in row

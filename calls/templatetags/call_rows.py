@@ -4,16 +4,17 @@ most of its time resolving some 45 variables a row. The same HTML, escaped as `{
 from datetime import datetime
 
 from django import template
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import localize
+from django.utils.formats import get_format, localize
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from calls.models import ApiKey, AudioAsset, Bridge, CallLog, Campaign, IvrFlow
-from calls.templatetags.moments import moment
+from calls.templatetags.moments import written
 
 register = template.Library()
 STATUS_WORDS = dict(CallLog._meta.get_field("status").flatchoices)
@@ -66,14 +67,21 @@ ROW = """<tr id="call-{pk}" class="{in_flight}">
 
 
 def _shown(value: object) -> str:
-    """As `{{ value }}` writes it: localized (format_html escapes it)."""
+    """As `{{ value }}` writes it: localized (format_html escapes it). Text is itself, and so is a
+    whole number without thousands separators (Django's own shortcut, taken here before the
+    three look-ups of the language's number formats that precede it)."""
+    if type(value) is str or (type(value) is int and not settings.USE_THOUSAND_SEPARATOR):
+        return str(value)
     return str(localize(value))
 
 
-def _time(value: datetime) -> SafeString:
+def _time(value: datetime, page: "_Page") -> SafeString:
     """`<time datetime="{{ value|date:'c' }}">{{ value|moment:"SHORT_DATETIME_FORMAT" }}</time>`"""
-    iso = timezone.localtime(value).isoformat()  # what the `c` format writes
-    return format_html('<time datetime="{}">{}</time>', iso, moment(value, "SHORT_DATETIME_FORMAT"))
+    local = timezone.localtime(value)
+    # `isoformat` is what the `c` format writes.
+    return format_html(
+        '<time datetime="{}">{}</time>', local.isoformat(), written(local, page.dated)
+    )
 
 
 def _muted(words: object) -> SafeString:
@@ -114,20 +122,34 @@ def _badge(call: CallLog, pk: str, to: str) -> SafeString:
     )
 
 
+class _Page:
+    """What every row of a page writes alike, looked up once a page: the date format of the
+    active language, the address of a call's page, and the campaigns' links named so far."""
+
+    def __init__(self) -> None:
+        self.dated = get_format("SHORT_DATETIME_FORMAT")
+        # A call's address with a stand-in id: `reverse` a row cost more than the row's SQL.
+        self.call_url = reverse("calls:call-detail", args=[_STAND_IN]).replace(str(_STAND_IN), "{}")
+        self.campaign_links: dict[int, str] = {}
+
+
+_STAND_IN = 9_876_543_210  # an id no digits of the address around it can be mistaken for
+
+
 @register.simple_tag
 def call_rows(calls: list[CallLog]) -> SafeString:
     """The call log's rows (templates/calls/call_list.html), each on its line as the template
     indents them: one tag a page, not one a row."""
-    links: dict[int, str] = {}
-    return format_html_join("", "\n      {}\n    ", ((_row(call, links),) for call in calls))
+    page = _Page()
+    return format_html_join("", "\n      {}\n    ", ((_row(call, page),) for call in calls))
 
 
-def _row(call: CallLog, campaign_links: dict[int, str]) -> SafeString:
-    """One row; `campaign_links` holds the links to the campaigns the page has named so far."""
+def _row(call: CallLog, page: _Page) -> SafeString:
+    """One row of `page`."""
     if call.submitted_at:
-        dialled = _time(call.submitted_at)
+        dialled = _time(call.submitted_at, page)
     elif call.is_scheduled and call.not_before:
-        dialled = _muted(format_html("scheduled for {}", _time(call.not_before)))
+        dialled = _muted(format_html("scheduled for {}", _time(call.not_before, page)))
     elif call.is_sending:
         dialled = _muted("sending…")
     else:
@@ -135,9 +157,9 @@ def _row(call: CallLog, campaign_links: dict[int, str]) -> SafeString:
     if call.campaign:
         # A page's rows name a few campaigns: each link found once a page.
         campaign_pk = call.campaign.pk
-        if campaign_pk not in campaign_links:
-            campaign_links[campaign_pk] = reverse("calls:campaign-detail", args=[campaign_pk])
-        link = campaign_links[campaign_pk]
+        if campaign_pk not in page.campaign_links:
+            page.campaign_links[campaign_pk] = reverse("calls:campaign-detail", args=[campaign_pk])
+        link = page.campaign_links[campaign_pk]
         campaign = format_html('<a href="{}">{}</a>', link, _shown(call.campaign.name))
     else:
         campaign = _muted("single call")
@@ -153,7 +175,7 @@ def _row(call: CallLog, campaign_links: dict[int, str]) -> SafeString:
         ROW,
         pk=pk,
         in_flight="" if call.is_settled else "in-flight",
-        url=call.get_absolute_url(),
+        url=page.call_url.format(pk),
         dialled=dialled,
         to=to,
         bridge=_shown(call.bridge.label or call.bridge.number),

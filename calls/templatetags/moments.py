@@ -2,8 +2,8 @@ from datetime import datetime
 from datetime import timezone as fixed_offset
 
 from django import template
-from django.utils import timezone
-from django.utils.formats import date_format
+from django.utils import dateformat, timezone
+from django.utils.formats import get_format
 
 register = template.Library()
 
@@ -15,13 +15,18 @@ def moment(value: object, name: str = "DATETIME_FORMAT") -> str:
     clock change repeats (01:30 EDT, then 01:30 EST), where Django's `T` writes nothing."""
     if not isinstance(value, datetime):
         return ""  # as Django's |date does with what is not a date: never a 500
-    local = timezone.localtime(value)
+    return written(timezone.localtime(value), get_format(name))
+
+
+def written(local: datetime, format_string: str) -> str:
+    """`moment` of an instant already in the reader's zone, in a format already looked up (a
+    page of rows looks it up once)."""
     offset, abbreviation = local.utcoffset(), local.tzname()
     if offset is None or abbreviation is None:
-        return date_format(local, name)
+        return dateformat.format(local, format_string)
     # A fixed offset is never ambiguous, and it carries the name the zone gives this instant.
     named = fixed_offset(offset, zone_abbreviation(abbreviation, local.tzinfo))
-    return date_format(local.astimezone(named), name)
+    return dateformat.format(local.astimezone(named), format_string)
 
 
 def zone_abbreviation(abbreviation: str, zone: object) -> str:
