@@ -128,8 +128,10 @@ class _Page:
 
     def __init__(self) -> None:
         self.dated = get_format("SHORT_DATETIME_FORMAT")
-        # A call's address with a stand-in id: `reverse` a row cost more than the row's SQL.
-        self.call_url = reverse("calls:call-detail", args=[_STAND_IN]).replace(str(_STAND_IN), "{}")
+        # A call's address around a stand-in id: `reverse` a row cost more than the row's SQL.
+        self.before_id, self.after_id = reverse("calls:call-detail", args=[_STAND_IN]).split(
+            str(_STAND_IN)
+        )
         self.campaign_links: dict[int, str] = {}
 
 
@@ -175,7 +177,7 @@ def _row(call: CallLog, page: _Page) -> SafeString:
         ROW,
         pk=pk,
         in_flight="" if call.is_settled else "in-flight",
-        url=page.call_url.format(pk),
+        url=f"{page.before_id}{call.pk}{page.after_id}",
         dialled=dialled,
         to=to,
         bridge=_shown(call.bridge.label or call.bridge.number),
