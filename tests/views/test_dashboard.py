@@ -56,3 +56,16 @@ def test_the_dashboard_page_shows_the_numbers_and_an_svg_chart(agent_client, kno
 def test_the_dashboard_ignores_an_unknown_period(agent_client, known_calls):
     html = agent_client.get("/", {"period": "forever"}).content.decode()
     assert re.search(r'id="stat-placed"[^>]*>7<', html)
+
+
+def test_each_rate_in_the_tables_names_what_it_counts(agent_client, known_calls):
+    html = agent_client.get("/", {"period": "today"}).content.decode()
+    expected = EXPECTED["today"]
+    # The tables show calls placed; a rate counts only those with an outcome: it says so.
+    assert "Rate: answered of the calls with an outcome" in text_of(html)
+    cells = re.findall(
+        r'<td class="num" title="(\d+) of (\d+) with an outcome">([\d.]+)%</td>', html
+    )
+    assert len(cells) == len(expected.by_bridge) + len(expected.by_flow)
+    for answered, settled, rate in cells:
+        assert float(rate) == round(100 * int(answered) / int(settled), 1)
