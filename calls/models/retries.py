@@ -9,7 +9,7 @@ retry when it is made, and are wiped once the number's attempts are over."""
 
 import logging
 from datetime import datetime, timedelta
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, models, transaction
@@ -306,11 +306,24 @@ def eta(campaign: Campaign, now: datetime) -> datetime | None:
     return done
 
 
-def held_for_hours(campaign: Campaign, now: datetime) -> tuple[int, datetime | None]:
+class Held(NamedTuple):
+    """Rows of a running campaign waiting for their calling hours: how many, when the first may
+    go, and how many others are due meanwhile (sent as their turn comes)."""
+
+    count: int
+    first: datetime | None
+    others: int
+
+
+def held_for_hours(campaign: Campaign, now: datetime) -> Held:
     """Rows of a running campaign waiting for their recipients' calling hours (or a retry's
     interval), and when the first of them may go: so a campaign that waits says why."""
     if campaign.status != Campaign.Status.RUNNING:
-        return 0, None
-    held = campaign.calls.filter(status=CallStatus.PENDING, submitted_at=None, not_before__gt=now)
-    summary = held.aggregate(n=models.Count("id"), first=models.Min("not_before"))
-    return summary["n"], summary["first"]
+        return Held(0, None, 0)
+    later = Q(not_before__gt=now)
+    summary = campaign.calls.filter(status=CallStatus.PENDING, submitted_at=None).aggregate(
+        n=models.Count("id", filter=later),
+        first=models.Min("not_before", filter=later),
+        others=models.Count("id", filter=~later),
+    )
+    return Held(summary["n"], summary["first"], summary["others"])

@@ -35,6 +35,7 @@ assert len(LONG) == 200
 MAIN_PAGES = {
     "dashboard": "/?period=30d",
     "call-log": "/calls/",
+    "call-log-of-a-campaign": "/calls/?campaign={campaign}",
     "call-page": "/calls/{call}/",
     "place-a-call": "/calls/new/",
     "campaigns": "/campaigns/",
@@ -98,6 +99,13 @@ def long_values() -> dict[str, int]:
         provider_id="a1b2c3",
         duration=42,
         submitted_at=pinned_now(),
+    )
+    CallLog.objects.create(  # a row its campaign withdrew: the longest status words there are
+        bridge=bridge,
+        flow=flow,
+        to="919876543211",
+        campaign=campaign,
+        status=CallLog.Status.WITHDRAWN,
     )
     CallEvent.objects.create(
         call=call, dedupe_key="long-event", raw_status=LONG[:32], parse_error=LONG
