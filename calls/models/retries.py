@@ -310,7 +310,7 @@ class Held(NamedTuple):
     """Rows of a running campaign waiting for their calling hours: how many, when the first may
     go, and how many others are due meanwhile (sent as their turn comes)."""
 
-    count: int
+    waiting: int
     first: datetime | None
     others: int
 
