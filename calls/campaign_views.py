@@ -49,6 +49,7 @@ def campaign_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = CampaignForm(request.POST or None, request.FILES or None)
     if form.is_valid():
         return redirect(form.create(request.user))
+    form.ask_for_the_file_again()
     flow = _active_flow(form["flow"].value())
     return render(request, "calls/campaign_new.html", {"form": form, **_sample_context(flow)})
 

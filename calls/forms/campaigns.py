@@ -175,9 +175,9 @@ class CampaignForm(forms.ModelForm[Campaign]):
             queue_import(campaign, self.cleaned_data["csv_file"], user)
         return campaign
 
-    def full_clean(self) -> None:
-        super().full_clean()
-        # A browser never shows a chosen file back: after any error it must be chosen again.
+    def ask_for_the_file_again(self) -> None:
+        """On the page: a browser never shows a chosen file back, so after any error it must be
+        chosen again (an API client's file is in its request, and needs no such word)."""
         if self.is_bound and self.errors and not self.has_error("csv_file"):
             self.add_error("csv_file", "Choose the CSV file again: it is not kept after an error.")
 

@@ -68,6 +68,7 @@ def test_a_campaign_is_refused_in_the_forms_words(api, bridge, otp_flow, sound):
     errors = {e["field"]: e["message"] for e in response.json()["errors"]}
     assert errors["name"] == "This field is required."
     assert errors["pace"].startswith("The pace must be more than 0 calls per second")
+    assert "csv_file" not in errors  # the page's "choose the file again": no API field
     assert not Campaign.objects.exists()
 
 
