@@ -81,6 +81,17 @@ def neutralise(value: object) -> object:
     return value
 
 
+def as_typed(cell: str) -> str:
+    """A cell read back from a file as its author typed it: without the text marker that this
+    file (or a spreadsheet) puts before a number or what would read as a formula, so a row
+    fixed in the set-aside download and uploaded again shows no stray apostrophe."""
+    cell = cell.strip()
+    marked = cell[1:]
+    if cell.startswith(TEXT_MARKER) and (marked[:1].isdigit() or marked.startswith(FORMULA_STARTS)):
+        return marked
+    return cell
+
+
 def spreadsheet_cell(value: object, *, phone: bool = False) -> object:
     """One cell as written to the file.
 

@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from calls.exports import as_typed
 from calls.models import MASK, CallLog, Campaign, DoNotCall, IvrFlow, SetAsideRow
 from calls.phone import normalize_number
 
@@ -185,7 +186,9 @@ class RowCheck:
         for line, row in rows:
             if not any(cell.strip() for cell in row):
                 continue
-            values = {name: row[i].strip() if i < len(row) else "" for i, name in enumerate(header)}
+            values = {
+                name: as_typed(row[i]) if i < len(row) else "" for i, name in enumerate(header)
+            }
             number, reason = self._check_number(values[header[self.layout.number_index]])
             variables = {var: values[header[i]] for var, i in self.layout.variable_index.items()}
             missing = [var for var, value in variables.items() if not value]

@@ -272,3 +272,23 @@ def test_the_otp_of_a_rejected_row_is_not_stored_in_clear_either(campaign):
     dump = database_dump()
     assert "905517" not in dump
     assert "318274" not in dump
+
+
+def test_a_row_fixed_in_the_set_aside_download_comes_back_without_the_text_markers(campaign):
+    """The download marks numbers and formula-like cells as text with a leading apostrophe; read
+    back, they are what was typed (an apostrophe before other text is the author's own)."""
+    report = upload(
+        campaign,
+        "number,Name,otp\n"
+        "'+91 88671 35123,'=Aśha,'1234\n"
+        "'12345,Ravi,'5678\n"
+        "918867135125,'Tis me,9\n",
+    )
+
+    assert report.accepted == 2
+    calls = calls_of(campaign)
+    assert calls[0] == ("918867135123", {"Name": "=Aśha", "otp": MASK})
+    assert calls[1][1]["Name"] == "'Tis me"
+    (row,) = campaign.set_aside_rows.all()
+    assert row.values["number"] == "12345"
+    assert "'" not in row.reason

@@ -122,7 +122,7 @@ class PlaceCallForm(forms.Form):
                 max_length=200,
                 # A sensitive value is never sent back to the browser, even on a form error.
                 widget=forms.PasswordInput(attrs={"autocomplete": "off"}) if sensitive else None,
-                help_text="Sensitive: masked everywhere after sending" if sensitive else "",
+                help_text="Sensitive: masked everywhere after sending." if sensitive else "",
             )
 
     def _chosen_flow(self) -> IvrFlow | None:
