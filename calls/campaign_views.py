@@ -22,7 +22,7 @@ from calls.keypresses import campaign_results
 from calls.models import AuditEntry, Campaign, CampaignImport, IvrFlow
 from calls.models.retries import CannotCallAgain, eta, held_for_hours, why_not_again
 from calls.roles import permission_required
-from calls.unsent import never_callable, withdrawn_by_reason
+from calls.unsent import closed_now, never_callable, withdrawn_by_reason
 from calls.vocabulary import CallStatus
 
 SET_ASIDE_SHOWN = 20  # rows set aside listed on the page; the download has them all
@@ -173,6 +173,7 @@ def campaign_confirm(request: AuthenticatedHttpRequest, pk: int, action: str) ->
         "window_closed_until": campaign.window_closed_until(),
         "starts_later": campaign.start_at and campaign.start_at > timezone.now(),
         "never_callable": never_callable(campaign, timezone.now()) if action == "start" else [],
+        "closed_now": closed_now(campaign, timezone.now()) if action == "start" else [],
     }
     return render(request, "calls/campaign_confirm.html", context)
 

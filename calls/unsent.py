@@ -1,5 +1,6 @@
 """A campaign's rows that will not be or were not sent, and why, in words for its pages: before
-Start, the rows whose calling hours never open (they would be withdrawn on Start); after, the
+Start, the rows whose calling hours never open (they would be withdrawn on Start) or are closed
+now (they wait); after, the
 withdrawn rows grouped by their reason. Read-only."""
 
 from datetime import datetime
@@ -33,6 +34,28 @@ def never_callable(campaign: Campaign, now: datetime) -> list[Unsent]:
             continue
         trai = campaign.trai_applies(first) and not campaign.hours_for(first).spans
         found.append(Unsent(kind.count(), _why_never(campaign, first), trai))
+    return found
+
+
+class Closed(NamedTuple):
+    rows: int
+    indian: bool  # Indian numbers share one zone; the others open each in their own
+    opens: datetime  # when the first of them may be called
+
+
+def closed_now(campaign: Campaign, now: datetime) -> list[Closed]:
+    """The rows waiting to be sent whose calling hours are closed at `now` but open later, by
+    kind, so the start question says that "starts now" will not call them yet. As in
+    `never_callable`, the first number of a kind stands for the rest: exact for Indian numbers
+    (one zone), the first to open for the others (each opens in its own zone)."""
+    waiting = campaign.calls.filter(status=CallStatus.PENDING, submitted_at=None)
+    indian = Q(to__startswith=str(TRAI_COUNTRY_CODE))
+    found = []
+    for is_indian, kind in ((True, waiting.filter(indian)), (False, waiting.exclude(indian))):
+        first = kind.order_by("id").values_list("to", flat=True).first()
+        opens = campaign.opens_for(first, now) if first is not None else None
+        if opens is not None and opens > now:
+            found.append(Closed(kind.count(), is_indian, opens))
     return found
 
 

@@ -1,10 +1,11 @@
 """Rows that can never be called are said before Start, with why; after, the page groups the
 rows not sent (withdrawn) by their reason, instead of a bare "Not sent (withdrawn)"."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
+import time_machine
 
 from calls.models import Campaign
 from tests.clock import pinned_now
@@ -83,3 +84,26 @@ def test_after_start_the_rows_not_sent_are_grouped_by_reason(supervisor, late_wi
         "1 — The campaign was stopped before this call was sent."
     ) in page
     assert "can never be called" not in page
+
+
+def test_the_start_question_says_which_rows_wait_because_their_hours_are_closed_now(
+    supervisor, settings, bridge, sound
+):
+    """At 22:37 in India a promotional campaign's Indian numbers wait for the TRAI hours
+    (09:00-21:00); a number in New York (12:07 there) does not."""
+    settings.OBD_TRAI_PRESET = True
+    campaign = make_campaign(bridge, audio=sound)
+    upload(campaign, CSV)
+    question = f"/campaigns/{campaign.pk}/start/confirm/"
+
+    with time_machine.travel(datetime(2026, 12, 5, 17, 7, tzinfo=UTC), tick=False):
+        said = text_of(logged_in(supervisor).get(question).content.decode())
+    assert (
+        "2 Indian numbers are outside their calling hours now: they wait until 6 Dec 2026, "
+        "09:00:00 IST."
+    ) in said
+    assert "outside India" not in said
+
+    with time_machine.travel(datetime(2026, 12, 5, 6, 0, tzinfo=UTC), tick=False):  # 11:30 IST
+        said = text_of(logged_in(supervisor).get(question).content.decode())
+    assert "calling hours now" not in said
