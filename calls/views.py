@@ -7,9 +7,10 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     JsonResponse,
-    StreamingHttpResponse,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.views.decorators.http import require_POST
@@ -207,9 +208,16 @@ def _when(call: CallLog) -> str:
 
 
 @permission_required("calls.view_calllog")
-def call_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
+def call_export(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     """The filtered call log as CSV, streamed row by row; variables as stored (secrets masked)."""
     filters = CallFilterForm(request.GET or None)
+    if filters.not_applied():
+        # Leaving out a filter the reader believes is on would export calls they did not ask
+        # for (every call, for a lone mistyped day): back to the log, which names the filter.
+        messages.error(
+            request, "Nothing was exported: a filter could not be read. Correct or clear it first."
+        )
+        return redirect(f"{reverse('calls:call-list')}?{request.GET.urlencode()}")
     calls = filters.filter(
         CallLog.objects.select_related("bridge", "flow", "audio", "created_by", "api_key")
     )

@@ -26,7 +26,7 @@ from calls.vocabulary import KEYPAD, provider_key
 
 
 class CallFilterForm(forms.Form):
-    """The call log's filters; every field optional, bad values ignored rather than failing."""
+    """The call log's filters; every field optional, a bad value left out and named, not failing."""
 
     q = forms.CharField(
         required=False,
@@ -131,6 +131,17 @@ class CallFilterForm(forms.Form):
             end = _day_start(data["until"] + timedelta(days=1))
             calls = calls.alias(dialled=DIALLED_AT).filter(dialled__lt=end)
         return calls
+
+    def not_applied(self) -> list[str]:
+        """Each filter that could not be read, as typed and why, in words: it is left out of the
+        log (the others still apply), and the page and the export must say so, never be silent."""
+        if not self.is_bound or self.is_valid():
+            return []
+        return [
+            f"{self[name].label} “{self.data.get(name, '')}” is not applied: {' '.join(why)}"
+            for name, errors in self.errors.items()
+            if (why := [str(error) for error in errors])
+        ]
 
     def chips(self) -> list[tuple[str, str, str]]:
         """Each filter in use as (label, value shown, the query without it), so one can be

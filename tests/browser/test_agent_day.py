@@ -1,5 +1,6 @@
-"""An agent's day without surprises: the call log shows new calls by itself, a sandbox number
-fills the form and shows its recent calls, and the OTP can be seen while it is typed."""
+"""An agent's day without surprises: the call log shows new calls by itself and says which
+filter it could not read, a sandbox number fills the form and shows its recent calls, and the
+OTP can be seen while it is typed."""
 
 import re
 
@@ -50,6 +51,27 @@ def test_a_call_placed_elsewhere_appears_in_the_call_log_without_a_reload(
     expect(row.locator(".status")).to_have_text("Busy")
     assert page.evaluate("performance.timeOrigin") == loaded  # the same page, not reloaded
     screenshot(page, f"call-log-new-call-{viewport['width']}")
+
+
+def test_a_mistyped_day_is_named_as_not_applied_and_nothing_is_exported(supervisor_page):
+    seed()
+    dialled("919876540010")
+    page = supervisor_page
+    page.goto("/calls/")
+    loaded = page.evaluate("performance.timeOrigin")
+
+    page.get_by_label("From").fill("32 Dec 2026")
+    page.get_by_role("button", name="Filter").click()
+
+    notice = page.locator("#results .flash.error")
+    expect(notice).to_contain_text("From “32 Dec 2026” is not applied: Enter a day like 27 Nov")
+    expect(notice).to_contain_text("No filter is applied: every call is listed.")
+    expect(page.locator("#announcer")).to_contain_text("From “32 Dec 2026” is not applied")
+    assert page.evaluate("performance.timeOrigin") == loaded  # swapped in, not reloaded
+    # The link follows the filters the log shows; it exports nothing and says why.
+    page.get_by_role("link", name="Export CSV").click()
+    expect(page.get_by_text("Nothing was exported: a filter could not be read.")).to_be_visible()
+    expect(page.get_by_label("From")).to_have_value("32 Dec 2026")
 
 
 def test_a_sandbox_number_fills_to_and_the_form_shows_its_recent_calls(supervisor_page):

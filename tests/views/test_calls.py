@@ -198,6 +198,17 @@ def test_the_export_honours_the_call_list_filters(agent_client, export_calls, fi
     assert exported == {export_calls[name].pk for name in expected}
 
 
+def test_an_export_with_a_mistyped_day_exports_nothing_and_says_why(agent_client, export_calls):
+    response = agent_client.get("/calls/export.csv", {"status": "busy", "since": "32 Dec 2026"})
+
+    assert not response.streaming  # not a single call, let alone every one
+    assert response.status_code == 302
+    assert response["Location"] == "/calls/?status=busy&since=32+Dec+2026"
+    log = text_of(agent_client.get(response["Location"]).content.decode())
+    assert "Nothing was exported: a filter could not be read." in log
+    assert "From “32 Dec 2026” is not applied: Enter a day like 27 Nov 2026." in log
+
+
 # --- statuses that say one thing, in words ---------------------------------------------------------
 
 
@@ -415,6 +426,34 @@ def test_a_mistyped_day_is_named_and_the_other_filters_still_apply(agent_client,
     assert len(rows) == 1  # the search still applies
     assert "Enter a day like 27 Nov 2026." in response.text
     assert "Search: 35123" in text_of(response.text)
+
+
+def test_a_mistyped_day_sent_by_htmx_is_named_in_the_results_as_not_applied(
+    agent_client, make_call
+):
+    make_call(to="918867135123", submitted_at=pinned_now())
+    make_call(provider_id="other-id", to="919876543210", submitted_at=pinned_now())
+
+    response = agent_client.get(
+        "/calls/", {"q": "35123", "since": "32 Dec 2026"}, headers={"HX-Request": "true"}
+    )
+
+    shown = text_of(response.text)
+    assert 'id="results"' in response.text  # the part htmx swaps in
+    assert "From “32 Dec 2026” is not applied: Enter a day like 27 Nov 2026." in shown
+    assert "The other filters are applied." in shown
+    assert len(re.findall(r'id="call-(\d+)"', response.text)) == 1  # the search still applies
+    # The Export link outside the results follows the filters the log now shows.
+    assert re.search(r'<a id="export-csv"[^>]*hx-swap-oob="true"', response.text)
+    assert "since=32+Dec+2026" in response.text
+
+
+def test_a_mistyped_day_alone_says_the_log_is_not_filtered(agent_client, make_call):
+    make_call(submitted_at=pinned_now())
+
+    response = agent_client.get("/calls/", {"since": "32 Dec 2026"}, headers={"HX-Request": "true"})
+
+    assert "No filter is applied: every call is listed." in text_of(response.text)
 
 
 def test_a_day_chip_is_written_as_the_pages_write_a_day(agent_client, db):
