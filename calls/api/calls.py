@@ -11,7 +11,14 @@ from ninja import Field, Path, Query, Router, Schema, Status
 
 from calls.api.idempotency import claim_of
 from calls.api.keys import Scope, key_of
-from calls.api.problems import READ_REFUSED, WRITE_REFUSED, Problem, ProblemOut, form_problem
+from calls.api.problems import (
+    READ_REFUSED,
+    WRITE_REFUSED,
+    FieldError,
+    Problem,
+    ProblemOut,
+    form_problem,
+)
 from calls.engine.sends import queue_send
 from calls.forms import CallFilterForm, PlaceCallForm
 from calls.models import AuditEntry, CallLog
@@ -153,9 +160,18 @@ def place_call(request: HttpRequest, body: CallIn) -> Status[CallOut]:
     claim = claim_of(request)
     form_key = uuid.uuid5(CALL_KEYS, str(claim)) if claim else uuid.uuid4()
     form = PlaceCallForm(_form_data(body, form_key))
-    if not form.is_valid():
+    # The page shows only the chosen flow's variables; a client may send any name, and a
+    # misspelt one would otherwise be dropped without a word.
+    unknown = [name for name in body.variables if variable_field(name) not in form.fields]
+    if not form.is_valid() or unknown:
         fields = {name: _body_name(name) for name in form.errors}
-        raise form_problem(form, fields)
+        problem = form_problem(form, fields)
+        takes = ", ".join(form.variable_values(dict(form.data))) or "no variables"
+        problem.errors += [
+            FieldError(field=f"variables.{name}", message=f"Not a variable of this flow ({takes}).")
+            for name in unknown
+        ]
+        raise problem
     call, created = form.save(None, api_key=key)
     if created:
         detail = "for later" if call.is_scheduled else ""

@@ -102,6 +102,25 @@ def test_each_missing_variable_and_both_flow_and_audio_are_said_in_words(
     assert {"field": None, "message": "Choose an IVR flow or an audio, not both."} in errors
 
 
+def test_a_variable_the_flow_does_not_take_is_refused_not_dropped(api, bridge, otp_flow, sound):
+    variables = {"Name": "Asha", "otp": "4821", "Nmae": "Asha"}
+    misspelt = place(
+        api, bridge=bridge.pk, to="+91 88671 35123", flow=otp_flow.pk, variables=variables
+    )
+    with_audio = place(
+        api, bridge=bridge.pk, to="+91 88671 35123", audio=sound.pk, variables={"x": "1"}
+    )
+
+    assert misspelt.status_code == with_audio.status_code == 422
+    assert misspelt.json()["errors"] == [
+        {"field": "variables.Nmae", "message": "Not a variable of this flow (Name, otp)."}
+    ]
+    assert with_audio.json()["errors"] == [
+        {"field": "variables.x", "message": "Not a variable of this flow (no variables)."}
+    ]
+    assert not CallLog.objects.exists()
+
+
 def test_a_number_called_minutes_ago_needs_call_again(api, bridge, sound, sends):
     assert place(api, bridge=bridge.pk, to="+91 88671 35123", audio=sound.pk).status_code == 201
 
