@@ -1,7 +1,6 @@
 """A campaign's rows that will not be or were not sent, and why, in words for its pages: before
 Start, the rows whose calling hours never open (they would be withdrawn on Start) or are closed
-now (they wait); after, the
-withdrawn rows grouped by their reason. Read-only."""
+now (they wait); after, the withdrawn rows grouped by their reason. Read-only."""
 
 from datetime import datetime
 from typing import NamedTuple
@@ -47,7 +46,7 @@ def closed_now(campaign: Campaign, now: datetime) -> list[Closed]:
     """The rows waiting to be sent whose calling hours are closed at `now` but open later, by
     kind, so the start question says that "starts now" will not call them yet. As in
     `never_callable`, the first number of a kind stands for the rest: exact for Indian numbers
-    (one zone), the first to open for the others (each opens in its own zone)."""
+    (one zone); for the others, when the first of them opens (each opens in its own zone)."""
     waiting = campaign.calls.filter(status=CallStatus.PENDING, submitted_at=None)
     indian = Q(to__startswith=str(TRAI_COUNTRY_CODE))
     found = []
