@@ -77,3 +77,13 @@ class WithoutQueryStrings(logging.Filter):
 
 
 QUERY_STRING = re.compile(r"\?\S*")
+
+
+class ClientErrorsInOneLine(logging.Filter):
+    """Django logs a refused request (403, 404…) with the traceback of the exception that refused
+    it: a page of noise for each person who follows an old link. A server error keeps its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "status_code", 500) < 500:
+            record.exc_info = record.exc_text = None
+        return True

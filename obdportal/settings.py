@@ -341,13 +341,17 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"}
     },
-    "filters": {"without_query_strings": {"()": "obdportal.debug.WithoutQueryStrings"}},
+    "filters": {
+        "without_query_strings": {"()": "obdportal.debug.WithoutQueryStrings"},
+        "client_errors_in_one_line": {"()": "obdportal.debug.ClientErrorsInOneLine"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
         "django.server": {"filters": ["without_query_strings"], "propagate": True},
+        "django.request": {"filters": ["client_errors_in_one_line"], "propagate": True},
     },
 }
 

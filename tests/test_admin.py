@@ -47,3 +47,10 @@ def test_the_admin_finds_a_call_by_its_number_or_its_provider_id_in_either_form(
     assert listed("3F2504E0-4F89-11D3-9A0C-0305E82C3301:1") == {found.pk}
     assert listed("918867135999") == {other.pk}
     assert listed("nothing-like-it") == set()
+
+
+def test_the_admin_names_the_portals_icon_so_browsers_do_not_ask_for_a_missing_one(admin_client):
+    html = admin_client.get("/admin/").text
+
+    icon = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', html)
+    assert icon is not None and icon[1].endswith("favicon.svg")

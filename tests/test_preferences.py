@@ -57,6 +57,7 @@ def test_a_call_page_writes_its_times_in_the_users_own_zone(agent, bridge, sound
 
     assert "<time>27 Nov 2026, 08:00:04 EST</time>" in html
     assert "IST" not in html
+    assert 'title="Your time zone: change it">America/New York</a>' in html  # as people write it
 
 
 def test_the_call_log_and_campaign_list_write_the_zone(supervisor, bridge, sound):

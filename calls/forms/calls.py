@@ -82,8 +82,8 @@ class PlaceCallForm(forms.Form):
     name = forms.CharField(
         max_length=100,
         required=False,
-        label="Campaign name",
-        help_text="Optional, e.g. obd_api_call",
+        label="Name at the provider",
+        help_text="Optional; the provider's reports group calls by it, e.g. obd_api_call",
     )
     interval = forms.TypedChoiceField(
         choices=INTERVAL_CHOICES,

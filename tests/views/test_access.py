@@ -53,3 +53,12 @@ def test_an_outsider_is_offered_no_link_to_a_page_that_refuses_them(outsider):
 )
 def test_hostile_ids_in_a_link_never_make_a_500(supervisor, url):
     assert logged_in(supervisor).get(url).status_code in (200, 404)
+
+
+def test_a_refusal_is_logged_in_one_line_without_a_traceback(outsider, caplog):
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert logged_in(outsider).get("/calls/").status_code == 403
+
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    assert record.getMessage() == "Forbidden (Permission denied): /calls/"
+    assert record.exc_info is None and "Traceback" not in caplog.text

@@ -515,3 +515,17 @@ def test_a_secret_field_sent_back_with_an_error_asks_for_the_secret_again(
 
     assert "Type it again: a secret is never sent back to the page." in response.text
     assert "4829" not in response.text
+
+
+def test_a_single_calls_name_is_called_its_name_at_the_provider_not_a_campaign(
+    agent_client, bridge, sound
+):
+    form = agent_client.get("/calls/new/").text
+    assert '<label for="id_name">Name at the provider</label>' in form
+    assert "Campaign name" not in form
+
+    call = CallLog.objects.create(
+        bridge=bridge, to="918867135123", audio=sound, name="obd_api_call"
+    )
+    page = agent_client.get(call.get_absolute_url()).text
+    assert "<dt>Name at the provider</dt><dd>obd_api_call</dd>" in page
