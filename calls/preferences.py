@@ -16,6 +16,7 @@ from django.utils import timezone
 from calls.http import AuthenticatedHttpRequest
 from calls.models import UserPreference
 from calls.models.records import time_zones
+from calls.templatetags.moments import zone_name
 
 # What the portal's people mostly pick (its market and where its supervisors sit), listed first.
 COMMON_ZONES = (
@@ -59,8 +60,8 @@ def zone_choices(current: str) -> list[Any]:
         others = sorted([*others, current])
     return [
         ("", f"The portal's time zone ({settings.TIME_ZONE})"),
-        ("Common", [(zone, zone.replace("_", " ")) for zone in COMMON_ZONES]),
-        ("All zones", [(zone, zone.replace("_", " ")) for zone in others]),
+        ("Common", [(zone, zone_name(zone)) for zone in COMMON_ZONES]),
+        ("All zones", [(zone, zone_name(zone)) for zone in others]),
     ]
 
 
@@ -92,7 +93,7 @@ def preferences(request: AuthenticatedHttpRequest) -> HttpResponse:
     )
     if form.is_valid():
         saved = form.save()
-        zone = (saved.time_zone or settings.TIME_ZONE).replace("_", " ")
+        zone = zone_name(saved.time_zone or settings.TIME_ZONE)
         flavour = saved.get_export_flavour_display()
         messages.success(request, f"Times are now shown in {zone} time; exports are for {flavour}.")
         return redirect("calls:preferences")

@@ -36,4 +36,9 @@ def zone_abbreviation(abbreviation: str, zone: object) -> str:
     # Etc/GMT+4's sign is POSIX's, the reverse of what it reads: its offset (-04) says it right.
     if abbreviation[:1] not in "+-" or not isinstance(key, str) or key.startswith("Etc/"):
         return abbreviation
-    return key.rsplit("/", 1)[-1].replace("_", " ")
+    return zone_name(key.rsplit("/", 1)[-1])
+
+
+def zone_name(name: str) -> str:
+    """A zone's name as people write it: "America/New York", not the database's New_York."""
+    return name.replace("_", " ")
