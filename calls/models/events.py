@@ -18,7 +18,6 @@ from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from calls.models import writers
 from calls.models.bulk import update_rows
 from calls.models.calls import CallLog
 from calls.models.life import DOUBTFUL_TIME, Told
@@ -76,7 +75,7 @@ class CallEventQuerySet(models.QuerySet["CallEvent"]):
             # Nothing to apply in a body that is not text: it is kept, flagged, never parsed.
             now if unreadable else None,
         ]
-        with writers.turn(), connection.cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(_upsert_sql(connection.vendor), values)
             row = cursor.fetchone()
         assert row is not None
@@ -261,8 +260,8 @@ def _apply_slice(limit: int) -> tuple[int, float]:
     if not claimed:
         return 0, 0.0
     deliveries = _read(claimed)
-    with writers.turn(), transaction.atomic():
-        began = time.monotonic()
+    began = time.monotonic()
+    with transaction.atomic():
         waiting = CallEvent.objects.waiting().filter(pk__in=[event.pk for event in claimed])
         still = set(waiting.values_list("pk", flat=True))
         taken = [event for event in claimed if event.pk in still]
