@@ -204,11 +204,8 @@ class Portal:
                 raise RuntimeError(f"{name} exited (code {process.returncode}); see its log")
 
     def pids(self) -> dict[str, list[int]]:
-        """Each role's processes now (gunicorn: master and workers)."""
-        groups: dict[str, list[int]] = {"web": [], "workers": []}
-        for name, process in self.processes.items():
-            groups["web" if name == "web" else "workers"] += family(process.pid)
-        return groups
+        """Each role's processes now (gunicorn: master and workers; each worker apart)."""
+        return {name: family(process.pid) for name, process in self.processes.items()}
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -743,10 +740,16 @@ def table(results: list[dict], args: argparse.Namespace) -> str:
 
     def cpu(r: dict) -> str:
         c = r["cpu_ms_per_call"]
-        parts = " + ".join(f"{c.get(k, 0.0):.2f} {k}" for k in ("web", "workers", "postgres"))
+        workers = sum(v for k, v in c.items() if k not in {"web", "postgres"})
+        parts = f"{c.get('web', 0.0):.2f} web + {workers:.2f} workers + {c.get('postgres', 0.0):.2f} postgres"
         return f"**{sum(c.values()):.2f}** ({parts})"
 
+    def each_worker(r: dict) -> str:
+        c = r["cpu_ms_per_call"]
+        return " + ".join(f"{v:.2f} {k}" for k, v in c.items() if k not in {"web", "postgres"})
+
     row("CPU ms per call sent", cpu)
+    row("  of which each worker", each_worker)
     row(
         "  bench + stand-in CPU ms per call (not counted)",
         lambda r: fmt(r["bench_cpu_ms_per_call"], 2),

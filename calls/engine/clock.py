@@ -27,7 +27,10 @@ from calls.models.events import BATCH, apply_waiting
 
 logger = logging.getLogger(__name__)
 LOOK_EVERY = timedelta(seconds=1)  # how often the schedule is read for due runs
-GATHER = 0.1  # seconds between two passes that a delivery woke, at least
+# Seconds between two passes that a delivery woke, at least: a pass costs ~8 ms of CPU whatever
+# its size, so a steady stream applied every 0.25 s (not 0.1) spends less per call, and a page
+# that polls every 2 s still shows the outcome at its next look.
+GATHER = 0.25
 
 
 def ensure_schedule(jobs: Iterable[Job] = JOBS, now: datetime | None = None) -> list[str]:
