@@ -158,3 +158,40 @@ def test_0029_drops_the_indexes_others_lead_with_the_same_column_and_keeps_the_t
         migrate(latest)
     assert leading <= _calls_indexes() and not dropped & _calls_indexes()
     assert _calls_triggers() == triggers
+
+
+def _index_sql(name: str) -> str:
+    sql = (
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = %s"
+        if connection.vendor == "sqlite"
+        else "SELECT pg_get_indexdef(%s::regclass)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [name])
+        return str(cursor.fetchone()[0]).replace('"', "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0031_gives_each_catalogue_index_the_other_two_columns_and_keeps_the_triggers() -> None:
+    others = {
+        "call_bridge_dialled": ("flow_id", "created_by_id"),
+        "call_flow_dialled": ("bridge_id", "created_by_id"),
+        "call_placed_by_dialled": ("bridge_id", "flow_id"),
+    }
+
+    def carried() -> dict[str, bool]:
+        return {
+            name: _index_sql(name).endswith(f"id, {', '.join(columns)})")
+            for name, columns in others.items()
+        }
+
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("calls")
+    triggers = _calls_triggers()
+    assert all(carried().values())
+    try:
+        migrate([("calls", "0030_event_dedupe_key_one_index")])
+        assert not any(carried().values())
+    finally:
+        migrate(latest)
+    assert all(carried().values())
+    assert _calls_triggers() == triggers
