@@ -142,3 +142,32 @@ def test_sandbox_numbers_check_boxes_and_radio_buttons_are_tap_targets(
     expect(radios).to_have_count(3)
     assert small_targets(radios) == []
     assert serious_axe_violations(page) == []
+
+
+# Each word of the cell's text: how many lines its letters take on the page.
+LINES_PER_WORD = """cell => {
+  const text = cell.firstChild, lines = {};
+  for (const match of text.textContent.matchAll(/\\S+/g)) {
+    const range = document.createRange();
+    range.setStart(text, match.index);
+    range.setEnd(text, match.index + match[0].length);
+    lines[match[0]] = new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+  }
+  return lines;
+}"""
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_catalogues_flow_names_keep_their_words_whole(supervisor_page, viewport):
+    IvrFlow.objects.create(
+        name="Delivery reminder",
+        flow_id="31",
+        template="Hi {Name}, your order {order_id} arrives on {date}. Press 1 to confirm it.",
+    )
+    page = supervisor_page
+    page.set_viewport_size(viewport)
+    page.goto("/catalogue/")
+
+    name = page.locator("table.wide-table td", has_text="Delivery reminder")
+    expect(name).to_be_visible()
+    assert name.evaluate(LINES_PER_WORD) == {"Delivery": 1, "reminder": 1}
