@@ -155,3 +155,20 @@ def test_back_shows_the_filters_the_log_shows_and_keeps_no_copy_of_it_in_the_bro
     # The customers' numbers on the log are not stored in the browser for Back.
     stored = page.evaluate("JSON.stringify(window.localStorage)")
     assert "98765" not in stored and "htmx-history-cache" not in stored
+
+
+def test_enter_in_the_search_box_asks_once(supervisor_page):
+    seed()
+    dialled("919876540010")
+    page = supervisor_page
+    page.goto("/calls/")
+    asked: list[str] = []
+    page.on("request", lambda request: "/calls/?" in request.url and asked.append(request.url))
+
+    page.get_by_label("Search").fill("0010")
+    page.get_by_label("Search").press("Enter")
+
+    expect(page).to_have_url(re.compile("q=0010"))
+    expect(page.locator("tbody tr")).to_have_count(1)
+    page.wait_for_timeout(500)  # a second request would have left by now
+    assert len(asked) == 1, asked
