@@ -49,6 +49,11 @@ class Dashboard:
     hours: list[Row]
 
     @property
+    def legend(self) -> list[tuple[str, str]]:
+        """The chart's buckets: (CSS class part, words)."""
+        return list(CHART_WORDS.items())
+
+    @property
     def answer_rate(self) -> float | None:
         """Answered ÷ calls that reached a final outcome (not those still in flight or refused)."""
         return round(100 * self.answered / self.settled, 1) if self.settled else None
@@ -166,6 +171,17 @@ def _failure_reason(row: Failure) -> str:
     return reasons.get(row["status"], row["status"])
 
 
+# The chart's buckets in the legend's words, also said when a bar's part is pointed at.
+CHART_WORDS = {
+    CallStatus.ANSWERED: "answered",
+    CallStatus.NO_ANSWER: "no answer",
+    CallStatus.BUSY: "busy",
+    CallStatus.CANCELED: "hung up",
+    CallStatus.FAILED: "failed",
+    "other": "in flight / not sent",
+}
+
+
 def _bars(table: Mapping[int, Mapping[str, int]]) -> list[Row]:
     """Calls per hour of the day (portal time) by outcome, as bars for a small SVG chart."""
     table = {h: table.get(h, {}) for h in range(24)}
@@ -179,7 +195,13 @@ def _bars(table: Mapping[int, Mapping[str, int]]) -> list[Row]:
             if height:
                 y -= height
                 segments.append(
-                    {"outcome": bucket, "y": round(y, 1), "height": height, "n": counts[bucket]}
+                    {
+                        "outcome": bucket,
+                        "words": CHART_WORDS[bucket],
+                        "y": round(y, 1),
+                        "height": height,
+                        "n": counts[bucket],
+                    }
                 )
         bars.append(
             {"hour": hour, "x": 30 + hour * 26, "total": sum(counts.values()), "segments": segments}

@@ -69,3 +69,14 @@ def test_each_rate_in_the_tables_names_what_it_counts(agent_client, known_calls)
     assert len(cells) == len(expected.by_bridge) + len(expected.by_flow)
     for answered, settled, rate in cells:
         assert float(rate) == round(100 * int(answered) / int(settled), 1)
+
+
+def test_the_charts_parts_are_named_in_the_legends_words(agent_client, known_calls):
+    html = agent_client.get("/", {"period": "today"}).content.decode()
+
+    svg = re.search(r"<svg\b.*?</svg>", html, re.S)[0]
+    parts = re.findall(r'class="seg-(\w+)"><title>\d+:00 ([^:]+): \d+</title>', svg)
+    legend = dict(re.findall(r'<li><i class="seg-(\w+)"></i>([^<]+)</li>', html))
+    assert parts and legend["no_answer"] == "no answer" and legend["canceled"] == "hung up"
+    assert all(words == legend[bucket] for bucket, words in parts), parts
+    assert not any("_" in words for _, words in parts)
