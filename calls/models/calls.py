@@ -5,16 +5,16 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from django.apps import apps
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.db.models.functions import Coalesce, Reverse
 from django.urls import reverse
 from django.utils import timezone
 
 from calls.models import submissions
 from calls.models.api import author_words
+from calls.models.bulk import update_where
 from calls.models.catalogue import IvrFlow, Playback
 from calls.models.life import CallLogQuerySet, Mover, allowed_from
 from calls.models.submissions import FailedSubmission
@@ -32,6 +32,13 @@ from calls.vocabulary import (
 )
 
 logger = logging.getLogger(__name__)
+# A campaign's row is sent only while its campaign runs, asked in the send's own UPDATE. EXISTS,
+# not a join: `id IN (SELECT …)` is not evaluated again by PostgreSQL's recheck of a row it waited
+# for (two winners).
+CAMPAIGN_RUNNING = (
+    'EXISTS (SELECT 1 FROM "calls_campaign" AS c'
+    ' WHERE c."id" = "calls_calllog"."campaign_id" AND c."status" = %s)'
+)
 # Look-ups of a call's keypresses before giving up (a timeout, a 5xx, an unreadable answer).
 KEYPRESS_TRIES = 3
 
@@ -307,16 +314,16 @@ class CallLog(Playback):
         `campaign_running` its campaign must be running (a pause or stop holds the very next
         call; asked in the same statement, not one more)."""
         now = now or timezone.now()
-        mine = CallLog.objects.filter(
-            pk=self.pk, status=self.Status.PENDING, submitted_at=None, lease_until=self.lease_until
-        )
-        if campaign_running:
-            # EXISTS, not a join: Django writes a join as `id IN (SELECT …)`, whose conditions
-            # a concurrent UPDATE's recheck would not see again (two winners).
-            campaigns = apps.get_model("calls", "Campaign")._default_manager
-            running = campaigns.filter(pk=OuterRef("campaign_id"), status=CampaignStatus.RUNNING)
-            mine = mine.filter(Exists(running))
-        if won := mine.update(submitted_at=now):
+        mine = {
+            "id": self.pk,
+            "status": self.Status.PENDING,
+            "submitted_at": None,
+            "lease_until": self.lease_until,
+        }
+        running = (CAMPAIGN_RUNNING, [CampaignStatus.RUNNING]) if campaign_running else ("", [])
+        if won := update_where(
+            CallLog, mine, {"submitted_at": now}, also=running[0], also_params=running[1]
+        ):
             self.submitted_at = now
         return bool(won)
 

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calls.models.api import author_words
+from calls.models.bulk import update_where
 from calls.models.calls import CallLog
 from calls.models.catalogue import Playback
 from calls.models.life import Mover
@@ -32,6 +33,8 @@ from calls.vocabulary import (
 )
 
 logger = logging.getLogger(__name__)
+# A breaker's count that is not 0: only such a row is written when an answered send resets it.
+COUNTING = '"provider_failures" > 0'
 
 
 class Progress(TypedDict):
@@ -314,10 +317,10 @@ class Campaign(Playback, CampaignPolicy):
         """Count a send the provider left without an answer (`silent`), or start the count
         again after one it answered. True for the one caller whose count paused the campaign
         (`OBD_PAUSE_AFTER_PROVIDER_FAILURES` in a row; 0: never)."""
-        mine = Campaign.objects.filter(pk=self.pk)
-        if not silent:
-            mine.filter(provider_failures__gt=0).update(provider_failures=0)
+        if not silent:  # after every answered send: the one statement as plain SQL
+            update_where(Campaign, {"id": self.pk}, {"provider_failures": 0}, also=COUNTING)
             return False
+        mine = Campaign.objects.filter(pk=self.pk)
         mine.update(provider_failures=models.F("provider_failures") + 1)
         failures = mine.values_list("provider_failures", flat=True).get()
         limit = settings.OBD_PAUSE_AFTER_PROVIDER_FAILURES

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from django.db import models, transaction
 
+from calls.models.bulk import update_where
 from calls.models.life import Mover, allowed_from
 from calls.models.outbox import record_submission_settled
 from calls.provider.base import SendResult
@@ -51,13 +52,14 @@ def record_submission(
     # Most answers find the row as this send left it (submitted_at is the send's own mark,
     # no outcome, no id): one compare-and-set writes them, in a transaction only when the
     # outbox must tell of it too. Else the row is read under its lock to see what to keep.
-    as_left = type(call).objects.filter(
-        pk=call.pk,
-        submitted_at=call.submitted_at,
-        status__in=allowed_from(Mover.SUBMISSION, result.status),
-    )
+    as_left = {
+        "id": call.pk,
+        "submitted_at": call.submitted_at,
+        "status": allowed_from(Mover.SUBMISSION, result.status),
+        "provider_id": "",
+    }
     with transaction.atomic() if result.status in NEVER_RANG else nullcontext():
-        if as_left.filter(provider_id="").update(**fields, **learned, **answer):
+        if update_where(type(call), as_left, fields | learned | answer):
             fields |= learned | answer
             record_submission_settled(call, fields)
         else:
@@ -65,9 +67,8 @@ def record_submission(
     if "provider_key" in fields:
         # Deliveries that came before this answer found no call: queued to be applied now.
         # After the commit, so a worker that missed the id sees it when it looks again.
-        call.events.model.objects.filter(
-            call=None, provider_key=fields["provider_key"], parse_error=""
-        ).update(applied_at=None)
+        early = {"call": None, "provider_key": fields["provider_key"], "parse_error": ""}
+        update_where(call.events.model, early, {"applied_at": None})
     for name, value in fields.items():
         setattr(call, name, value)
     if "status" not in fields:
