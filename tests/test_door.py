@@ -4,7 +4,9 @@ first, challenges that change nothing, values that do not fit, bodies that are n
 import json
 import time
 
+import psycopg
 import pytest
+from django.db import connection
 from django.test import Client
 
 from calls.models import CallEvent, CallLog
@@ -231,3 +233,29 @@ def test_a_content_length_in_other_digits_is_no_crash(client, db):
     )
 
     assert response.status_code < 500
+
+
+# --- the door's connection, dropped by the database ------------------------------------------------
+
+
+def _drop_the_connection() -> None:
+    """What a database restart does to an open connection: PostgreSQL ends its server process;
+    SQLite, which has no server, has its file's connection closed under Django."""
+    if connection.vendor == "postgresql":
+        pid = connection.connection.info.backend_pid
+        with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    else:
+        connection.connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_database_dropped_costs_no_delivery(client, call, caplog):
+    deliver(client, push(status="NOANSWER"))  # the door's connection is open
+    _drop_the_connection()
+
+    response = deliver(client, push(status="BUSY"))
+
+    assert response.status_code == 202
+    assert sorted(CallEvent.objects.values_list("deliveries", flat=True)) == [1, 1]
+    assert "storing once more, on a new connection" in caplog.text
