@@ -80,7 +80,11 @@ def _store(*, method: str, body: bytes, content_type: str, query: str) -> int:
         if connection.in_atomic_block:
             raise
         # Most likely a connection the database dropped; anything else fails again, and answers 500.
-        logger.warning("webhook store failed (%s); storing once more, on a new connection", exc)
+        # The error's name only: a database's message may quote the values it was given.
+        logger.warning(
+            "webhook store failed (%s); storing once more, on a new connection",
+            type(exc).__name__,
+        )
         connection.close()
         return store()
 
