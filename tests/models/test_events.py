@@ -3,11 +3,12 @@
 outcome each provider status gives, duplicates, concurrent deliveries, and retry attempts in any
 order, where the latest attempt decides and an answered call stays answered."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 from itertools import permutations
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from calls.models import CallEvent, CallLog, DoNotCall
@@ -396,3 +397,60 @@ def test_the_dedupe_key_has_one_index_its_unique_one():
         constraints = connection.introspection.get_constraints(cursor, "calls_callevent")
     on_key = [c for c in constraints.values() if c["columns"] == ["dedupe_key"]]
     assert [c["unique"] for c in on_key] == [True]
+
+
+def _hold_the_write_lock(held: threading.Event, release: threading.Event) -> None:
+    """Another writer, in its own thread and connection: a transaction that has taken the
+    database's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: the events' table)."""
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                connection.cursor().execute("LOCK TABLE calls_callevent IN EXCLUSIVE MODE")
+            held.set()
+            release.wait(5)
+    finally:
+        connection.close()
+
+
+def _store_beside_a_writer(release_after: float) -> int:
+    held, release = threading.Event(), threading.Event()
+    writer = threading.Thread(target=_hold_the_write_lock, args=(held, release))
+    writer.start()
+    assert held.wait(5)
+    threading.Timer(release_after, release.set).start()
+    try:
+        return CallEvent.objects.store(source="webhook", body=b'{"status": "ANSWER"}')
+    finally:
+        release.set()
+        writer.join(5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_stored_while_another_writer_holds_the_lock_waits_its_turn():
+    asked = []
+    with connection.execute_wrapper(
+        lambda execute, sql, *args: (asked.append(sql), execute(sql, *args))[1]
+    ):
+        pk = _store_beside_a_writer(release_after=0.1)
+
+    assert CallEvent.objects.filter(pk=pk, applied_at=None).exists()
+    if connection.vendor == "sqlite":
+        # Asked for the lock again and again, not on SQLite's back-off (1, 3, 8, 18 ms…)...
+        assert sum("INSERT INTO" in sql for sql in asked) > 5
+        # ...and the connection waits as configured again for everything else.
+        timeout = connection.settings_dict["OPTIONS"]["timeout"]
+        assert connection.cursor().execute("PRAGMA busy_timeout").fetchone() == (timeout * 1000,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_gives_up_waiting_for_the_lock_after_the_timeout(monkeypatch):
+    if connection.vendor != "sqlite":
+        monkeypatch.setitem(connection.settings_dict, "OPTIONS", {"options": "-c lock_timeout=100"})
+        connection.close()  # the next connection waits 0.1 s for a lock
+    else:
+        monkeypatch.setitem(connection.settings_dict["OPTIONS"], "timeout", 0.1)
+
+    with pytest.raises(OperationalError):
+        _store_beside_a_writer(release_after=2)
+
+    assert not CallEvent.objects.exists()
