@@ -60,6 +60,9 @@ def _database(url: str) -> dict[str, Any]:
     else:
         config.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
         config["CONN_HEALTH_CHECKS"] = True
+        # psycopg prepares only what a server-binding cursor runs: the few statements run for
+        # every call (calls/models/bulk.py, prepared_cursor). Django's cursors never are.
+        config["OPTIONS"] = {"prepare_threshold": 0, **config.get("OPTIONS", {})}
     return config
 
 

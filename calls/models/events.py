@@ -20,7 +20,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Q
 from django.utils import timezone
 
-from calls.models.bulk import update_rows
+from calls.models.bulk import prepared_cursor, update_rows
 from calls.models.calls import CallLog
 from calls.models.life import DOUBTFUL_TIME, Told
 from calls.models.records import DoNotCall, record_keypresses
@@ -79,7 +79,7 @@ class CallEventQuerySet(models.QuerySet["CallEvent"]):
             # Nothing to apply in a body that is not text: it is kept, flagged, never parsed.
             now if unreadable else None,
         ]
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             if connection.vendor == "sqlite" and not connection.in_atomic_block:
                 row = _upsert_in_turn(cursor, values)
             else:

@@ -3,10 +3,13 @@
 from datetime import timedelta
 from decimal import Decimal
 
+import psycopg
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from calls.models import CallLog, Campaign
-from calls.models.bulk import update_where
+from calls.models.bulk import prepared_cursor, update_where
 from calls.vocabulary import CallStatus
 from tests.clock import pinned_now
 
@@ -69,3 +72,43 @@ def test_a_value_is_stored_as_its_field_prepares_it(make_call):
 
     call.refresh_from_db()
     assert (call.provider_created_at, call.status) == (when, "busy")
+
+
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+def test_the_statement_is_prepared_once_per_connection_on_postgresql(campaign):
+    """Parsed and planned once, not for every send; on SQLite there is nothing to prepare."""
+    for _ in range(3):
+        update_where(Campaign, {"id": campaign.pk}, {"name": "once"})
+    with CaptureQueriesContext(connection) as seen:  # still in Django's query log
+        update_where(Campaign, {"id": campaign.pk}, {"name": "once"})
+
+    assert ['UPDATE "calls_campaign"' in q["sql"] for q in seen.captured_queries] == [True]
+    if connection.vendor == "postgresql":
+        statement = 'UPDATE "calls_campaign" SET "name" = $1 WHERE "id" = $2'
+        assert _prepared_statements().count(statement) == 1
+    else:
+        assert prepared_cursor().cursor.__class__.__module__.startswith(
+            "django.db.backends.sqlite3"
+        )
+
+
+def test_behind_a_pooler_in_transaction_mode_nothing_is_prepared(campaign, monkeypatch):
+    """A pooler in transaction mode may hand each transaction another server connection, where
+    a statement prepared on the first does not exist: Django's DISABLE_SERVER_SIDE_CURSORS."""
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+
+    for _ in range(3):
+        assert update_where(Campaign, {"id": campaign.pk}, {"paused_reason": "pooled"}) == 1
+
+    if connection.vendor == "postgresql":
+        assert isinstance(prepared_cursor().cursor, psycopg.ClientCursor)
+        assert not [s for s in _prepared_statements() if '"paused_reason" = $1' in s]
+    else:
+        assert prepared_cursor().cursor.__class__.__module__.startswith(
+            "django.db.backends.sqlite3"
+        )
