@@ -81,7 +81,9 @@ def update_where(
     """`UPDATE … SET values WHERE where [AND also]`; the rows changed. Each `where` field must
     hold its value: None is `IS NULL`, a list, tuple or set is `IN`. `also` is a condition in SQL
     of the caller's own (its values in `also_params`). The statement's text is built once per shape:
-    on the send path, Django building an UPDATE cost more than the database running it."""
+    on the send path, Django building an UPDATE cost more than the database running it. It is
+    planned once for any values (prepared; on SQLite, always): a partial index serves it only if
+    `also` says the index's condition, word for word."""
     shape = tuple(
         (name, "null" if v is None else len(v) if isinstance(v, MANY) else "=")
         for name, v in where.items()

@@ -333,3 +333,40 @@ def test_only_the_call_model_writes_a_call_s_status():
         for match in writes.finditer(path.read_text())
     ]
     assert found == []
+
+
+def _plan_for_any_values(sql: str, params: list) -> str:
+    """How the database runs `sql` planned once for any values, as a prepared statement is."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":  # SQLite plans a statement before its values are bound
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            return str(cursor.fetchall())
+        parts = sql.split("%s")
+        numbered = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], 1))
+        cursor.execute(f"PREPARE for_any_values AS {numbered}")
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute("SET LOCAL enable_seqscan = off")  # whether an index can serve, at any size
+        cursor.execute(f"EXPLAIN EXECUTE for_any_values({', '.join(['%s'] * len(params))})", params)
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+        cursor.execute("DEALLOCATE for_any_values")
+        return plan
+
+
+def test_the_deliveries_that_came_before_the_answer_are_found_by_their_index(make_call):
+    """The answer queues again the deliveries that found no call, by the id it brings. Prepared
+    once for any id, that statement must still look them up by the index of keyed events
+    without a call, not read every event there is."""
+    call = make_call(provider_id="", status="pending")
+    assert call.begin_sending()
+    requeued = []
+
+    def keep(execute, sql, params, many, context):
+        if sql.startswith('UPDATE "calls_callevent"'):
+            requeued.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(keep):
+        call.record_submission(SendResult(status="queued", provider_id=CALL_ID), {})
+
+    [(sql, params)] = requeued
+    assert "event_unmatched_key" in _plan_for_any_values(sql, params)
