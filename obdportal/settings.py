@@ -63,6 +63,9 @@ def _database(url: str) -> dict[str, Any]:
         # psycopg prepares only what a server-binding cursor runs: the few statements run for
         # every call (calls/models/bulk.py, prepared_cursor). Django's cursors never are.
         config["OPTIONS"] = {"prepare_threshold": 0, **config.get("OPTIONS", {})}
+        # A pooler in transaction mode may give each transaction another server connection:
+        # nothing prepared, no server-side cursor (Django's setting for it).
+        config["DISABLE_SERVER_SIDE_CURSORS"] = _bool("DB_TRANSACTION_POOLING", False)
     return config
 
 

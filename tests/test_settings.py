@@ -59,6 +59,15 @@ def test_it_refuses_a_bad_database_url(url):
     assert "DATABASE_URL" in result.stderr
 
 
+@pytest.mark.parametrize(("pooling", "disabled"), [("", False), ("true", True)])
+def test_a_transaction_pooler_turns_prepared_statements_off(pooling, disabled):
+    url = "postgres://obd@db.example/obdportal"
+    databases = read_settings("DATABASES", DATABASE_URL=url, DB_TRANSACTION_POOLING=pooling)
+    database = databases["DATABASES"]["default"]  # type: ignore[index]
+    assert database["DISABLE_SERVER_SIDE_CURSORS"] is disabled
+    assert database["OPTIONS"]["prepare_threshold"] == 0  # used only where not disabled
+
+
 def test_a_token_selects_the_real_gateway():
     result = load_settings(MOBTEXTING_API_TOKEN="t0ken")
     assert result.stdout.split()[2] == "False"
