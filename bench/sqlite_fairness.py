@@ -11,6 +11,9 @@ worker then applies full batches while the door stores. Each case runs --rounds 
 cases interleaved.
 
     .venv/bin/python bench/sqlite_fairness.py --code alone --code /tmp/before --code .
+    FAIRNESS_DATABASE=sqlite:////dev/shm/fairness.sqlite3 .venv/bin/python bench/sqlite_fairness.py
+
+(the database on tmpfs: the same waits without the disk's fsyncs)
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DATABASE = "sqlite:////tmp/bench_fairness.sqlite3"
+DATABASE = os.environ.get("FAIRNESS_DATABASE", "sqlite:////tmp/bench_fairness.sqlite3")
 
 
 def case(code: str, args: argparse.Namespace) -> dict:
