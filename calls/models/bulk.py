@@ -115,6 +115,7 @@ def prepared_cursor() -> CursorWrapper:
         "DISABLE_SERVER_SIDE_CURSORS"
     ):
         return connection.cursor()
+    connection.validate_thread_sharing()  # as Django's own cursors do before each
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
