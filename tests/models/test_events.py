@@ -450,7 +450,10 @@ def test_a_delivery_gives_up_waiting_for_the_lock_after_the_timeout(monkeypatch)
     else:
         monkeypatch.setitem(connection.settings_dict["OPTIONS"], "timeout", 0.1)
 
-    with pytest.raises(OperationalError):
-        _store_beside_a_writer(release_after=2)
+    try:
+        with pytest.raises(OperationalError):
+            _store_beside_a_writer(release_after=2)
 
-    assert not CallEvent.objects.exists()
+        assert not CallEvent.objects.exists()
+    finally:
+        connection.close()  # the next test's connection waits for locks as configured again
