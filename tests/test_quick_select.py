@@ -3,8 +3,11 @@ they must give exactly the HTML Django's own Select writes, escaping included.""
 
 import pytest
 from django import forms
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy
 
-from calls.forms.fields import QuickSelect
+from calls.forms.fields import QuickModelChoiceField, QuickSelect
+from calls.models import Bridge
 
 HOSTILE = "<script>alert(\"x\")</script> & 'quotes' \x00"
 CHOICES = [
@@ -29,3 +32,28 @@ def test_a_quick_select_with_an_option_selected_marks_only_that_one():
     assert html.count(" selected") == 1
     assert '<option value="g1" selected>In a group</option>' in html
     assert "<script>" not in html
+
+
+def test_labels_already_safe_or_lazy_are_written_as_djangos_select_writes_them():
+    choices = [
+        (None, "None stands for empty"),
+        ("s", mark_safe("<em>safe</em>")),  # a fixed string: what a safe label is
+        ("l", gettext_lazy("Lazy & translated")),
+        (mark_safe("<v>"), "A safe value is escaped all the same"),
+    ]
+    for value in (None, "s", "<v>"):
+        ours = QuickSelect(choices=choices).render("pick", value)
+        assert ours == forms.Select(choices=choices).render("pick", value)
+
+
+@pytest.mark.django_db
+def test_a_model_fields_choices_are_written_as_djangos_select_writes_them():
+    bridges = [Bridge.objects.create(number=f"91806828760{i}", label=f"Line <{i}>") for i in (1, 2)]
+    field = QuickModelChoiceField(Bridge.objects.all(), required=False, empty_label="Any & all")
+    for value in (None, bridges[1].pk, str(bridges[0].pk)):
+        ours = field.widget.render("bridge", value)
+        field.widget.__class__ = forms.Select  # the same choices, written by Django
+        try:
+            assert ours == field.widget.render("bridge", value)
+        finally:
+            field.widget.__class__ = QuickSelect
