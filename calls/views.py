@@ -39,7 +39,7 @@ from calls.provider.sandbox import SANDBOX_EXAMPLE, SANDBOX_NUMBERS
 from calls.reports import PERIODS, build_dashboard
 from calls.roles import check_may_act_on, may_act_on, permission_required
 from calls.schedules import cancel_scheduled
-from calls.templatetags.call_rows import as_rows
+from calls.templatetags.call_rows import as_rows, name_rows
 from calls.vocabulary import variable_of
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def catalogue(request: AuthenticatedHttpRequest) -> HttpResponse:
 def call_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     filters = CallFilterForm(request.GET or None)
     page = keyset_page(as_rows(filters.filter(CallLog.objects.all())), request.GET)
+    name_rows(page.rows)
     params = request.GET.copy()
     for key in ("before", "after"):
         params.pop(key, None)
