@@ -158,7 +158,7 @@ class QuickSelect(forms.Select):
             if group:
                 parts.append("\n  </optgroup>")
         parts.append("\n</select>")
-        return SafeString("".join(parts))
+        return SafeString("".join(parts))  # nosec B703 (each value and label escaped above)
 
 
 def _attrs(attrs: dict[str, Any]) -> str:
