@@ -50,10 +50,6 @@ def test_labels_already_safe_or_lazy_are_written_as_djangos_select_writes_them()
 def test_a_model_fields_choices_are_written_as_djangos_select_writes_them():
     bridges = [Bridge.objects.create(number=f"91806828760{i}", label=f"Line <{i}>") for i in (1, 2)]
     field = QuickModelChoiceField(Bridge.objects.all(), required=False, empty_label="Any & all")
+    django = forms.Select(choices=field.choices)  # the same choices, written by Django
     for value in (None, bridges[1].pk, str(bridges[0].pk)):
-        ours = field.widget.render("bridge", value)
-        field.widget.__class__ = forms.Select  # the same choices, written by Django
-        try:
-            assert ours == field.widget.render("bridge", value)
-        finally:
-            field.widget.__class__ = QuickSelect
+        assert field.widget.render("bridge", value) == django.render("bridge", value)

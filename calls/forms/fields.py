@@ -16,11 +16,11 @@ from django.forms.renderers import BaseRenderer
 from django.template.defaultfilters import filesizeformat
 from django.utils import formats
 from django.utils.functional import lazy
-from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString
 from phonenumbers import PhoneNumberType
 from phonenumbers.geocoder import country_name_for_number
 
+from calls.escaping import escaped, joined
 from calls.phone import normalize_number
 
 M = TypeVar("M", bound=Model)
@@ -138,7 +138,7 @@ class QuickSelect(forms.Select):
         # Widget's context, not ChoiceWidget's: the options are written from the choices below.
         widget = forms.Widget.get_context(self, name, value, attrs)["widget"]
         chosen, found = set(widget["value"]), False
-        parts = [f'<select name="{conditional_escape(widget["name"])}"{_attrs(widget["attrs"])}>']
+        parts = [f'<select name="{escaped(widget["name"])}"{_attrs(widget["attrs"])}>']
         for group_value, group_label in self.choices:
             group = None
             options: Any = [(group_value, group_label)]
@@ -147,26 +147,24 @@ class QuickSelect(forms.Select):
             elif group_value is None:
                 options = [("", group_label)]
             if group:
-                parts.append(f'\n  <optgroup label="{conditional_escape(group)}">')
+                parts.append(f'\n  <optgroup label="{escaped(group)}">')
             for option_value, label in options:
                 selected = not found and str(option_value) in chosen
                 found |= selected
                 parts.append(
-                    f'\n  <option value="{conditional_escape(option_value)}"'
-                    f"{' selected' if selected else ''}>{conditional_escape(label)}</option>\n"
+                    f'\n  <option value="{escaped(option_value)}"'
+                    f"{' selected' if selected else ''}>{escaped(label)}</option>\n"
                 )
             if group:
                 parts.append("\n  </optgroup>")
         parts.append("\n</select>")
-        return SafeString("".join(parts))  # nosec B703 (each value and label escaped above)
+        return joined(parts)
 
 
 def _attrs(attrs: dict[str, Any]) -> str:
     """As django/forms/widgets/attrs.html writes them: True bare, False left out."""
     return "".join(
-        f" {conditional_escape(name)}"
-        if value is True
-        else f' {conditional_escape(name)}="{conditional_escape(value)}"'
+        f" {escaped(name)}" if value is True else f' {escaped(name)}="{escaped(value)}"'
         for name, value in attrs.items()
         if value is not False
     )
