@@ -10,8 +10,10 @@ import logging
 import sqlite3
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -20,7 +22,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Q
 from django.utils import timezone
 
-from calls.models.bulk import prepared_cursor, update_rows
+from calls.models.bulk import prepared_cursor, rows_update, update_rows
 from calls.models.calls import CallLog
 from calls.models.life import DOUBTFUL_TIME, Told
 from calls.models.records import DoNotCall, record_keypresses
@@ -266,7 +268,8 @@ def apply_waiting(limit: int = BATCH) -> int:
                 .order_by("id")
                 .defer("parsed")[:limit]
             )
-            unmatched = _apply(batch, _read(batch))
+            taken, unmatched = _apply(batch, _read(batch, waiting=True))
+        _log_applied(taken)
         _queue_again_if_learned(unmatched)
         return len(batch)
     applied = 0
@@ -280,21 +283,19 @@ def apply_waiting(limit: int = BATCH) -> int:
 
 
 def _apply_slice(limit: int) -> tuple[int, float]:
-    """SQLite: read the slice, parse and match it without the write lock (WAL readers never
-    wait), then take the lock for the writes alone. Under the lock the slice is read again:
-    what another worker applied meanwhile is left to it. Returns how many it applied, and the
-    seconds the lock was held."""
+    """SQLite: read the slice, parse and match it and build the events' write without the
+    write lock (WAL readers never wait), then take the lock for the writes alone. The events'
+    write takes only those still waiting: what another worker applied meanwhile is left to it.
+    Returns how many it applied, and the seconds the lock was held."""
     claimed = list(CallEvent.objects.waiting().order_by("id").defer("parsed")[:limit])
     if not claimed:
         return 0, 0.0
-    deliveries = _read(claimed)
+    read = _read(claimed, waiting=True)
     began = time.monotonic()
     with transaction.atomic():
-        waiting = CallEvent.objects.waiting().filter(pk__in=[event.pk for event in claimed])
-        still = set(waiting.values_list("pk", flat=True))
-        taken = [event for event in claimed if event.pk in still]
-        unmatched = _apply(taken, deliveries)
+        taken, unmatched = _apply(claimed, read)
     held = time.monotonic() - began
+    _log_applied(taken)
     _queue_again_if_learned(unmatched)
     return len(taken), held
 
@@ -311,12 +312,48 @@ def apply_events(events: "models.QuerySet[CallEvent]") -> None:
     and for an administrator's "match again"."""
     with transaction.atomic():
         claimed = list(events.select_for_update().order_by("id"))
-        _apply(claimed, _read(claimed))
+        taken, _ = _apply(claimed, _read(claimed, waiting=False))
+    _log_applied(taken)
 
 
-def _read(events: list[CallEvent]) -> dict[int, Delivery]:
+def _log_applied(events: list[CallEvent]) -> None:
+    """Once committed (not under SQLite's write lock): a line per delivery applied."""
+    for event in events:
+        logger.info(
+            "delivery applied event=%s call=%s status=%s%s",
+            event.pk,
+            event.call_id or "-",
+            event.raw_status or "-",
+            f" error={event.parse_error!r}" if event.parse_error else "",
+        )
+
+
+class Read(NamedTuple):
+    """A batch read by `_read`: what each readable event says, and the events' own write."""
+
+    deliveries: dict[int, Delivery]
+    write: Callable[[], set[int]]
+
+
+# An event's columns that reading it sets.
+READ_COLUMNS = [
+    "call",
+    "applied_at",
+    "parsed",
+    "parse_error",
+    "problems",
+    "provider_id",
+    "provider_key",
+    "raw_status",
+    "outcome",
+    "started_at",
+]
+
+
+def _read(events: list[CallEvent], *, waiting: bool) -> Read:
     """Parse a batch and match it to its calls, in memory and reads only (no lock needed):
-    each event's fields are set as it will be written. Returns what each readable one says."""
+    each event's fields are set as it will be written, and the statement that writes them is
+    built. `waiting`: it writes only the events still waiting then (compare-and-set)."""
     now = timezone.now()
     deliveries: dict[int, Delivery] = {}
     for event in events:
@@ -328,41 +365,22 @@ def _read(events: list[CallEvent]) -> dict[int, Delivery]:
     matched = _match(events, deliveries)
     for event in events:
         event.call_id = matched.get(event.pk, event.call_id)
-    return deliveries
+    write = rows_update(events, READ_COLUMNS, while_null="applied_at" if waiting else "")
+    return Read(deliveries, write)
 
 
-def _apply(events: list[CallEvent], deliveries: dict[int, Delivery]) -> dict[int, str]:
+def _apply(events: list[CallEvent], read: Read) -> tuple[list[CallEvent], dict[int, str]]:
     """Write a batch read by `_read` and apply its outcomes, inside the caller's transaction:
     few statements whatever its size (one locked read of the calls, one count, two bulk
     writes). The calls decide and write their own outcomes (`CallLog.objects.take_outcomes`).
-    Returns the events that carry an id but found no call, with their id's key."""
-    if not events:
-        return {}
-    update_rows(
-        events,
-        [
-            "call",
-            "applied_at",
-            "parsed",
-            "parse_error",
-            "problems",
-            "provider_id",
-            "provider_key",
-            "raw_status",
-            "outcome",
-            "started_at",
-        ],
-    )
+    Returns the events written, and those that carry an id but found no call, with their
+    id's key."""
+    written = read.write()
+    events = [event for event in events if event.pk in written]
+    deliveries = read.deliveries
     by_call: defaultdict[int, list[CallEvent]] = defaultdict(list)
     unmatched: dict[int, str] = {}
     for event in events:
-        logger.info(
-            "delivery applied event=%s call=%s status=%s%s",
-            event.pk,
-            event.call_id or "-",
-            event.raw_status or "-",
-            f" error={event.parse_error!r}" if event.parse_error else "",
-        )
         delivery = deliveries.get(event.pk)
         if delivery is None:
             continue
@@ -378,7 +396,7 @@ def _apply(events: list[CallEvent], deliveries: dict[int, Delivery]) -> dict[int
                 note=f"provider webhook, event {event.pk}",
             )
     if not by_call:
-        return unmatched
+        return events, unmatched
     # The calls decide and write their own outcomes, under their locks; what they did not
     # believe is flagged on its event.
     doubtful = CallLog.objects.take_outcomes(
@@ -400,7 +418,7 @@ def _apply(events: list[CallEvent], deliveries: dict[int, Delivery]) -> dict[int
     }
     for call in CallLog.objects.select_related("flow").filter(pk__in=keys, keypresses_at=None):
         record_keypresses(call, keys[call.pk], timezone.now())
-    return unmatched
+    return events, unmatched
 
 
 def _match(events: list[CallEvent], deliveries: dict[int, Delivery]) -> dict[int, int]:

@@ -198,17 +198,24 @@ def test_sqlites_write_lock_is_taken_only_after_the_slice_is_read_parsed_and_mat
     for call in calls[:5]:
         CallEvent.objects.store(source="webhook", body=attempt(call.provider_id, "BUSY", 1))
     in_transaction: list[bool] = []
-    read = events._read
+    built: list[bool] = []
+    read, rows_update = events._read, events.rows_update
     monkeypatch.setattr(
         events,
         "_read",
-        lambda batch: in_transaction.append(connection.in_atomic_block) or read(batch),
+        lambda batch, **kw: in_transaction.append(connection.in_atomic_block) or read(batch, **kw),
+    )
+    monkeypatch.setattr(
+        events,
+        "rows_update",
+        lambda *a, **kw: built.append(connection.in_atomic_block) or rows_update(*a, **kw),
     )
 
     assert apply_waiting() == 5
 
-    # SQLite: no transaction (no write lock) while reading; PostgreSQL: the claim's row locks.
-    assert in_transaction == [connection.vendor != "sqlite"]
+    # SQLite: no transaction (no write lock) while reading and building the events' write;
+    # PostgreSQL: the claim's row locks.
+    assert in_transaction == built == [connection.vendor != "sqlite"]
     assert CallLog.objects.filter(status="busy").count() == 5
 
 
@@ -219,10 +226,10 @@ def test_a_delivery_another_worker_applied_meanwhile_is_not_applied_twice(calls,
     assert first is not None
     read = events._read
 
-    def another_worker_was_quicker(batch: list[CallEvent]) -> dict:
+    def another_worker_was_quicker(batch: list[CallEvent], **kw: bool) -> events.Read:
         if connection.vendor == "sqlite":  # on PostgreSQL the claim's row locks keep others out
             CallEvent.objects.filter(pk=first.pk).update(applied_at=first.received_at)
-        return read(batch)
+        return read(batch, **kw)
 
     monkeypatch.setattr(events, "_read", another_worker_was_quicker)
     applied = apply_waiting()
