@@ -416,8 +416,9 @@ def _apply(events: list[CallEvent], read: Read) -> tuple[list[CallEvent], dict[i
         for event in told
         if deliveries[event.pk].dtmf
     }
-    for call in CallLog.objects.select_related("flow").filter(pk__in=keys, keypresses_at=None):
-        record_keypresses(call, keys[call.pk], timezone.now())
+    if keys:  # else its queryset costs Python to find it needs no query
+        for call in CallLog.objects.select_related("flow").filter(pk__in=keys, keypresses_at=None):
+            record_keypresses(call, keys[call.pk], timezone.now())
     return events, unmatched
 
 
