@@ -371,8 +371,8 @@ def _read(events: list[CallEvent], *, waiting: bool) -> Read:
 
 def _apply(events: list[CallEvent], read: Read) -> tuple[list[CallEvent], dict[int, str]]:
     """Write a batch read by `_read` and apply its outcomes, inside the caller's transaction:
-    few statements whatever its size (one locked read of the calls, one count, two bulk
-    writes). The calls decide and write their own outcomes (`CallLog.objects.take_outcomes`).
+    few statements whatever its size (the events' write built by `_read`, one locked read of
+    the calls, one of their start times, the calls' bulk write). The calls decide and write their own outcomes (`CallLog.objects.take_outcomes`).
     Returns the events written, and those that carry an id but found no call, with their
     id's key."""
     written = read.write()
