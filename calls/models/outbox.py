@@ -13,9 +13,10 @@ it reads (Protocols) rather than importing them."""
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import Enum
+from functools import cache
 from typing import Any, Literal, Protocol
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from calls.models.callbacks import (
     CallbackDelivery,
@@ -101,11 +102,7 @@ def record(entries: Iterable[Entry]) -> int:
     entries = list(entries)
     if not entries:
         return 0
-    endpoints = list(
-        CallbackEndpoint.objects.filter(enabled=True).only(
-            "pk", "event_types", "enabled", "api_key"
-        )
-    )
+    endpoints = _enabled()
     wanted = [
         (entry, [e for e in endpoints if e.hears(entry[0]) and _heard_by(e, entry[3])])
         for entry in entries
@@ -191,8 +188,21 @@ def record_submission_settled(call: Called, written: Mapping[str, object]) -> in
 
 def heard(event_type: EventType) -> bool:
     """Whether any endpoint hears this type: the calls of a bulk move are read only then."""
-    endpoints = CallbackEndpoint.objects.filter(enabled=True).only("pk", "event_types", "enabled")
-    return any(endpoint.hears(event_type) for endpoint in endpoints)
+    return any(endpoint.hears(event_type) for endpoint in _enabled())
+
+
+def _enabled() -> list[CallbackEndpoint]:
+    """The enabled endpoints. They are read in every batch of outcomes, on SQLite under the one
+    write lock, where the ORM building the statement took 0.35 to 0.6 ms and running it 0.09: the
+    statement is built once per process and database."""
+    sql, params = _enabled_sql(connection.vendor)
+    return list(CallbackEndpoint.objects.raw(sql, params))
+
+
+@cache
+def _enabled_sql(vendor: str) -> tuple[str, tuple[Any, ...]]:
+    fields = ("pk", "event_types", "enabled", "api_key")
+    return CallbackEndpoint.objects.filter(enabled=True).only(*fields).query.sql_with_params()
 
 
 def record_withdrawn(calls: Iterable[Called]) -> int:

@@ -14,6 +14,8 @@ from calls.models import (
     Campaign,
     DoNotCall,
 )
+from calls.models.callbacks import EventType
+from calls.models.outbox import EVERYONE, record
 from calls.models.records import record_keypresses
 from calls.provider.base import SendResult
 from calls.schedules import cancel_scheduled
@@ -153,6 +155,17 @@ def test_only_the_endpoints_hearing_a_type_get_it(hears_all, call, provider_clie
     assert CallbackDelivery.objects.filter(endpoint=settled_only).count() == 1
     assert CallbackDelivery.objects.filter(endpoint=hears_all).count() == 2
     assert CallbackDelivery.objects.count() == 3
+
+
+def test_each_change_is_told_to_the_endpoints_enabled_at_the_time(db):
+    opted_out = (EventType.NUMBER_OPTED_OUT, {"number": "+918867135123"}, "", EVERYONE)
+    assert record([opted_out]) == 0
+    endpoint, _ = register("https://helpdesk.example/obd")
+
+    assert record([opted_out]) == 1
+
+    CallbackEndpoint.objects.filter(pk=endpoint.pk).update(enabled=False)
+    assert record([opted_out]) == 0
 
 
 def test_nothing_is_recorded_when_no_endpoint_hears(call, provider_client):
