@@ -59,10 +59,15 @@ def ensure_schedule(jobs: Iterable[Job] = JOBS, now: datetime | None = None) -> 
 def checkpoint(db: BaseDatabaseWrapper) -> None:
     """SQLite: copy what the write-ahead log holds into the database file, waiting for no
     reader or writer (PASSIVE: what a reader still needs is left for the next time). The
-    copy and its two fsyncs take milliseconds: a request that did it waited them."""
-    if db.vendor == "sqlite":
+    copy and its two fsyncs take milliseconds: a request that did it waited them. One that
+    fails (a full disk) is logged and tried again at the next; the deliveries go on."""
+    if db.vendor != "sqlite" or db.in_atomic_block:
+        return
+    try:
         with db.cursor() as cursor:
             cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except DATABASE_ERRORS as error:
+        logger.warning("WAL checkpoint failed: %s", error)
 
 
 @dataclass
@@ -133,8 +138,8 @@ class Engine:
             if now >= self.next_beat:
                 self.beat(now)
             if now >= self.next_checkpoint:
-                checkpoint(connection)
                 self.next_checkpoint = now + CHECKPOINT_EVERY
+                checkpoint(connection)
             self.collect()
             self.record()
             if now >= self.next_look and self.jobs:

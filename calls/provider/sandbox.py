@@ -134,7 +134,10 @@ class SandboxGateway:
         zone = ZoneInfo(settings.OBD_PROVIDER_TIMEZONE)
         start = timezone.now().astimezone(zone)
         answered = status == "ANSWER"
-        duration = 12 + int(call_id[:2], 16) % 40 if answered else 0
+        # As the provider's, the webhook comes once the call has ended; short calls (2 to 9 s), so
+        # that a demo's outcome still shows within seconds.
+        duration = 2 + int(call_id[:2], 16) % 8 if answered else 0
+        end = start + timedelta(seconds=duration)
         push = {
             "bridge": payload["bridge"],
             "from": payload["bridge"],
@@ -143,14 +146,18 @@ class SandboxGateway:
             "mid": call_id,
             "flow_id": payload.get("flow_id", ""),
             "start_at": start.strftime("%Y-%m-%d %H:%M:%S"),
-            "end_at": (start + timedelta(seconds=duration)).strftime("%Y-%m-%d %H:%M:%S"),
+            "end_at": end.strftime("%Y-%m-%d %H:%M:%S"),
             "duration": str(duration),
             "status": status,
             # A placeholder (.invalid never resolves): the portal plays the sandbox's clip.
             "recording_url": f"https://sandbox.invalid/{call_id}.wav" if answered else "",
         }
         delay = timedelta(seconds=settings.OBD_SANDBOX_DELAY_SECONDS)
-        deliver_sandbox_outcome.using(run_after=timezone.now() + delay).enqueue(json.dumps(push))
+        # From now in UTC: the provider's zone may change its clocks meanwhile.
+        ends_in = timedelta(seconds=duration)
+        deliver_sandbox_outcome.using(run_after=timezone.now() + ends_in + delay).enqueue(
+            json.dumps(push)
+        )
 
 
 @functools.cache

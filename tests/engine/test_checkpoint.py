@@ -59,6 +59,19 @@ def test_commits_past_sqlites_threshold_leave_the_copy_to_the_engines_checkpoint
     assert in_the_file(path) == ROWS
 
 
+def test_a_checkpoint_that_fails_is_logged_and_nothing_else_stops(portal_sqlite, caplog):
+    db, _ = portal_sqlite
+    with db.cursor() as cursor:
+        cursor.execute("CREATE TABLE note (body TEXT)")
+        cursor.execute("BEGIN")  # SQLite refuses a checkpoint inside the connection's transaction
+        cursor.execute("INSERT INTO note (body) VALUES ('x')")
+
+        checkpoint(db)
+
+        cursor.execute("COMMIT")
+    assert "WAL checkpoint failed" in caplog.text
+
+
 @pytest.mark.django_db
 def test_the_engine_checkpoints_once_every_interval(monkeypatch):
     done: list[str] = []

@@ -1,7 +1,12 @@
 """The sandbox (calls/provider/sandbox.py): test-number endings give fixed results, and an
 outcome arrives through the webhook path."""
 
+import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
+from django.conf import settings
 from django_tasks_db.models import DBTaskResult
 
 from calls.models import CallEvent, CallLog
@@ -20,6 +25,22 @@ def test_the_sandbox_answers_then_its_outcome_arrives_through_the_webhook_path(
     call.refresh_from_db()
     assert call.status == "busy" and call.provider_status == "BUSY"
     assert CallEvent.objects.get().source == "sandbox"
+
+
+@pytest.mark.parametrize("to", ["+91 98765 40001", "+91 98765 40002"])  # answered, busy
+def test_the_sandboxs_webhook_comes_once_its_call_has_ended(agent_client, bridge, sound, sends, to):
+    agent_client.post("/calls/new/", call_form(bridge, audio=sound, to=to))
+    sends.run()
+    task = DBTaskResult.objects.get(task_path=deliver_sandbox_outcome.module_path)
+    push = json.loads(task.args_kwargs["args"][0])
+    zone = ZoneInfo(settings.OBD_PROVIDER_TIMEZONE)
+    start, end = (
+        datetime.fromisoformat(push[f"{t}_at"]).replace(tzinfo=zone) for t in ("start", "end")
+    )
+
+    assert (end - start).total_seconds() == int(push["duration"])
+    assert task.run_after >= end  # no page shows a call ended later than its outcome came
+    assert (int(push["duration"]) > 0) == (push["status"] == "ANSWER")
 
 
 @pytest.mark.parametrize(
