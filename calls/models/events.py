@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from calls.models.bulk import prepared_cursor, rows_update, update_rows
 from calls.models.calls import CallLog
-from calls.models.life import DOUBTFUL_TIME, Told
+from calls.models.life import DOUBTFUL_TIME, Decided, Told
 from calls.models.records import DoNotCall, record_keypresses
 from calls.vocabulary import IN_FLIGHT, provider_key, provider_words
 from calls.webhooks import Delivery, MalformedDelivery, parse_delivery
@@ -283,17 +283,22 @@ def apply_waiting(limit: int = BATCH) -> int:
 
 
 def _apply_slice(limit: int) -> tuple[int, float]:
-    """SQLite: read the slice, parse and match it and build the events' write without the
-    write lock (WAL readers never wait), then take the lock for the writes alone. The events'
-    write takes only those still waiting: what another worker applied meanwhile is left to it.
+    """SQLite: read the slice, parse and match it, decide its outcomes and build the writes
+    without the write lock (WAL readers never wait), then take the lock for the writes alone.
+    The events' write takes only those still waiting: what another worker applied meanwhile is
+    left to it, and the slice's outcomes are then decided again under the lock, as they are
+    when a call changed meanwhile (`CallLog.objects.take_outcomes`).
     Returns how many it applied, and the seconds the lock was held."""
     claimed = list(CallEvent.objects.waiting().order_by("id").defer("parsed")[:limit])
     if not claimed:
         return 0, 0.0
     read = _read(claimed, waiting=True)
+    told = _told(claimed, read.deliveries)
+    batch = {event.pk: (event.call_id, event.started_at) for event in claimed}
+    decided = CallLog.objects.decide_outcomes(told, batch) if told else None
     began = time.monotonic()
     with transaction.atomic():
-        taken, unmatched = _apply(claimed, read)
+        taken, unmatched = _apply(claimed, read, decided)
     held = time.monotonic() - began
     _log_applied(taken)
     _queue_again_if_learned(unmatched)
@@ -369,24 +374,26 @@ def _read(events: list[CallEvent], *, waiting: bool) -> Read:
     return Read(deliveries, write)
 
 
-def _apply(events: list[CallEvent], read: Read) -> tuple[list[CallEvent], dict[int, str]]:
+def _apply(
+    events: list[CallEvent], read: Read, decided: Decided | None = None
+) -> tuple[list[CallEvent], dict[int, str]]:
     """Write a batch read by `_read` and apply its outcomes, inside the caller's transaction:
     few statements whatever its size (the events' write built by `_read`, one locked read of
-    the calls, one of their start times, the calls' bulk write). The calls decide and write their own outcomes (`CallLog.objects.take_outcomes`).
-    Returns the events written, and those that carry an id but found no call, with their
-    id's key."""
+    the calls, one of their start times, the calls' bulk write; with the outcomes `decided`
+    before the lock, one read of the calls and the calls' write). The calls decide and write
+    their own outcomes (`CallLog.objects.take_outcomes`). Returns the events written, and those
+    that carry an id but found no call, with their id's key."""
     written = read.write()
+    if len(written) < len(events):
+        decided = None  # another worker applied some of them: decided again, under the lock
     events = [event for event in events if event.pk in written]
     deliveries = read.deliveries
-    by_call: defaultdict[int, list[CallEvent]] = defaultdict(list)
     unmatched: dict[int, str] = {}
     for event in events:
         delivery = deliveries.get(event.pk)
         if delivery is None:
             continue
-        if event.call_id is not None:
-            by_call[event.call_id].append(event)
-        elif event.provider_key:
+        if event.call_id is None and event.provider_key:
             unmatched[event.pk] = event.provider_key
         if delivery.unsubscribed:
             # An opt-out (voice:unsubscription) is about a number, not a call.
@@ -395,31 +402,36 @@ def _apply(events: list[CallEvent], read: Read) -> tuple[list[CallEvent], dict[i
                 source=DoNotCall.Source.WEBHOOK,
                 note=f"provider webhook, event {event.pk}",
             )
-    if not by_call:
+    told = _told(events, deliveries)
+    if not told:
         return events, unmatched
     # The calls decide and write their own outcomes, under their locks; what they did not
     # believe is flagged on its event.
-    doubtful = CallLog.objects.take_outcomes(
-        {
-            call_id: [Told(e.pk, deliveries[e.pk], e.received_at) for e in told]
-            for call_id, told in by_call.items()
-        }
-    )
+    doubtful = CallLog.objects.take_outcomes(told, decided)
     flagged = [event for event in events if event.pk in doubtful]
     for event in flagged:
         event.problems = "\n".join(filter(None, [event.problems, DOUBTFUL_TIME]))
     update_rows(flagged, ["problems"])
     # Keys pressed, when a delivery tells them (a look-up fetches them otherwise).
     keys = {
-        call_id: deliveries[event.pk].dtmf
-        for call_id, told in by_call.items()
-        for event in told
-        if deliveries[event.pk].dtmf
+        call_id: news.delivery.dtmf
+        for call_id, all_news in told.items()
+        for news in all_news
+        if news.delivery.dtmf
     }
     if keys:  # else its queryset costs Python to find it needs no query
         for call in CallLog.objects.select_related("flow").filter(pk__in=keys, keypresses_at=None):
             record_keypresses(call, keys[call.pk], timezone.now())
     return events, unmatched
+
+
+def _told(events: list[CallEvent], deliveries: dict[int, Delivery]) -> dict[int, list[Told]]:
+    """Each matched call's news in the batch, by call id."""
+    told: defaultdict[int, list[Told]] = defaultdict(list)
+    for event in events:
+        if event.call_id is not None and event.pk in deliveries:
+            told[event.call_id].append(Told(event.pk, deliveries[event.pk], event.received_at))
+    return told
 
 
 def _match(events: list[CallEvent], deliveries: dict[int, Delivery]) -> dict[int, int]:

@@ -1,10 +1,10 @@
 """A call's life in one place: which status may follow which, who may make the move, and the
 model's own methods that make it (CallLog's queryset; the send's methods are on CallLog).
 
-Every move is a compare-and-set on the table (`move`) or is decided under the rows' locks and
-written in the same transaction (`take_outcomes`), so a late or duplicate event never undoes a
-later one; a move the table does not allow is refused, logged, and changes nothing. Nothing else
-writes a call's `status`."""
+Every move is a compare-and-set on the table (`move`) or is decided under the rows' locks (or
+decided before and found unchanged under them) and written in the same transaction
+(`take_outcomes`), so a late or duplicate event never undoes a later one; a move the table does
+not allow is refused, logged, and changes nothing. Nothing else writes a call's `status`."""
 
 import logging
 from collections import Counter
@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import batched
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 
-from calls.models.bulk import update_rows
+from calls.models.bulk import rows_update
 from calls.models.callbacks import EventType
 from calls.models.outbox import heard, record_outcomes, record_withdrawn
 from calls.vocabulary import (
@@ -86,6 +86,8 @@ OUTCOME_COLUMNS = [
     "attempts",
     "outcome_at",
 ]
+# What an outcome is decided on and told with: those columns, and the call's send and owners.
+DECIDED_ON = [*OUTCOME_COLUMNS, "submitted_at", "to", "campaign", "api_key"]
 # A provider time further than this from the call's own submission (a delivery dated 2099) is
 # not believed: flagged, and it does not decide which attempt is the latest.
 TIME_DOUBT = timedelta(days=1)
@@ -194,46 +196,124 @@ class CallLogQuerySet(models.QuerySet["CallLog"]):
             logger.warning("recovered abandoned rows requeued=%s unknown=%s", requeued, unknown)
         return requeued, unknown
 
-    def take_outcomes(self, told: dict[int, list[Told]]) -> list[int]:
+    def take_outcomes(
+        self, told: dict[int, list[Told]], decided: "Decided | None" = None
+    ) -> list[int]:
         """The deliveries worker's batch: each call's news (by call id), decided and written
         under the calls' row locks, inside the caller's transaction, in a few statements.
         Safe for duplicate, concurrent and out-of-order deliveries: the latest attempt by start
         time decides, and an answered call stays answered. Returns the events whose provider
-        time was not believed (`TIME_DOUBT`), for the caller to flag."""
-        # Locked in id order: two batches that share calls wait for each other, never deadlock.
-        calls = list(
-            self.model.objects.select_for_update()
-            .filter(pk__in=told)
-            .order_by("pk")
-            .only(
-                *OUTCOME_COLUMNS, "submitted_at", "to", "campaign", "api_key"
-            )  # the last four: callbacks
-        )
-        before = {call.pk: call.status for call in calls}
-        attempts = _attempts(calls)
-        doubtful: list[int] = []
-        for call in calls:
-            call.attempts = max(attempts.get(call.pk, 0), 1)
-            for news in sorted(told[call.pk], key=lambda n: n.event_id):
-                if not _take(call, news):
-                    doubtful.append(news.event_id)
-        update_rows(calls, OUTCOME_COLUMNS)
-        record_outcomes(calls, before)
-        return doubtful
+        time was not believed (`TIME_DOUBT`), for the caller to flag.
+        `decided`: the same news decided before the lock was taken (`decide_outcomes`), written
+        as it is if the calls still hold what it was decided on, else decided again here."""
+        if decided is None or not decided.still_holds():
+            # Locked in id order: two batches that share calls wait for each other, never deadlock.
+            calls = list(
+                self.model.objects.select_for_update()
+                .filter(pk__in=told)
+                .order_by("pk")
+                .only(*DECIDED_ON)
+            )
+            decided = _decide(calls, told, _attempts(calls))
+        decided.write()
+        record_outcomes(decided.calls, decided.before)
+        for line in decided.refused:
+            logger.info("call outcome refused call=%s status=%s outcome=%s event=%s", *line)
+        return decided.doubtful
+
+    def decide_outcomes(
+        self, told: dict[int, list[Told]], batch: dict[int, tuple[int | None, datetime | None]]
+    ) -> "Decided":
+        """The news decided before any lock is taken, from the calls and the start times stored
+        as they are now, with the batch's own events (`batch`: each one's call and start, as its
+        write will store them) in place of what is stored of them. `take_outcomes` writes it if
+        the calls, read again under their locks, still hold what it was decided on. For SQLite's
+        deliveries worker: its transaction holds the one write lock the webhook door waits for,
+        and WAL readers never wait."""
+        look = _look(sorted(told))
+        # Read first: a change made between it and the calls' read shows as a change then.
+        seen = look(False)
+        calls = list(self.model.objects.filter(pk__in=told).order_by("pk").only(*DECIDED_ON))
+        return _decide(calls, told, _attempts(calls, batch), seen, look)
 
 
-def _attempts(calls: "list[CallLog]") -> dict[int, int]:
+@dataclass(frozen=True)
+class Decided:
+    """A batch's outcomes decided, and the write that stores them (built, not yet run)."""
+
+    calls: "list[CallLog]"
+    before: dict[int, str]  # each call's status until then
+    doubtful: list[int]  # the events whose provider time was not believed
+    refused: list[tuple[int, str, str, int]]  # outcomes the table refused: logged once written
+    write: Callable[[], set[Any]]
+    # Decided without the lock: the calls' columns as they were read, and how to read them again.
+    seen: list[tuple[Any, ...]] | None
+    look: Callable[[bool], list[tuple[Any, ...]]] | None
+
+    def still_holds(self) -> bool:
+        """Decided without the lock: whether the calls, read again under their locks, hold
+        what it was decided on (any change made since, by anyone, and it is decided again)."""
+        return self.look is not None and self.look(True) == self.seen
+
+
+def _decide(
+    calls: "list[CallLog]",
+    told: dict[int, list[Told]],
+    attempts: Counter[int],
+    seen: list[tuple[Any, ...]] | None = None,
+    look: Callable[[bool], list[tuple[Any, ...]]] | None = None,
+) -> Decided:
+    """Each call's news taken into it in memory, in the order the deliveries came, and the
+    calls' write built (`seen`, `look`: decided without the lock, see `Decided`)."""
+    before = {call.pk: call.status for call in calls}
+    doubtful: list[int] = []
+    refused: list[tuple[int, str, str, int]] = []
+    for call in calls:
+        call.attempts = max(attempts.get(call.pk, 0), 1)
+        for news in sorted(told[call.pk], key=lambda n: n.event_id):
+            if not _take(call, news, refused):
+                doubtful.append(news.event_id)
+    write = rows_update(calls, OUTCOME_COLUMNS)
+    return Decided(calls, before, doubtful, refused, write, seen, look)
+
+
+def _look(ids: list[int]) -> Callable[[bool], list[tuple[Any, ...]]]:
+    """The calls' columns an outcome is decided on, as stored (`locked`: under their row locks,
+    taken in id order): one statement, built now."""
+    meta = apps.get_model("calls", "CallLog")._meta
+    q = connection.ops.quote_name
+    columns = [meta.pk] + [meta.get_field(name) for name in DECIDED_ON]
+    names = ", ".join(q(str(c.column)) for c in columns if isinstance(c, models.Field))
+    table, key = q(str(meta.db_table)), q(str(meta.pk.column))
+    holders = ", ".join(["%s"] * len(ids))
+    sql = f"SELECT {names} FROM {table} WHERE {key} IN ({holders}) ORDER BY {key}"  # noqa: S608  # nosec B608 (the model's own names; the ids are parameters)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+
+    def look(locked: bool) -> list[tuple[Any, ...]]:
+        with connection.cursor() as cursor:
+            cursor.execute(sql + lock if locked else sql, ids)
+            return list(cursor.fetchall())
+
+    return look
+
+
+def _attempts(
+    calls: "list[CallLog]", batch: dict[int, tuple[int | None, datetime | None]] | None = None
+) -> Counter[int]:
     """Each distinct believable start time is one attempt (retries with `interval`), counted
-    from the stored events under the calls' locks, so order and concurrency cannot skew it."""
+    from the stored events (under the calls' locks, so order and concurrency cannot skew it;
+    or before the lock, with `batch` in place of what is stored of the batch's events)."""
     sent = {call.pk: call.submitted_at for call in calls}
-    starts = (
+    stored = (
         apps.get_model("calls", "CallEvent")
         .objects.filter(call_id__in=sent)
+        .exclude(pk__in=batch or ())
         .exclude(started_at=None)
         .values_list("call_id", "started_at")
         .order_by()  # no ordering column in the SELECT, where it would split the DISTINCT
         .distinct()
     )
+    starts = {*stored, *((c, s) for c, s in (batch or {}).values() if c in sent and s)}
     return Counter(call_id for call_id, start in starts if _believed(sent[call_id], start))
 
 
@@ -242,9 +322,9 @@ def _believed(sent: datetime | None, start: datetime | None) -> bool:
     return sent is None or start is None or abs(start - sent) <= TIME_DOUBT
 
 
-def _take(call: "CallLog", news: Told) -> bool:
-    """Take one attempt's outcome into `call` (locked), in memory. False when its provider
-    time was not believed."""
+def _take(call: "CallLog", news: Told, refused: list[tuple[int, str, str, int]]) -> bool:
+    """Take one attempt's outcome into `call`, in memory (an outcome the table refuses goes to
+    `refused`). False when its provider time was not believed."""
     delivery = news.delivery
     sent, start = call.submitted_at, delivery.start_at
     believed = _believed(sent, start)
@@ -255,13 +335,7 @@ def _take(call: "CallLog", news: Told) -> bool:
     if not delivery.outcome:
         return believed
     if call.status not in allowed_from(Mover.OUTCOME, delivery.outcome):
-        logger.info(
-            "call outcome refused call=%s status=%s outcome=%s event=%s",
-            call.pk,
-            call.status,
-            delivery.outcome,
-            news.event_id,
-        )
+        refused.append((call.pk, call.status, delivery.outcome, news.event_id))
         return believed
     if not _decides(call, delivery, believed):
         return believed

@@ -144,7 +144,70 @@ def test_a_batch_costs_the_same_few_statements_whatever_its_size(calls):
         counts.append(len(queries))
 
     assert counts[0] == counts[1]
-    assert counts[1] <= 10
+    assert counts[1] <= 11
+
+
+def test_sqlites_write_lock_is_held_for_the_writes_and_one_look_at_the_calls(calls):
+    for call in calls[:SQLITE_SLICE]:
+        CallEvent.objects.store(source="webhook", body=attempt(call.provider_id, "BUSY", 1))
+    with CaptureQueriesContext(connection) as queries:
+        assert apply_waiting(SQLITE_SLICE) == SQLITE_SLICE
+
+    statements = [q["sql"] for q in queries.captured_queries]
+    if connection.vendor == "sqlite":
+        held = statements[statements.index("BEGIN IMMEDIATE") + 1 : statements.index("COMMIT")]
+        # The events' write, the calls read again to check nothing changed since they were
+        # decided, the calls' write, the callback endpoints: no start times counted, no ORM read.
+        assert len(held) == 4, held
+        assert not any("DISTINCT" in sql for sql in held)
+        assert any("DISTINCT" in sql for sql in statements[: statements.index("BEGIN IMMEDIATE")])
+    else:  # row locks: decided under the calls' locks, in the claim's transaction
+        assert any(sql.endswith("FOR UPDATE") and "calls_calllog" in sql for sql in statements)
+    assert CallLog.objects.filter(status="busy").count() == SQLITE_SLICE
+
+
+def test_a_call_changed_after_its_outcome_was_decided_is_decided_again_under_its_lock(calls):
+    call = calls[0]
+    busy = CallEvent.objects.store(source="webhook", body=attempt(call.provider_id, "BUSY", 5))
+    event = CallEvent.objects.get(pk=busy)
+    read = events._read([event], waiting=True)
+    told = events._told([event], read.deliveries)
+    decided = CallLog.objects.decide_outcomes(told, {event.pk: (call.pk, event.started_at)})
+    # Meanwhile another delivery is applied: a later attempt, answered.
+    CallEvent.objects.ingest(source="webhook", body=attempt(call.provider_id, "ANSWER", 9))
+
+    with transaction.atomic():
+        events._apply([event], read, decided)
+
+    call.refresh_from_db()
+    assert (call.status, call.attempts, call.started_at) == (
+        "answered",
+        2,
+        provider_time("10:09:00"),
+    )
+    event.refresh_from_db()
+    assert event.applied_at is not None and event.call_id == call.pk
+
+
+def test_outcomes_decided_before_the_lock_are_written_as_decided_when_nothing_changed(
+    calls, monkeypatch
+):
+    call = calls[0]
+    CallEvent.objects.ingest(source="webhook", body=attempt(call.provider_id, "NOANSWER", 3))
+    pk = CallEvent.objects.store(source="webhook", body=attempt(call.provider_id, "BUSY", 5))
+    event = CallEvent.objects.get(pk=pk)
+    read = events._read([event], waiting=True)
+    decided = CallLog.objects.decide_outcomes(
+        events._told([event], read.deliveries), {event.pk: (call.pk, event.started_at)}
+    )
+    assert [(c.status, c.attempts) for c in decided.calls] == [("busy", 2)]
+    monkeypatch.setattr(CallLogQuerySet, "select_for_update", None)  # not decided again
+
+    with transaction.atomic():
+        events._apply([event], read, decided)
+
+    call.refresh_from_db()
+    assert (call.status, call.attempts, call.started_at) == ("busy", 2, provider_time("10:05:00"))
 
 
 def test_sqlites_one_writer_is_held_a_slice_at_a_time_and_left_free_as_long(calls, monkeypatch):
@@ -158,7 +221,7 @@ def test_sqlites_one_writer_is_held_a_slice_at_a_time_and_left_free_as_long(call
     monkeypatch.setattr(
         events,
         "_apply",
-        lambda batch, deliveries: transactions.append(len(batch)) or apply(batch, deliveries),
+        lambda batch, *args: transactions.append(len(batch)) or apply(batch, *args),
     )
     monkeypatch.setattr(events.time, "sleep", pauses.append)
 
@@ -235,6 +298,9 @@ def test_a_delivery_another_worker_applied_meanwhile_is_not_applied_twice(calls,
     applied = apply_waiting()
 
     assert applied == (3 if connection.vendor == "sqlite" else 4)
+    # The slice was decided before the lock: with one of its deliveries not its own to apply,
+    # it was decided again under the lock, and that delivery's call left as it was.
+    assert CallLog.objects.filter(status="answered").count() == applied
     first.refresh_from_db()
     assert (first.applied_at == first.received_at) == (connection.vendor == "sqlite")
     assert not CallEvent.objects.waiting().exists()
