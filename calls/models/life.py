@@ -10,7 +10,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from itertools import batched
 from typing import TYPE_CHECKING, Any
@@ -230,7 +230,7 @@ class CallLogQuerySet(models.QuerySet["CallLog"]):
         the calls, read again under their locks, still hold what it was decided on. For SQLite's
         deliveries worker: its transaction holds the one write lock the webhook door waits for,
         and WAL readers never wait."""
-        look = _look(sorted(told))
+        look = _look(sorted(told), list(batch))
         # Read first: a change made between it and the calls' read shows as a change then.
         seen = look(False)
         calls = list(self.model.objects.filter(pk__in=told).order_by("pk").only(*DECIDED_ON))
@@ -277,21 +277,29 @@ def _decide(
     return Decided(calls, before, doubtful, refused, write, seen, look)
 
 
-def _look(ids: list[int]) -> Callable[[bool], list[tuple[Any, ...]]]:
-    """The calls' columns an outcome is decided on, as stored (`locked`: under their row locks,
-    taken in id order): one statement, built now."""
-    meta = apps.get_model("calls", "CallLog")._meta
+def _look(ids: list[int], batch: list[int]) -> Callable[[bool], list[tuple[Any, ...]]]:
+    """The calls' columns an outcome is decided on, as stored, and how many of their events
+    other than the `batch` tell a start: one statement, built now. The count catches a start
+    another process applied meanwhile that changed no column (`attempts` is at least 1 before
+    any start is known). `locked`: under the calls' row locks, in id order, where the database
+    has them (on SQLite the caller's transaction holds the whole database)."""
+    calls, events = (apps.get_model("calls", name)._meta for name in ("CallLog", "CallEvent"))
     q = connection.ops.quote_name
-    columns = [meta.pk] + [meta.get_field(name) for name in DECIDED_ON]
-    names = ", ".join(q(str(c.column)) for c in columns if isinstance(c, models.Field))
-    table, key = q(str(meta.db_table)), q(str(meta.pk.column))
+    names = []
+    for name in DECIDED_ON:
+        field = calls.get_field(name)
+        assert isinstance(field, models.Field)  # a column, not a reverse relation
+        names.append(q(str(field.column)))
+    table, key = q(str(calls.db_table)), q(str(calls.pk.column))
+    others = f" AND e.{q('id')} NOT IN ({', '.join(['%s'] * len(batch))})" if batch else ""
+    starts = f"(SELECT COUNT(*) FROM {q(str(events.db_table))} e WHERE e.{q('call_id')} = {table}.{key} AND e.{q('started_at')} IS NOT NULL{others})"  # noqa: S608  # nosec B608 (as below)
     holders = ", ".join(["%s"] * len(ids))
-    sql = f"SELECT {names} FROM {table} WHERE {key} IN ({holders}) ORDER BY {key}"  # noqa: S608  # nosec B608 (the model's own names; the ids are parameters)
+    sql = f"SELECT {key}, {', '.join(names)}, {starts} FROM {table} WHERE {key} IN ({holders}) ORDER BY {key}"  # noqa: S608  # nosec B608 (the models' own names; the ids are parameters)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
 
     def look(locked: bool) -> list[tuple[Any, ...]]:
         with connection.cursor() as cursor:
-            cursor.execute(sql + lock if locked else sql, ids)
+            cursor.execute(sql + lock if locked else sql, [*batch, *ids])
             return list(cursor.fetchall())
 
     return look
@@ -313,7 +321,9 @@ def _attempts(
         .order_by()  # no ordering column in the SELECT, where it would split the DISTINCT
         .distinct()
     )
-    starts = {*stored, *((c, s) for c, s in (batch or {}).values() if c in sent and s)}
+    # In UTC, as stored: a start in a zone's repeated hour is never equal to one in another zone.
+    mine = {(c, s.astimezone(UTC)) for c, s in (batch or {}).values() if c in sent and s}
+    starts = {*stored, *mine}
     return Counter(call_id for call_id, start in starts if _believed(sent[call_id], start))
 
 

@@ -6,7 +6,9 @@ never replaced, attempts counted). Run on PostgreSQL in CI, where the row locks 
 import json
 import random
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import pytest
 from django.db import connection, transaction
@@ -166,27 +168,65 @@ def test_sqlites_write_lock_is_held_for_the_writes_and_one_look_at_the_calls(cal
     assert CallLog.objects.filter(status="busy").count() == SQLITE_SLICE
 
 
-def test_a_call_changed_after_its_outcome_was_decided_is_decided_again_under_its_lock(calls):
-    call = calls[0]
-    busy = CallEvent.objects.store(source="webhook", body=attempt(call.provider_id, "BUSY", 5))
-    event = CallEvent.objects.get(pk=busy)
+def apply_decided_first(body: bytes, meanwhile: Callable[[], object] = lambda: None) -> CallEvent:
+    """One delivery applied as SQLite's worker applies a slice: its outcome decided before the
+    write lock, `meanwhile` done by another process in between, then written under the lock."""
+    event = CallEvent.objects.get(pk=CallEvent.objects.store(source="webhook", body=body))
     read = events._read([event], waiting=True)
     told = events._told([event], read.deliveries)
-    decided = CallLog.objects.decide_outcomes(told, {event.pk: (call.pk, event.started_at)})
-    # Meanwhile another delivery is applied: a later attempt, answered.
-    CallEvent.objects.ingest(source="webhook", body=attempt(call.provider_id, "ANSWER", 9))
-
+    decided = CallLog.objects.decide_outcomes(told, {event.pk: (event.call_id, event.started_at)})
+    meanwhile()
     with transaction.atomic():
         events._apply([event], read, decided)
+    return event
 
+
+def state(call: CallLog) -> tuple[str, int, datetime | None]:
     call.refresh_from_db()
-    assert (call.status, call.attempts, call.started_at) == (
-        "answered",
-        2,
-        provider_time("10:09:00"),
+    return call.status, call.attempts, call.started_at
+
+
+def test_a_call_changed_after_its_outcome_was_decided_is_decided_again_under_its_lock(calls):
+    call = calls[0]
+    # Meanwhile another delivery is applied: a later attempt, answered.
+    later = attempt(call.provider_id, "ANSWER", 9)
+    event = apply_decided_first(
+        attempt(call.provider_id, "BUSY", 5),
+        lambda: CallEvent.objects.ingest(source="webhook", body=later),
     )
+
+    assert state(call) == ("answered", 2, provider_time("10:09:00"))
     event.refresh_from_db()
     assert event.applied_at is not None and event.call_id == call.pk
+
+
+def test_a_start_applied_meanwhile_that_changes_no_column_is_still_counted(calls):
+    call = calls[0]
+    # Answered, told without a start: one attempt, none of its starts known.
+    CallEvent.objects.ingest(
+        source="webhook", body=json.dumps({"mid": call.provider_id, "status": "ANSWER"}).encode()
+    )
+    assert state(call) == ("answered", 1, None)
+    # Meanwhile a busy attempt with a start is applied: the call stays answered, with 1 attempt.
+    busy = attempt(call.provider_id, "BUSY", 3)
+    apply_decided_first(
+        attempt(call.provider_id, "NOANSWER", 5),
+        lambda: CallEvent.objects.ingest(source="webhook", body=busy),
+    )
+
+    assert state(call)[:2] == ("answered", 2)
+
+
+def test_an_attempt_in_the_repeated_hour_of_a_clock_change_is_counted_once(make_call, settings):
+    settings.OBD_PROVIDER_TIMEZONE = "Europe/London"  # 01:00-02:00 on 25 Oct 2026 comes twice
+    call = make_call(provider_id="call-dst")
+    told = {"mid": "call-dst", "start_at": "2026-10-25 01:30:00", "end_at": "2026-10-25 01:30:20"}
+    CallEvent.objects.ingest(
+        source="webhook", body=json.dumps(told | {"status": "RINGING"}).encode()
+    )
+    apply_decided_first(json.dumps(told | {"status": "BUSY"}).encode())
+
+    assert state(call)[:2] == ("busy", 1)
 
 
 def test_outcomes_decided_before_the_lock_are_written_as_decided_when_nothing_changed(
@@ -194,20 +234,11 @@ def test_outcomes_decided_before_the_lock_are_written_as_decided_when_nothing_ch
 ):
     call = calls[0]
     CallEvent.objects.ingest(source="webhook", body=attempt(call.provider_id, "NOANSWER", 3))
-    pk = CallEvent.objects.store(source="webhook", body=attempt(call.provider_id, "BUSY", 5))
-    event = CallEvent.objects.get(pk=pk)
-    read = events._read([event], waiting=True)
-    decided = CallLog.objects.decide_outcomes(
-        events._told([event], read.deliveries), {event.pk: (call.pk, event.started_at)}
-    )
-    assert [(c.status, c.attempts) for c in decided.calls] == [("busy", 2)]
     monkeypatch.setattr(CallLogQuerySet, "select_for_update", None)  # not decided again
 
-    with transaction.atomic():
-        events._apply([event], read, decided)
+    apply_decided_first(attempt(call.provider_id, "BUSY", 5))
 
-    call.refresh_from_db()
-    assert (call.status, call.attempts, call.started_at) == ("busy", 2, provider_time("10:05:00"))
+    assert state(call) == ("busy", 2, provider_time("10:05:00"))
 
 
 def test_sqlites_one_writer_is_held_a_slice_at_a_time_and_left_free_as_long(calls, monkeypatch):
