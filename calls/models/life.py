@@ -226,13 +226,13 @@ class CallLogQuerySet(models.QuerySet["CallLog"]):
     ) -> "Decided":
         """The news decided before any lock is taken, from the calls and the start times stored
         as they are now, with the batch's own events (`batch`: each one's call and start, as its
-        write will store them) in place of what is stored of them. `take_outcomes` writes it if
-        the calls, read again under their locks, still hold what it was decided on. For SQLite's
-        deliveries worker: its transaction holds the one write lock the webhook door waits for,
-        and WAL readers never wait."""
+        write will store them) in place of what is stored of them. On SQLite `take_outcomes`
+        writes it if the calls, read again, still hold what it was decided on (elsewhere it
+        decides again under the rows' locks): SQLite's deliveries worker holds the one write
+        lock the webhook door waits for, and WAL readers never wait."""
         look = _look(sorted(told), list(batch))
         # Read first: a change made between it and the calls' read shows as a change then.
-        seen = look(False)
+        seen = look()
         calls = list(self.model.objects.filter(pk__in=told).order_by("pk").only(*DECIDED_ON))
         return _decide(calls, told, _attempts(calls, batch), seen, look)
 
@@ -248,12 +248,16 @@ class Decided:
     write: Callable[[], set[Any]]
     # Decided without the lock: the calls' columns as they were read, and how to read them again.
     seen: list[tuple[Any, ...]] | None
-    look: Callable[[bool], list[tuple[Any, ...]]] | None
+    look: Callable[[], list[tuple[Any, ...]]] | None
 
     def still_holds(self) -> bool:
-        """Decided without the lock: whether the calls, read again under their locks, hold
-        what it was decided on (any change made since, by anyone, and it is decided again)."""
-        return self.look is not None and self.look(True) == self.seen
+        """Decided without the lock: whether the calls, read again, hold what it was decided on
+        (any change made since, by anyone, and it is decided again). Only where the caller's
+        transaction holds the whole database (SQLite): a PostgreSQL read that waits for a row's
+        lock sees that row's newest version but the other tables as they were before the wait
+        (READ COMMITTED), so a start another batch applied meanwhile would not show."""
+        has_row_locks = connection.features.has_select_for_update
+        return self.look is not None and not has_row_locks and self.look() == self.seen
 
 
 def _decide(
@@ -261,7 +265,7 @@ def _decide(
     told: dict[int, list[Told]],
     attempts: Counter[int],
     seen: list[tuple[Any, ...]] | None = None,
-    look: Callable[[bool], list[tuple[Any, ...]]] | None = None,
+    look: Callable[[], list[tuple[Any, ...]]] | None = None,
 ) -> Decided:
     """Each call's news taken into it in memory, in the order the deliveries came, and the
     calls' write built (`seen`, `look`: decided without the lock, see `Decided`)."""
@@ -277,12 +281,11 @@ def _decide(
     return Decided(calls, before, doubtful, refused, write, seen, look)
 
 
-def _look(ids: list[int], batch: list[int]) -> Callable[[bool], list[tuple[Any, ...]]]:
+def _look(ids: list[int], batch: list[int]) -> Callable[[], list[tuple[Any, ...]]]:
     """The calls' columns an outcome is decided on, as stored, and how many of their events
     other than the `batch` tell a start: one statement, built now. The count catches a start
     another process applied meanwhile that changed no column (`attempts` is at least 1 before
-    any start is known). `locked`: under the calls' row locks, in id order, where the database
-    has them (on SQLite the caller's transaction holds the whole database)."""
+    any start is known)."""
     calls, events = (apps.get_model("calls", name)._meta for name in ("CallLog", "CallEvent"))
     q = connection.ops.quote_name
     names = []
@@ -295,11 +298,10 @@ def _look(ids: list[int], batch: list[int]) -> Callable[[bool], list[tuple[Any, 
     starts = f"(SELECT COUNT(*) FROM {q(str(events.db_table))} e WHERE e.{q('call_id')} = {table}.{key} AND e.{q('started_at')} IS NOT NULL{others})"  # noqa: S608  # nosec B608 (as below)
     holders = ", ".join(["%s"] * len(ids))
     sql = f"SELECT {key}, {', '.join(names)}, {starts} FROM {table} WHERE {key} IN ({holders}) ORDER BY {key}"  # noqa: S608  # nosec B608 (the models' own names; the ids are parameters)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
 
-    def look(locked: bool) -> list[tuple[Any, ...]]:
+    def look() -> list[tuple[Any, ...]]:
         with connection.cursor() as cursor:
-            cursor.execute(sql + lock if locked else sql, [*batch, *ids])
+            cursor.execute(sql, [*batch, *ids])
             return list(cursor.fetchall())
 
     return look
@@ -321,7 +323,7 @@ def _attempts(
         .order_by()  # no ordering column in the SELECT, where it would split the DISTINCT
         .distinct()
     )
-    # In UTC, as stored: a start in a zone's repeated hour is never equal to one in another zone.
+    # In UTC, as stored (see `_same`).
     mine = {(c, s.astimezone(UTC)) for c, s in (batch or {}).values() if c in sent and s}
     starts = {*stored, *mine}
     return Counter(call_id for call_id, start in starts if _believed(sent[call_id], start))
@@ -359,7 +361,7 @@ def _take(call: "CallLog", news: Told, refused: list[tuple[int, str, str, int]])
         details |= {"started_at": None, "ended_at": None}
     # Another attempt brings all of its own details; the same attempt told again (or told
     # without a start we believe) keeps what is known wherever this delivery is silent.
-    if not believed or delivery.start_at is None or delivery.start_at == call.started_at:
+    if not believed or delivery.start_at is None or _same(delivery.start_at, call.started_at):
         details = {k: v for k, v in details.items() if v not in (None, "")}
     changes = {
         "status": delivery.outcome,
@@ -370,6 +372,12 @@ def _take(call: "CallLog", news: Told, refused: list[tuple[int, str, str, int]])
     for name, value in changes.items():
         setattr(call, name, value)
     return believed
+
+
+def _same(one: datetime | None, other: datetime | None) -> bool:
+    """Whether two times are the same instant, compared in UTC: in a clock change's repeated
+    hour, a time in the provider's zone is never equal to the same instant in another zone."""
+    return one is not None and other is not None and one.astimezone(UTC) == other.astimezone(UTC)
 
 
 def _decides(call: "CallLog", delivery: Delivery, believed: bool) -> bool:

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 CALLS = 40
 OUTCOMES = {"ANSWER": "answered", "NOANSWER": "no_answer", "BUSY": "busy"}
+RECORDING = "https://recordings.example.com/call-dst.mp3"
 
 
 def attempt(call_id: str, status: str, minute: int) -> bytes:
@@ -229,16 +230,36 @@ def test_an_attempt_in_the_repeated_hour_of_a_clock_change_is_counted_once(make_
     assert state(call)[:2] == ("busy", 1)
 
 
-def test_outcomes_decided_before_the_lock_are_written_as_decided_when_nothing_changed(
-    calls, monkeypatch
-):
+def test_outcomes_decided_before_the_lock_are_written_as_decided_only_on_sqlite(calls, monkeypatch):
     call = calls[0]
     CallEvent.objects.ingest(source="webhook", body=attempt(call.provider_id, "NOANSWER", 3))
-    monkeypatch.setattr(CallLogQuerySet, "select_for_update", None)  # not decided again
+    locked: list[bool] = []
+    select_for_update = CallLogQuerySet.select_for_update
+    monkeypatch.setattr(
+        CallLogQuerySet,
+        "select_for_update",
+        lambda self, **kw: locked.append(True) or select_for_update(self, **kw),
+    )
 
     apply_decided_first(attempt(call.provider_id, "BUSY", 5))
 
+    # SQLite's transaction holds the whole database: an unchanged call's decision is written as
+    # made. PostgreSQL decides again under the rows' locks (a read that waits for one sees the
+    # other tables as they were before the wait).
+    assert locked == ([] if connection.vendor == "sqlite" else [True])
     assert state(call) == ("busy", 2, provider_time("10:05:00"))
+
+
+def test_an_attempt_told_again_in_the_repeated_hour_keeps_what_is_known(make_call, settings):
+    settings.OBD_PROVIDER_TIMEZONE = "Europe/London"  # 01:00-02:00 on 25 Oct 2026 comes twice
+    call = make_call(provider_id="call-dst")
+    told = {"mid": "call-dst", "status": "ANSWER", "start_at": "2026-10-25 01:30:00"}
+    recorded = {"end_at": "2026-10-25 01:30:20", "duration": "20", "recording_url": RECORDING}
+    CallEvent.objects.ingest(source="webhook", body=json.dumps(told | recorded).encode())
+    CallEvent.objects.ingest(source="webhook", body=json.dumps(told | {"x": "again"}).encode())
+
+    call.refresh_from_db()
+    assert (call.attempts, call.duration, call.recording_url) == (1, 20, RECORDING)
 
 
 def test_sqlites_one_writer_is_held_a_slice_at_a_time_and_left_free_as_long(calls, monkeypatch):
