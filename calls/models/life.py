@@ -314,11 +314,11 @@ def _attempts(
     from the stored events (under the calls' locks, so order and concurrency cannot skew it;
     or before the lock, with `batch` in place of what is stored of the batch's events)."""
     sent = {call.pk: call.submitted_at for call in calls}
+    events = apps.get_model("calls", "CallEvent").objects.filter(call_id__in=sent)
+    if batch:  # not on the locked path: its ORM building runs under the lock
+        events = events.exclude(pk__in=batch)
     stored = (
-        apps.get_model("calls", "CallEvent")
-        .objects.filter(call_id__in=sent)
-        .exclude(pk__in=batch or ())
-        .exclude(started_at=None)
+        events.exclude(started_at=None)
         .values_list("call_id", "started_at")
         .order_by()  # no ordering column in the SELECT, where it would split the DISTINCT
         .distinct()
