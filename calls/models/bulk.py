@@ -9,7 +9,8 @@ from functools import cache
 from typing import Any
 
 import psycopg
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 
@@ -35,26 +36,25 @@ def rows_update(
         field = meta.get_field(name)
         assert isinstance(field, models.Field)  # a column, not a reverse relation
         columns.append(field)
-    q = connection.ops.quote_name
+    db = this_connection()
+    q = db.ops.quote_name
     names = [f"v_{c.column}" for c in columns]
     table, key = q(str(meta.db_table)), q(str(columns[0].column))
     assignments = ", ".join(
         f"{q(str(c.column))} = v.{q(n)}" for c, n in zip(columns[1:], names[1:], strict=True)
     )
-    if connection.vendor == "postgresql":
+    if db.vendor == "postgresql":
         # The rows as one JSON text, typed by the columns on the server: json.dumps is C, where
         # arrays or a VALUES list are quoted value by value in Python by the client cursor.
         named = list(zip(columns, names, strict=True))
-        typed = ", ".join(f"{q(n)} {c.db_type(connection)}" for c, n in named)
+        typed = ", ".join(f"{q(n)} {c.db_type(db)}" for c, n in named)
         source = f"jsonb_to_recordset(%s::jsonb) AS r ({typed})"
-        rows_json = [{n: _plain(c, row) for c, n in named} for row in rows]
+        rows_json = [{n: _plain(c, row, db) for c, n in named} for row in rows]
         params: list[Any] = [json.dumps(rows_json, default=_iso)]
     else:
         holders = f"({', '.join(['%s'] * len(columns))})"
         source = f"(VALUES {', '.join([holders] * len(rows))})"
-        params = [
-            c.get_db_prep_save(getattr(r, c.attname), connection) for r in rows for c in columns
-        ]
+        params = [c.get_db_prep_save(getattr(r, c.attname), db) for r in rows for c in columns]
     guarded = [c for c in columns if c.name == while_null]
     if len(guarded) != bool(while_null):
         raise ValueError(f"{while_null} is not among the fields written")
@@ -66,19 +66,21 @@ def rows_update(
     )
 
     def run() -> set[Any]:
-        with connection.cursor() as cursor:
+        with db.cursor() as cursor:
             cursor.execute(sql, params)
             return {pk for (pk,) in cursor.fetchall()}
 
     return run
 
 
-def _plain(field: models.Field[object, object], row: models.Model) -> object:
+def _plain(
+    field: models.Field[object, object], row: models.Model, db: BaseDatabaseWrapper
+) -> object:
     """A row's value as JSON carries it: a JSON column's own value, any other as prepared."""
     value = getattr(row, field.attname)
     if isinstance(field, models.JSONField):
         return value
-    return field.get_db_prep_save(value, connection)
+    return field.get_db_prep_save(value, db)
 
 
 def _iso(value: object) -> str:
@@ -109,22 +111,28 @@ def update_where(
         (name, "null" if v is None else len(v) if isinstance(v, MANY) else "=")
         for name, v in where.items()
     )
-    sql, fields = _update_sql(connection.vendor, model, shape, tuple(values), also)
-    params: list[Any] = [
-        fields[name].get_db_prep_save(value, connection) for name, value in values.items()
-    ]
+    db = this_connection()
+    sql, fields = _update_sql(db.vendor, model, shape, tuple(values), also)
+    params: list[Any] = [fields[name].get_db_prep_save(value, db) for name, value in values.items()]
     for name, value in where.items():
         field = fields[name]
         if isinstance(value, MANY):
-            params += [field.get_db_prep_value(v, connection) for v in value]
+            params += [field.get_db_prep_value(v, db) for v in value]
         elif value is not None:
-            params.append(field.get_db_prep_value(value, connection))
-    with prepared_cursor() as cursor:
+            params.append(field.get_db_prep_value(value, db))
+    with prepared_cursor(db) as cursor:
         cursor.execute(sql, [*params, *also_params])
         return int(cursor.rowcount)
 
 
-def prepared_cursor() -> CursorWrapper:
+def this_connection() -> BaseDatabaseWrapper:
+    """This thread's connection itself. `django.db.connection` stands for it and looks it up
+    again (a thread-local read) at every attribute: some fifty times a send, a dozen a delivery,
+    on the hot paths that read it so often."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def prepared_cursor(db: BaseDatabaseWrapper | None = None) -> CursorWrapper:
     """A cursor for the few statements run for every call (a send's UPDATEs, the door's INSERT).
     Django's cursors send each statement as new text, which PostgreSQL parses and plans every
     time: for the send's compare-and-set that was 0.18 of its 0.5 ms. This one sends the values
@@ -132,15 +140,14 @@ def prepared_cursor() -> CursorWrapper:
     connection (`prepare_threshold` in settings; Django's own cursors are never prepared). A
     plain cursor on SQLite, and behind a pooler in transaction mode, where a prepared statement
     may be on another server connection (Django's DISABLE_SERVER_SIDE_CURSORS says so)."""
-    if connection.vendor != "postgresql" or connection.settings_dict.get(
-        "DISABLE_SERVER_SIDE_CURSORS"
-    ):
-        return connection.cursor()
-    connection.validate_thread_sharing()  # as Django's own cursors do before each
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
-    return wrapper(psycopg.Cursor(connection.connection), connection)
+    db = db or this_connection()
+    if db.vendor != "postgresql" or db.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
+        return db.cursor()
+    db.validate_thread_sharing()  # as Django's own cursors do before each
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    wrapper = CursorDebugWrapper if db.queries_logged else CursorWrapper
+    return wrapper(psycopg.Cursor(db.connection), db)
 
 
 @cache

@@ -22,7 +22,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Q
 from django.utils import timezone
 
-from calls.models.bulk import prepared_cursor, rows_update, update_rows
+from calls.models.bulk import prepared_cursor, rows_update, this_connection, update_rows
 from calls.models.calls import CallLog
 from calls.models.life import DOUBTFUL_TIME, Decided, Told
 from calls.models.records import DoNotCall, record_keypresses
@@ -65,7 +65,8 @@ class CallEventQuerySet(models.QuerySet["CallEvent"]):
             unreadable = ""
         except UnicodeDecodeError:
             text, unreadable = body.decode(errors="replace"), NOT_UTF8
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        db = this_connection()
+        now = db.ops.adapt_datetimefield_value(timezone.now())
         # The values in STORED_COLUMNS' order, ready for the database: on the door's hot path a
         # model instance and its fields' preparation cost more than the INSERT's own Python.
         values = [
@@ -81,11 +82,11 @@ class CallEventQuerySet(models.QuerySet["CallEvent"]):
             # Nothing to apply in a body that is not text: it is kept, flagged, never parsed.
             now if unreadable else None,
         ]
-        with prepared_cursor() as cursor:
-            if connection.vendor == "sqlite" and not connection.in_atomic_block:
+        with prepared_cursor(db) as cursor:
+            if db.vendor == "sqlite" and not db.in_atomic_block:
                 row = _upsert_in_turn(cursor, values)
             else:
-                cursor.execute(_upsert_sql(connection.vendor), values)
+                cursor.execute(_upsert_sql(db.vendor), values)
                 row = cursor.fetchone()
         assert row is not None
         return int(row[0])
