@@ -9,6 +9,7 @@ alternately, `--rounds` times each, on one migrated database (the two must share
 the medians are printed with the load average.
 
     .venv/bin/python bench/send_path.py --before 00f9ef8 --rounds 6 --db obd_bench_sends
+    .venv/bin/python bench/send_path.py --before 867de0c --rounds 4 --pace 100
 """
 
 import argparse
@@ -63,13 +64,13 @@ def cpu(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-rows, url, run = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+rows, url, run, pace = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 bridge, _ = Bridge.objects.get_or_create(number="918068287602", defaults={"label": "bench"})
 flow, _ = IvrFlow.objects.get_or_create(
     flow_id="24", defaults={"name": "otp", "template": "Hello {Name}, your otp is {otp}"}
 )
 campaign = Campaign.objects.create(
-    name=f"send path {run}", bridge=bridge, flow=flow, pace="9999", status="running"
+    name=f"send path {run}", bridge=bridge, flow=flow, pace=pace, status="running"
 )
 CallLog.objects.bulk_create(
     campaign.new_row(f"9198{run:02d}{i:06d}", {"Name": "A", "otp": str(100000 + i)},
@@ -107,6 +108,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--rows", type=int, default=600)
     parser.add_argument("--db", default="obd_bench_sends")
+    parser.add_argument(
+        "--pace",
+        default="9999",
+        help="calls a second (default: as fast as it goes; 100: a worker waking between sends, "
+        "as in production)",
+    )
     args = parser.parse_args()
     with psycopg.connect(**PG, dbname="postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
@@ -129,7 +136,7 @@ def main() -> None:
         for number in range(args.rounds * 2):
             label, code = [(args.before, before), ("working tree", REPO)][number % 2]
             done = subprocess.run(
-                [python, "-c", ONE_RUN, str(args.rows), url, str(number)],
+                [python, "-c", ONE_RUN, str(args.rows), url, str(number), args.pace],
                 cwd=code,
                 env=env_for(code, args.db),
                 capture_output=True,
@@ -140,7 +147,10 @@ def main() -> None:
             print(label, runs[label][-1], file=sys.stderr, flush=True)
     finally:
         standin.kill()
-    print(f"\n{args.rows} rows a run, {args.rounds} runs each, alternately; medians\n")
+    print(
+        f"\n{args.rows} rows a run at a pace of {args.pace}/s, {args.rounds} runs each, "
+        "alternately; medians\n"
+    )
     print("| | python ms per send | PostgreSQL ms per send | load average |")
     print("|---|---|---|---|")
     for label, results in runs.items():

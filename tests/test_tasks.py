@@ -19,9 +19,10 @@ from calls.models import CallLog, Campaign
 from calls.provider.base import SendResult
 from calls.provider.configured import get_gateway
 from calls.sealing import unseal
-from calls.tasks import RATE_LIMITED, Dispatcher
+from calls.tasks import RATE_LIMITED, Dispatcher, sending_times
 from tests.helpers.campaigns import make_campaign, number, running_campaign, statuses, upload, utc
 from tests.helpers.dispatch import (
+    START,
     FakeClock,
     FakeGateway,
     TurnClock,
@@ -55,6 +56,44 @@ def test_a_campaign_is_sent_at_its_pace_evenly_spaced(bridge, sound, pace, rows)
     campaign.refresh_from_db()
     assert campaign.status == "finished" and campaign.finished_at is not None
     assert set(statuses(campaign)) == {"queued"}
+
+
+def test_a_fast_campaign_sends_the_calls_of_50_ms_together_and_never_before_their_slots(
+    bridge, sound
+):
+    """At 100 calls a second, one wake-up for five sends, at the fifth one's slot: no call goes
+    before its slot, so no second holds more than the pace, and the whole takes what it took."""
+    rows, pace = 250, 100
+    campaign = running_campaign(bridge, sound, rows=rows, pace=str(pace))
+    clock = FakeClock()
+    gateway = FakeGateway(now=clock.now)
+
+    assert dispatcher(campaign, gateway, clock).run() == "empty"
+
+    assert gateway.numbers == [number(i) for i in range(rows)]
+    seconds = gateway.seconds()
+    together = Counter(seconds)
+    assert set(together.values()) == {5}
+    instants = sorted(together)
+    assert all(abs(after - before - 0.05) < 1e-6 for before, after in itertools.pairwise(instants))
+    assert instants[0] == pytest.approx(4 / pace)  # the first slot is the clock's start
+    assert all(at >= i / pace - 1e-6 for i, at in enumerate(seconds))
+    micros = [round(at * 1_000_000) for at in seconds]  # a second's window, counted exactly
+    assert max(sum(t <= at < t + 1_000_000 for at in micros) for t in micros) == pace
+    assert seconds[-1] == pytest.approx((rows - 1) / pace, abs=1e-6)
+
+
+def test_sending_times_gather_slots_less_than_50_ms_apart_at_the_last_one():
+    def at(ms: int):
+        return START + timedelta(milliseconds=ms)
+
+    assert (
+        sending_times([at(10 * i) for i in range(12)])
+        == [at(40)] * 5 + [at(90)] * 5 + [at(110)] * 2
+    )
+    every_50 = [at(50 * i) for i in range(3)]  # 20 a second or slower: each call alone
+    assert sending_times(every_50) == every_50
+    assert sending_times([]) == []
 
 
 @pytest.mark.django_db(transaction=True)
