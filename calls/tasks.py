@@ -75,7 +75,7 @@ class Dispatcher:
             if not self.campaign.in_window(self.now()):
                 return "window"
             # A few slots and rows at a time: the bucket and the queue are touched once a batch.
-            slots = self.campaign.take_slots(self.now(), self.batch)
+            slots = self.campaign.take_slots(self.now(), self.batch, kept_behind=TOGETHER)
             if not slots:
                 return "stopped"
             # Held until a while after the batch's last slot: long enough for a live worker,

@@ -11,6 +11,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import time as clock_time
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from django.db import connection
@@ -81,6 +82,38 @@ def test_a_fast_campaign_sends_the_calls_of_50_ms_together_and_never_before_thei
     micros = [round(at * 1_000_000) for at in seconds]  # a second's window, counted exactly
     assert max(sum(t <= at < t + 1_000_000 for at in micros) for t in micros) == pace
     assert seconds[-1] == pytest.approx((rows - 1) / pace, abs=1e-6)
+
+
+def test_calls_sent_together_take_time_yet_the_pace_does_not_slip(bridge, sound):
+    """The last of five calls sent together begins 12 ms after its slot: the next batch's
+    slots go on from the bucket's, not from the late moment (else 100/s became 97/s)."""
+    rows, pace = 200, 100
+    campaign = running_campaign(bridge, sound, rows=rows, pace=str(pace))
+    clock = FakeClock()
+    each_post_takes_3_ms = {n: partial(clock.sleep, 0.003) for n in range(1, rows + 1)}
+    gateway = FakeGateway(now=clock.now, after_send=each_post_takes_3_ms)
+
+    assert dispatcher(campaign, gateway, clock).run() == "empty"
+
+    seconds = gateway.seconds()
+    assert len(seconds) == rows
+    assert all(at >= i / pace - 1e-6 for i, at in enumerate(seconds))  # never early
+    assert seconds[-1] <= (rows - 1) / pace + 4 * 0.003 + 1e-6
+
+
+def test_a_bucket_a_little_behind_goes_on_from_where_it_was_one_far_behind_starts_again(
+    bridge, sound
+):
+    campaign = running_campaign(bridge, sound, rows=1, pace="100")
+    now, gap = START, timedelta(milliseconds=10)
+    for behind, first in [(30, START - timedelta(milliseconds=30)), (80, START)]:
+        campaign.next_send_at = now - timedelta(milliseconds=behind)
+        campaign.save(update_fields=["next_send_at"])
+        slots = campaign.take_slots(now, 2, kept_behind=timedelta(milliseconds=50))
+        assert slots == [first, first + gap]
+    campaign.next_send_at = now - timedelta(milliseconds=30)
+    campaign.save(update_fields=["next_send_at"])
+    assert campaign.take_slots(now, 1) == [now]  # by default: never behind now
 
 
 def test_sending_times_gather_slots_less_than_50_ms_apart_at_the_last_one():

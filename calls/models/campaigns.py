@@ -374,9 +374,14 @@ class Campaign(Playback, CampaignPolicy):
             frozenset({self.Status.RUNNING}), self.Status.FINISHED, finished_at=timezone.now()
         )
 
-    def take_slots(self, now: datetime, count: int) -> list[datetime]:
+    def take_slots(
+        self, now: datetime, count: int, kept_behind: timedelta = timedelta(0)
+    ) -> list[datetime]:
         """Reserve the next `count` send instants in the shared token bucket, so the pace holds
-        for the campaign as a whole however many workers send. Empty when it is not running."""
+        for the campaign as a whole however many workers send. Empty when it is not running.
+        A bucket behind `now` by at most `kept_behind` goes on from where it was (sends that go
+        together end after their last instant: the pace does not slip by that); further
+        behind (paused, idle), it starts again at `now`."""
         with transaction.atomic():
             locked = (
                 Campaign.objects.select_for_update()
@@ -386,7 +391,9 @@ class Campaign(Playback, CampaignPolicy):
             if locked.status != self.Status.RUNNING:
                 return []
             gap = timedelta(seconds=1 / float(locked.pace))
-            first = max(locked.next_send_at or now, now)
+            first = locked.next_send_at or now
+            if first < now - kept_behind:
+                first = now
             Campaign.objects.filter(pk=self.pk).update(next_send_at=first + count * gap)
         return [first + i * gap for i in range(count)]
 
