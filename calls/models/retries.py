@@ -20,6 +20,7 @@ from calls.models.campaigns import Campaign
 from calls.models.life import Mover
 from calls.models.records import DoNotCall
 from calls.vocabulary import (
+    CALL_AGAIN_OUTCOMES,
     CAMPAIGN_ENDED,
     CAMPAIGN_SENDING,
     IN_FLIGHT,
@@ -246,6 +247,8 @@ def why_not_again(campaign: Campaign) -> str:
             "so these calls cannot be repeated from here: download the results, add the values "
             "again and upload them in a new campaign."
         )
+    if not unreached(campaign, list(CALL_AGAIN_OUTCOMES)).exists():
+        return "Nobody is left to call again: every number answered or is on the do-not-call list."
     return ""
 
 

@@ -45,6 +45,17 @@ def test_it_waits_until_every_outcome_is_in(supervisor_client, finished):
     assert "Some of its calls still await their outcome" in page
 
 
+def test_it_is_not_offered_once_nobody_is_left_to_call(supervisor_client, finished):
+    finished.calls.exclude(to=number(4)).update(status="answered")  # the fifth: do-not-call
+
+    assert "/again/" not in supervisor_client.get(finished.get_absolute_url()).content.decode()
+    page = text_of(supervisor_client.get(f"/campaigns/{finished.pk}/again/").content.decode())
+    assert "Nobody is left to call again" in page
+    response = supervisor_client.post(f"/campaigns/{finished.pk}/again/", {"outcomes": "busy"})
+    assert "Nobody is left to call again" in text_of(response.content.decode())
+    assert Campaign.objects.count() == 1
+
+
 def test_the_count_follows_the_outcomes_ticked(supervisor_client, finished):
     url = f"/campaigns/{finished.pk}/again/"
     page = text_of(supervisor_client.get(url).content.decode())
