@@ -27,6 +27,7 @@ from tests.helpers.dispatch import (
     FakeClock,
     FakeGateway,
     TurnClock,
+    accepted,
     dispatcher,
     rate_limited,
 )
@@ -233,9 +234,10 @@ def test_stop_withdraws_unsent_rows_and_nothing_more_is_sent(bridge, sound):
     assert not campaign.resume() and not campaign.start()
 
 
+@pytest.mark.parametrize("pace", ["10", "100"])  # at 100/s the four go together
 @pytest.mark.parametrize("action", ["stop", "pause"])
-def test_rows_a_worker_holds_in_its_batch_follow_a_stop_or_pause(bridge, sound, action):
-    campaign = running_campaign(bridge, sound, rows=4, pace="10")  # one batch holds all four
+def test_rows_a_worker_holds_in_its_batch_follow_a_stop_or_pause(bridge, sound, action, pace):
+    campaign = running_campaign(bridge, sound, rows=4, pace=pace)  # one batch holds all four
     clock = FakeClock()
     gateway = FakeGateway(now=clock.now, after_send={1: getattr(campaign, action)})
 
@@ -292,6 +294,20 @@ def test_after_a_429_the_next_send_waits_for_retry_after_and_each_row_is_placed_
     ]
     assert statuses(campaign) == ["queued", "queued"]
     assert CallLog.objects.count() == 2
+
+
+def test_a_429_among_calls_sent_together_holds_the_rest_of_them_too(bridge, sound):
+    campaign = running_campaign(bridge, sound, rows=5, pace="100")  # the five go together
+    clock = FakeClock()
+    gateway = FakeGateway(now=clock.now, answers=(accepted(), rate_limited(2.0)))
+
+    assert dispatcher(campaign, gateway, clock).run() == "empty"
+
+    assert gateway.numbers == [number(i) for i in (0, 1, 1, 2, 3, 4)]  # the refused one again
+    assert gateway.seconds()[:2] == [0.04, 0.04]  # together, at the fifth slot
+    assert min(gateway.seconds()[2:]) >= 2.04  # the rest waited as the provider asked
+    assert statuses(campaign) == ["queued"] * 5
+    assert CallLog.objects.count() == 5
 
 
 def test_an_error_row_stays_error_for_the_user_to_retry_and_an_unknown_row_is_never_resent(
