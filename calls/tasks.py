@@ -20,7 +20,8 @@ RATE_LIMITED = "rate limited"  # a row the provider refused with a 429: the batc
 # Calls whose slots fall within this span go together, at the last one's slot: a worker that
 # wakes once for several sends finds its caches (and its database backend's) still warm. One
 # that woke for every send at 100/s spent half as much CPU again on each. Never before a slot,
-# so no second holds more sends than the pace; at 20/s or slower every call still goes alone.
+# so going together never puts more sends in a second than the pace; at 20/s or slower every
+# call still goes alone.
 TOGETHER = timedelta(milliseconds=50)
 
 
