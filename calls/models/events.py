@@ -121,7 +121,7 @@ def _upsert_in_turn(cursor: CursorWrapper, values: list[str | None]) -> tuple[in
     SQLite's own wait looks again only after 1, 3, 8, 18 ms…, and so misses the moment the
     deliveries worker lets go between two slices (apply_waiting): waits of 18 ms behind a
     slice of 9, where this waits the slice and half a millisecond."""
-    timeout = connection.settings_dict["OPTIONS"].get("timeout", 5)
+    timeout = cursor.db.settings_dict["OPTIONS"].get("timeout", 5)
     cursor.execute("PRAGMA busy_timeout = 0")
     give_up = time.monotonic() + timeout
     try:
