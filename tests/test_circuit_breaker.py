@@ -1,8 +1,9 @@
 """The campaign Dispatcher's circuit breaker (calls/tasks.py `Dispatcher._watch_provider`,
-Campaign.note_provider_answer): a provider that stops answering (hung, unreachable, 5xx) pauses
-the campaign after OBD_PAUSE_AFTER_PROVIDER_FAILURES sends in a row, counted across dispatchers,
-with the reason on its page and a notice to every supervisor; the calls already sent stay
-`unknown` for the status look-up, the rest wait, and a person resumes it."""
+Campaign.note_provider_silence; an answer's Campaign.provider_answered, in sends.send): a
+provider that stops answering (hung, unreachable, 5xx) pauses the campaign after
+OBD_PAUSE_AFTER_PROVIDER_FAILURES sends in a row, counted across dispatchers, with the reason on
+its page and a notice to every supervisor; the calls already sent stay `unknown` for the status
+look-up, the rest wait, and a person resumes it."""
 
 import time
 from datetime import timedelta
@@ -95,6 +96,26 @@ def test_failures_broken_by_an_answer_never_pause_it(bridge, sound, supervisor, 
     campaign.refresh_from_db()
     assert campaign.status == "finished" and campaign.paused_reason == ""
     assert not Notice.objects.exists()
+
+
+def test_an_answer_that_finds_an_outcome_already_there_still_starts_the_count_again(
+    bridge, sound, supervisor
+):
+    """The third call's outcome comes while its POST waits: its answer is stored under the
+    row's lock (not by the compare-and-set, which carries the reset), and it still counts as
+    an answer."""
+    campaign = running_campaign(bridge, sound, rows=5)
+    clock = FakeClock()
+    in_flight = campaign.calls.filter(status="pending", submitted_at__isnull=False)
+    outcome = {3: lambda: in_flight.update(status="answered")}
+    answers = (timed_out(), timed_out(), accepted(), timed_out(), timed_out())
+    gateway = FakeGateway(now=clock.now, answers=answers, after_send=outcome)
+
+    assert dispatcher(campaign, gateway, clock).run() == "empty"
+
+    campaign.refresh_from_db()
+    assert campaign.status == "finished" and campaign.provider_failures == 2
+    assert statuses(campaign) == ["unknown", "unknown", "answered", "unknown", "unknown"]
 
 
 def test_with_the_breaker_off_a_silent_provider_never_pauses_it(bridge, sound, settings):
