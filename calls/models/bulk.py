@@ -104,9 +104,10 @@ class Update(NamedTuple):
 
     def run(self, then: Sequence["Update"] = ()) -> int:
         """The rows changed. `then`: UPDATEs of other rows made only if this one changed a row,
-        in its round trip: on PostgreSQL in the same statement (data-modifying `WITH`s, so in
-        its transaction too; each round trip to the server cost a send more CPU, on both sides,
-        than the statement it carried), on SQLite (in process: nothing to save) after it."""
+        in its round trip: on PostgreSQL in the same statement (data-modifying `WITH`s; a round
+        trip cost a send more CPU, on both sides, than the statement it carried), on SQLite (in
+        process: nothing to save) after it. So they commit with it, and see the rows as they
+        were when it began: not for rows that others change meanwhile in ways they must see."""
         db = this_connection()
         sql, params = self._statement(db)
         combined = bool(then) and db.vendor == "postgresql"

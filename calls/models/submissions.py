@@ -68,21 +68,19 @@ def record_submission(
         "status": allowed_from(Mover.SUBMISSION, result.status),
         "provider_id": "",
     }
-    # Deliveries that came before this answer found no call: queued to be applied again, once
-    # the answer is stored, so a worker that missed the id sees it when it looks again.
-    early = [_early_deliveries(call, learned["provider_key"])] if learned else []
     with transaction.atomic() if result.status in NEVER_RANG else nullcontext():
-        stored = update_where(type(call), as_left, fields | learned | answer, then=[*early, *then])
-        if stored:
+        if update_where(type(call), as_left, fields | learned | answer, then=then):
             fields |= learned | answer
             record_submission_settled(call, fields)
         else:
             fields = _record_under_lock(call, result, fields, learned, answer)
-    if not stored:
-        if "provider_key" in fields:
-            _early_deliveries(call, str(fields["provider_key"])).run()
-        for update in then:
-            update.run()
+            for update in then:
+                update.run()
+    if "provider_key" in fields:
+        # Deliveries that came before this answer found no call: queued to be applied now, in
+        # a statement of its own after the commit. Not within the answer's: its snapshot, taken
+        # before the commit, would miss a delivery a worker found no call for meanwhile.
+        _early_deliveries(call, str(fields["provider_key"])).run()
     for name, value in fields.items():
         setattr(call, name, value)
     if "status" not in fields:
