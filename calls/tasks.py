@@ -152,17 +152,16 @@ class Dispatcher:
             self.campaign.slow_down(self.now() + timedelta(seconds=wait))
             logger.warning("campaign=%s provider rate limit: waiting %ss", self.campaign.pk, wait)
             return RATE_LIMITED
-        if sent.provider_silent:
+        if sent.asked:
             self._watch_provider(sent)
         return None
 
     def _watch_provider(self, sent: sends.Sent) -> None:
         """The circuit breaker: a provider that stops answering (hung, unreachable, failing
         with 5xx) would turn row after row into `unknown`. After a few such sends in a row,
-        counted for the campaign across its dispatchers (an answer starts the count again as it
-        is stored: `sends.send`), the campaign pauses itself, says why, and its supervisors are
-        told; a person resumes it."""
-        if not self.campaign.note_provider_silence():
+        counted for the campaign across its dispatchers, the campaign pauses itself, says why,
+        and its supervisors are told; a person resumes it."""
+        if not self.campaign.note_provider_answer(silent=sent.provider_silent):
             return
         logger.warning(
             "campaign=%s paused: the provider stopped answering (%s)",

@@ -1,9 +1,8 @@
 """The campaign Dispatcher's circuit breaker (calls/tasks.py `Dispatcher._watch_provider`,
-Campaign.note_provider_silence; an answer's Campaign.provider_answered, in sends.send): a
-provider that stops answering (hung, unreachable, 5xx) pauses the campaign after
-OBD_PAUSE_AFTER_PROVIDER_FAILURES sends in a row, counted across dispatchers, with the reason on
-its page and a notice to every supervisor; the calls already sent stay `unknown` for the status
-look-up, the rest wait, and a person resumes it."""
+Campaign.note_provider_answer): a provider that stops answering (hung, unreachable, 5xx) pauses
+the campaign after OBD_PAUSE_AFTER_PROVIDER_FAILURES sends in a row, counted across dispatchers,
+with the reason on its page and a notice to every supervisor; the calls already sent stay
+`unknown` for the status look-up, the rest wait, and a person resumes it."""
 
 import time
 from datetime import timedelta
@@ -102,8 +101,8 @@ def test_an_answer_that_finds_an_outcome_already_there_still_starts_the_count_ag
     bridge, sound, supervisor
 ):
     """The third call's outcome comes while its POST waits: its answer is stored under the
-    row's lock (not by the compare-and-set, which carries the reset), and it still counts as
-    an answer."""
+    row's lock (the compare-and-set finds the row moved on), and it still counts as an
+    answer."""
     campaign = running_campaign(bridge, sound, rows=5)
     clock = FakeClock()
     in_flight = campaign.calls.filter(status="pending", submitted_at__isnull=False)

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.tasks import task
 from django.utils import timezone
 
-from calls.models import CallLog, Campaign
+from calls.models import CallLog
 from calls.provider.base import Gateway, SendResult
 from calls.provider.configured import get_gateway
 from calls.vocabulary import CallStatus
@@ -36,8 +36,9 @@ class Sent:
 
     @property
     def provider_silent(self) -> bool:
-        """The provider was asked and gave no usable answer (see `SendResult`)."""
-        return self.asked and self.result.provider_silent
+        """No usable answer from the provider: unreachable, timed out, or failed with a 5xx."""
+        http_status = self.result.http_status
+        return self.asked and (http_status is None or http_status >= 500)
 
 
 def send(
@@ -66,11 +67,7 @@ def send(
         return None
     result = gateway.send(call.provider_payload(variables))
     if not (hold_if_rate_limited and result.http_status == 429):
-        # A campaign's send the provider answered starts its breaker's count again, with the
-        # answer (its dispatcher counts the sends left without one).
-        campaign = call.campaign_id if campaign_running and not result.provider_silent else None
-        breaker = [Campaign.provider_answered(campaign)] if campaign else []
-        call.record_submission(result, variables, may_retry=may_retry, then=breaker)
+        call.record_submission(result, variables, may_retry=may_retry)
     return Sent(result, asked=True)
 
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
@@ -93,54 +93,6 @@ Model = type[models.Model]
 MANY = (list, tuple, set, frozenset)  # a `where` value any of whose items may match
 
 
-class Update(NamedTuple):
-    """One guarded `UPDATE … SET values WHERE where [AND also]` (see `update_where`)."""
-
-    model: Model
-    where: Mapping[str, object]
-    values: Mapping[str, object]
-    also: str = ""
-    also_params: Sequence[Any] = ()
-
-    def run(self, then: Sequence["Update"] = ()) -> int:
-        """The rows changed. `then`: UPDATEs of other rows made only if this one changed a row,
-        in its round trip: on PostgreSQL in the same statement (data-modifying `WITH`s; a round
-        trip cost a send more CPU, on both sides, than the statement it carried), on SQLite (in
-        process: nothing to save) after it. So they commit with it, and see the rows as they
-        were when it began: not for rows that others change meanwhile in ways they must see."""
-        db = this_connection()
-        sql, params = self._statement(db)
-        combined = bool(then) and db.vendor == "postgresql"
-        if combined:
-            followers = [update._statement(db) for update in then]
-            sql = _combined_sql(sql, tuple(text for text, _ in followers))
-            params += [param for _, values in followers for param in values]
-        with prepared_cursor(db) as cursor:
-            cursor.execute(sql, params)
-            changed = int(cursor.fetchone()[0]) if combined else int(cursor.rowcount)
-        if changed and not combined:
-            for update in then:
-                update.run()
-        return changed
-
-    def _statement(self, db: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
-        shape = tuple(
-            (name, "null" if v is None else len(v) if isinstance(v, MANY) else "=")
-            for name, v in self.where.items()
-        )
-        sql, fields = _update_sql(db.vendor, self.model, shape, tuple(self.values), self.also)
-        params: list[Any] = [
-            fields[name].get_db_prep_save(value, db) for name, value in self.values.items()
-        ]
-        for name, value in self.where.items():
-            field = fields[name]
-            if isinstance(value, MANY):
-                params += [field.get_db_prep_value(v, db) for v in value]
-            elif value is not None:
-                params.append(field.get_db_prep_value(value, db))
-        return sql, [*params, *self.also_params]
-
-
 def update_where(
     model: Model,
     where: Mapping[str, object],
@@ -148,27 +100,29 @@ def update_where(
     *,
     also: str = "",
     also_params: Sequence[Any] = (),
-    then: Sequence[Update] = (),
 ) -> int:
     """`UPDATE … SET values WHERE where [AND also]`; the rows changed. Each `where` field must
     hold its value: None is `IS NULL`, a list, tuple or set is `IN`. `also` is a condition in SQL
-    of the caller's own (its values in `also_params`); `then`, see `Update.run`. The statement's
-    text is built once per shape: on the send path, Django building an UPDATE cost more than the
-    database running it. It is planned once for any values (prepared; on SQLite, always): a
-    partial index serves it only if `also` says the index's condition, word for word."""
-    return Update(model, where, values, also, also_params).run(then)
-
-
-@cache
-def _combined_sql(first: str, then: tuple[str, ...]) -> str:
-    """PostgreSQL: `first`, and each of `then` if it changed a row, as one statement that
-    answers how many rows `first` changed."""
-    followers = "".join(
-        f", then{index} AS ({sql} AND EXISTS (SELECT FROM changed))"
-        for index, sql in enumerate(then)
+    of the caller's own (its values in `also_params`). The statement's text is built once per shape:
+    on the send path, Django building an UPDATE cost more than the database running it. It is
+    planned once for any values (prepared; on SQLite, always): a partial index serves it only if
+    `also` says the index's condition, word for word."""
+    shape = tuple(
+        (name, "null" if v is None else len(v) if isinstance(v, MANY) else "=")
+        for name, v in where.items()
     )
-    changed = f"WITH changed AS ({first} RETURNING 1)"
-    return f"{changed}{followers} SELECT count(*) FROM changed"  # noqa: S608  # nosec B608 (statements of _update_sql)
+    db = this_connection()
+    sql, fields = _update_sql(db.vendor, model, shape, tuple(values), also)
+    params: list[Any] = [fields[name].get_db_prep_save(value, db) for name, value in values.items()]
+    for name, value in where.items():
+        field = fields[name]
+        if isinstance(value, MANY):
+            params += [field.get_db_prep_value(v, db) for v in value]
+        elif value is not None:
+            params.append(field.get_db_prep_value(value, db))
+    with prepared_cursor(db) as cursor:
+        cursor.execute(sql, [*params, *also_params])
+        return int(cursor.rowcount)
 
 
 def this_connection() -> BaseDatabaseWrapper:

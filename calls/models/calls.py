@@ -3,7 +3,6 @@ move it, are in calls/models/life.py; the send's own moves are here."""
 
 import logging
 import uuid
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -15,7 +14,7 @@ from django.utils import timezone
 
 from calls.models import submissions
 from calls.models.api import author_words
-from calls.models.bulk import Update, update_where
+from calls.models.bulk import update_where
 from calls.models.catalogue import IvrFlow, Playback
 from calls.models.life import CallLogQuerySet, Mover, allowed_from
 from calls.models.submissions import FailedSubmission
@@ -333,15 +332,10 @@ class CallLog(Playback):
         return {**self.variables, **unseal(self.sealed_variables)}
 
     def record_submission(
-        self,
-        result: SendResult,
-        sent: dict[str, str],
-        *,
-        may_retry: bool = False,
-        then: Sequence[Update] = (),
+        self, result: SendResult, sent: dict[str, str], *, may_retry: bool = False
     ) -> None:
         """Store the gateway's answer: see `submissions.record_submission`."""
-        submissions.record_submission(self, result, sent, may_retry=may_retry, then=then)
+        submissions.record_submission(self, result, sent, may_retry=may_retry)
 
     def reopen_for_retry(self, secrets: dict[str, str] | None = None) -> bool:
         """An `error` call was never sent, so it may be sent again; anything else may not.

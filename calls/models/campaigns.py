@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calls.models.api import author_words
-from calls.models.bulk import Update
+from calls.models.bulk import update_where
 from calls.models.calls import CallLog
 from calls.models.catalogue import Playback
 from calls.models.life import Mover
@@ -313,15 +313,13 @@ class Campaign(Playback, CampaignPolicy):
             self.ACTIONS_FROM["resume"], self.Status.RUNNING, paused_reason="", provider_failures=0
         )
 
-    @staticmethod
-    def provider_answered(pk: int) -> Update:
-        """After a send of this campaign the provider answered: its breaker's count starts
-        again. Made with the answer, in its statement (`sends.send`)."""
-        return Update(Campaign, {"id": pk}, {"provider_failures": 0}, also=COUNTING)
-
-    def note_provider_silence(self) -> bool:
-        """Count a send the provider left without an answer; True for the one caller whose count
-        paused the campaign (`OBD_PAUSE_AFTER_PROVIDER_FAILURES` in a row; 0: never)."""
+    def note_provider_answer(self, *, silent: bool) -> bool:
+        """Count a send the provider left without an answer (`silent`), or start the count
+        again after one it answered. True for the one caller whose count paused the campaign
+        (`OBD_PAUSE_AFTER_PROVIDER_FAILURES` in a row; 0: never)."""
+        if not silent:  # after every answered send: the one statement as plain SQL
+            update_where(Campaign, {"id": self.pk}, {"provider_failures": 0}, also=COUNTING)
+            return False
         mine = Campaign.objects.filter(pk=self.pk)
         mine.update(provider_failures=models.F("provider_failures") + 1)
         failures = mine.values_list("provider_failures", flat=True).get()

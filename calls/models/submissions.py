@@ -2,13 +2,12 @@
 that name), and what each earlier try at sending it came to, kept when it is retried."""
 
 import logging
-from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from django.db import models, transaction
 
-from calls.models.bulk import Update, update_where
+from calls.models.bulk import update_where
 from calls.models.life import Mover, allowed_from
 from calls.models.outbox import record_submission_settled
 from calls.provider.base import SendResult
@@ -25,19 +24,13 @@ KEYED = "NOT (\"provider_key\" = '')"
 
 
 def record_submission(
-    call: "CallLog",
-    result: SendResult,
-    sent: dict[str, str],
-    *,
-    may_retry: bool = False,
-    then: Sequence[Update] = (),
+    call: "CallLog", result: SendResult, sent: dict[str, str], *, may_retry: bool = False
 ) -> None:
     """Store the gateway's answer, by compare-and-set (else under the row lock). An outcome
     that arrived while the POST was waiting wins: the answer then adds what it knows (id,
     cost) and changes no status.
     `sent`: the variables in clear, so a provider echoing them is stored masked.
-    `may_retry`: a retry may follow an accepted call, so its sealed secrets are kept.
-    `then`: the caller's own UPDATEs that go with the answer (made once it is stored)."""
+    `may_retry`: a retry may follow an accepted call, so its sealed secrets are kept."""
     secrets = _secrets(call, sent)
     fields: dict[str, object] = {
         "http_status": result.http_status,
@@ -69,18 +62,19 @@ def record_submission(
         "provider_id": "",
     }
     with transaction.atomic() if result.status in NEVER_RANG else nullcontext():
-        if update_where(type(call), as_left, fields | learned | answer, then=then):
+        if update_where(type(call), as_left, fields | learned | answer):
             fields |= learned | answer
             record_submission_settled(call, fields)
         else:
             fields = _record_under_lock(call, result, fields, learned, answer)
-            for update in then:
-                update.run()
     if "provider_key" in fields:
-        # Deliveries that came before this answer found no call: queued to be applied now, in
-        # a statement of its own after the commit. Not within the answer's: its snapshot, taken
-        # before the commit, would miss a delivery a worker found no call for meanwhile.
-        _early_deliveries(call, str(fields["provider_key"])).run()
+        # Deliveries that came before this answer found no call: queued to be applied now.
+        # After the commit, so a worker that missed the id sees it when it looks again.
+        early = {"call": None, "provider_key": fields["provider_key"], "parse_error": ""}
+        # Said in the text too: a statement planned once for any key (prepared; every SQLite
+        # statement) uses the index of keyed events without a call only if it says this key is
+        # not "" (else it reads every event).
+        update_where(call.events.model, early, {"applied_at": None}, also=KEYED)
     for name, value in fields.items():
         setattr(call, name, value)
     if "status" not in fields:
@@ -97,15 +91,6 @@ def record_submission(
         call.provider_id or "-",
         f" reason={call.error!r}" if failed else "",
     )
-
-
-def _early_deliveries(call: "CallLog", key: str) -> Update:
-    """Deliveries for this id that found no call, queued to be applied again. Said in the text
-    too: a statement planned once for any key (prepared; every SQLite statement) uses the index
-    of keyed events without a call only if it says this key is not "" (else it reads every
-    event)."""
-    where = {"call": None, "provider_key": key, "parse_error": ""}
-    return Update(call.events.model, where, {"applied_at": None}, also=KEYED)
 
 
 def _record_under_lock(

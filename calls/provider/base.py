@@ -41,11 +41,6 @@ class SendResult:
     error: str = ""
     retry_after: float | None = None  # seconds, when the provider asked us to slow down (429)
 
-    @property
-    def provider_silent(self) -> bool:
-        """No usable answer from the provider: unreachable, timed out, or failed with a 5xx."""
-        return self.http_status is None or self.http_status >= 500
-
 
 # The JSON body of one POST to outgoing/send: documented fields plus one `var_*` per variable.
 Payload = dict[str, str | int]

@@ -4,25 +4,21 @@
 On PostgreSQL the answer's statement is made to wait for a row lock while the worker reads a
 delivery that found no call: the delivery must still be matched once the answer is in (its
 queuing again is a statement of its own, after the commit, whose snapshot sees what the worker
-wrote), and the two must never deadlock. SQLite has one writer: there the same steps run in
-turn and the same outcome holds."""
+wrote: made within the answer's statement, it missed it), and the two must never deadlock.
+SQLite has one writer: there the same steps run in turn and the same outcome holds."""
 
 import json
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
 
-from calls.engine import sends
-from calls.models import CallEvent, CallLog, Campaign
+from calls.models import CallEvent, CallLog
 from calls.models.events import apply_waiting
 from calls.models.life import CallLogQuerySet
 from calls.provider.base import SendResult
-from tests.helpers.campaigns import running_campaign
-from tests.helpers.dispatch import FakeGateway
 from tests.helpers.webhooks import CALL_ID, apply_stored, push
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,35 +86,11 @@ def holding(lock: Callable[[], object], errors: list[Exception]) -> Callable[[],
     return let_go
 
 
-def test_a_delivery_read_while_the_answer_waits_for_its_campaign_keeps_its_outcome(bridge, sound):
-    """The breaker's count is 1, so the answer's statement also starts it again, and waits for
-    the campaign's row (another dispatcher takes its slots). Meanwhile the worker reads a
-    delivery that came before the answer: no call has its id yet."""
-    campaign = running_campaign(bridge, sound, rows=1)
-    Campaign.objects.filter(pk=campaign.pk).update(provider_failures=1)
-    [call] = campaign.claim_calls(1, timedelta(minutes=5))
-    CallEvent.objects.store(source="webhook", body=BUSY)
-    errors: list[Exception] = []
-    let_go = holding(lambda: Campaign.objects.select_for_update().get(pk=campaign.pk), errors)
-
-    gateway = FakeGateway(answers=(answer(),))
-    sender = in_thread(lambda: sends.send(call, gateway, campaign_running=True), errors)
-    blocked = waits_for_a_lock("WITH changed", sender)
-    apply_stored()  # the deliveries worker, now
-    let_go()
-    sender.join(10)
-    apply_stored()  # its next pass
-
-    assert blocked and not errors
-    event, campaign = CallEvent.objects.get(), Campaign.objects.get(pk=campaign.pk)
-    call.refresh_from_db()
-    assert (event.call_id, event.applied_at is None) == (call.pk, False)
-    assert (call.status, call.provider_status) == ("busy", "BUSY")
-    assert campaign.provider_failures == 0
-
-
 def test_a_delivery_read_while_the_answer_waits_for_its_call_keeps_its_outcome(make_call):
-    """A call of no campaign: another transaction holds its row a moment."""
+    """Another transaction holds the call's row a moment (a worker's batch applying a delivery
+    matched to it by its number), so the answer waits; meanwhile the worker reads a delivery
+    that came before the answer: no call has its id yet, nor when it looks again after its
+    commit."""
     call = make_call(provider_id="", status="pending")
     assert call.begin_sending()
     CallEvent.objects.store(source="webhook", body=BUSY)

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from calls.models import CallLog, Campaign
-from calls.models.bulk import Update, prepared_cursor, update_where
+from calls.models.bulk import prepared_cursor, update_where
 from calls.vocabulary import CallStatus
 from tests.clock import pinned_now
 
@@ -60,49 +60,6 @@ def test_a_condition_of_the_caller_s_own_is_added_with_its_values(campaign):
         == 1
     )
 
-    campaign.refresh_from_db()
-    assert campaign.provider_failures == 0
-
-
-def test_then_is_made_only_when_the_first_changed_a_row_and_in_its_statement_on_postgresql(
-    make_call, campaign
-):
-    call = make_call("a", status=CallStatus.PENDING)
-    Campaign.objects.filter(pk=campaign.pk).update(provider_failures=2)
-    reset = Campaign.provider_answered(campaign.pk)
-
-    missed = update_where(
-        CallLog, {"id": call.pk, "status": "queued"}, {"error": "x"}, then=[reset]
-    )
-    campaign.refresh_from_db()
-    assert (missed, campaign.provider_failures) == (0, 2)
-
-    with CaptureQueriesContext(connection) as statements:
-        changed = update_where(
-            CallLog, {"id": call.pk, "status": "pending"}, {"error": "x"}, then=[reset]
-        )
-
-    campaign.refresh_from_db()
-    assert (changed, campaign.provider_failures) == (1, 0)
-    assert CallLog.objects.get(pk=call.pk).error == "x"
-    assert len(statements) == (1 if connection.vendor == "postgresql" else 2)
-
-
-def test_then_keeps_its_own_condition(make_call, campaign):
-    call = make_call("a", status=CallStatus.PENDING)
-    other = make_call("b", status=CallStatus.PENDING)
-    Campaign.objects.filter(pk=campaign.pk).update(provider_failures=0)
-    only_b = Update(CallLog, {"id": other.pk, "status": "queued"}, {"error": "not b"})
-
-    changed = update_where(
-        CallLog,
-        {"id": call.pk},
-        {"error": "a"},
-        then=[only_b, Campaign.provider_answered(campaign.pk)],
-    )
-
-    assert changed == 1
-    assert CallLog.objects.get(pk=other.pk).error == ""
     campaign.refresh_from_db()
     assert campaign.provider_failures == 0
 
