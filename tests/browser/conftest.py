@@ -4,10 +4,12 @@ and the engine on the same test database for background work (sandbox outcomes, 
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from tests.conftest import _user
 from tests.system.conftest import (  # noqa: F401 - gunicorn: a fixture
@@ -69,7 +71,28 @@ def page(browser, live_server):
     context.set_default_timeout(20_000)  # generous: CI machines are small and busy
     page = context.new_page()
     yield page
+    page.goto("about:blank")  # no poll or partial of the page's starts after this
     context.close()
+    _live_server_done()
+
+
+def _live_server_done() -> None:
+    """Wait (a few seconds at most) until no other connection runs a statement: a request the
+    page made just before it closed may still be at work in the live server, and PostgreSQL's
+    TRUNCATE at the test's teardown, meeting its reads, ends in a deadlock. SQLite's flush
+    simply waits its turn."""
+    if connection.vendor != "postgresql":
+        return
+    give_up = time.monotonic() + 5
+    while time.monotonic() < give_up:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state = 'active'"
+            )
+            if not cursor.fetchone()[0]:
+                return
+        time.sleep(0.02)
 
 
 def screenshot(page, name: str) -> Path:
