@@ -7,6 +7,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from django.db import connection
@@ -17,6 +18,9 @@ from tests.system.conftest import (  # noqa: F401 - gunicorn: a fixture
     start_db_worker,
     start_engine,
 )
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,16 +75,18 @@ def page(browser, live_server):
     context.set_default_timeout(20_000)  # generous: CI machines are small and busy
     page = context.new_page()
     yield page
-    page.goto("about:blank")  # no poll or partial of the page's starts after this
+    close(context)
+
+
+def close(context: "BrowserContext") -> None:
+    """Close a test's browser context before its database is flushed: its pages are sent
+    away (no poll or partial of theirs starts after that), then it waits (a few seconds at
+    most) until no other connection runs a statement. A request a page made just before it
+    closed may still be at work in the live server, and PostgreSQL's TRUNCATE at the test's
+    teardown, meeting its reads, ends in a deadlock; SQLite's flush simply waits its turn."""
+    for page in context.pages:
+        page.goto("about:blank")
     context.close()
-    _live_server_done()
-
-
-def _live_server_done() -> None:
-    """Wait (a few seconds at most) until no other connection runs a statement: a request the
-    page made just before it closed may still be at work in the live server, and PostgreSQL's
-    TRUNCATE at the test's teardown, meeting its reads, ends in a deadlock. SQLite's flush
-    simply waits its turn."""
     if connection.vendor != "postgresql":
         return
     give_up = time.monotonic() + 5

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from calls.models import Bridge, CallLog, Campaign, IvrFlow
-from tests.browser.conftest import log_in, screenshot
+from tests.browser.conftest import close, log_in, screenshot
 from tests.clock import pinned_now
 from tests.conftest import _user
 from tests.helpers.campaigns import upload
@@ -36,7 +36,7 @@ def make_page(browser, live_server, transactional_db, django_user_model):
 
     yield make
     for context in contexts:
-        context.close()
+        close(context)
 
 
 def draft() -> Campaign:

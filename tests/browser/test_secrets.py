@@ -8,6 +8,7 @@ from django.db import connection
 from playwright.sync_api import expect
 
 from calls.models import CallLog
+from tests.browser.conftest import close
 from tests.conftest import _user, logged_in
 
 OTP = "583920"
@@ -44,7 +45,7 @@ def test_a_typed_otp_never_reaches_a_url_a_log_or_the_database(
     )
     page.locator("button[type=submit]", has_text="Place call").click()
     page.wait_for_url(re.compile(r"/calls/\d+/$"))
-    context.close()
+    close(context)
 
     call = CallLog.objects.get()
     assert call.variables == {"Name": "Asha", "otp": "******"}
