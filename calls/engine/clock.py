@@ -22,12 +22,13 @@ from django.utils import timezone
 from calls.engine.jobs import JOBS, Job, Ran
 from calls.engine.processes import DATABASE_ERRORS, Backoff, Process
 from calls.engine.wakeup import DELIVERIES, Listener
-from calls.models import PeriodicJob, WorkerHeartbeat
+from calls.models import CallEvent, PeriodicJob, WorkerHeartbeat
 from calls.models.engine import BEAT
-from calls.models.events import BATCH, apply_waiting
+from calls.models.events import BATCH, EARLY_WINDOW, LOOK_EARLY_EVERY, apply_waiting
 
 logger = logging.getLogger(__name__)
 LOOK_EVERY = timedelta(seconds=1)  # how often the schedule is read for due runs
+NEVER = datetime.min.replace(tzinfo=UTC)
 # Seconds between two passes that a delivery woke, at least: a pass costs ~8 ms of CPU whatever
 # its size, so a steady stream applied every 0.25 s (not 0.1) spends less per call, and a page
 # that polls every 2 s still shows the outcome at its next look.
@@ -108,7 +109,7 @@ class Engine:
         self.running: dict[str, Future[Outcome]] = {}
         self.ended: list[Outcome] = []  # runs ended whose record is not written yet
         self.backoff = Backoff(f"{self.process.kind} {self.process.id}")
-        self.next_look = self.next_beat = self.next_checkpoint = datetime.min.replace(tzinfo=UTC)
+        self.next_look = self.next_beat = self.next_checkpoint = self.next_early = NEVER
         self.scheduled = False  # the jobs are on the schedule (checked once, at the start)
         self.listener = Listener([DELIVERIES] if self.deliveries else [])
 
@@ -127,14 +128,21 @@ class Engine:
         self.process.forget()
 
     def step(self) -> bool:
-        """One pass: a batch of deliveries, the schedule once a LOOK_EVERY, the beat once a
-        BEAT. True when a full batch was applied (more wait: no pause before the next)."""
+        """One pass: a batch of deliveries, the deliveries that came before their call's answer
+        once a LOOK_EARLY_EVERY, the schedule once a LOOK_EVERY, the beat once a BEAT. True
+        when a full batch was applied (more wait: no pause before the next)."""
         try:
             if not self.scheduled:
                 ensure_schedule(self.jobs)
                 self.scheduled = True
             busy = self.deliveries and apply_waiting(self.batch) >= self.batch
             now = self.now()
+            if self.deliveries and now >= self.next_early:
+                # A process's first look goes back to the start: one may have waited while
+                # no engine ran.
+                since = None if self.next_early == NEVER else now - EARLY_WINDOW
+                CallEvent.objects.queue_again_learned(since)
+                self.next_early = now + LOOK_EARLY_EVERY
             if now >= self.next_beat:
                 self.beat(now)
             if now >= self.next_checkpoint:
@@ -153,14 +161,15 @@ class Engine:
 
     def idle(self) -> None:
         """Wait for work. Listening (PostgreSQL), a stored delivery wakes the loop, so it need
-        not look before its next own duty (the schedule, the beat); otherwise it polls."""
+        not look before its next own duty (the schedule, the beat, the look for deliveries that
+        came before their answer); otherwise it polls."""
         if not self.deliveries or not self.listener.possible:
             time.sleep(self.interval)
             return
         if not self.listener.listening:  # polls meanwhile; (re)connects first, at once if it can
             self.listener.wait(self.interval)
             return
-        duties = [self.next_beat, *([self.next_look] if self.jobs else [])]
+        duties = [self.next_beat, self.next_early, *([self.next_look] if self.jobs else [])]
         until = (min(duties) - self.now()).total_seconds()
         began = time.monotonic()
         if self.listener.wait(max(self.interval, until)):

@@ -19,13 +19,15 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import OperationalError, connection, models, transaction
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Q
+from django.db.models import BooleanField, Exists, OuterRef, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from calls.models.bulk import prepared_cursor, rows_update, this_connection, update_rows
 from calls.models.calls import CallLog
 from calls.models.life import DOUBTFUL_TIME, Decided, Told
 from calls.models.records import DoNotCall, record_keypresses
+from calls.models.submissions import ANSWER_LATE
 from calls.vocabulary import IN_FLIGHT, provider_key, provider_words
 from calls.webhooks import Delivery, MalformedDelivery, parse_delivery
 
@@ -42,6 +44,15 @@ BATCH = 500
 SQLITE_SLICE = 25
 # How often a delivery's INSERT asks SQLite for the write lock while another writer holds it.
 TURN_POLL = 0.0005
+# How far back the engine looks, and how often, for deliveries that came before their call's
+# answer (`queue_again_learned`): twice as long as an answer may take before it looks for
+# itself, so a sender's and an engine's clocks some minutes apart still meet.
+EARLY_WINDOW = 2 * ANSWER_LATE
+LOOK_EARLY_EVERY = timedelta(seconds=1)
+# The condition of the index of those deliveries, in the statement's own text: planned once for
+# any values (prepared; every SQLite statement), a statement uses a partial index only if it
+# says the index's condition term by term, not as a value bound later.
+KEYED = RawSQL("""NOT ("calls_callevent"."provider_key" = '')""", (), BooleanField())
 
 
 class CallEventQuerySet(models.QuerySet["CallEvent"]):
@@ -99,6 +110,25 @@ class CallEventQuerySet(models.QuerySet["CallEvent"]):
 
     def waiting(self) -> "CallEventQuerySet":
         return self.filter(applied_at=None)
+
+    def queue_again_learned(self, since: datetime | None) -> int:
+        """Queue again the deliveries received since `since` (None: ever) that found no call
+        but carry an id a call has now, to be matched at the worker's next pass; returns how
+        many. A delivery can come before the answer to the POST that placed its call (the
+        provider was quick, our worker slow): the engine looks every LOOK_EARLY_EVERY, back
+        EARLY_WINDOW; an answer stored later than ANSWER_LATE looks for itself."""
+        # Found before written, so the usual look (none found) writes nothing: on SQLite it
+        # does not take the one write lock.
+        early = self.filter(KEYED, call=None, parse_error="")
+        if since is not None:
+            early = early.filter(received_at__gte=since)
+        learned = early.exclude(applied_at=None).filter(
+            Exists(CallLog.objects.filter(provider_key=OuterRef("provider_key")))
+        )
+        found = list(learned.order_by().values_list("pk", flat=True))
+        if not found:
+            return 0
+        return self.filter(pk__in=found, call=None).exclude(applied_at=None).update(applied_at=None)
 
 
 # What a stored delivery brings, in the order `store` passes the values.
@@ -213,10 +243,11 @@ class CallEvent(models.Model):
             models.Index(
                 fields=["provider_id"], condition=~Q(provider_id=""), name="event_provider_id"
             ),
+            # Deliveries with an id and no call (`queue_again_learned`), by when they came.
             models.Index(
-                fields=["provider_key"],
+                fields=["received_at"],
                 condition=Q(call=None) & ~Q(provider_key=""),
-                name="event_unmatched_key",
+                name="event_unmatched",
             ),
         ]
 
@@ -269,9 +300,8 @@ def apply_waiting(limit: int = BATCH) -> int:
                 .order_by("id")
                 .defer("parsed")[:limit]
             )
-            taken, unmatched = _apply(batch, _read(batch, waiting=True))
+            taken = _apply(batch, _read(batch, waiting=True))
         _log_applied(taken)
-        _queue_again_if_learned(unmatched)
         return len(batch)
     applied = 0
     while applied < limit:
@@ -299,18 +329,10 @@ def _apply_slice(limit: int) -> tuple[int, float]:
     decided = CallLog.objects.decide_outcomes(told, batch) if told else None
     began = time.monotonic()
     with transaction.atomic():
-        taken, unmatched = _apply(claimed, read, decided)
+        taken = _apply(claimed, read, decided)
     held = time.monotonic() - began
     _log_applied(taken)
-    _queue_again_if_learned(unmatched)
     return len(taken), held
-
-
-def _queue_again_if_learned(unmatched: dict[int, str]) -> None:
-    """A call learned one of these ids while the batch was applied (the POST's answer came just
-    then): they are queued again, to be matched now."""
-    if unmatched and CallLog.objects.filter(provider_key__in=unmatched.values()).exists():
-        CallEvent.objects.filter(pk__in=unmatched, call=None).update(applied_at=None)
 
 
 def apply_events(events: "models.QuerySet[CallEvent]") -> None:
@@ -318,7 +340,7 @@ def apply_events(events: "models.QuerySet[CallEvent]") -> None:
     and for an administrator's "match again"."""
     with transaction.atomic():
         claimed = list(events.select_for_update().order_by("id"))
-        taken, _ = _apply(claimed, _read(claimed, waiting=False))
+        taken = _apply(claimed, _read(claimed, waiting=False))
     _log_applied(taken)
 
 
@@ -375,27 +397,22 @@ def _read(events: list[CallEvent], *, waiting: bool) -> Read:
     return Read(deliveries, write)
 
 
-def _apply(
-    events: list[CallEvent], read: Read, decided: Decided | None = None
-) -> tuple[list[CallEvent], dict[int, str]]:
+def _apply(events: list[CallEvent], read: Read, decided: Decided | None = None) -> list[CallEvent]:
     """Write a batch read by `_read` and apply its outcomes, inside the caller's transaction:
     few statements whatever its size (the events' write built by `_read`, one locked read of
     the calls, one of their start times, the calls' bulk write; with the outcomes `decided`
     before the lock, one read of the calls and the calls' write). The calls decide and write
-    their own outcomes (`CallLog.objects.take_outcomes`). Returns the events written, and those
-    that carry an id but found no call, with their id's key."""
+    their own outcomes (`CallLog.objects.take_outcomes`). Returns the events written; those with
+    an id and no call wait for `queue_again_learned`."""
     written = read.write()
     if len(written) < len(events):
         decided = None  # another worker applied some of them: decided again, under the lock
     events = [event for event in events if event.pk in written]
     deliveries = read.deliveries
-    unmatched: dict[int, str] = {}
     for event in events:
         delivery = deliveries.get(event.pk)
         if delivery is None:
             continue
-        if event.call_id is None and event.provider_key:
-            unmatched[event.pk] = event.provider_key
         if delivery.unsubscribed:
             # An opt-out (voice:unsubscription) is about a number, not a call.
             DoNotCall.objects.record_opt_outs(
@@ -405,7 +422,7 @@ def _apply(
             )
     told = _told(events, deliveries)
     if not told:
-        return events, unmatched
+        return events
     # The calls decide and write their own outcomes, under their locks; what they did not
     # believe is flagged on its event.
     doubtful = CallLog.objects.take_outcomes(told, decided)
@@ -423,7 +440,7 @@ def _apply(
     if keys:  # else its queryset costs Python to find it needs no query
         for call in CallLog.objects.select_related("flow").filter(pk__in=keys, keypresses_at=None):
             record_keypresses(call, keys[call.pk], timezone.now())
-    return events, unmatched
+    return events
 
 
 def _told(events: list[CallEvent], deliveries: dict[int, Delivery]) -> dict[int, list[Told]]:

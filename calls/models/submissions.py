@@ -3,9 +3,11 @@ that name), and what each earlier try at sending it came to, kept when it is ret
 
 import logging
 from contextlib import nullcontext
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.db import models, transaction
+from django.utils import timezone
 
 from calls.models.bulk import update_where
 from calls.models.life import Mover, allowed_from
@@ -18,9 +20,10 @@ if TYPE_CHECKING:
     from calls.models.calls import CallLog
 
 logger = logging.getLogger(__name__)
-# The index's own condition, word for word: SQLite uses a partial index only for a statement
-# that says its condition term by term (PostgreSQL also reads `<>` in it).
-KEYED = "NOT (\"provider_key\" = '')"
+# An answer stored this long after its POST began is late: it queues again itself the deliveries
+# that came before it. Sooner, the engine does (`CallEventQuerySet.queue_again_learned`), which
+# spares every send a statement: the provider is rarely that quick.
+ANSWER_LATE = timedelta(minutes=5)
 
 
 def record_submission(
@@ -67,14 +70,11 @@ def record_submission(
             record_submission_settled(call, fields)
         else:
             fields = _record_under_lock(call, result, fields, learned, answer)
-    if "provider_key" in fields:
-        # Deliveries that came before this answer found no call: queued to be applied now.
-        # After the commit, so a worker that missed the id sees it when it looks again.
-        early = {"call": None, "provider_key": fields["provider_key"], "parse_error": ""}
-        # Said in the text too: a statement planned once for any key (prepared; every SQLite
-        # statement) uses the index of keyed events without a call only if it says this key is
-        # not "" (else it reads every event).
-        update_where(call.events.model, early, {"applied_at": None}, also=KEYED)
+    began = call.submitted_at
+    if "provider_key" in fields and (began is None or timezone.now() - began > ANSWER_LATE):
+        # After the commit, so that it sees what a worker committed meanwhile.
+        since = began and began - ANSWER_LATE  # none came before the POST (clocks may differ)
+        call.events.model.objects.queue_again_learned(since)
     for name, value in fields.items():
         setattr(call, name, value)
     if "status" not in fields:

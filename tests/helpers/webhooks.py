@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection
 from django.test import Client
 
-from calls.models import CallLog
+from calls.models import CallEvent, CallLog
 from calls.models.events import apply_waiting
 from tests.helpers.portal import WEBHOOK_SECRET
 
@@ -102,7 +102,9 @@ def deliver(
 
 
 def apply_stored() -> int:
-    """What the deliveries worker does next: apply everything stored and waiting."""
+    """What the deliveries worker does next: queue again the deliveries that came before their
+    call's answer, and apply everything stored and waiting."""
+    CallEvent.objects.queue_again_learned(since=None)
     applied = 0
     while claimed := apply_waiting():
         applied += claimed

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 
 import calls
 from calls.models import CallEvent, CallLog, Campaign
+from calls.models.events import EARLY_WINDOW
 from calls.models.life import DOUBTFUL_TIME, TRANSITIONS, Mover, allowed_from
 from calls.provider.base import SendResult
 from calls.sealing import masked_echo
@@ -352,21 +353,19 @@ def _plan_for_any_values(sql: str, params: list) -> str:
         return plan
 
 
-def test_the_deliveries_that_came_before_the_answer_are_found_by_their_index(make_call):
-    """The answer queues again the deliveries that found no call, by the id it brings. Prepared
-    once for any id, that statement must still look them up by the index of keyed events
-    without a call, not read every event there is."""
-    call = make_call(provider_id="", status="pending")
-    assert call.begin_sending()
-    requeued = []
+def test_the_look_for_deliveries_that_came_before_their_answer_reads_its_index(db):
+    """Every second the engine looks for deliveries that carry an id and found no call, come
+    within EARLY_WINDOW. Planned once for any time (prepared; every SQLite statement), that
+    look must read the index of such deliveries by time, not every event there is."""
+    looks = []
 
     def keep(execute, sql, params, many, context):
-        if sql.startswith('UPDATE "calls_callevent"'):
-            requeued.append((sql, params))
+        if sql.startswith('SELECT "calls_callevent"'):
+            looks.append((sql, params))
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(keep):
-        call.record_submission(SendResult(status="queued", provider_id=CALL_ID), {})
+        CallEvent.objects.queue_again_learned(pinned_now() - EARLY_WINDOW)
 
-    [(sql, params)] = requeued
-    assert "event_unmatched_key" in _plan_for_any_values(sql, params)
+    [(sql, params)] = looks
+    assert "event_unmatched" in _plan_for_any_values(sql, params)
