@@ -144,10 +144,15 @@ def provider_words(word: str) -> str:
     return PROVIDER_WORDS.get(word.strip().upper(), word)
 
 
+# The length of the columns a provider id is kept in: a longer id is kept cut to it.
+PROVIDER_ID_LENGTH = 128
+
+
 def provider_key(provider_id: str) -> str:
     """The provider's call id without the legacy `:n` suffix, so `<uuid>:1` and `<uuid>` match;
-    lower case, so ids match (and are searched by prefix on an index) whatever their case."""
-    return provider_id.split(":")[0].lower()
+    lower case, so ids match (and are searched by prefix on an index) whatever their case; cut
+    as it is stored, so an id too long for its column still matches the one kept."""
+    return provider_id.split(":")[0].lower()[:PROVIDER_ID_LENGTH]
 
 
 VARIABLE_FIELD_PREFIX = "variables["

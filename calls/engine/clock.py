@@ -110,6 +110,7 @@ class Engine:
         self.ended: list[Outcome] = []  # runs ended whose record is not written yet
         self.backoff = Backoff(f"{self.process.kind} {self.process.id}")
         self.next_look = self.next_beat = self.next_checkpoint = self.next_early = NEVER
+        self.looked_early: datetime | None = None  # the last look for early deliveries
         self.scheduled = False  # the jobs are on the schedule (checked once, at the start)
         self.listener = Listener([DELIVERIES] if self.deliveries else [])
 
@@ -138,11 +139,12 @@ class Engine:
             busy = self.deliveries and apply_waiting(self.batch) >= self.batch
             now = self.now()
             if self.deliveries and now >= self.next_early:
-                # A process's first look goes back to the start: one may have waited while
-                # no engine ran.
-                since = None if self.next_early == NEVER else now - EARLY_WINDOW
-                CallEvent.objects.queue_again_learned(since)
-                self.next_early = now + LOOK_EARLY_EVERY
+                # Back from the last look, not from now: a loop held up (the database away,
+                # the machine paused) misses nothing meanwhile. A process's first look goes
+                # back to the start: one may have waited while no engine ran.
+                since = self.looked_early and self.looked_early - EARLY_WINDOW
+                CallEvent.objects.queue_again_learned(since=since)
+                self.looked_early, self.next_early = now, now + LOOK_EARLY_EVERY
             if now >= self.next_beat:
                 self.beat(now)
             if now >= self.next_checkpoint:

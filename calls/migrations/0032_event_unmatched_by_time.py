@@ -10,10 +10,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveIndex(
-            model_name='callevent',
-            name='event_unmatched_key',
-        ),
         migrations.AddIndex(
             model_name='callevent',
             index=models.Index(condition=models.Q(('call', None), models.Q(('provider_key', ''), _negated=True)), fields=['received_at'], name='event_unmatched'),

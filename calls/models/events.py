@@ -10,7 +10,7 @@ import logging
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from functools import cache
 from typing import NamedTuple
@@ -44,13 +44,13 @@ BATCH = 500
 SQLITE_SLICE = 25
 # How often a delivery's INSERT asks SQLite for the write lock while another writer holds it.
 TURN_POLL = 0.0005
-# How far back the engine looks, and how often, for deliveries that came before their call's
-# answer (`queue_again_learned`): twice as long as an answer may take before it looks for
-# itself, so a sender's and an engine's clocks some minutes apart still meet.
+# How far before its last look the engine looks, and how often, for deliveries that came before
+# their call's answer (`queue_again_learned`): twice as long as an answer may take before it
+# looks for itself, so a sender's and an engine's clocks some minutes apart still meet.
 EARLY_WINDOW = 2 * ANSWER_LATE
 LOOK_EARLY_EVERY = timedelta(seconds=1)
-# The condition of the index of those deliveries, in the statement's own text: planned once for
-# any values (prepared; every SQLite statement), a statement uses a partial index only if it
+# The condition of the indexes of those deliveries, in the statement's own text: planned once
+# for any values (prepared; every SQLite statement), a statement uses a partial index only if it
 # says the index's condition term by term, not as a value bound later.
 KEYED = RawSQL("""NOT ("calls_callevent"."provider_key" = '')""", (), BooleanField())
 
@@ -111,17 +111,24 @@ class CallEventQuerySet(models.QuerySet["CallEvent"]):
     def waiting(self) -> "CallEventQuerySet":
         return self.filter(applied_at=None)
 
-    def queue_again_learned(self, since: datetime | None) -> int:
-        """Queue again the deliveries received since `since` (None: ever) that found no call
-        but carry an id a call has now, to be matched at the worker's next pass; returns how
-        many. A delivery can come before the answer to the POST that placed its call (the
-        provider was quick, our worker slow): the engine looks every LOOK_EARLY_EVERY, back
-        EARLY_WINDOW; an answer stored later than ANSWER_LATE looks for itself."""
+    def queue_again_learned(
+        self, *, since: datetime | None = None, keys: Collection[str] | None = None
+    ) -> int:
+        """Queue again the deliveries that found no call but carry an id a call has now, to
+        be matched at the worker's next pass; returns how many. Only those received `since`,
+        or carrying one of `keys` (ids some calls just learned), when given.
+
+        A delivery can come before the answer to the POST that placed its call (the provider
+        was quick, our worker slow). The engine looks every LOOK_EARLY_EVERY, back EARLY_WINDOW
+        before its last look; an answer stored later than ANSWER_LATE looks for its own id, and
+        a batch that taught calls their ids (found by number) for those."""
         # Found before written, so the usual look (none found) writes nothing: on SQLite it
         # does not take the one write lock.
         early = self.filter(KEYED, call=None, parse_error="")
         if since is not None:
             early = early.filter(received_at__gte=since)
+        if keys is not None:
+            early = early.filter(provider_key__in=keys)
         learned = early.exclude(applied_at=None).filter(
             Exists(CallLog.objects.filter(provider_key=OuterRef("provider_key")))
         )
@@ -243,7 +250,13 @@ class CallEvent(models.Model):
             models.Index(
                 fields=["provider_id"], condition=~Q(provider_id=""), name="event_provider_id"
             ),
-            # Deliveries with an id and no call (`queue_again_learned`), by when they came.
+            # Deliveries with an id and no call (`queue_again_learned`), by their id and by
+            # when they came.
+            models.Index(
+                fields=["provider_key"],
+                condition=Q(call=None) & ~Q(provider_key=""),
+                name="event_unmatched_key",
+            ),
             models.Index(
                 fields=["received_at"],
                 condition=Q(call=None) & ~Q(provider_key=""),
@@ -300,8 +313,9 @@ def apply_waiting(limit: int = BATCH) -> int:
                 .order_by("id")
                 .defer("parsed")[:limit]
             )
-            taken = _apply(batch, _read(batch, waiting=True))
-        _log_applied(taken)
+            read = _read(batch, waiting=True)
+            taken = _apply(batch, read)
+        _committed(taken, read)
         return len(batch)
     applied = 0
     while applied < limit:
@@ -331,7 +345,7 @@ def _apply_slice(limit: int) -> tuple[int, float]:
     with transaction.atomic():
         taken = _apply(claimed, read, decided)
     held = time.monotonic() - began
-    _log_applied(taken)
+    _committed(taken, read)
     return len(taken), held
 
 
@@ -340,12 +354,16 @@ def apply_events(events: "models.QuerySet[CallEvent]") -> None:
     and for an administrator's "match again"."""
     with transaction.atomic():
         claimed = list(events.select_for_update().order_by("id"))
-        taken = _apply(claimed, _read(claimed, waiting=False))
-    _log_applied(taken)
+        read = _read(claimed, waiting=False)
+        taken = _apply(claimed, read)
+    _committed(taken, read)
 
 
-def _log_applied(events: list[CallEvent]) -> None:
-    """Once committed (not under SQLite's write lock): a line per delivery applied."""
+def _committed(events: list[CallEvent], read: "Read") -> None:
+    """Once a batch is committed (not under SQLite's write lock): the deliveries that came
+    before an id this batch taught its call are queued again, and a line per delivery."""
+    if read.teaching:
+        CallEvent.objects.queue_again_learned(keys=read.teaching)
     for event in events:
         logger.info(
             "delivery applied event=%s call=%s status=%s%s",
@@ -357,10 +375,12 @@ def _log_applied(events: list[CallEvent]) -> None:
 
 
 class Read(NamedTuple):
-    """A batch read by `_read`: what each readable event says, and the events' own write."""
+    """A batch read by `_read`: what each readable event says, the events' own write, and the
+    ids of those found by number: each teaches its call its id (`life._take`)."""
 
     deliveries: dict[int, Delivery]
     write: Callable[[], set[int]]
+    teaching: set[str]
 
 
 # An event's columns that reading it sets.
@@ -390,11 +410,12 @@ def _read(events: list[CallEvent], *, waiting: bool) -> Read:
             delivery = event.read()
             if delivery is not None:
                 deliveries[event.pk] = delivery
-    matched = _match(events, deliveries)
+    matched, by_number = _match(events, deliveries)
     for event in events:
         event.call_id = matched.get(event.pk, event.call_id)
     write = rows_update(events, READ_COLUMNS, while_null="applied_at" if waiting else "")
-    return Read(deliveries, write)
+    teaching = {event.provider_key for event in events if event.pk in by_number}
+    return Read(deliveries, write, teaching - {""})
 
 
 def _apply(events: list[CallEvent], read: Read, decided: Decided | None = None) -> list[CallEvent]:
@@ -452,9 +473,12 @@ def _told(events: list[CallEvent], deliveries: dict[int, Delivery]) -> dict[int,
     return told
 
 
-def _match(events: list[CallEvent], deliveries: dict[int, Delivery]) -> dict[int, int]:
+def _match(
+    events: list[CallEvent], deliveries: dict[int, Delivery]
+) -> tuple[dict[int, int], set[int]]:
     """Each event's call, for the whole batch: one read by provider id (either id form), then one
-    for the number + bridge fallback of those that carry no known id."""
+    for the number + bridge fallback of those that carry no known id (also returned: found by
+    number)."""
     keys = {
         event.pk: [provider_key(i) for i in deliveries[event.pk].ids]
         for event in events
@@ -475,12 +499,14 @@ def _match(events: list[CallEvent], deliveries: dict[int, Delivery]) -> dict[int
         for pk, ks in keys.items()
         if (call := next((by_key[k] for k in ks if k in by_key), None)) is not None
     }
-    by_number = _by_number([deliveries[pk] for pk in keys if pk not in found])
+    latest = _by_number([deliveries[pk] for pk in keys if pk not in found])
+    by_number = set()
     for pk in keys:
         delivery = deliveries[pk]
-        if pk not in found and (delivery.to, delivery.bridge) in by_number:
-            found[pk] = by_number[delivery.to, delivery.bridge]
-    return found
+        if pk not in found and (delivery.to, delivery.bridge) in latest:
+            found[pk] = latest[delivery.to, delivery.bridge]
+            by_number.add(pk)
+    return found, by_number
 
 
 def _by_number(deliveries: list[Delivery]) -> dict[tuple[str, str], int]:

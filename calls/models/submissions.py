@@ -73,8 +73,7 @@ def record_submission(
     began = call.submitted_at
     if "provider_key" in fields and (began is None or timezone.now() - began > ANSWER_LATE):
         # After the commit, so that it sees what a worker committed meanwhile.
-        since = began and began - ANSWER_LATE  # none came before the POST (clocks may differ)
-        call.events.model.objects.queue_again_learned(since)
+        call.events.model.objects.queue_again_learned(keys=[str(fields["provider_key"])])
     for name, value in fields.items():
         setattr(call, name, value)
     if "status" not in fields:

@@ -1,14 +1,16 @@
 """Deliveries that came before the answer to their call's POST (calls/models/events.py
 `queue_again_learned`): no call has their id yet, so they are applied unmatched. The engine
-looks for them every LOOK_EARLY_EVERY, back EARLY_WINDOW (back to the start at its first look),
-and queues again those whose id a call has now; an answer stored later than ANSWER_LATE after
-its POST began queues them itself. The send path makes no statement about deliveries."""
+looks for them every LOOK_EARLY_EVERY, back EARLY_WINDOW before its last look (back to the
+start at its first), and queues again those whose id a call has now; an answer stored later than
+ANSWER_LATE after its POST began queues them itself, and so does a batch whose delivery found by
+number taught a call its id. The send path makes no statement about deliveries."""
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -18,7 +20,7 @@ from calls.models import CallEvent, CallLog, WorkerHeartbeat
 from calls.models.events import EARLY_WINDOW, LOOK_EARLY_EVERY, apply_waiting
 from calls.models.submissions import ANSWER_LATE
 from calls.provider.base import SendResult
-from tests.helpers.webhooks import CALL_ID
+from tests.helpers.webhooks import CALL_ID, push
 
 pytestmark = pytest.mark.django_db
 # By id alone, as a provider may tell it: no number to find the call by.
@@ -46,6 +48,16 @@ def came_early(call: CallLog, began: datetime | None = None) -> None:
     CallEvent.objects.store(source="webhook", body=BUSY)
     assert apply_waiting() == 1
     assert CallEvent.objects.get(body=BUSY.decode()).call_id is None
+
+
+def engine_running_and_early(make_call: Callable[..., CallLog]) -> tuple[CallLog, Clock, Engine]:
+    """An engine running (its first look made), and a call whose delivery came early."""
+    call = make_call(provider_id="", status="pending")
+    clock = Clock()
+    running = engine(clock)
+    running.step()
+    came_early(call)
+    return call, clock, running
 
 
 def answered(call: CallLog) -> list[str]:
@@ -84,25 +96,86 @@ def test_the_engines_next_look_finds_it_and_its_outcome_is_applied(make_call):
     assert foreign.call_id is None and foreign.applied_at is not None  # looked at, left
 
 
-def test_a_started_engine_looks_back_to_the_start_then_as_far_as_an_answer_may_be_late(
-    make_call,
+def test_an_engine_held_up_by_a_long_database_outage_looks_back_from_its_last_look(
+    make_call, monkeypatch
 ):
-    call = make_call(provider_id="", status="pending")
-    clock = Clock()
-    running = engine(clock)
+    """The engine waits a database outage out and goes on (it never exits for one): its next
+    look goes back from its last one, however long ago, not from now."""
+    call, clock, running = engine_running_and_early(make_call)
+    answered(call)  # in time: no look of its own
+
+    monkeypatch.setattr(running.backoff, "failed", lambda error: None)  # no pause, no closing
+
+    def away(batch: int) -> int:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("calls.engine.clock.apply_waiting", away)
+    for _ in range(11):  # away for 11 minutes
+        clock.now += timedelta(minutes=1)
+        assert running.step() is False
+    monkeypatch.setattr("calls.engine.clock.apply_waiting", apply_waiting)
+    running.step()  # back: looks
     running.step()
-    came_early(call)
+
+    assert matched(call)
+
+
+def test_a_started_engine_looks_back_to_the_start_a_running_one_only_a_window_back(make_call):
+    """What a running engine looks at each second is bounded: the deliveries that came within
+    EARLY_WINDOW of its last look. A process's first look goes back to the start: one may have
+    waited while no engine ran."""
+    call, clock, running = engine_running_and_early(make_call)
+    long_ago = timezone.now() - EARLY_WINDOW - timedelta(minutes=1)
+    CallEvent.objects.filter(body=BUSY.decode()).update(received_at=long_ago)
     answered(call)
 
-    clock.now += EARLY_WINDOW + timedelta(seconds=1)
-    running.step()  # looks back EARLY_WINDOW: the delivery came before that
+    clock.now += LOOK_EARLY_EVERY
+    running.step()
     running.step()
     assert not matched(call)
     started = engine(clock)
-    started.step()  # its first look goes back to the start (no engine may have run meanwhile)
+    started.step()
     started.step()
 
     assert matched(call)
+
+
+def test_an_id_a_call_learns_from_a_delivery_found_by_its_number_matches_the_early_ones(
+    make_call,
+):
+    """No answer came (the POST timed out): a later delivery found by the call's number
+    teaches it its id (`_take`), however long after the one that came by id alone; that batch
+    queues the early one again."""
+    call, clock, running = engine_running_and_early(make_call)
+
+    clock.now += EARLY_WINDOW + timedelta(minutes=1)
+    running.step()
+    by_number = json.dumps(push()).encode()
+    CallEvent.objects.store(source="webhook", body=by_number)
+    running.step()  # found by number: the call learns its id, the early delivery is queued
+    running.step()
+
+    assert CallEvent.objects.get(body=BUSY.decode()).call_id == call.pk
+    assert CallEvent.objects.get(body=by_number.decode()).call_id == call.pk
+
+
+def test_an_id_too_long_for_its_column_still_matches_once_learned(make_call):
+    """The delivery and the call keep the first 128 characters of an id longer than that: the
+    batch matches on the same, so the look queues it again once, not every second."""
+    long_id = "a" * 140
+    call = make_call(provider_id="", status="pending")
+    assert call.begin_sending()
+    early = json.dumps({"id": long_id, "status": "BUSY"}).encode()
+    CallEvent.objects.store(source="webhook", body=early)
+    assert apply_waiting() == 1
+    CallEvent.objects.store(source="webhook", body=json.dumps(push(mid=long_id)).encode())
+    assert apply_waiting() == 1  # found by number: the call learns the id, cut
+    call.refresh_from_db()
+    assert call.provider_key == long_id[:128]
+    apply_waiting()
+
+    assert CallEvent.objects.get(body=early.decode()).call_id == call.pk
+    assert CallEvent.objects.queue_again_learned() == 0
 
 
 def test_an_answer_later_than_answer_late_queues_them_again_itself(make_call):

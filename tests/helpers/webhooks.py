@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from calls.models import CallEvent, CallLog
-from calls.models.events import apply_waiting
+from calls.models.events import EARLY_WINDOW, apply_waiting
 from tests.helpers.portal import WEBHOOK_SECRET
 
 URL = "/webhooks/mobtexting/"
@@ -102,9 +103,9 @@ def deliver(
 
 
 def apply_stored() -> int:
-    """What the deliveries worker does next: queue again the deliveries that came before their
-    call's answer, and apply everything stored and waiting."""
-    CallEvent.objects.queue_again_learned(since=None)
+    """What the deliveries worker does next: apply everything stored and waiting, after a look
+    as a running engine makes it for the deliveries that came before their call's answer."""
+    CallEvent.objects.queue_again_learned(since=timezone.now() - EARLY_WINDOW)
     applied = 0
     while claimed := apply_waiting():
         applied += claimed

@@ -353,10 +353,12 @@ def _plan_for_any_values(sql: str, params: list) -> str:
         return plan
 
 
-def test_the_look_for_deliveries_that_came_before_their_answer_reads_its_index(db):
-    """Every second the engine looks for deliveries that carry an id and found no call, come
-    within EARLY_WINDOW. Planned once for any time (prepared; every SQLite statement), that
-    look must read the index of such deliveries by time, not every event there is."""
+@pytest.mark.parametrize("look", ["since", "keys"])
+def test_the_look_for_deliveries_that_came_before_their_answer_reads_their_index(db, look):
+    """The engine looks every second for deliveries that carry an id and found no call, come
+    within EARLY_WINDOW; a late answer or a batch that taught calls their ids, for those ids.
+    Planned once for any values (prepared; every SQLite statement), a look must read an index
+    of such deliveries (by time, by id), not every event there is."""
     looks = []
 
     def keep(execute, sql, params, many, context):
@@ -365,7 +367,10 @@ def test_the_look_for_deliveries_that_came_before_their_answer_reads_its_index(d
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(keep):
-        CallEvent.objects.queue_again_learned(pinned_now() - EARLY_WINDOW)
+        if look == "since":
+            CallEvent.objects.queue_again_learned(since=pinned_now() - EARLY_WINDOW)
+        else:
+            CallEvent.objects.queue_again_learned(keys=[CALL_ID])
 
     [(sql, params)] = looks
     assert "event_unmatched" in _plan_for_any_values(sql, params)

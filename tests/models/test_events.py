@@ -146,6 +146,7 @@ def test_a_delivery_before_the_posts_answer_is_applied_when_the_call_learns_its_
     provider_client, make_call
 ):
     call = make_call(provider_id="", status="pending")
+    assert call.begin_sending()
     deliver(provider_client, {"id": CALL_ID, "status": "BUSY"})  # no number: matched by id only
     assert CallEvent.objects.get().call is None
 
