@@ -151,8 +151,10 @@ PROVIDER_ID_LENGTH = 128
 def provider_key(provider_id: str) -> str:
     """The provider's call id without the legacy `:n` suffix, so `<uuid>:1` and `<uuid>` match;
     lower case, so ids match (and are searched by prefix on an index) whatever their case; cut
-    as it is stored, so an id too long for its column still matches the one kept."""
-    return provider_id.split(":")[0].lower()[:PROVIDER_ID_LENGTH]
+    to its column, so an id too long for it still matches the one kept."""
+    # Cut first, so an id matches the one kept (cut) whatever follows; cut again, as lower
+    # case may be longer.
+    return provider_id[:PROVIDER_ID_LENGTH].split(":")[0].lower()[:PROVIDER_ID_LENGTH]
 
 
 VARIABLE_FIELD_PREFIX = "variables["

@@ -110,7 +110,9 @@ class Engine:
         self.ended: list[Outcome] = []  # runs ended whose record is not written yet
         self.backoff = Backoff(f"{self.process.kind} {self.process.id}")
         self.next_look = self.next_beat = self.next_checkpoint = self.next_early = NEVER
-        self.looked_early: datetime | None = None  # the last look for early deliveries
+        # The last look for deliveries that came before their call's answer, and the last that
+        # went back to the start.
+        self.looked_early = self.swept_early = NEVER
         self.scheduled = False  # the jobs are on the schedule (checked once, at the start)
         self.listener = Listener([DELIVERIES] if self.deliveries else [])
 
@@ -138,13 +140,8 @@ class Engine:
                 self.scheduled = True
             busy = self.deliveries and apply_waiting(self.batch) >= self.batch
             now = self.now()
-            if self.deliveries and now >= self.next_early:
-                # Back from the last look, not from now: a loop held up (the database away,
-                # the machine paused) misses nothing meanwhile. A process's first look goes
-                # back to the start: one may have waited while no engine ran.
-                since = self.looked_early and self.looked_early - EARLY_WINDOW
-                CallEvent.objects.queue_again_learned(since=since)
-                self.looked_early, self.next_early = now, now + LOOK_EARLY_EVERY
+            if self.deliveries and not self.looked_early <= now < self.next_early:
+                self.look_early(now)
             if now >= self.next_beat:
                 self.beat(now)
             if now >= self.next_checkpoint:
@@ -160,6 +157,20 @@ class Engine:
             return False
         self.backoff.recovered()
         return busy
+
+    def look_early(self, now: datetime) -> None:
+        """Queue again the deliveries that came before their call's answer, once the call has
+        their id. Back EARLY_WINDOW from the last look, not from now: a loop held up (the
+        database away, the machine paused) misses nothing meanwhile. Back to the start at a
+        process's first look (one may have waited while no engine ran), and once an
+        EARLY_WINDOW after: whatever a look missed (a clock set back, a batch's look for the
+        ids it taught failing after its commit) waits no longer than that."""
+        swept = self.swept_early <= now < self.swept_early + EARLY_WINDOW
+        since = min(self.looked_early, now) - EARLY_WINDOW if swept else None
+        CallEvent.objects.queue_again_learned(since=since)
+        self.looked_early, self.next_early = now, now + LOOK_EARLY_EVERY
+        if since is None:
+            self.swept_early = now
 
     def idle(self) -> None:
         """Wait for work. Listening (PostgreSQL), a stored delivery wakes the loop, so it need

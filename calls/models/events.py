@@ -360,10 +360,13 @@ def apply_events(events: "models.QuerySet[CallEvent]") -> None:
 
 
 def _committed(events: list[CallEvent], read: "Read") -> None:
-    """Once a batch is committed (not under SQLite's write lock): the deliveries that came
-    before an id this batch taught its call are queued again, and a line per delivery."""
-    if read.teaching:
-        CallEvent.objects.queue_again_learned(keys=read.teaching)
+    """Once a batch is committed (not under SQLite's write lock), a look at the deliveries
+    that found no call with the ids this batch taught calls (found by number: the early ones
+    are queued again) or left unmatched (a call learned one meanwhile: queued again, however
+    old the delivery); and a line per delivery."""
+    unmatched = {event.provider_key for event in events if event.call_id is None}
+    if keys := (read.teaching | unmatched) - {""}:
+        CallEvent.objects.queue_again_learned(keys=keys)
     for event in events:
         logger.info(
             "delivery applied event=%s call=%s status=%s%s",
@@ -415,7 +418,7 @@ def _read(events: list[CallEvent], *, waiting: bool) -> Read:
         event.call_id = matched.get(event.pk, event.call_id)
     write = rows_update(events, READ_COLUMNS, while_null="applied_at" if waiting else "")
     teaching = {event.provider_key for event in events if event.pk in by_number}
-    return Read(deliveries, write, teaching - {""})
+    return Read(deliveries, write, teaching)
 
 
 def _apply(events: list[CallEvent], read: Read, decided: Decided | None = None) -> list[CallEvent]:

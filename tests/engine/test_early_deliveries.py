@@ -16,16 +16,19 @@ from django.utils import timezone
 
 from calls.engine.clock import Engine
 from calls.engine.processes import Process
-from calls.models import CallEvent, CallLog, WorkerHeartbeat
-from calls.models.events import EARLY_WINDOW, LOOK_EARLY_EVERY, apply_waiting
+from calls.models import CallEvent, CallLog, WorkerHeartbeat, events
+from calls.models.events import EARLY_WINDOW, LOOK_EARLY_EVERY, CallEventQuerySet, apply_waiting
 from calls.models.submissions import ANSWER_LATE
 from calls.provider.base import SendResult
+from calls.vocabulary import provider_key
 from tests.helpers.webhooks import CALL_ID, push
 
 pytestmark = pytest.mark.django_db
 # By id alone, as a provider may tell it: no number to find the call by.
 BUSY = json.dumps({"id": CALL_ID, "status": "BUSY"}).encode()
 SOMEONE_ELSES = json.dumps({"id": "not-one-of-ours", "status": "BUSY"}).encode()
+# A status look-up's answer about the call, with its number: found by it, it teaches the id.
+LOOKED_UP = json.dumps(push(status="BUSY")).encode()
 
 
 class Clock:
@@ -159,10 +162,13 @@ def test_an_id_a_call_learns_from_a_delivery_found_by_its_number_matches_the_ear
     assert CallEvent.objects.get(body=by_number.decode()).call_id == call.pk
 
 
-def test_an_id_too_long_for_its_column_still_matches_once_learned(make_call):
+@pytest.mark.parametrize(
+    "long_id",
+    ["a" * 140, "a" * 127 + "Σ" + "b" * 12],  # a cut "…Σ" lower-cased ends in a final sigma
+)
+def test_an_id_too_long_for_its_column_still_matches_once_learned(make_call, long_id):
     """The delivery and the call keep the first 128 characters of an id longer than that: the
     batch matches on the same, so the look queues it again once, not every second."""
-    long_id = "a" * 140
     call = make_call(provider_id="", status="pending")
     assert call.begin_sending()
     early = json.dumps({"id": long_id, "status": "BUSY"}).encode()
@@ -171,7 +177,7 @@ def test_an_id_too_long_for_its_column_still_matches_once_learned(make_call):
     CallEvent.objects.store(source="webhook", body=json.dumps(push(mid=long_id)).encode())
     assert apply_waiting() == 1  # found by number: the call learns the id, cut
     call.refresh_from_db()
-    assert call.provider_key == long_id[:128]
+    assert call.provider_key == provider_key(long_id[:128])
     apply_waiting()
 
     assert CallEvent.objects.get(body=early.decode()).call_id == call.pk
@@ -186,3 +192,98 @@ def test_an_answer_later_than_answer_late_queues_them_again_itself(make_call):
 
     assert apply_waiting() == 1  # no engine looked
     assert matched(call)
+
+
+def test_a_clock_set_back_makes_the_next_look_go_back_to_the_start(make_call):
+    """The engine's clock set back 11 minutes (deliveries come meanwhile, stamped by the same
+    clock): the look after goes back to the start, so nothing received meanwhile is missed."""
+    call = make_call(provider_id="", status="pending")
+    clock = Clock()
+    running = engine(clock)
+    running.step()
+    clock.now -= EARLY_WINDOW + timedelta(minutes=1)
+    came_early(call)
+    CallEvent.objects.filter(body=BUSY.decode()).update(received_at=clock.now)
+    answered(call)
+
+    clock.now += LOOK_EARLY_EVERY
+    running.step()
+    running.step()
+
+    assert matched(call)
+
+
+def test_a_look_that_failed_after_its_batch_committed_is_made_by_the_next_sweep(
+    make_call, monkeypatch
+):
+    """A batch's look for the id it taught a call fails (the connection dropped just after
+    the commit) and the engine goes on: the look that goes back to the start, once an
+    EARLY_WINDOW, finds the early delivery."""
+    call, clock, running = engine_running_and_early(make_call)
+    clock.now += EARLY_WINDOW + timedelta(minutes=1)
+    running.step()  # swept: the early delivery is old now
+    monkeypatch.setattr(running.backoff, "failed", lambda error: None)
+    look = CallEventQuerySet.queue_again_learned
+
+    def dropped(self: CallEventQuerySet, **looking: object) -> int:
+        if "keys" in looking:
+            raise OperationalError("server closed the connection unexpectedly")
+        return look(self, **looking)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(CallEventQuerySet, "queue_again_learned", dropped)
+    CallEvent.objects.store(source="webhook", body=json.dumps(push(status="BUSY")).encode())
+    assert running.step() is False  # found by number, taught the id, committed; its look failed
+    clock.now += LOOK_EARLY_EVERY
+    running.step()
+    running.step()
+    assert CallEvent.objects.get(body=BUSY.decode()).call_id is None  # not yet: the window
+    clock.now += EARLY_WINDOW
+    running.step()
+    running.step()
+
+    assert CallEvent.objects.get(body=BUSY.decode()).call_id == call.pk
+
+
+def test_a_call_taught_its_id_while_a_batch_holds_an_old_early_delivery_still_gets_it(
+    make_call, monkeypatch
+):
+    """A backlog: an early delivery received long ago is in a batch, read (no call has its
+    id), when a status look-up found by the call's number teaches the call its id and looks
+    (not seeing the delivery: it is still waiting). The batch, once committed, looks for the
+    ids it left unmatched."""
+    call = make_call(provider_id="", status="pending")
+    assert call.begin_sending()
+    CallEvent.objects.store(source="webhook", body=BUSY)
+    long_ago = timezone.now() - EARLY_WINDOW - timedelta(minutes=5)
+    CallEvent.objects.filter(body=BUSY.decode()).update(received_at=long_ago)
+    match = events._match
+    taught: list[CallEvent] = []
+    once = iter([True])
+
+    def meanwhile(*args: object) -> object:
+        found = match(*args)  # type: ignore[arg-type]
+        if next(once, False):
+            taught.append(CallEvent.objects.ingest(source="reconcile", body=LOOKED_UP))
+        return found
+
+    monkeypatch.setattr(events, "_match", meanwhile)
+    assert apply_waiting() == 1
+    call.refresh_from_db()
+    assert call.provider_id == CALL_ID and taught[0].call_id == call.pk
+    apply_waiting()
+
+    assert CallEvent.objects.get(body=BUSY.decode()).call_id == call.pk
+
+
+def test_a_status_look_up_found_by_number_queues_the_early_delivery_at_once(make_call):
+    """The look-up's delivery is applied at once (`ingest`): its look for the id it taught
+    queues the early delivery, however old, for the worker's next pass."""
+    call = make_call(provider_id="", status="pending")
+    came_early(call)
+    long_ago = timezone.now() - EARLY_WINDOW - timedelta(minutes=5)
+    CallEvent.objects.filter(body=BUSY.decode()).update(received_at=long_ago)
+
+    assert CallEvent.objects.ingest(source="reconcile", body=LOOKED_UP).call_id == call.pk
+
+    assert apply_waiting() == 1
+    assert CallEvent.objects.get(body=BUSY.decode()).call_id == call.pk
