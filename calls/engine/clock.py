@@ -29,6 +29,9 @@ from calls.models.events import BATCH, EARLY_WINDOW, LOOK_EARLY_EVERY, apply_wai
 logger = logging.getLogger(__name__)
 LOOK_EVERY = timedelta(seconds=1)  # how often the schedule is read for due runs
 NEVER = datetime.min.replace(tzinfo=UTC)
+# How far back the engine's look for early deliveries goes once an EARLY_WINDOW: bounded, as
+# deliveries about calls that are not ours stay unmatched for ever (kept for the admin).
+SWEEP_BACK = timedelta(days=1)
 # Seconds between two passes that a delivery woke, at least: a pass costs ~8 ms of CPU whatever
 # its size, so a steady stream applied every 0.25 s (not 0.1) spends less per call, and a page
 # that polls every 2 s still shows the outcome at its next look.
@@ -162,14 +165,17 @@ class Engine:
         """Queue again the deliveries that came before their call's answer, once the call has
         their id. Back EARLY_WINDOW from the last look, not from now: a loop held up (the
         database away, the machine paused) misses nothing meanwhile. Back to the start at a
-        process's first look (one may have waited while no engine ran), and once an
-        EARLY_WINDOW after: whatever a look missed (a clock set back, a batch's look for the
-        ids it taught failing after its commit) waits no longer than that."""
-        swept = self.swept_early <= now < self.swept_early + EARLY_WINDOW
-        since = min(self.looked_early, now) - EARLY_WINDOW if swept else None
+        process's first look (one may have waited while no engine ran), and back SWEEP_BACK
+        once an EARLY_WINDOW after: whatever a look missed (a clock set back, a batch's look
+        for the ids it taught failing after its commit) waits no longer than that."""
+        sweep = not self.swept_early <= now < self.swept_early + EARLY_WINDOW
+        if not sweep:
+            since: datetime | None = min(self.looked_early, now) - EARLY_WINDOW
+        else:
+            since = None if self.swept_early == NEVER else now - SWEEP_BACK
         CallEvent.objects.queue_again_learned(since=since)
         self.looked_early, self.next_early = now, now + LOOK_EARLY_EVERY
-        if since is None:
+        if sweep:
             self.swept_early = now
 
     def idle(self) -> None:

@@ -14,7 +14,7 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from calls.engine.clock import Engine
+from calls.engine.clock import SWEEP_BACK, Engine
 from calls.engine.processes import Process
 from calls.models import CallEvent, CallLog, WorkerHeartbeat, events
 from calls.models.events import EARLY_WINDOW, LOOK_EARLY_EVERY, CallEventQuerySet, apply_waiting
@@ -123,16 +123,25 @@ def test_an_engine_held_up_by_a_long_database_outage_looks_back_from_its_last_lo
     assert matched(call)
 
 
-def test_a_started_engine_looks_back_to_the_start_a_running_one_only_a_window_back(make_call):
-    """What a running engine looks at each second is bounded: the deliveries that came within
-    EARLY_WINDOW of its last look. A process's first look goes back to the start: one may have
-    waited while no engine ran."""
+@pytest.mark.parametrize(
+    ("came", "later"),
+    [
+        (EARLY_WINDOW + timedelta(minutes=1), LOOK_EARLY_EVERY),  # each second: a window back
+        (SWEEP_BACK + timedelta(minutes=1), EARLY_WINDOW),  # each EARLY_WINDOW: a day back
+    ],
+)
+def test_a_started_engine_looks_back_to_the_start_a_running_one_a_bounded_way(
+    make_call, came, later
+):
+    """What a running engine looks at is bounded (deliveries about calls that are not ours stay
+    unmatched for ever): each second, what came within EARLY_WINDOW of its last look; once an
+    EARLY_WINDOW, what came within SWEEP_BACK. A process's first look goes back to the start:
+    one may have waited while no engine ran."""
     call, clock, running = engine_running_and_early(make_call)
-    long_ago = timezone.now() - EARLY_WINDOW - timedelta(minutes=1)
-    CallEvent.objects.filter(body=BUSY.decode()).update(received_at=long_ago)
+    CallEvent.objects.filter(body=BUSY.decode()).update(received_at=timezone.now() - came)
     answered(call)
 
-    clock.now += LOOK_EARLY_EVERY
+    clock.now += later
     running.step()
     running.step()
     assert not matched(call)
