@@ -164,15 +164,17 @@ class Engine:
     def look_early(self, now: datetime) -> None:
         """Queue again the deliveries that came before their call's answer, once the call has
         their id. Back EARLY_WINDOW from the last look, not from now: a loop held up (the
-        database away, the machine paused) misses nothing meanwhile. Back to the start at a
-        process's first look (one may have waited while no engine ran), and back SWEEP_BACK
-        once an EARLY_WINDOW after: whatever a look missed (a clock set back, a batch's look
-        for the ids it taught failing after its commit) waits no longer than that."""
+        database away, the machine paused) misses nothing meanwhile, however long. Back to
+        the start at a process's first look (one may have waited while no engine ran), and
+        back SWEEP_BACK at least once an EARLY_WINDOW after: whatever a look missed (a clock
+        set back, a batch's look for the ids it taught failing after its commit) waits no
+        longer than that."""
         sweep = not self.swept_early <= now < self.swept_early + EARLY_WINDOW
-        if not sweep:
-            since: datetime | None = min(self.looked_early, now) - EARLY_WINDOW
-        else:
-            since = None if self.swept_early == NEVER else now - SWEEP_BACK
+        since = None
+        if self.looked_early != NEVER:
+            since = min(self.looked_early, now) - EARLY_WINDOW
+            if sweep:
+                since = min(since, now - SWEEP_BACK)
         CallEvent.objects.queue_again_learned(since=since)
         self.looked_early, self.next_early = now, now + LOOK_EARLY_EVERY
         if sweep:
@@ -189,7 +191,8 @@ class Engine:
             self.listener.wait(self.interval)
             return
         duties = [self.next_beat, self.next_early, *([self.next_look] if self.jobs else [])]
-        until = (min(duties) - self.now()).total_seconds()
+        # At most a look's interval: a clock set back would push every duty away by as much.
+        until = min(min(duties) - self.now(), LOOK_EARLY_EVERY).total_seconds()
         began = time.monotonic()
         if self.listener.wait(max(self.interval, until)):
             # A steady stream would wake the loop for each delivery, and a batch of one costs

@@ -128,6 +128,12 @@ class CallEventQuerySet(models.QuerySet["CallEvent"]):
         if since is not None:
             early = early.filter(received_at__gte=since)
         if keys is not None:
+            # The ids a call has, first: deliveries about a call not ours that share one id
+            # stay unmatched for ever, and would all be read again at every look.
+            known = CallLog.objects.filter(provider_key__in=keys).values_list("provider_key")
+            keys = {key for (key,) in known}
+            if not keys:
+                return 0
             early = early.filter(provider_key__in=keys)
         learned = early.exclude(applied_at=None).filter(
             Exists(CallLog.objects.filter(provider_key=OuterRef("provider_key")))

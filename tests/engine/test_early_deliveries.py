@@ -99,28 +99,69 @@ def test_the_engines_next_look_finds_it_and_its_outcome_is_applied(make_call):
     assert foreign.call_id is None and foreign.applied_at is not None  # looked at, left
 
 
-def test_an_engine_held_up_by_a_long_database_outage_looks_back_from_its_last_look(
-    make_call, monkeypatch
-):
-    """The engine waits a database outage out and goes on (it never exits for one): its next
-    look goes back from its last one, however long ago, not from now."""
-    call, clock, running = engine_running_and_early(make_call)
-    answered(call)  # in time: no look of its own
-
+def database_away(running: Engine, monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
+    """The database away from `running` (its steps fail, and it goes on) until told back."""
     monkeypatch.setattr(running.backoff, "failed", lambda error: None)  # no pause, no closing
 
     def away(batch: int) -> int:
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr("calls.engine.clock.apply_waiting", away)
-    for _ in range(11):  # away for 11 minutes
-        clock.now += timedelta(minutes=1)
+    def set_away(is_away: bool) -> None:
+        monkeypatch.setattr("calls.engine.clock.apply_waiting", away if is_away else apply_waiting)
+
+    return set_away
+
+
+@pytest.mark.parametrize("outage", [timedelta(minutes=5), timedelta(hours=26)])
+def test_an_engine_held_up_by_a_database_outage_looks_back_from_its_last_look(
+    make_call, monkeypatch, outage
+):
+    """The engine waits a database outage out and goes on (it never exits for one): its next
+    look goes back from its last one, however long ago, not from now (nor only a day back)."""
+    call, clock, running = engine_running_and_early(make_call)
+    came = timezone.now() - EARLY_WINDOW + timedelta(minutes=1)  # just inside the last look's
+    CallEvent.objects.filter(body=BUSY.decode()).update(received_at=came)
+    answered(call)  # in time: no look of its own
+    away = database_away(running, monkeypatch)
+
+    away(True)
+    for _ in range(5):
+        clock.now += outage / 5
         assert running.step() is False
-    monkeypatch.setattr("calls.engine.clock.apply_waiting", apply_waiting)
+    away(False)
     running.step()  # back: looks
     running.step()
 
     assert matched(call)
+
+
+def test_an_engine_whose_clock_was_set_back_waits_a_look_s_interval_not_as_long(monkeypatch):
+    """Listening (PostgreSQL) with nothing to wake it, the engine waits until its next duty,
+    reckoned on its clock: set back an hour, it still wakes within a look's interval."""
+    waits: list[float] = []
+    clock = Clock()
+    running = engine(clock)
+    running.step()
+    monkeypatch.setattr(type(running.listener), "possible", True)
+    monkeypatch.setattr(type(running.listener), "listening", True)
+    monkeypatch.setattr(running.listener, "wait", lambda timeout: waits.append(timeout) or False)
+    clock.now -= timedelta(hours=1)
+
+    running.idle()
+
+    assert waits == [LOOK_EARLY_EVERY.total_seconds()]
+
+
+def test_a_look_by_ids_no_call_has_reads_no_delivery(make_call):
+    """Deliveries about a call not ours may share one id (a provider's test calls) and stay
+    unmatched for ever: a batch's look by the ids it left unmatched reads none of them."""
+    CallEvent.objects.store(source="webhook", body=SOMEONE_ELSES)
+    apply_waiting()
+
+    with CaptureQueriesContext(connection) as made:
+        assert CallEvent.objects.queue_again_learned(keys=["not-one-of-ours"]) == 0
+
+    assert not [query for query in made if "calls_callevent" in query["sql"]]
 
 
 @pytest.mark.parametrize(
@@ -203,9 +244,10 @@ def test_an_answer_later_than_answer_late_queues_them_again_itself(make_call):
     assert matched(call)
 
 
-def test_a_clock_set_back_makes_the_next_look_go_back_to_the_start(make_call):
+def test_a_clock_set_back_misses_nothing_received_meanwhile(make_call):
     """The engine's clock set back 11 minutes (deliveries come meanwhile, stamped by the same
-    clock): the look after goes back to the start, so nothing received meanwhile is missed."""
+    clock): the look after goes back from the clock as it is now, and a day back at least
+    (the sweep), so nothing received meanwhile is missed."""
     call = make_call(provider_id="", status="pending")
     clock = Clock()
     running = engine(clock)
@@ -226,8 +268,8 @@ def test_a_look_that_failed_after_its_batch_committed_is_made_by_the_next_sweep(
     make_call, monkeypatch
 ):
     """A batch's look for the id it taught a call fails (the connection dropped just after
-    the commit) and the engine goes on: the look that goes back to the start, once an
-    EARLY_WINDOW, finds the early delivery."""
+    the commit) and the engine goes on: the look that goes back a day, once an EARLY_WINDOW,
+    finds the early delivery."""
     call, clock, running = engine_running_and_early(make_call)
     clock.now += EARLY_WINDOW + timedelta(minutes=1)
     running.step()  # swept: the early delivery is old now
