@@ -354,9 +354,7 @@ def _plan_for_any_values(sql: str, params: list) -> str:
 
 
 @pytest.mark.parametrize("look", ["since", "keys"])
-def test_the_look_for_deliveries_that_came_before_their_answer_reads_their_index(
-    make_call, look
-):
+def test_the_look_for_deliveries_that_came_before_their_answer_reads_their_index(make_call, look):
     """The engine looks every second for deliveries that carry an id and found no call, come
     within EARLY_WINDOW; a late answer or a batch that taught calls their ids, for those ids.
     Planned once for any values (prepared; every SQLite statement), a look must read an index
