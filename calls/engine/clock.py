@@ -113,8 +113,8 @@ class Engine:
         self.ended: list[Outcome] = []  # runs ended whose record is not written yet
         self.backoff = Backoff(f"{self.process.kind} {self.process.id}")
         self.next_look = self.next_beat = self.next_checkpoint = self.next_early = NEVER
-        # The last look for deliveries that came before their call's answer, and the last that
-        # went back to the start.
+        # The last look for deliveries that came before their call's answer, and the last sweep
+        # (a look a day back at least).
         self.looked_early = self.swept_early = NEVER
         self.scheduled = False  # the jobs are on the schedule (checked once, at the start)
         self.listener = Listener([DELIVERIES] if self.deliveries else [])

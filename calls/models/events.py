@@ -121,7 +121,7 @@ class CallEventQuerySet(models.QuerySet["CallEvent"]):
         A delivery can come before the answer to the POST that placed its call (the provider
         was quick, our worker slow). The engine looks every LOOK_EARLY_EVERY, back EARLY_WINDOW
         before its last look; an answer stored later than ANSWER_LATE looks for its own id, and
-        a batch that taught calls their ids (found by number) for those."""
+        a batch for the ids it taught calls (found by number) or left unmatched."""
         # Found before written, so the usual look (none found) writes nothing: on SQLite it
         # does not take the one write lock.
         early = self.filter(KEYED, call=None, parse_error="")
