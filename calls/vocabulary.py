@@ -144,8 +144,8 @@ def provider_words(word: str) -> str:
     return PROVIDER_WORDS.get(word.strip().upper(), word)
 
 
-# The length of the columns a provider id is kept in: a longer id is kept cut to it.
-PROVIDER_ID_LENGTH = 128
+# The longest provider call id we keep (the column); the documented ids are 36-character UUIDs.
+MAX_ID = 128
 
 
 def provider_key(provider_id: str) -> str:
@@ -154,7 +154,7 @@ def provider_key(provider_id: str) -> str:
     to its column, so an id too long for it still matches the one kept."""
     # Cut first, so an id matches the one kept (cut) whatever follows; cut again, as lower
     # case may be longer.
-    return provider_id[:PROVIDER_ID_LENGTH].split(":")[0].lower()[:PROVIDER_ID_LENGTH]
+    return provider_id[:MAX_ID].split(":")[0].lower()[:MAX_ID]
 
 
 VARIABLE_FIELD_PREFIX = "variables["

@@ -112,7 +112,7 @@ class Engine:
         self.running: dict[str, Future[Outcome]] = {}
         self.ended: list[Outcome] = []  # runs ended whose record is not written yet
         self.backoff = Backoff(f"{self.process.kind} {self.process.id}")
-        self.next_look = self.next_beat = self.next_checkpoint = self.next_early = NEVER
+        self.next_look = self.next_beat = self.next_checkpoint = NEVER
         # The last look for deliveries that came before their call's answer, and the last sweep
         # (a look a day back at least).
         self.looked_early = self.swept_early = NEVER
@@ -132,6 +132,10 @@ class Engine:
         except DATABASE_ERRORS:  # their leases run out: another engine runs them again
             logger.warning("%s stopped without recording its last runs", self.process.id)
         self.process.forget()
+
+    @property
+    def next_early(self) -> datetime:
+        return self.looked_early + LOOK_EARLY_EVERY
 
     def step(self) -> bool:
         """One pass: a batch of deliveries, the deliveries that came before their call's answer
@@ -176,7 +180,7 @@ class Engine:
             if sweep:
                 since = min(since, now - SWEEP_BACK)
         CallEvent.objects.queue_again_learned(since=since)
-        self.looked_early, self.next_early = now, now + LOOK_EARLY_EVERY
+        self.looked_early = now
         if sweep:
             self.swept_early = now
 

@@ -23,6 +23,7 @@ from calls.provider.base import Payload, SendResult
 from calls.sealing import seal, unseal
 from calls.vocabulary import (
     MASK,
+    MAX_ID,
     OUTCOMES,
     SETTLED,
     CallStatus,
@@ -71,9 +72,9 @@ class CallLog(Playback):
     )
     response_body = models.TextField(blank=True)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    provider_id = models.CharField(max_length=128, blank=True)  # looked up by provider_key
+    provider_id = models.CharField(max_length=MAX_ID, blank=True)  # looked up by provider_key
     # The id without the legacy `:n` suffix, so both id forms match with one indexed equality.
-    provider_key = models.CharField(max_length=128, blank=True, db_index=True, editable=False)
+    provider_key = models.CharField(max_length=MAX_ID, blank=True, db_index=True, editable=False)
     cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     provider_created_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)

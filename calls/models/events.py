@@ -28,7 +28,7 @@ from calls.models.calls import CallLog
 from calls.models.life import DOUBTFUL_TIME, Decided, Told
 from calls.models.records import DoNotCall, record_keypresses
 from calls.models.submissions import ANSWER_LATE
-from calls.vocabulary import IN_FLIGHT, provider_key, provider_words
+from calls.vocabulary import IN_FLIGHT, MAX_ID, provider_key, provider_words
 from calls.webhooks import Delivery, MalformedDelivery, parse_delivery
 
 logger = logging.getLogger(__name__)
@@ -228,9 +228,9 @@ class CallEvent(models.Model):
     problems = models.TextField(
         blank=True, help_text="Values that came but did not fit, so were not applied."
     )
-    provider_id = models.CharField(max_length=128, blank=True)
+    provider_id = models.CharField(max_length=MAX_ID, blank=True)
     # The id without its legacy `:n` suffix: how a call that learns its id finds its deliveries.
-    provider_key = models.CharField(max_length=128, blank=True, editable=False)
+    provider_key = models.CharField(max_length=MAX_ID, blank=True, editable=False)
     raw_status = models.CharField(max_length=32, blank=True)
     outcome = models.CharField(max_length=16, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -295,7 +295,7 @@ class CallEvent(models.Model):
             return None
         self.parsed = delivery.as_json()
         self.problems = "\n".join(filter(None, [*self.problems.splitlines(), *delivery.problems]))
-        self.provider_id = (delivery.ids or [""])[0][:128]
+        self.provider_id = (delivery.ids or [""])[0][:MAX_ID]
         self.provider_key = provider_key(self.provider_id)
         self.raw_status = delivery.status[:32]
         self.outcome = delivery.outcome

@@ -25,6 +25,7 @@ from calls.models.callbacks import EventType
 from calls.models.outbox import heard, record_outcomes, record_withdrawn
 from calls.vocabulary import (
     IN_FLIGHT,
+    MAX_ID,
     OUTCOMES,
     SETTLED,
     SUBMISSION_RESULTS,
@@ -342,7 +343,7 @@ def _take(call: "CallLog", news: Told, refused: list[tuple[int, str, str, int]])
     believed = _believed(sent, start)
     if not call.provider_id and delivery.ids:
         # Found by number after a timeout: learn its id so later deliveries match directly.
-        call.provider_id = delivery.ids[0][:128]
+        call.provider_id = delivery.ids[0][:MAX_ID]
         call.provider_key = provider_key(call.provider_id)
     if not delivery.outcome:
         return believed

@@ -16,11 +16,9 @@ import requests
 from django.conf import settings
 from urllib3.exceptions import NewConnectionError
 
-from calls.vocabulary import CallStatus
+from calls.vocabulary import MAX_ID, CallStatus
 from calls.webhooks import EARLIEST, LATEST, MAX_STATUS, MalformedDelivery, provider_time
 
-# The longest provider call id we keep (the column); the documented ids are 36-character UUIDs.
-MAX_ID = 128
 QUEUED = CallStatus.QUEUED
 REJECTED = CallStatus.REJECTED
 ERROR = CallStatus.ERROR
