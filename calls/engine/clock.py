@@ -24,14 +24,28 @@ from calls.engine.processes import DATABASE_ERRORS, Backoff, Process
 from calls.engine.wakeup import DELIVERIES, Listener
 from calls.models import CallEvent, PeriodicJob, WorkerHeartbeat
 from calls.models.engine import BEAT
-from calls.models.events import BATCH, EARLY_WINDOW, LOOK_EARLY_EVERY, apply_waiting
+from calls.models.events import BATCH, EARLY_WINDOW, LOOK_EARLY_EVERY, Reached, apply_waiting
 
 logger = logging.getLogger(__name__)
 LOOK_EVERY = timedelta(seconds=1)  # how often the schedule is read for due runs
 NEVER = datetime.min.replace(tzinfo=UTC)
 # How far back the engine's look for early deliveries goes once an EARLY_WINDOW: bounded, as
 # deliveries about calls that are not ours stay unmatched for ever (kept for the admin).
-SWEEP_BACK = timedelta(days=1)
+LOOK_BACK = timedelta(days=1)
+# Early deliveries a look back reads a look (`look_back_learned`): any number of them, a day's or
+# every one kept, is read in parts of a few milliseconds each, so the loop never stalls on one.
+LOOK_BACK_PART = 2000
+
+
+@dataclass
+class LookBack:
+    """A look back for early deliveries under way: back to `until` (the start, when None), at
+    `at` (the newest first, when None)."""
+
+    until: datetime | None
+    at: Reached | None = None
+
+
 # Seconds between two passes that a delivery woke, at least: a pass costs ~8 ms of CPU whatever
 # its size, so a steady stream applied every 0.25 s (not 0.1) spends less per call, and a page
 # that polls every 2 s still shows the outcome at its next look.
@@ -103,6 +117,7 @@ class Engine:
     jobs: tuple[Job, ...] = JOBS
     deliveries: bool = True  # apply webhook deliveries in the loop
     batch: int = BATCH
+    look_back_part: int = LOOK_BACK_PART  # early deliveries a look back reads a look
     interval: float = 0.1  # seconds between looks for deliveries when no notice can wake it
     now: Callable[[], datetime] = timezone.now
 
@@ -113,9 +128,10 @@ class Engine:
         self.ended: list[Outcome] = []  # runs ended whose record is not written yet
         self.backoff = Backoff(f"{self.process.kind} {self.process.id}")
         self.next_look = self.next_beat = self.next_checkpoint = NEVER
-        # The last look for deliveries that came before their call's answer, and the last sweep
-        # (a look a day back at least).
-        self.looked_early = self.swept_early = NEVER
+        # The last look for deliveries that came before their call's answer, the last look
+        # back's start (a day back at least, made in parts), and where the one under way is.
+        self.looked_early = self.looked_back = NEVER
+        self.look_back: LookBack | None = None
         self.scheduled = False  # the jobs are on the schedule (checked once, at the start)
         self.listener = Listener([DELIVERIES] if self.deliveries else [])
 
@@ -168,21 +184,23 @@ class Engine:
     def look_early(self, now: datetime) -> None:
         """Queue again the deliveries that came before their call's answer, once the call has
         their id. Back EARLY_WINDOW from the last look, not from now: a loop held up (the
-        database away, the machine paused) misses nothing meanwhile, however long. Back to
-        the start at a process's first look (one may have waited while no engine ran), and
-        back SWEEP_BACK at least once an EARLY_WINDOW after: whatever a look missed (a clock
-        set back, a batch's look for the ids it taught failing after its commit) waits no
+        database away, the machine paused) misses nothing meanwhile, however long. And a look
+        back, one part a look: to the start from a process's first look (one may have waited
+        while no engine ran), then LOOK_BACK once an EARLY_WINDOW: whatever a look missed (a
+        clock set back, a batch's look for the ids it taught failing after its commit) waits no
         longer than that."""
-        sweep = not self.swept_early <= now < self.swept_early + EARLY_WINDOW
-        since = None
         if self.looked_early != NEVER:
-            since = min(self.looked_early, now) - EARLY_WINDOW
-            if sweep:
-                since = min(since, now - SWEEP_BACK)
-        CallEvent.objects.queue_again_learned(since=since)
+            CallEvent.objects.queue_again_learned(since=min(self.looked_early, now) - EARLY_WINDOW)
+        if self.look_back is None and not self.looked_back <= now < self.looked_back + EARLY_WINDOW:
+            self.look_back = LookBack(until=None if self.looked_back == NEVER else now - LOOK_BACK)
+            self.looked_back = now
         self.looked_early = now
-        if sweep:
-            self.swept_early = now
+        if self.look_back is not None:
+            self.look_back.at = CallEvent.objects.look_back_learned(
+                before=self.look_back.at, until=self.look_back.until, part=self.look_back_part
+            )
+            if self.look_back.at is None:
+                self.look_back = None
 
     def idle(self) -> None:
         """Wait for work. Listening (PostgreSQL), a stored delivery wakes the loop, so it need

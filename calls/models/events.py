@@ -120,11 +120,10 @@ class CallEventQuerySet(models.QuerySet["CallEvent"]):
 
         A delivery can come before the answer to the POST that placed its call (the provider
         was quick, our worker slow). The engine looks every LOOK_EARLY_EVERY, back EARLY_WINDOW
-        before its last look; an answer stored later than ANSWER_LATE looks for its own id, and
-        a batch for the ids it taught calls (found by number) or left unmatched."""
-        # Found before written, so the usual look (none found) writes nothing: on SQLite it
-        # does not take the one write lock.
-        early = self.filter(KEYED, call=None, parse_error="")
+        before its last look, and further back in parts (`look_back_learned`); an answer
+        stored later than ANSWER_LATE looks for its own id, and a batch for the ids it taught
+        calls (found by number) or left unmatched."""
+        early = self._early()
         if since is not None:
             early = early.filter(received_at__gte=since)
         if keys is not None:
@@ -135,13 +134,58 @@ class CallEventQuerySet(models.QuerySet["CallEvent"]):
             if not keys:
                 return 0
             early = early.filter(provider_key__in=keys)
-        learned = early.exclude(applied_at=None).filter(
+        return self._queue_again(early)
+
+    def look_back_learned(
+        self, *, before: "Reached | None", until: datetime | None, part: int
+    ) -> "Reached | None":
+        """Queue again, as `queue_again_learned`, those of the `part` newest early deliveries
+        received before `before` (from the newest, when None) and not before `until` (back to
+        the first, when None) whose id a call has now. Returns where the next part begins, None
+        when the look back is done: the newest first, as a recent one is the likeliest to match."""
+        early = self._early()
+        if until is not None:
+            early = early.filter(received_at__gte=until)
+        if before is not None:
+            early = _before(early, before)
+        # The part's oldest delivery, where the next part begins (none: this part is the last).
+        last = early.order_by("-received_at", "-pk").values_list("received_at", "pk")
+        at = next((Reached(*row) for row in last[part - 1 : part]), None)
+        if at is not None:
+            early = early.filter(received_at__gte=at.received_at).exclude(
+                received_at=at.received_at, pk__lt=at.pk
+            )
+        self._queue_again(early)
+        return at
+
+    def _early(self) -> "CallEventQuerySet":
+        """Deliveries with an id, applied without finding a call. (Found before written, so the
+        usual look, none found, writes nothing: on SQLite it takes no write lock.)"""
+        return self.filter(KEYED, call=None, parse_error="").exclude(applied_at=None)
+
+    def _queue_again(self, early: "CallEventQuerySet") -> int:
+        learned = early.filter(
             Exists(CallLog.objects.filter(provider_key=OuterRef("provider_key")))
         )
         found = list(learned.order_by().values_list("pk", flat=True))
         if not found:
             return 0
         return self.filter(pk__in=found, call=None).exclude(applied_at=None).update(applied_at=None)
+
+
+class Reached(NamedTuple):
+    """Where a look back for early deliveries goes on from: the last delivery it read."""
+
+    received_at: datetime
+    pk: int
+
+
+def _before(early: CallEventQuerySet, at: Reached) -> CallEventQuerySet:
+    """Those received before `at`, by time then id: deliveries received at one instant are
+    never split between two parts and skipped."""
+    return early.filter(received_at__lte=at.received_at).exclude(
+        received_at=at.received_at, pk__gte=at.pk
+    )
 
 
 # What a stored delivery brings, in the order `store` passes the values.

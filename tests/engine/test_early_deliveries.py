@@ -14,7 +14,7 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from calls.engine.clock import SWEEP_BACK, Engine
+from calls.engine.clock import LOOK_BACK, Engine
 from calls.engine.processes import Process
 from calls.models import CallEvent, CallLog, WorkerHeartbeat, events
 from calls.models.events import EARLY_WINDOW, LOOK_EARLY_EVERY, CallEventQuerySet, apply_waiting
@@ -168,7 +168,7 @@ def test_a_look_by_ids_no_call_has_reads_no_delivery(make_call):
     ("came", "later"),
     [
         (EARLY_WINDOW + timedelta(minutes=1), LOOK_EARLY_EVERY),  # each second: a window back
-        (SWEEP_BACK + timedelta(minutes=1), EARLY_WINDOW),  # each EARLY_WINDOW: a day back
+        (LOOK_BACK + timedelta(minutes=1), EARLY_WINDOW),  # each EARLY_WINDOW: a day back
     ],
 )
 def test_a_started_engine_looks_back_to_the_start_a_running_one_a_bounded_way(
@@ -176,7 +176,7 @@ def test_a_started_engine_looks_back_to_the_start_a_running_one_a_bounded_way(
 ):
     """What a running engine looks at is bounded (deliveries about calls that are not ours stay
     unmatched for ever): each second, what came within EARLY_WINDOW of its last look; once an
-    EARLY_WINDOW, what came within SWEEP_BACK. A process's first look goes back to the start:
+    EARLY_WINDOW, what came within LOOK_BACK. A process's first look goes back to the start:
     one may have waited while no engine ran."""
     call, clock, running = engine_running_and_early(make_call)
     CallEvent.objects.filter(body=BUSY.decode()).update(received_at=timezone.now() - came)
@@ -247,7 +247,7 @@ def test_an_answer_later_than_answer_late_queues_them_again_itself(make_call):
 def test_a_clock_set_back_misses_nothing_received_meanwhile(make_call):
     """The engine's clock set back 11 minutes (deliveries come meanwhile, stamped by the same
     clock): the look after goes back from the clock as it is now, and a day back at least
-    (the sweep), so nothing received meanwhile is missed."""
+    (the look back), so nothing received meanwhile is missed."""
     call = make_call(provider_id="", status="pending")
     clock = Clock()
     running = engine(clock)
@@ -264,7 +264,7 @@ def test_a_clock_set_back_misses_nothing_received_meanwhile(make_call):
     assert matched(call)
 
 
-def test_a_look_that_failed_after_its_batch_committed_is_made_by_the_next_sweep(
+def test_a_look_that_failed_after_its_batch_committed_is_made_by_the_next_look_back(
     make_call, monkeypatch
 ):
     """A batch's look for the id it taught a call fails (the connection dropped just after
@@ -272,7 +272,7 @@ def test_a_look_that_failed_after_its_batch_committed_is_made_by_the_next_sweep(
     finds the early delivery."""
     call, clock, running = engine_running_and_early(make_call)
     clock.now += EARLY_WINDOW + timedelta(minutes=1)
-    running.step()  # swept: the early delivery is old now
+    running.step()  # looked back: the early delivery is old now
     monkeypatch.setattr(running.backoff, "failed", lambda error: None)
     look = CallEventQuerySet.queue_again_learned
 
@@ -338,3 +338,91 @@ def test_a_status_look_up_found_by_number_queues_the_early_delivery_at_once(make
 
     assert apply_waiting() == 1
     assert CallEvent.objects.get(body=BUSY.decode()).call_id == call.pk
+
+
+def early_deliveries(make_call: Callable[..., CallLog], received: list[datetime]) -> list[int]:
+    """Deliveries received at these instants, each about its own call, applied while no call
+    had their id (unmatched); each call has its id now. Their event ids, in that order."""
+    bodies = [
+        json.dumps({"id": f"early-{n}", "status": "BUSY"}).encode() for n in range(len(received))
+    ]
+    pks = [CallEvent.objects.store(source="webhook", body=body) for body in bodies]
+    assert apply_waiting() == len(pks)
+    for pk, at in zip(pks, received, strict=True):
+        CallEvent.objects.filter(pk=pk).update(received_at=at)
+    for n in range(len(received)):
+        make_call(provider_id=f"early-{n}", to=f"91990000{n:04d}")
+    return pks
+
+
+def queued(pks: list[int]) -> list[int]:
+    """Those of `pks` queued again (waiting to be applied)."""
+    return sorted(
+        CallEvent.objects.filter(pk__in=pks, applied_at=None).values_list("pk", flat=True)
+    )
+
+
+def test_a_look_back_goes_in_parts_the_newest_first_and_skips_none_received_together(make_call):
+    """A look back reads a part a look, from the newest back to its bound: every early delivery
+    is looked at once, deliveries received at one instant on a part's edge included."""
+    now = timezone.now()
+    together = now - timedelta(hours=2)
+    received = [now - timedelta(hours=1), together, together, together, now - timedelta(hours=3)]
+    too_old = now - timedelta(hours=5)
+    pks = early_deliveries(make_call, [*received, too_old])
+    newest_first = [pks[0], *sorted(pks[1:4], reverse=True), pks[4]]
+
+    parts = []
+    at = None
+    while True:
+        at = CallEvent.objects.look_back_learned(before=at, until=now - timedelta(hours=4), part=2)
+        parts.append(queued(pks))
+        if at is None:
+            break
+
+    assert parts == [sorted(newest_first[:n]) for n in (2, 4, 5)]
+    assert pks[-1] not in parts[-1]  # before the look back's bound
+
+
+def test_a_started_engine_looks_back_one_part_a_look(make_call):
+    """A process's first look back goes to the start, a part each look: the newest first, and
+    the engine applies what each part found while the look back goes on."""
+    now = timezone.now()
+    pks = early_deliveries(make_call, [now - timedelta(days=n + 2) for n in range(5)])
+    clock = Clock()
+    started = Engine(Process(WorkerHeartbeat.Kind.DELIVERIES), jobs=(), now=clock, look_back_part=2)
+    matched_after = []
+    for _ in range(4):
+        started.step()
+        matched_after.append(CallEvent.objects.filter(pk__in=pks).exclude(call=None).count())
+        clock.now += LOOK_EARLY_EVERY
+
+    assert matched_after == [0, 2, 4, 5]
+    assert started.look_back is None
+    first_part = CallEvent.objects.filter(pk__in=pks[:2]).values_list("call__provider_id")
+    assert sorted(first_part) == [("early-0",), ("early-1",)]  # the newest
+
+
+def test_a_look_back_part_that_failed_is_made_again_not_skipped(make_call, monkeypatch):
+    """The database fails a part of the look back: the engine goes on, and its next look makes
+    that part again, from where the look back was."""
+    now = timezone.now()
+    pks = early_deliveries(make_call, [now - timedelta(days=n + 2) for n in range(4)])
+    clock = Clock()
+    started = Engine(Process(WorkerHeartbeat.Kind.DELIVERIES), jobs=(), now=clock, look_back_part=2)
+    started.step()  # the first part
+    monkeypatch.setattr(started.backoff, "failed", lambda error: None)
+    look_back = CallEventQuerySet.look_back_learned
+
+    def dropped(self: CallEventQuerySet, **part: object) -> object:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(CallEventQuerySet, "look_back_learned", dropped)
+    clock.now += LOOK_EARLY_EVERY
+    assert started.step() is False
+    monkeypatch.setattr(CallEventQuerySet, "look_back_learned", look_back)
+    for _ in range(3):
+        clock.now += LOOK_EARLY_EVERY
+        started.step()
+
+    assert CallEvent.objects.filter(pk__in=pks, call=None).count() == 0

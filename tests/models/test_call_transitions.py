@@ -12,8 +12,9 @@ import pytest
 from django.db import connection, transaction
 
 import calls
+from calls.engine.clock import LOOK_BACK, LOOK_BACK_PART
 from calls.models import CallEvent, CallLog, Campaign
-from calls.models.events import EARLY_WINDOW
+from calls.models.events import EARLY_WINDOW, Reached
 from calls.models.life import DOUBTFUL_TIME, TRANSITIONS, Mover, allowed_from
 from calls.provider.base import SendResult
 from calls.sealing import masked_echo
@@ -353,12 +354,13 @@ def _plan_for_any_values(sql: str, params: list) -> str:
         return plan
 
 
-@pytest.mark.parametrize("look", ["since", "keys"])
+@pytest.mark.parametrize("look", ["since", "keys", "back"])
 def test_the_look_for_deliveries_that_came_before_their_answer_reads_their_index(make_call, look):
     """The engine looks every second for deliveries that carry an id and found no call, come
-    within EARLY_WINDOW; a late answer or a batch that taught calls their ids, for those ids.
-    Planned once for any values (prepared; every SQLite statement), a look must read an index
-    of such deliveries (by time, by id), not every event there is."""
+    within EARLY_WINDOW, and further back a part at a time; a late answer or a batch
+    that taught calls their ids looks for those ids. Planned once for any values (prepared;
+    every SQLite statement), a look must read an index of such deliveries (by time, by id),
+    not every event there is."""
     looks = []
 
     def keep(execute, sql, params, many, context):
@@ -369,9 +371,14 @@ def test_the_look_for_deliveries_that_came_before_their_answer_reads_their_index
     with connection.execute_wrapper(keep):
         if look == "since":
             CallEvent.objects.queue_again_learned(since=pinned_now() - EARLY_WINDOW)
-        else:
+        elif look == "keys":
             make_call(provider_id=CALL_ID)  # a call has it: the deliveries with it are read
             CallEvent.objects.queue_again_learned(keys=[CALL_ID])
+        else:  # a part, and the part's end
+            CallEvent.objects.look_back_learned(
+                before=Reached(pinned_now(), 1), until=pinned_now() - LOOK_BACK, part=LOOK_BACK_PART
+            )
 
-    [(sql, params)] = looks
-    assert "event_unmatched" in _plan_for_any_values(sql, params)
+    assert len(looks) == (2 if look == "back" else 1)
+    for sql, params in looks:
+        assert "event_unmatched" in _plan_for_any_values(sql, params)
