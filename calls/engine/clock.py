@@ -10,6 +10,7 @@ failing any step is waited out (processes.Backoff); the loop never exits for it.
 import logging
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from calls.models.events import BATCH, EARLY_WINDOW, LOOK_EARLY_EVERY, Reached, 
 logger = logging.getLogger(__name__)
 LOOK_EVERY = timedelta(seconds=1)  # how often the schedule is read for due runs
 NEVER = datetime.min.replace(tzinfo=UTC)
-# How far back the engine's look for early deliveries goes once an EARLY_WINDOW: bounded, as
+# How far the engine looks back for early deliveries once an EARLY_WINDOW: bounded, as
 # deliveries about calls that are not ours stay unmatched for ever (kept for the admin).
 LOOK_BACK = timedelta(days=1)
 # Early deliveries a look back reads a look (`look_back_learned`): any number of them, a day's or
@@ -39,8 +40,8 @@ LOOK_BACK_PART = 2000
 
 @dataclass
 class LookBack:
-    """A look back for early deliveries under way: back to `until` (the start, when None), at
-    `at` (the newest first, when None)."""
+    """A look back for early deliveries under way: to `until` (the start, when None), at `at`
+    (the newest first, when None)."""
 
     until: datetime | None
     at: Reached | None = None
@@ -128,10 +129,10 @@ class Engine:
         self.ended: list[Outcome] = []  # runs ended whose record is not written yet
         self.backoff = Backoff(f"{self.process.kind} {self.process.id}")
         self.next_look = self.next_beat = self.next_checkpoint = NEVER
-        # The last look for deliveries that came before their call's answer, the last look
-        # back's start (a day back at least, made in parts), and where the one under way is.
+        # The last look for deliveries that came before their call's answer; the looks back
+        # under way, a part each in turn (the first to the start); when the last a day back began.
         self.looked_early = self.looked_back = NEVER
-        self.look_back: LookBack | None = None
+        self.looking_back: deque[LookBack] = deque([LookBack(until=None)])
         self.scheduled = False  # the jobs are on the schedule (checked once, at the start)
         self.listener = Listener([DELIVERIES] if self.deliveries else [])
 
@@ -183,24 +184,34 @@ class Engine:
 
     def look_early(self, now: datetime) -> None:
         """Queue again the deliveries that came before their call's answer, once the call has
-        their id. Back EARLY_WINDOW from the last look, not from now: a loop held up (the
-        database away, the machine paused) misses nothing meanwhile, however long. And a look
-        back, one part a look: to the start from a process's first look (one may have waited
-        while no engine ran), then LOOK_BACK once an EARLY_WINDOW: whatever a look missed (a
-        clock set back, a batch's look for the ids it taught failing after its commit) waits no
-        longer than that."""
-        if self.looked_early != NEVER:
-            CallEvent.objects.queue_again_learned(since=min(self.looked_early, now) - EARLY_WINDOW)
-        if self.look_back is None and not self.looked_back <= now < self.looked_back + EARLY_WINDOW:
-            self.look_back = LookBack(until=None if self.looked_back == NEVER else now - LOOK_BACK)
+        their id: back EARLY_WINDOW from the last look, not from now, so that a loop held up
+        (the database away, the machine paused) misses nothing meanwhile, however long; a gap
+        longer than that is looked back at in parts. And a part of a look back, each in turn:
+        to the start from a process's first look (one may have waited while no engine ran), and
+        LOOK_BACK once an EARLY_WINDOW unless a bounded one is still under way, for whatever a
+        look missed (a clock set back, a batch's look for the ids it taught failing after its
+        commit)."""
+        if self.looked_early == NEVER:
+            self.looked_back = now  # the first look back, to the start, is under way
+        else:
+            since = min(self.looked_early, now) - EARLY_WINDOW
+            held_up = since < now - 2 * EARLY_WINDOW  # one statement would read the whole gap
+            CallEvent.objects.queue_again_learned(since=now - EARLY_WINDOW if held_up else since)
+            if held_up:
+                self.looking_back.append(LookBack(until=since))
+        bounded = any(back.until is not None for back in self.looking_back)
+        if not bounded and not self.looked_back <= now < self.looked_back + EARLY_WINDOW:
+            self.looking_back.append(LookBack(until=now - LOOK_BACK))
             self.looked_back = now
         self.looked_early = now
-        if self.look_back is not None:
-            self.look_back.at = CallEvent.objects.look_back_learned(
-                before=self.look_back.at, until=self.look_back.until, part=self.look_back_part
+        if self.looking_back:
+            back = self.looking_back[0]
+            back.at = CallEvent.objects.look_back_learned(
+                before=back.at, until=back.until, part=self.look_back_part
             )
-            if self.look_back.at is None:
-                self.look_back = None
+            self.looking_back.rotate(-1)
+            if back.at is None:
+                self.looking_back.pop()
 
     def idle(self) -> None:
         """Wait for work. Listening (PostgreSQL), a stored delivery wakes the loop, so it need

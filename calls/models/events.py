@@ -141,8 +141,9 @@ class CallEventQuerySet(models.QuerySet["CallEvent"]):
     ) -> "Reached | None":
         """Queue again, as `queue_again_learned`, those of the `part` newest early deliveries
         received before `before` (from the newest, when None) and not before `until` (back to
-        the first, when None) whose id a call has now. Returns where the next part begins, None
-        when the look back is done: the newest first, as a recent one is the likeliest to match."""
+        the first, when None) whose id a call has now, the newest first (a recent one is the
+        likeliest to match). Returns the part's last delivery, for the next part to go on
+        before, or None when this part was the last."""
         early = self._early()
         if until is not None:
             early = early.filter(received_at__gte=until)
@@ -159,11 +160,12 @@ class CallEventQuerySet(models.QuerySet["CallEvent"]):
         return at
 
     def _early(self) -> "CallEventQuerySet":
-        """Deliveries with an id, applied without finding a call. (Found before written, so the
-        usual look, none found, writes nothing: on SQLite it takes no write lock.)"""
+        """Deliveries with an id, applied without finding a call."""
         return self.filter(KEYED, call=None, parse_error="").exclude(applied_at=None)
 
     def _queue_again(self, early: "CallEventQuerySet") -> int:
+        # Found before written, so the usual look (none found) writes nothing: on SQLite it
+        # takes no write lock.
         learned = early.filter(
             Exists(CallLog.objects.filter(provider_key=OuterRef("provider_key")))
         )
@@ -181,8 +183,8 @@ class Reached(NamedTuple):
 
 
 def _before(early: CallEventQuerySet, at: Reached) -> CallEventQuerySet:
-    """Those received before `at`, by time then id: deliveries received at one instant are
-    never split between two parts and skipped."""
+    """Those received before `at`, by time then id: deliveries received at one instant may
+    fall in two parts (by id), and none is skipped."""
     return early.filter(received_at__lte=at.received_at).exclude(
         received_at=at.received_at, pk__gte=at.pk
     )

@@ -1,7 +1,8 @@
 """Deliveries that came before the answer to their call's POST (calls/models/events.py
 `queue_again_learned`): no call has their id yet, so they are applied unmatched. The engine
-looks for them every LOOK_EARLY_EVERY, back EARLY_WINDOW before its last look (back to the
-start at its first), and queues again those whose id a call has now; an answer stored later than
+looks for them every LOOK_EARLY_EVERY, back EARLY_WINDOW before its last look, and looks back
+further in parts (`look_back_learned`): to the start from its first look, a day back once an
+EARLY_WINDOW. It queues again those whose id a call has now; an answer stored later than
 ANSWER_LATE after its POST began queues them itself, and so does a batch whose delivery found by
 number taught a call its id. The send path makes no statement about deliveries."""
 
@@ -124,15 +125,25 @@ def test_an_engine_held_up_by_a_database_outage_looks_back_from_its_last_look(
     answered(call)  # in time: no look of its own
     away = database_away(running, monkeypatch)
 
+    windows: list[datetime] = []
+    look = CallEventQuerySet.queue_again_learned
+
+    def window(self: CallEventQuerySet, *, since: datetime) -> int:
+        windows.append(since)
+        return look(self, since=since)
+
     away(True)
     for _ in range(5):
         clock.now += outage / 5
         assert running.step() is False
     away(False)
+    monkeypatch.setattr(CallEventQuerySet, "queue_again_learned", window)
     running.step()  # back: looks
     running.step()
 
     assert matched(call)
+    # A gap longer than the window is looked back at in parts, not read in one statement.
+    assert min(windows) >= clock.now - 2 * EARLY_WINDOW
 
 
 def test_an_engine_whose_clock_was_set_back_waits_a_look_s_interval_not_as_long(monkeypatch):
@@ -231,7 +242,7 @@ def test_an_id_too_long_for_its_column_still_matches_once_learned(make_call, lon
     apply_waiting()
 
     assert CallEvent.objects.get(body=early.decode()).call_id == call.pk
-    assert CallEvent.objects.queue_again_learned() == 0
+    assert CallEvent.objects.queue_again_learned(since=timezone.now() - LOOK_BACK) == 0
 
 
 def test_an_answer_later_than_answer_late_queues_them_again_itself(make_call):
@@ -271,8 +282,8 @@ def test_a_look_that_failed_after_its_batch_committed_is_made_by_the_next_look_b
     the commit) and the engine goes on: the look that goes back a day, once an EARLY_WINDOW,
     finds the early delivery."""
     call, clock, running = engine_running_and_early(make_call)
-    clock.now += EARLY_WINDOW + timedelta(minutes=1)
-    running.step()  # looked back: the early delivery is old now
+    long_ago = clock.now - EARLY_WINDOW - timedelta(minutes=1)  # before any window to come
+    CallEvent.objects.filter(body=BUSY.decode()).update(received_at=long_ago)
     monkeypatch.setattr(running.backoff, "failed", lambda error: None)
     look = CallEventQuerySet.queue_again_learned
 
@@ -398,7 +409,7 @@ def test_a_started_engine_looks_back_one_part_a_look(make_call):
         clock.now += LOOK_EARLY_EVERY
 
     assert matched_after == [0, 2, 4, 5]
-    assert started.look_back is None
+    assert not started.looking_back
     first_part = CallEvent.objects.filter(pk__in=pks[:2]).values_list("call__provider_id")
     assert sorted(first_part) == [("early-0",), ("early-1",)]  # the newest
 
@@ -426,3 +437,85 @@ def test_a_look_back_part_that_failed_is_made_again_not_skipped(make_call, monke
         started.step()
 
     assert CallEvent.objects.filter(pk__in=pks, call=None).count() == 0
+
+
+def kept_unmatched(n: int, days_ago: int = 2) -> None:
+    """`n` deliveries about calls not ours, kept unmatched for ever, received `days_ago`."""
+    now = timezone.now()
+    CallEvent.objects.bulk_create(
+        CallEvent(
+            source="webhook",
+            received_at=now - timedelta(days=days_ago, seconds=n),
+            body=f'{{"id": "foreign-{n}"}}',
+            dedupe_key=f"foreign-{n}",
+            provider_id=f"foreign-{n}",
+            provider_key=f"foreign-{n}",
+            applied_at=now,
+        )
+        for n in range(n)
+    )
+
+
+def taught_but_its_look_failed(running: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delivery found by the call's number teaches it its id; the batch's look for that id
+    fails after its commit, and the engine goes on."""
+    monkeypatch.setattr(running.backoff, "failed", lambda error: None)
+    look = CallEventQuerySet.queue_again_learned
+
+    def dropped(self: CallEventQuerySet, **looking: object) -> int:
+        if "keys" in looking:
+            raise OperationalError("server closed the connection unexpectedly")
+        return look(self, **looking)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as failing:
+        failing.setattr(CallEventQuerySet, "queue_again_learned", dropped)
+        CallEvent.objects.store(source="webhook", body=LOOKED_UP)
+        assert running.step() is False
+
+
+def test_a_long_look_back_to_the_start_holds_off_no_look_a_day_back(make_call, monkeypatch):
+    """The first look back reads every unmatched delivery ever kept, a part a look: however
+    long that takes, a look a day back still begins once an EARLY_WINDOW, in turns with it, so
+    what a look missed waits no longer. Scaled down: parts of 1, 1,500 deliveries kept (25
+    minutes of looks), standing for 3 million at 2,000 a part."""
+    kept_unmatched(1500)
+    call = make_call(provider_id="", status="pending")
+    clock = Clock()
+    running = Engine(Process(WorkerHeartbeat.Kind.DELIVERIES), jobs=(), now=clock, look_back_part=1)
+    running.step()  # the first look: the look back to the start begins
+    came_early(call)
+    for _ in range(int((EARLY_WINDOW + timedelta(minutes=1)) / LOOK_EARLY_EVERY)):
+        clock.now += LOOK_EARLY_EVERY
+        running.step()
+    taught_but_its_look_failed(running, monkeypatch)
+
+    for _ in range(int((EARLY_WINDOW + timedelta(minutes=1)) / LOOK_EARLY_EVERY)):
+        clock.now += LOOK_EARLY_EVERY
+        running.step()
+
+    assert any(back.until is None for back in running.looking_back)  # still under way
+    assert CallEvent.objects.get(body=BUSY.decode()).call_id == call.pk
+
+
+def test_a_look_back_to_the_start_longer_than_a_day_skips_nothing_it_began_before(
+    make_call, monkeypatch
+):
+    """A look back to the start lasting more than LOOK_BACK (86,400 parts of 2,000: 173 million
+    deliveries kept) never reads what came after it began; the looks a day back do. Scaled
+    down: parts of 1, a look an hour (each standing for 3,600 parts), 30 deliveries kept."""
+    kept_unmatched(30, days_ago=40)
+    call = make_call(provider_id="", status="pending")
+    clock = Clock()
+    running = Engine(Process(WorkerHeartbeat.Kind.DELIVERIES), jobs=(), now=clock, look_back_part=1)
+    running.step()
+    came_early(call)
+    clock.now += timedelta(hours=1)
+    running.step()
+    clock.now += timedelta(hours=1)
+    taught_but_its_look_failed(running, monkeypatch)
+
+    for _ in range(24 * 4):
+        clock.now += timedelta(hours=1)
+        running.step()
+
+    assert CallEvent.objects.get(body=BUSY.decode()).call_id == call.pk
