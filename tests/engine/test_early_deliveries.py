@@ -275,6 +275,40 @@ def test_a_clock_set_back_misses_nothing_received_meanwhile(make_call):
     assert matched(call)
 
 
+def kept_unmatched(n: int, days_ago: int = 2) -> None:
+    """`n` deliveries about calls not ours, kept unmatched for ever, received `days_ago`."""
+    now = timezone.now()
+    CallEvent.objects.bulk_create(
+        CallEvent(
+            source="webhook",
+            received_at=now - timedelta(days=days_ago, seconds=n),
+            body=f'{{"id": "foreign-{n}"}}',
+            dedupe_key=f"foreign-{n}",
+            provider_id=f"foreign-{n}",
+            provider_key=f"foreign-{n}",
+            applied_at=now,
+        )
+        for n in range(n)
+    )
+
+
+def taught_but_its_look_failed(running: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delivery found by the call's number teaches it its id; the batch's look for that id
+    fails after its commit, and the engine goes on."""
+    monkeypatch.setattr(running.backoff, "failed", lambda error: None)
+    look = CallEventQuerySet.queue_again_learned
+
+    def dropped(self: CallEventQuerySet, **looking: object) -> int:
+        if "keys" in looking:
+            raise OperationalError("server closed the connection unexpectedly")
+        return look(self, **looking)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as failing:
+        failing.setattr(CallEventQuerySet, "queue_again_learned", dropped)
+        CallEvent.objects.store(source="webhook", body=LOOKED_UP)
+        assert running.step() is False
+
+
 def test_a_look_that_failed_after_its_batch_committed_is_made_by_the_next_look_back(
     make_call, monkeypatch
 ):
@@ -284,17 +318,7 @@ def test_a_look_that_failed_after_its_batch_committed_is_made_by_the_next_look_b
     call, clock, running = engine_running_and_early(make_call)
     long_ago = clock.now - EARLY_WINDOW - timedelta(minutes=1)  # before any window to come
     CallEvent.objects.filter(body=BUSY.decode()).update(received_at=long_ago)
-    monkeypatch.setattr(running.backoff, "failed", lambda error: None)
-    look = CallEventQuerySet.queue_again_learned
-
-    def dropped(self: CallEventQuerySet, **looking: object) -> int:
-        if "keys" in looking:
-            raise OperationalError("server closed the connection unexpectedly")
-        return look(self, **looking)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(CallEventQuerySet, "queue_again_learned", dropped)
-    CallEvent.objects.store(source="webhook", body=json.dumps(push(status="BUSY")).encode())
-    assert running.step() is False  # found by number, taught the id, committed; its look failed
+    taught_but_its_look_failed(running, monkeypatch)
     clock.now += LOOK_EARLY_EVERY
     running.step()
     running.step()
@@ -437,40 +461,6 @@ def test_a_look_back_part_that_failed_is_made_again_not_skipped(make_call, monke
         started.step()
 
     assert CallEvent.objects.filter(pk__in=pks, call=None).count() == 0
-
-
-def kept_unmatched(n: int, days_ago: int = 2) -> None:
-    """`n` deliveries about calls not ours, kept unmatched for ever, received `days_ago`."""
-    now = timezone.now()
-    CallEvent.objects.bulk_create(
-        CallEvent(
-            source="webhook",
-            received_at=now - timedelta(days=days_ago, seconds=n),
-            body=f'{{"id": "foreign-{n}"}}',
-            dedupe_key=f"foreign-{n}",
-            provider_id=f"foreign-{n}",
-            provider_key=f"foreign-{n}",
-            applied_at=now,
-        )
-        for n in range(n)
-    )
-
-
-def taught_but_its_look_failed(running: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A delivery found by the call's number teaches it its id; the batch's look for that id
-    fails after its commit, and the engine goes on."""
-    monkeypatch.setattr(running.backoff, "failed", lambda error: None)
-    look = CallEventQuerySet.queue_again_learned
-
-    def dropped(self: CallEventQuerySet, **looking: object) -> int:
-        if "keys" in looking:
-            raise OperationalError("server closed the connection unexpectedly")
-        return look(self, **looking)  # type: ignore[arg-type]
-
-    with monkeypatch.context() as failing:
-        failing.setattr(CallEventQuerySet, "queue_again_learned", dropped)
-        CallEvent.objects.store(source="webhook", body=LOOKED_UP)
-        assert running.step() is False
 
 
 def test_a_long_look_back_to_the_start_holds_off_no_look_a_day_back(make_call, monkeypatch):
