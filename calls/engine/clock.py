@@ -56,6 +56,13 @@ GATHER = 0.25
 CHECKPOINT_EVERY = timedelta(seconds=1)
 
 
+def due(now: datetime, next_at: datetime, every: timedelta) -> bool:
+    """Time for a duty done once an `every`, next at `next_at`: also when the clock was set back
+    to before the last time it was done, which would otherwise put the duty off by as much (an
+    engine set back an hour would not beat for an hour, and be taken for dead)."""
+    return next_at == NEVER or not next_at - every <= now < next_at
+
+
 def ensure_schedule(jobs: Iterable[Job] = JOBS, now: datetime | None = None) -> list[str]:
     """Put every job on the schedule (due now) unless it is there; a job whose interval was
     shortened comes due no later than the new interval. Safe to run any time, anywhere."""
@@ -164,16 +171,16 @@ class Engine:
                 self.scheduled = True
             busy = self.deliveries and apply_waiting(self.batch) >= self.batch
             now = self.now()
-            if self.deliveries and not self.looked_early <= now < self.next_early:
+            if self.deliveries and due(now, self.next_early, LOOK_EARLY_EVERY):
                 self.look_early(now)
-            if now >= self.next_beat:
+            if due(now, self.next_beat, BEAT):
                 self.beat(now)
-            if now >= self.next_checkpoint:
+            if due(now, self.next_checkpoint, CHECKPOINT_EVERY):
                 self.next_checkpoint = now + CHECKPOINT_EVERY
                 checkpoint(connection)
             self.collect()
             self.record()
-            if now >= self.next_look and self.jobs:
+            if self.jobs and due(now, self.next_look, LOOK_EVERY):
                 self.start_due(now)
                 self.next_look = now + LOOK_EVERY
         except DATABASE_ERRORS as error:

@@ -224,3 +224,28 @@ def test_a_stopped_engine_lets_its_runs_end_and_removes_its_beat():
 
     assert work.runs == 1 and row("last").last_finished_at is not None
     assert not WorkerHeartbeat.objects.filter(process=stopping.process.id).exists()
+
+
+def test_an_engine_whose_clock_is_set_back_keeps_its_beat_and_its_schedule(monkeypatch):
+    """The clock set back an hour (a time sync, a machine restored): the engine still beats
+    (else it is taken for dead and its runs taken over) and still reads its schedule, at their
+    intervals, instead of waiting an hour for the clock to catch up."""
+    clock = [timezone.now()]
+    running = Engine(
+        Process(WorkerHeartbeat.Kind.ENGINE),
+        jobs=(Job("count", lambda: EVERY, Counting()),),
+        deliveries=False,
+        now=lambda: clock[0],
+    )
+    beats: list[object] = []
+    looks: list[object] = []
+    monkeypatch.setattr(Process, "beat", lambda process: beats.append(clock[0]))
+    monkeypatch.setattr(running, "start_due", looks.append)
+    running.step()
+    clock[0] -= timedelta(hours=1)
+    running.step()  # before the last time each was done: done again
+    clock[0] += timedelta(milliseconds=100)
+    running.step()  # within their intervals: not again
+
+    assert len(beats) == 2
+    assert len(looks) == 2
