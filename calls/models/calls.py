@@ -228,6 +228,17 @@ class CallLog(Playback):
         return self.status in OUTCOMES
 
     @property
+    def keys_awaited(self) -> bool:
+        """An answered flow call whose keys are still to be looked up (calls/keypresses.py):
+        as the look-ups' queue (the index call_keypresses_due) has it."""
+        return (
+            self.status == CallStatus.ANSWERED
+            and self.flow_id is not None
+            and self.keypresses_at is None
+            and self.keypress_tries < KEYPRESS_TRIES
+        )
+
+    @property
     def is_scheduled(self) -> bool:
         """A single call placed "at" a later time, its time still to come (it may be canceled)."""
         return (

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from calls.models import IvrFlow, RecordingLookup
+from calls.models import CallLog, IvrFlow, RecordingLookup
 from calls.recordings import look_up_recording
 from tests.clock import pinned, pinned_now
 from tests.helpers.campaigns import make_campaign
@@ -71,11 +71,21 @@ def test_the_call_page_shows_the_keys_and_a_player(agent_client, bridge, choices
     assert OLD not in html  # played through the portal, which picks a live link
 
 
-def test_a_call_whose_keys_are_still_looked_up_says_so(agent_client, bridge, choices_flow):
+def test_a_call_whose_keys_are_still_looked_up_says_so_and_redraws_itself(
+    agent_client, bridge, choices_flow
+):
+    """Answered, its outcome settled: the page still redraws itself until the keys are known,
+    and then stops."""
     call = answered(bridge, choices_flow)
     html = agent_client.get(call.get_absolute_url()).content.decode()
     assert "Being looked up at the provider…" in html
+    assert 'hx-trigger="every 2s"' in html
     assert "<audio" not in html  # no recording came
+
+    CallLog.objects.filter(pk=call.pk).update(keypresses="1", keypresses_at=pinned_now())
+    html = agent_client.get(call.get_absolute_url()).content.decode()
+    assert '<dd class="keypresses">1 (confirm)</dd>' in html
+    assert "hx-trigger" not in html.split('<div id="live"')[1].split(">")[0]
 
 
 def test_a_valid_link_is_followed_without_asking_the_provider(
