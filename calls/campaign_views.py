@@ -34,9 +34,15 @@ def campaign_list(request: AuthenticatedHttpRequest) -> HttpResponse:
         Campaign.objects.select_related("bridge", "flow", "audio", "created_by", "api_key")[:100]
     )
     progress, reach = Campaign.progress_of(campaigns), reach_of(campaigns)
-    rows = [(campaign, progress[campaign.pk], reach[campaign.pk]) for campaign in campaigns]
+    now = timezone.now()
+    # A running campaign whose every number waits for its calling hours says until when (a
+    # query for each running one: a few at a time).
+    rows = [
+        (campaign, progress[campaign.pk], reach[campaign.pk], held_for_hours(campaign, now))
+        for campaign in campaigns
+    ]
     # Refresh while anything moves: a running or importing campaign, calls awaiting outcomes.
-    live = any(c.is_moving or p["in_flight"] for c, p, _ in rows)
+    live = any(c.is_moving or p["in_flight"] for c, p, _, _ in rows)
     template = "calls/campaign_list.html#campaigns" if request.htmx else "calls/campaign_list.html"
     return render(request, template, {"rows": rows, "live": live})
 

@@ -613,11 +613,16 @@ def test_a_running_campaign_says_which_numbers_wait_for_their_calling_hours(supe
     assert "1 number waits for its calling hours" in page
     assert "1 other is not held up." in page
 
-    # When every number waits, there are no others to speak of.
+    listed = text_of(logged_in(supervisor).get("/campaigns/").content.decode())
+    assert "waits for calling hours" not in listed  # the other is being called
+
+    # When every number waits, there are no others to speak of; the list says so too.
     CallLog.objects.filter(campaign=campaign).update(not_before=pinned_now() + timedelta(hours=5))
     page = text_of(logged_in(supervisor).get(f"/campaigns/{campaign.pk}/").content.decode())
     assert "2 numbers wait for their calling hours" in page
     assert "not held up" not in page
+    listed = text_of(logged_in(supervisor).get("/campaigns/").content.decode())
+    assert "Running" in listed and "waits for calling hours: from " in listed
 
 
 def test_the_list_says_an_importing_campaign_is_reading_its_csv_and_refreshes_itself(
