@@ -174,3 +174,10 @@ def test_the_dashboard_tells_a_supervisor_in_words_and_an_agent_nothing(supervis
         assert "Background work is not being done" in board
         assert "No engine is running: periodic jobs and webhook outcomes wait." in board
     assert "Background work" not in text_of(logged_in(agent).get("/").content.decode())
+
+
+def test_a_browser_asking_for_favicon_ico_is_sent_to_the_portal_s_icon(client):
+    """Asked on /healthz and the API's JSON pages, before anyone logs in: no 404 logged."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    assert response["Location"].endswith(".svg") and "favicon" in response["Location"]
