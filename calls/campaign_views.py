@@ -34,11 +34,10 @@ def campaign_list(request: AuthenticatedHttpRequest) -> HttpResponse:
         Campaign.objects.select_related("bridge", "flow", "audio", "created_by", "api_key")[:100]
     )
     progress, reach = Campaign.progress_of(campaigns), reach_of(campaigns)
-    now = timezone.now()
-    # A running campaign whose every number waits for its calling hours says until when (a
-    # query for each running one: a few at a time).
+    # A running campaign whose every number waits for its calling hours says until when.
+    held = held_for_hours(campaigns, timezone.now())
     rows = [
-        (campaign, progress[campaign.pk], reach[campaign.pk], held_for_hours(campaign, now))
+        (campaign, progress[campaign.pk], reach[campaign.pk], held[campaign.pk])
         for campaign in campaigns
     ]
     # Refresh while anything moves: a running or importing campaign, calls awaiting outcomes.
@@ -107,7 +106,7 @@ def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "reach": reach_of([campaign])[campaign.pk],
         "now": timezone.now(),
         "eta": eta(campaign, timezone.now()),
-        "held": held_for_hours(campaign, timezone.now()),
+        "held": held_for_hours([campaign], timezone.now())[campaign.pk],
         "set_aside": list(campaign.set_aside_rows.select_related("campaign")[:SET_ASIDE_SHOWN]),
         "first_rows": campaign.first_rows() if draft else [],
         "never_callable": never_callable(campaign, timezone.now()) if draft else [],

@@ -229,8 +229,8 @@ class CallLog(Playback):
 
     @property
     def keys_awaited(self) -> bool:
-        """An answered flow call whose keys are still to be looked up (calls/keypresses.py):
-        as the look-ups' queue (the index call_keypresses_due) has it."""
+        """An answered flow call whose keys are still to be looked up: one row of
+        `calls.keypresses.waiting()`, the look-ups' queue, told without a query."""
         return (
             self.status == CallStatus.ANSWERED
             and self.flow_id is not None

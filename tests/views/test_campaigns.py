@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django_tasks_db.models import DBTaskResult
 
 from calls.engine.dispatch import dispatch_campaign
@@ -23,6 +25,7 @@ from tests.helpers.campaigns import (
     make_campaign,
     queued_imports,
     run_queued_imports,
+    running_campaign,
     statuses,
     upload,
 )
@@ -643,3 +646,19 @@ def test_a_campaign_id_past_the_databases_integers_is_not_found(supervisor):
 
     assert client.get(f"/campaigns/{huge}/").status_code == 404
     assert client.post(f"/campaigns/{huge}/import/cancel/").status_code == 404
+
+
+def test_the_list_reads_what_running_campaigns_wait_for_in_one_query_for_them_all(
+    supervisor, bridge, sound
+):
+    """However many campaigns run, the list asks the same number of queries."""
+    client = logged_in(supervisor)
+    running_campaign(bridge, sound)
+    with CaptureQueriesContext(connection) as one:
+        assert client.get("/campaigns/").status_code == 200
+    for _ in range(3):
+        running_campaign(bridge, sound)
+    with CaptureQueriesContext(connection) as four:
+        assert client.get("/campaigns/").status_code == 200
+
+    assert len(four.captured_queries) == len(one.captured_queries)
